@@ -1,0 +1,12 @@
+"""RNN State Explorer backend: tokenizers, recurrent language models, exact per-token traces,
+safe model bundles, analyses and figures. Never imports Streamlit."""
+from .api import LoadedModel
+from .bundle import list_models, load_model, save_bundle
+from .errors import BundleError, CorpusError, ExplorerError, InputTooLong
+from .model import LanguageModel, ModelConfig
+from .tokenizer import CharTokenizer, Token, Tokenizer, WordTokenizer
+from .trace import Trace, clip_text, trace
+
+__all__ = ["LoadedModel", "list_models", "load_model", "save_bundle", "BundleError", "CorpusError",
+           "ExplorerError", "InputTooLong", "LanguageModel", "ModelConfig", "CharTokenizer", "Token",
+           "Tokenizer", "WordTokenizer", "Trace", "clip_text", "trace"]

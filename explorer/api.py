@@ -1,0 +1,99 @@
+"""LoadedModel: a trained network with its tokenizer and card, and the questions one asks of it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .tokenizer import EOS, Token
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    lm: "LanguageModel"
+    tokenizer: object
+    card: dict
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.card.get("name") or (self.path.name if self.path else "model")
+
+    @property
+    def config(self):
+        return self.lm.config
+
+    def trace(self, text: str, **kw):
+        from .trace import trace
+        return trace(self, text, **kw)
+
+    def _ids(self, text: str) -> tuple[list[Token], torch.Tensor]:
+        toks = self.tokenizer.tokenize(text)
+        ids = [self.tokenizer.eos_id] + [t.id for t in toks]
+        return toks, torch.tensor(ids, dtype=torch.long)
+
+    @torch.no_grad()
+    def score(self, text: str) -> dict:
+        """Natural-log probability of the text, each token given the ones before it; the first
+        token is conditioned on the boundary token <eos>."""
+        return self.score_batch([text])[0]
+
+    @torch.no_grad()
+    def score_batch(self, texts: list[str], batch_size: int = 256) -> list[dict]:
+        """score() for many texts; texts of equal token length are run together."""
+        enc = [self._ids(t) for t in texts]
+        out: list[dict | None] = [None] * len(texts)
+        by_len: dict[int, list[int]] = {}
+        for j, (_, ids) in enumerate(enc):
+            by_len.setdefault(len(ids), []).append(j)
+        for n, idx in by_len.items():
+            for s in range(0, len(idx), batch_size):
+                chunk = idx[s:s + batch_size]
+                ids = torch.stack([enc[j][1] for j in chunk])            # [B, n]
+                if n == 1:
+                    lps = torch.zeros(len(chunk), 0)
+                else:
+                    logits, _ = self.lm(ids[:, :-1])
+                    lps = torch.log_softmax(logits, -1).gather(2, ids[:, 1:, None])[..., 0]
+                for r, j in enumerate(chunk):
+                    toks = enc[j][0]
+                    lp = lps[r].tolist()
+                    out[j] = {"text": texts[j], "logprob": float(sum(lp)), "n_tokens": len(toks),
+                              "n_unk": sum(t.unk for t in toks),
+                              "tokens": [{"token": t.text, "logprob": v, "unk": t.unk} for t, v in zip(toks, lp)]}
+        return out  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def next_words(self, text: str, k: int = 10) -> list[tuple[str, float]]:
+        """The k most probable next tokens after `text` (read after a boundary), with probabilities."""
+        _, ids = self._ids(text)
+        logits, _ = self.lm(ids[None])
+        p = torch.softmax(logits[0, -1], -1)
+        v, i = p.topk(max(1, min(k, p.numel())))
+        return [(self.tokenizer.itos[int(a)], float(b)) for a, b in zip(i, v)]
+
+    @torch.no_grad()
+    def generate(self, prompt: str, n: int = 20, temperature: float = 1.0, top_k: int = 0,
+                 seed: int = 0) -> list[str]:
+        """Sample n tokens after the prompt (temperature 0: greedy). <unk> is never sampled."""
+        gen = torch.Generator().manual_seed(int(seed))
+        _, ids = self._ids(prompt)
+        logits, state = self.lm(ids[None])
+        last = logits[0, -1]
+        out: list[str] = []
+        for _ in range(int(n)):
+            last = last.clone()
+            last[self.tokenizer.unk_id] = -float("inf")
+            if temperature <= 0:
+                nxt = int(last.argmax())
+            else:
+                z = last / temperature
+                if top_k and top_k > 0:
+                    kth = z.topk(min(top_k, z.numel())).values[-1]
+                    z = torch.where(z < kth, torch.full_like(z, -float("inf")), z)
+                nxt = int(torch.multinomial(torch.softmax(z, -1), 1, generator=gen))
+            out.append(self.tokenizer.itos[nxt])
+            logits, state = self.lm(torch.tensor([[nxt]]), state)
+            last = logits[0, -1]
+        return out

@@ -1,0 +1,131 @@
+"""Command line: python -m explorer {trace,score,generate,train,eval,ngram,syneval} ...
+
+Every command prints JSON on stdout. A bad argument, a missing model or unusable input prints one
+line on stderr and exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, status 2
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _positive_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{s} must be at least 1")
+    return v
+
+
+def _nonneg_float(s):
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"{s} must be at least 0")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m explorer", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("trace", help="trace a text: tokens, every layer's quantities, top-k next words")
+    t.add_argument("--model", required=True)
+    t.add_argument("text")
+    t.add_argument("--top-k", type=_positive_int, default=5)
+    t.add_argument("--no-states", action="store_true", help="omit the per-layer arrays")
+
+    s = sub.add_parser("score", help="log-probability of each line of a file")
+    s.add_argument("--model", required=True)
+    s.add_argument("file")
+
+    g = sub.add_parser("generate", help="sample a continuation of a prompt")
+    g.add_argument("--model", required=True)
+    g.add_argument("prompt")
+    g.add_argument("--n", type=_positive_int, default=20)
+    g.add_argument("--temperature", type=_nonneg_float, default=1.0)
+    g.add_argument("--top-k", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0)
+
+    tr = sub.add_parser("train", help="train a language model and write a bundle")
+    tr.add_argument("--corpus", required=True, help="a folder of .txt files or one file")
+    tr.add_argument("--split", help="split file (default: SPLITS.json in the corpus folder)")
+    tr.add_argument("--out", required=True, help="bundle folder to write")
+    tr.add_argument("--tokenizer", choices=["word", "char"], default="word")
+    tr.add_argument("--vocab-size", type=_positive_int, default=10_000)
+    tr.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
+    tr.add_argument("--emb-size", type=_positive_int, default=256)
+    tr.add_argument("--hidden-size", type=_positive_int, default=256)
+    tr.add_argument("--layers", type=_positive_int, default=2)
+    tr.add_argument("--dropout", type=_nonneg_float, default=0.3)
+    tr.add_argument("--untied", action="store_true")
+    tr.add_argument("--batch-size", type=_positive_int, default=64)
+    tr.add_argument("--bptt", type=_positive_int, default=35)
+    tr.add_argument("--lr", type=_nonneg_float, default=2e-3)
+    tr.add_argument("--clip", type=_nonneg_float, default=0.5)
+    tr.add_argument("--epochs", type=_positive_int, default=10)
+    tr.add_argument("--patience", type=_positive_int, default=2)
+    tr.add_argument("--seed", type=int, default=1234)
+    tr.add_argument("--threads", type=int, default=0)
+    tr.add_argument("--checkpoint-minutes", type=_nonneg_float, default=5.0)
+    tr.add_argument("--max-batches", type=int, default=0)
+    tr.add_argument("--dry-run", action="store_true", help="a few batches only (tests, CI)")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
+
+    e = sub.add_parser("eval", help="perplexity of a model on a split of a corpus")
+    e.add_argument("--model", required=True)
+    e.add_argument("--corpus", required=True)
+    e.add_argument("--split-file")
+    e.add_argument("--split", choices=["train", "valid", "test"], default="valid")
+
+    n = sub.add_parser("ngram", help="interpolated Kneser-Ney baseline on a model's vocabulary")
+    n.add_argument("--model", required=True, help="bundle whose tokenizer/vocabulary to use")
+    n.add_argument("--corpus", required=True)
+    n.add_argument("--split-file")
+    n.add_argument("--order", type=_positive_int, default=5)
+    n.add_argument("--record", action="store_true", help="write the result into the model's card.json")
+
+    y = sub.add_parser("syneval", help="targeted syntactic evaluation (minimal pairs)")
+    y.add_argument("--model", required=True)
+    y.add_argument("--suite", required=True, help="folder of *.jsonl(.gz) minimal-pair files")
+    y.add_argument("--max-items", type=int, default=0, help="per suite file (0: all)")
+    y.add_argument("--record", action="store_true", help="write the result into the model's card.json")
+    return p
+
+
+def main(argv=None) -> int:
+    from .errors import ExplorerError
+
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    try:
+        out = _run(args, argv)
+    except ExplorerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"error: {e.filename}: no such file", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    if out is not None:
+        print(json.dumps(out, ensure_ascii=False))
+    return 0
+
+
+def _run(args, argv):
+    from . import commands
+    return getattr(commands, f"cmd_{args.cmd}")(args, "python -m explorer " + shlex.join(argv))

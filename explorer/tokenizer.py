@@ -1,0 +1,179 @@
+"""Tokenizers: text -> tokens with character spans -> ids.
+
+Two tokenizers share one interface (`tokenize`, `encode`, `decode`, `save`, `from_dict`):
+
+* `WordTokenizer` — word level, for English prose. Case-folded; punctuation is a token of its own
+  (quotes and commas carry memory: a network can learn to track "inside a quotation"); contractions
+  and forms such as "ma'am", "don't" and "o'clock" stay whole; numbers are tokens; a paragraph break
+  becomes the boundary token ``<eos>``; words outside the vocabulary map to ``<unk>``.
+* `CharTokenizer` — one token per character (newlines of a paragraph break become ``<eos>``).
+
+Every token keeps its ``(start, end)`` character span in the original text, so a front end can
+highlight exactly the characters a token came from, whatever normalisation was applied.
+"""
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+UNK = "<unk>"
+EOS = "<eos>"
+SPECIALS = (UNK, EOS)
+
+# Typographic variants folded to one vocabulary form (the span still points at the original).
+_FOLD = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "`": "'",
+                       "\u2014": "--", "\u2013": "-"})
+
+# Order matters: the first alternative that matches at a position wins.
+_WORD_RE = re.compile(
+    r"""
+    (?P<para>\n[ \t]*\n\s*)                                  # paragraph break -> <eos>
+  | (?P<num>\d+(?:[.,:]\d+)*(?:st|nd|rd|th)?)                # 1895, 3.5, 10:30, 21st
+  | (?P<word>[^\W\d_]+(?:['\u2019][^\W\d_]+)*)               # words; don't, ma'am, o'clock
+  | (?P<dash>--+|\u2014+)                                    # em-dashes written as -- or —
+  | (?P<skip>[\s_]+)                                         # spaces; _italics_ markup
+  | (?P<other>.)                                             # any other character, one token each
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    """One token: its surface text, vocabulary form, character span and id."""
+
+    text: str          # exactly text[start:end] of the input (or "<eos>" for a boundary)
+    norm: str          # the vocabulary form that was looked up (case-folded, quotes folded)
+    start: int
+    end: int
+    id: int
+    unk: bool          # True when `norm` is not in the vocabulary (id is the <unk> id)
+    special: bool = False  # True for <eos>
+
+
+def _clean_char(ch: str) -> bool:
+    """Characters that carry no text (control characters, NUL) are not tokens."""
+    return unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn") or ch in "\n\t"
+
+
+class _Base:
+    kind = "base"
+
+    def __init__(self, vocab: Sequence[str]):
+        vocab = list(vocab)
+        for s in SPECIALS:
+            if s not in vocab:
+                raise ValueError(f"vocabulary lacks the special token {s!r}")
+        if len(set(vocab)) != len(vocab):
+            dup = [w for w, n in Counter(vocab).items() if n > 1][:5]
+            raise ValueError(f"vocabulary has repeated entries: {dup}")
+        self.itos: list[str] = vocab
+        self.stoi: dict[str, int] = {w: i for i, w in enumerate(vocab)}
+        self.unk_id = self.stoi[UNK]
+        self.eos_id = self.stoi[EOS]
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    # -- subclasses provide _pieces(text) -> iterable of (norm, start, end, is_boundary)
+    def _pieces(self, text: str):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def tokenize(self, text: str) -> list[Token]:
+        out = []
+        for norm, start, end, boundary in self._pieces(text):
+            if boundary:
+                out.append(Token(EOS, EOS, start, end, self.eos_id, False, True))
+                continue
+            i = self.stoi.get(norm)
+            out.append(Token(text[start:end], norm, start, end,
+                             self.unk_id if i is None else i, i is None))
+        return out
+
+    def encode(self, text: str) -> list[int]:
+        return [t.id for t in self.tokenize(text)]
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        return [self.itos[int(i)] for i in ids]
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "vocab": self.itos}
+
+    def save(self, path) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, ensure_ascii=False)
+
+    def pieces(self, text: str) -> list[str]:
+        """Vocabulary forms of the text, boundary tokens included (for counting)."""
+        return [EOS if b else n for n, _, _, b in self._pieces(text)]
+
+    @classmethod
+    def build(cls, texts: Iterable[str], max_size: int | None = None, min_count: int = 1, **kw):
+        """Vocabulary by frequency (ties broken alphabetically, so a build is reproducible)."""
+        tmp = cls(list(SPECIALS), **kw)
+        counts: Counter = Counter()
+        for t in texts:
+            counts.update(p for p in tmp.pieces(t) if p not in SPECIALS)
+        words = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
+        if max_size is not None:
+            room = max_size - len(SPECIALS)
+            if room < 1:
+                raise ValueError(f"vocabulary size {max_size} leaves no room beside {SPECIALS}")
+            if room > len(words):
+                raise ValueError(
+                    f"vocabulary size {max_size} is larger than the {len(words)} distinct tokens "
+                    f"(+{len(SPECIALS)} specials) in the training text; ask for at most "
+                    f"{len(words) + len(SPECIALS)}")
+            words = words[:room]
+        return cls(list(SPECIALS) + words, **kw)
+
+
+class WordTokenizer(_Base):
+    kind = "word"
+
+    def _pieces(self, text: str):
+        for m in _WORD_RE.finditer(text):
+            group = m.lastgroup
+            if group == "skip":
+                continue
+            start, end = m.span()
+            if group == "para":
+                yield EOS, start, end, True
+                continue
+            s = m.group()
+            if group == "other" and not _clean_char(s):
+                continue  # control characters, NUL, private-use: not text
+            yield s.translate(_FOLD).casefold(), start, end, False
+
+
+class CharTokenizer(_Base):
+    kind = "char"
+
+    def _pieces(self, text: str):
+        for m in re.finditer(r"\n[ \t]*\n\s*|.", text, re.DOTALL):
+            start, end = m.span()
+            s = m.group()
+            if len(s) > 1:
+                yield EOS, start, end, True
+            elif _clean_char(s):
+                yield s, start, end, False
+
+
+Tokenizer = WordTokenizer  # the default kind
+_KINDS = {"word": WordTokenizer, "char": CharTokenizer}
+
+
+def tokenizer_from_dict(d: dict) -> _Base:
+    if not isinstance(d, dict) or "vocab" not in d:
+        raise ValueError("tokenizer.json must be an object with a 'vocab' list")
+    kind = d.get("kind", "word")
+    if kind not in _KINDS:
+        raise ValueError(f"tokenizer.json: unknown kind {kind!r} (expected one of {sorted(_KINDS)})")
+    vocab = d["vocab"]
+    if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
+        raise ValueError("tokenizer.json: 'vocab' must be a list of strings")
+    return _KINDS[kind](vocab)

@@ -1,0 +1,303 @@
+"""trace(model, text) -> Trace: everything the network computes while it reads a text.
+
+Exact and fast. Each layer is run with the stock fused kernel (`torch.lstm` / `gru` / `rnn_tanh`,
+what `nn.LSTM` etc. call), one layer at a time so that every layer's outputs h are kept. The gates
+are then recomputed for all steps at once from [x_t, h_{t-1}] with one batched matrix product per
+weight matrix — no Python loop over time with an LSTMCell. The LSTM cell state needs one cheap
+element-wise recurrence, c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t, run in NumPy.
+
+Quantities are named after the terms of the equations (PyTorch's gate order is i, f, g, o), each
+an array of shape [tokens, units]:
+
+  LSTM  i_t = σ(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)      input gate
+        f_t = σ(W_if x_t + b_if + W_hf h_{t-1} + b_hf)      forget gate
+        g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)   candidate
+        o_t = σ(W_io x_t + b_io + W_ho h_{t-1} + b_ho)      output gate
+        c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t                     cell state
+        h_t = o_t ⊙ tanh(c_t)                               hidden state
+  GRU   r, z, n, h  (h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_{t-1})
+  RNN   h           (h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh))
+
+Row t holds the values after reading token t. The prediction in row t is the distribution of
+token t+1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from . import settings
+from .errors import InputTooLong
+from .tokenizer import EOS, Token
+
+QUANTITIES = {"lstm": ("h", "c", "i", "f", "g", "o"), "gru": ("h", "r", "z", "n"), "rnn": ("h",)}
+DESCRIPTIONS = {
+    "h": "hidden state h_t (the layer's output)",
+    "c": "cell state c_t (the LSTM's long-term memory)",
+    "i": "input gate i_t: how much of the candidate is written",
+    "f": "forget gate f_t: how much of c_{t-1} is kept",
+    "g": "candidate g_t: what would be written",
+    "o": "output gate o_t: how much of tanh(c_t) is shown",
+    "r": "reset gate r_t", "z": "update gate z_t", "n": "new-state candidate n_t",
+}
+RANGES = {"h": (-1.0, 1.0), "i": (0.0, 1.0), "f": (0.0, 1.0), "o": (0.0, 1.0), "g": (-1.0, 1.0),
+          "r": (0.0, 1.0), "z": (0.0, 1.0), "n": (-1.0, 1.0), "c": (None, None)}
+
+
+def _freeze(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True)
+class LayerTrace:
+    """One layer's quantities, each a read-only float32 array [tokens, units]."""
+    index: int
+    values: Mapping[str, np.ndarray]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.values[name]
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.values)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What the model computed while reading `text`. Frozen; arrays are read-only."""
+    text: str
+    cell: str
+    tokens: tuple[Token, ...]
+    layers: tuple[LayerTrace, ...]
+    vocab: Sequence[str] = field(repr=False)
+    topk_ids: np.ndarray = field(repr=False)        # [tokens, k]   most probable next tokens
+    topk_probs: np.ndarray = field(repr=False)      # [tokens, k]
+    next_prob: np.ndarray = field(repr=False)       # [tokens] P(token t+1 | ..t); NaN at the end
+    next_rank: np.ndarray = field(repr=False)       # [tokens] rank (1 = top) of token t+1; -1 at the end
+    entropy: np.ndarray = field(repr=False)         # [tokens] entropy (nats) of the next-token distribution
+    first_prob: float = float("nan")                # P(first token | carried state) when no boundary was read
+    final_state: tuple = field(default=(), repr=False)   # (h_n, c_n) or (h_n,), tensors [layers, 1, units]
+    probs: np.ndarray | None = field(default=None, repr=False)  # [tokens, vocab] on request
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def words(self) -> list[str]:
+        return [t.text for t in self.tokens]
+
+    @property
+    def surprisal(self) -> np.ndarray:
+        """-log2 P of each token given the ones before it: bits; NaN where unknown (row 0 with a boundary)."""
+        p = np.concatenate([[self.first_prob], self.next_prob[:-1]]) if len(self) else np.zeros(0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (-np.log2(p)).astype(np.float32)
+
+    def top_words(self, t: int, k: int | None = None) -> list[tuple[str, float]]:
+        k = k or self.topk_ids.shape[1]
+        return [(self.vocab[int(i)], float(p)) for i, p in zip(self.topk_ids[t, :k], self.topk_probs[t, :k])]
+
+    def state(self):
+        """The final state, to continue tracing with `trace(model, more_text, state=tr.state())`."""
+        return self.final_state
+
+    def to_frame(self):
+        """Tidy DataFrame: one row per (token, layer, quantity, unit)."""
+        import pandas as pd
+        T = len(self)
+        frames = []
+        for lay in self.layers:
+            for q, arr in lay.values.items():
+                U = arr.shape[1]
+                frames.append(pd.DataFrame({
+                    "position": np.repeat(np.arange(T), U), "token": np.repeat(self.words, U),
+                    "layer": lay.index, "quantity": q, "unit": np.tile(np.arange(U), T),
+                    "value": arr.reshape(-1)}))
+        if not frames:
+            return pd.DataFrame(columns=["position", "token", "layer", "quantity", "unit", "value"])
+        return pd.concat(frames, ignore_index=True)
+
+    def predictions_frame(self):
+        """One row per token: the token, its surprisal, the next token's probability and rank, top-1."""
+        import pandas as pd
+        return pd.DataFrame({
+            "position": np.arange(len(self)), "token": self.words,
+            "unk": [t.unk for t in self.tokens], "surprisal_bits": self.surprisal,
+            "next_prob": self.next_prob, "next_rank": self.next_rank, "entropy": self.entropy,
+            "top1": [self.vocab[int(i)] for i in self.topk_ids[:, 0]] if len(self) else []})
+
+    def to_json(self, states: bool = True, k: int | None = None) -> dict:
+        out = {
+            "text": self.text, "cell": self.cell,
+            "tokens": [{"text": t.text, "norm": t.norm, "span": [t.start, t.end], "id": t.id,
+                        "unk": t.unk, "special": t.special} for t in self.tokens],
+            "next": [{"top": [{"word": w, "prob": round(p, 6)} for w, p in self.top_words(j, k)],
+                      "actual_prob": None if np.isnan(self.next_prob[j]) else round(float(self.next_prob[j]), 6),
+                      "actual_rank": int(self.next_rank[j]) if self.next_rank[j] > 0 else None}
+                     for j in range(len(self))],
+            "surprisal_bits": [None if not np.isfinite(s) else round(float(s), 4) for s in self.surprisal],
+        }
+        if states:
+            out["layers"] = [{q: np.round(a, 5).tolist() for q, a in lay.values.items()} for lay in self.layers]
+        return out
+
+
+def _layer_params(rnn: torch.nn.Module, layer: int):
+    return [getattr(rnn, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+
+def _run_layer(cell: str, x: torch.Tensor, h0: torch.Tensor, c0, params):
+    """The fused kernel for one layer: x [1, T, in] -> out [1, T, H], h_n, c_n."""
+    if cell == "lstm":
+        out, hn, cn = torch.lstm(x, (h0, c0), params, True, 1, 0.0, False, False, True)
+        return out, hn, cn
+    fn = torch.gru if cell == "gru" else torch.rnn_tanh
+    out, hn = fn(x, h0, params, True, 1, 0.0, False, False, True)
+    return out, hn, None
+
+
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def _gates(cell, x, hprev, params):
+    """All gate pre-activations for all steps at once: [T, G*H] each from x and h_{t-1}."""
+    w_ih, w_hh, b_ih, b_hh = params
+    return torch.addmm(b_ih, x, w_ih.t()), torch.addmm(b_hh, hprev, w_hh.t())
+
+
+@torch.no_grad()
+def run_layers(lm, ids: torch.Tensor, state=None):
+    """Run the recurrent stack on ids [T]; return per-layer dicts of [T, H] numpy arrays and the final state."""
+    cfg = lm.config
+    cell, H, L = cfg.cell, cfg.hidden_size, cfg.layers
+    x = lm.embedding(ids).unsqueeze(0)           # [1, T, E]
+    state = normalize_state(cell, state) if state is not None else lm.init_state(1)
+    h_all, c_all = (state if cell == "lstm" else (state, None))
+    layers, hns, cns = [], [], []
+    for l in range(L):
+        params = _layer_params(lm.rnn, l)
+        h0 = h_all[l:l + 1].contiguous()
+        c0 = c_all[l:l + 1].contiguous() if c_all is not None else None
+        out, hn, cn = _run_layer(cell, x, h0, c0, params)
+        hns.append(hn)
+        if cn is not None:
+            cns.append(cn)
+        hseq = out[0]                                           # [T, H]
+        hprev = torch.cat([h0[0], hseq[:-1]], 0)               # h_{t-1}
+        vals = {"h": hseq.numpy()}
+        if cell in ("lstm", "gru"):
+            a_x, a_h = _gates(cell, x[0], hprev, params)
+            if cell == "lstm":
+                a = (a_x + a_h).numpy()
+                i, f, o = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H]), _sigmoid(a[:, 3 * H:])
+                g = np.tanh(a[:, 2 * H:3 * H])
+                c = np.empty_like(i)
+                prev = c0[0, 0].numpy()
+                ig = i * g
+                for t in range(len(c)):        # the one sequential part: element-wise, cheap
+                    prev = f[t] * prev + ig[t]
+                    c[t] = prev
+                vals.update(c=c, i=i, f=f, g=g, o=o)
+            else:  # GRU: PyTorch order r, z, n; n uses r ⊙ (W_hn h + b_hn)
+                ax, ah = a_x.numpy(), a_h.numpy()
+                r = _sigmoid(ax[:, :H] + ah[:, :H])
+                z = _sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H])
+                n = np.tanh(ax[:, 2 * H:] + r * ah[:, 2 * H:])
+                vals.update(r=r, z=z, n=n)
+        layers.append({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in vals.items()})
+        x = out
+    final = (torch.cat(hns, 0), torch.cat(cns, 0)) if cell == "lstm" else torch.cat(hns, 0)
+    return layers, x[0], final
+
+
+def normalize_state(cell: str, state):
+    """Accept (h, c) for an LSTM and h or (h,) for GRU/RNN; tensors [layers, 1, units]."""
+    if cell == "lstm":
+        if not (isinstance(state, (tuple, list)) and len(state) == 2):
+            raise ValueError("an LSTM state is a pair (h, c)")
+        return tuple(state)
+    if isinstance(state, (tuple, list)):
+        if len(state) != 1:
+            raise ValueError(f"a {cell.upper()} state is a single tensor h")
+        state = state[0]
+    return state
+
+
+def clip_text(text: str, limit: int | None = None) -> tuple[str, bool]:
+    """The part of `text` that trace() accepts, and whether anything was cut."""
+    limit = settings.MAX_CHARS if limit is None else limit
+    return (text, False) if len(text) <= limit else (text[:limit], True)
+
+
+@torch.no_grad()
+def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=None,
+          boundary: bool | None = None, max_chars: int | None = None) -> Trace:
+    """Trace `model` (a LoadedModel) reading `text`.
+
+    boundary: read the boundary token <eos> first (default: when no state is given), so the first
+      word is predicted as at the start of a paragraph and appears with its probability.
+    state: a state to continue from (`Trace.state()` of an earlier trace).
+    Raises InputTooLong when text is longer than max_chars (default settings.MAX_CHARS).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, not {type(text).__name__}")
+    limit = settings.MAX_CHARS if max_chars is None else max_chars
+    if len(text) > limit:
+        raise InputTooLong(len(text), limit)
+    lm, tok = model.lm, model.tokenizer
+    cfg = lm.config
+    if boundary is None:
+        boundary = state is None
+    tokens = tok.tokenize(text)
+    if boundary and not (tokens and tokens[0].special):
+        tokens = [Token(EOS, EOS, 0, 0, tok.eos_id, False, True)] + tokens
+    T = len(tokens)
+    V = cfg.vocab_size
+    k = max(1, min(top_k, V))
+    if T == 0:
+        empty = np.zeros((0, cfg.hidden_size), np.float32)
+        fs = state if state is not None else lm.init_state(1)
+        return Trace(text, cfg.cell, (), tuple(LayerTrace(l, MappingProxyType({q: _freeze(empty.copy()) for q in QUANTITIES[cfg.cell]})) for l in range(cfg.layers)),
+                     tok.itos, _freeze(np.zeros((0, k), np.int64)), _freeze(np.zeros((0, k), np.float32)),
+                     _freeze(np.zeros(0, np.float32)), _freeze(np.zeros(0, np.int64)), _freeze(np.zeros(0, np.float32)),
+                     float("nan"), fs if isinstance(fs, tuple) else (fs,), None)
+    ids = torch.tensor([t.id for t in tokens], dtype=torch.long)
+    first_prob = float("nan")
+    if state is not None and not boundary:
+        # P(first token | carried state): the previous trace's last prediction
+        st = normalize_state(cfg.cell, state)
+        h_top = (st[0] if cfg.cell == "lstm" else st)[-1, 0]
+        lp0 = torch.log_softmax(lm.decoder(h_top), -1)
+        first_prob = float(lp0[ids[0]].exp())
+    layers, top, final = run_layers(lm, ids, state)
+    logp = torch.log_softmax(lm.decoder(top), -1)           # [T, V]
+    tp, ti = logp.topk(k, dim=-1)
+    nxt = ids[1:]
+    lp_next = logp[:-1].gather(1, nxt[:, None])[:, 0]
+    rank = (logp[:-1] > lp_next[:, None]).sum(1) + 1
+    p = logp.exp()
+    entropy = -(p * logp).sum(-1)
+    next_prob = np.append(lp_next.exp().numpy(), np.nan).astype(np.float32)
+    next_rank = np.append(rank.numpy(), -1).astype(np.int64)
+    fs = final if isinstance(final, tuple) else (final,)
+    return Trace(
+        text=text, cell=cfg.cell, tokens=tuple(tokens),
+        layers=tuple(LayerTrace(l, MappingProxyType({q: _freeze(v[q]) for q in QUANTITIES[cfg.cell]}))
+                     for l, v in enumerate(layers)),
+        vocab=tok.itos, topk_ids=_freeze(ti.numpy()), topk_probs=_freeze(tp.exp().numpy()),
+        next_prob=_freeze(next_prob), next_rank=_freeze(next_rank),
+        entropy=_freeze(entropy.numpy().astype(np.float32)), first_prob=first_prob,
+        final_state=tuple(s.clone() for s in fs),
+        probs=_freeze(p.numpy()) if full_probs else None)

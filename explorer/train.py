@@ -1,0 +1,314 @@
+"""Training: word- or character-level language models with truncated BPTT.
+
+The recipe is the usual one for small LSTM language models (Zaremba et al. 2014; Merity et al.
+2018): dropout on embeddings, between layers and before the decoder; tied input/output embeddings;
+gradient-norm clipping; the learning rate divided by 4 when validation perplexity stalls; early
+stopping. A seed makes a run reproducible. A checkpoint (safetensors + JSON, no pickle) is written
+every few minutes and on Ctrl-C/SIGTERM; `resume=True` continues at the exact batch it stopped at,
+with the same carried hidden state, optimizer moments and random state.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from .bundle import save_bundle
+from .data import batchify, bptt_windows, encode_texts, read_corpus
+from .errors import CorpusError
+from .model import LanguageModel, ModelConfig, detach_state
+from .tokenizer import CharTokenizer, WordTokenizer
+
+
+@dataclass
+class TrainConfig:
+    corpus: str
+    out: str
+    split: str | None = None
+    tokenizer: str = "word"        # word | char
+    vocab_size: int = 10_000
+    cell: str = "lstm"
+    emb_size: int = 256
+    hidden_size: int = 256
+    layers: int = 2
+    dropout: float = 0.3
+    tied: bool = True
+    batch_size: int = 64
+    bptt: int = 35
+    lr: float = 2e-3               # Adam
+    clip: float = 0.5
+    epochs: int = 10
+    patience: int = 2              # epochs without a validation gain before stopping
+    lr_decay: float = 4.0
+    seed: int = 1234
+    threads: int = 0               # 0: torch's default
+    checkpoint_minutes: float = 5.0
+    dry_run: bool = False          # a few batches of everything, for tests and CI
+    max_batches: int = 0           # stop an epoch after this many batches (0: no limit)
+    resume: bool = False
+    command: str = ""
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        return ModelConfig(cell=self.cell, vocab_size=vocab_size, emb_size=self.emb_size,
+                           hidden_size=self.hidden_size, layers=self.layers,
+                           dropout=self.dropout, tied=self.tied)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5, cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    except Exception:
+        return "unknown"
+
+
+@torch.no_grad()
+def evaluate(lm: LanguageModel, data: torch.Tensor, bptt: int = 70, max_batches: int = 0) -> dict:
+    """Perplexity over a batchified stream (every token predicted from all the text before it in its row)."""
+    was = lm.training
+    lm.eval()
+    state, total, n = None, 0.0, 0
+    for b, (_, x, y) in enumerate(bptt_windows(data, bptt)):
+        if max_batches and b >= max_batches:
+            break
+        logits, state = lm(x, state)
+        total += nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1),
+                                             reduction="sum").item()
+        n += y.numel()
+    lm.train(was)
+    nll = total / max(n, 1)
+    return {"perplexity": math.exp(nll), "nll": nll, "tokens": n}
+
+
+def _ckpt_dir(cfg: TrainConfig) -> Path:
+    out = Path(cfg.out)
+    return out.with_name(out.name + ".ckpt")
+
+
+def _save_checkpoint(cfg, lm, opt, progress: dict, state) -> None:
+    d = _ckpt_dir(cfg)
+    tmp = d.with_name(d.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tensors = {f"model.{k}": v.detach().contiguous().clone() for k, v in lm.state_dict().items()
+               if not (cfg.tied and k == "decoder.weight")}
+    names = {id(p): n for n, p in lm.named_parameters()}
+    step = 0
+    for group in opt.param_groups:
+        for p in group["params"]:
+            st = opt.state.get(p, {})
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in st:
+                    tensors[f"opt.{names[id(p)]}.{key}"] = st[key].contiguous().clone()
+            if "step" in st:
+                step = float(st["step"])
+    if state is not None:
+        for j, s in enumerate(state if isinstance(state, tuple) else (state,)):
+            tensors[f"carry.{j}"] = s.detach().contiguous().clone()
+    tensors["rng.torch"] = torch.get_rng_state()
+    save_file(tensors, str(tmp / "state.safetensors"))
+    progress = dict(progress, opt_step=step, lr=opt.param_groups[0]["lr"],
+                    py_random=repr(random.getstate()), train_config=asdict(cfg))
+    (tmp / "progress.json").write_text(json.dumps(progress, indent=1))
+    shutil.rmtree(d, ignore_errors=True)
+    os.replace(tmp, d)
+
+
+def _load_checkpoint(cfg, lm, opt):
+    d = _ckpt_dir(cfg)
+    if not (d / "progress.json").exists():
+        raise CorpusError(f"--resume: no checkpoint at {d}")
+    progress = json.loads((d / "progress.json").read_text())
+    t = load_file(str(d / "state.safetensors"))
+    lm.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")}, strict=False)
+    for n, p in lm.named_parameters():
+        if f"opt.{n}.exp_avg" in t:
+            opt.state[p] = {"step": torch.tensor(progress["opt_step"]),
+                            "exp_avg": t[f"opt.{n}.exp_avg"], "exp_avg_sq": t[f"opt.{n}.exp_avg_sq"]}
+    for g in opt.param_groups:
+        g["lr"] = progress["lr"]
+    carry = [t[f"carry.{j}"] for j in range(2) if f"carry.{j}" in t]
+    state = None if not carry else (tuple(carry) if len(carry) == 2 else carry[0])
+    torch.set_rng_state(t["rng.torch"])
+    import ast
+    st = ast.literal_eval(progress["py_random"])
+    random.setstate((st[0], tuple(st[1]), st[2]))
+    return progress, state
+
+
+def train(cfg: TrainConfig, log=print) -> dict:
+    """Train, write the best model as a bundle at cfg.out after every improving epoch, return the card."""
+    t_start = time.time()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    corpus = read_corpus(cfg.corpus, cfg.split)
+    if cfg.dry_run:  # a few thousand characters of each split
+        corpus = {s: [(n, t[:20_000 if s == "train" else 5_000]) for n, t in v[:2]] for s, v in corpus.items()}
+    tok_cls = {"word": WordTokenizer, "char": CharTokenizer}[cfg.tokenizer]
+    vocab_size = cfg.vocab_size
+    try:
+        tokenizer = tok_cls.build((t for _, t in corpus["train"]),
+                                  max_size=None if cfg.dry_run else vocab_size)
+    except ValueError as e:
+        raise CorpusError(str(e)) from None
+    if cfg.dry_run:
+        tokenizer = tok_cls(tokenizer.itos[:min(len(tokenizer), vocab_size)])
+    streams = {s: encode_texts(tokenizer, corpus[s]) for s in corpus}
+    train_data = batchify(streams["train"], cfg.batch_size)
+    valid_data = batchify(streams["valid"], 10)
+    test_data = batchify(streams["test"], 10)
+    mcfg = cfg.model_config(len(tokenizer))
+    lm = LanguageModel(mcfg)
+    opt = torch.optim.Adam(lm.parameters(), lr=cfg.lr)
+    progress = {"epoch": 0, "batch": 0, "best_valid": None, "history": [], "bad_epochs": 0,
+                "train_seconds": 0.0, "tokens_seen": 0}
+    state = None
+    if cfg.resume:
+        progress, state = _load_checkpoint(cfg, lm, opt)
+        log(f"resumed at epoch {progress['epoch'] + 1}, batch {progress['batch']}")
+    epochs = 1 if cfg.dry_run else cfg.epochs
+    max_batches = 3 if cfg.dry_run else cfg.max_batches
+    n_batches = math.ceil((train_data.size(1) - 1) / cfg.bptt)
+    if max_batches:
+        n_batches = min(n_batches, max_batches)
+
+    stop = {"flag": False}
+
+    def _on_term(signum, frame):  # SIGTERM behaves like Ctrl-C: checkpoint, then stop
+        stop["flag"] = True
+
+    old_term = signal.signal(signal.SIGTERM, _on_term) if _main_thread() else None
+    last_ckpt = time.time()
+    card = None
+    try:
+        while progress["epoch"] < epochs:
+            lm.train()
+            ep = progress["epoch"]
+            bar = tqdm(total=n_batches, initial=progress["batch"], desc=f"epoch {ep + 1}/{epochs}",
+                       unit="batch", disable=cfg.dry_run or None, dynamic_ncols=True, mininterval=2)
+            t_ep = time.time()
+            tokens_ep = 0
+            for b, (i, x, y) in enumerate(bptt_windows(train_data, cfg.bptt)):
+                if b < progress["batch"]:
+                    continue
+                if b >= n_batches:
+                    break
+                if stop["flag"]:
+                    raise KeyboardInterrupt
+                state = detach_state(state) if state is not None else None
+                logits, state = lm(x, state)
+                loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(lm.parameters(), cfg.clip)
+                opt.step()
+                progress["batch"] = b + 1
+                progress["tokens_seen"] += y.numel()
+                tokens_ep += y.numel()
+                el = time.time() - t_ep
+                bar.set_postfix(loss=f"{loss.item():.3f}", ppl=f"{math.exp(loss.item()):.0f}",
+                                tok_s=f"{tokens_ep / max(el, 1e-9):.0f}", refresh=False)
+                bar.update(1)
+                if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
+                    progress["train_seconds"] += time.time() - t_start
+                    t_start = time.time()
+                    _save_checkpoint(cfg, lm, opt, progress, state)
+                    last_ckpt = time.time()
+            bar.close()
+            v = evaluate(lm, valid_data, max_batches=3 if cfg.dry_run else 0)
+            improved = progress["best_valid"] is None or v["perplexity"] < progress["best_valid"]
+            progress["history"].append({"epoch": ep + 1, "valid_perplexity": round(v["perplexity"], 3),
+                                        "lr": opt.param_groups[0]["lr"],
+                                        "seconds": round(time.time() - t_ep, 1)})
+            log(f"epoch {ep + 1}: valid perplexity {v['perplexity']:.2f}"
+                f"{' (best)' if improved else ''}, lr {opt.param_groups[0]['lr']:.2e}")
+            progress["epoch"] = ep + 1
+            progress["batch"] = 0
+            state = None
+            if improved:
+                progress["best_valid"] = v["perplexity"]
+                progress["bad_epochs"] = 0
+                progress["train_seconds"] += time.time() - t_start
+                t_start = time.time()
+                card = _card(cfg, corpus, tokenizer, lm, progress, valid=v, test=None)
+                save_bundle(cfg.out, lm, tokenizer, card)
+            else:
+                progress["bad_epochs"] += 1
+                for g in opt.param_groups:
+                    g["lr"] /= cfg.lr_decay
+                if progress["bad_epochs"] >= cfg.patience:
+                    log(f"early stop: no gain for {cfg.patience} epochs")
+                    _save_checkpoint(cfg, lm, opt, progress, state)
+                    break
+            _save_checkpoint(cfg, lm, opt, progress, state)
+            last_ckpt = time.time()
+    except KeyboardInterrupt:
+        progress["train_seconds"] += time.time() - t_start
+        _save_checkpoint(cfg, lm, opt, progress, state)
+        log(f"interrupted at epoch {progress['epoch'] + 1}, batch {progress['batch']}; checkpoint "
+            f"saved in {_ckpt_dir(cfg)}; continue with --resume")
+        raise Interrupted() from None
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+    # Final: test perplexity of the best (saved) model.
+    from .bundle import load_model
+    best = load_model(cfg.out)
+    t = evaluate(best.lm, test_data, max_batches=3 if cfg.dry_run else 0)
+    card = dict(best.card)
+    card["metrics"]["test"] = {"perplexity": round(t["perplexity"], 3), "tokens": t["tokens"]}
+    card["status"] = "complete"
+    save_bundle(cfg.out, best.lm, best.tokenizer, card)
+    return card
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def _card(cfg, corpus, tokenizer, lm, progress, valid, test) -> dict:
+    return {
+        "name": Path(cfg.out).name,
+        "description": f"{cfg.layers}-layer {cfg.cell.upper()} {cfg.tokenizer}-level language model",
+        "training": {
+            "command": cfg.command or "(called from Python)",
+            "corpus": str(cfg.corpus),
+            "split": {s: [n for n, _ in corpus[s]] for s in corpus},
+            "seed": cfg.seed,
+            "epochs_run": progress["epoch"],
+            "history": progress["history"],
+            "tokens_seen": progress["tokens_seen"],
+            "wall_seconds": round(progress["train_seconds"], 1),
+            "hardware": f"{platform.machine()} CPU, {torch.get_num_threads()} threads "
+                        f"({os.cpu_count()} cores), torch {torch.__version__}",
+            "git_commit": _git_commit(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "train_config": {k: v for k, v in asdict(cfg).items() if k not in ("command",)},
+            "dry_run": cfg.dry_run,
+        },
+        "parameters": lm.n_params(),
+        "metrics": {"valid": {"perplexity": round(valid["perplexity"], 3), "tokens": valid["tokens"]}},
+        "status": "training",
+    }
