@@ -32,7 +32,7 @@ def _state_for_saving(lm: LanguageModel) -> dict[str, torch.Tensor]:
     sd = lm.state_dict()
     if lm.config.tied:
         sd.pop("decoder.weight")  # the same tensor as embedding.weight; re-tied on load
-    return {k: v.detach().contiguous().clone() for k, v in sd.items()}
+    return {k: v.detach().cpu().contiguous().clone() for k, v in sd.items()}
 
 
 def save_bundle(path, lm: LanguageModel, tokenizer, card: dict) -> Path:

@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--max-batches", type=int, default=0)
     tr.add_argument("--dry-run", action="store_true", help="a few batches only (tests, CI)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
+    tr.add_argument("--device", default="cpu", help="cpu or cuda")
+    tr.add_argument("--max-minutes", type=_nonneg_float, default=0.0,
+                    help="stop before an epoch that would end past this many minutes")
+    tr.add_argument("--weight-decay", type=_nonneg_float, default=0.0)
 
     e = sub.add_parser("eval", help="perplexity of a model on a split of a corpus")
     e.add_argument("--model", required=True)
@@ -121,8 +125,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    if out is not None:
-        print(json.dumps(out, ensure_ascii=False))
+    try:
+        if out is not None:
+            print(json.dumps(out, ensure_ascii=False))
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stdout = None
     return 0
 
 

@@ -17,6 +17,7 @@ def cmd_train(args, command):
                       clip=args.clip, epochs=args.epochs, patience=args.patience, seed=args.seed,
                       threads=args.threads, checkpoint_minutes=args.checkpoint_minutes,
                       dry_run=args.dry_run, max_batches=args.max_batches, resume=args.resume,
+                      device=args.device, max_minutes=args.max_minutes, weight_decay=args.weight_decay,
                       command=command)
     try:
         card = train(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -38,3 +39,78 @@ def cmd_eval(args, command):
     unk = (stream == m.tokenizer.unk_id).float().mean().item()
     return {"perplexity": round(r["perplexity"], 3), "tokens": r["tokens"], "unk_rate": round(unk, 5),
             "split": args.split}
+
+
+def _load(path):
+    from .bundle import load_model
+    return load_model(path)
+
+
+def cmd_trace(args, command):
+    from .trace import trace
+    tr = trace(_load(args.model), args.text, top_k=args.top_k)
+    return tr.to_json(states=not args.no_states, k=args.top_k)
+
+
+def cmd_score(args, command):
+    from .data import read_text
+    m = _load(args.model)
+    p = Path(args.file)
+    if not p.is_file():
+        raise ExplorerError(f"{p}: no such file")
+    lines = [ln for ln in read_text(p).splitlines() if ln.strip()]
+    for r in m.score_batch(lines):
+        print(json.dumps({k: r[k] for k in ("text", "logprob", "n_tokens", "n_unk")}, ensure_ascii=False))
+    return None
+
+
+def cmd_generate(args, command):
+    m = _load(args.model)
+    words = m.generate(args.prompt, n=args.n, temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+    return {"prompt": args.prompt, "generated": words, "seed": args.seed, "temperature": args.temperature}
+
+
+def _record(model_dir, key, value):
+    """Merge a result into a bundle's card.json (atomically)."""
+    import os
+    import tempfile
+    p = Path(model_dir) / "card.json"
+    card = json.loads(p.read_text(encoding="utf-8"))
+    card.setdefault("metrics", {})[key] = value
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".card.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    os.replace(tmp, p)
+
+
+def cmd_ngram(args, command):
+    import time
+    from .data import encode_texts, read_corpus
+    from .ngram import KneserNey
+    m = _load(args.model)
+    corpus = read_corpus(args.corpus, args.split_file)
+    t0 = time.time()
+    streams = {s: encode_texts(m.tokenizer, corpus[s]).tolist() for s in ("train", "valid", "test")}
+    kn = KneserNey(args.order, len(m.tokenizer)).fit(streams["train"])
+    out = {"model": f"interpolated Kneser-Ney, order {args.order}", "order": args.order,
+           "vocab_size": len(m.tokenizer),
+           "valid": {k: round(v, 3) for k, v in kn.evaluate(streams["valid"]).items()},
+           "test": {k: round(v, 3) for k, v in kn.evaluate(streams["test"]).items()},
+           "seconds": round(time.time() - t0, 1), "command": command}
+    if args.record:
+        _record(args.model, f"ngram_order{args.order}", out)
+    return out
+
+
+def cmd_syneval(args, command):
+    from .evals import agreement_pairs, bartender_margin, minimal_pairs, run_suite_folder
+    m = _load(args.model)
+    out = {"syneval": run_suite_folder(m, args.suite, args.max_items),
+           "agreement": minimal_pairs(m, agreement_pairs()),
+           "bartender": bartender_margin(m), "command": command}
+    if args.record:
+        _record(args.model, "syneval", {k: v for k, v in out["syneval"].items() if k != "conditions"}
+                | {"conditions": out["syneval"]["conditions"], "command": command})
+        _record(args.model, "agreement_pairs", out["agreement"])
+        _record(args.model, "bartender", out["bartender"])
+    return out

@@ -85,7 +85,7 @@ class Trace:
     topk_probs: np.ndarray = field(repr=False)      # [tokens, k]
     next_prob: np.ndarray = field(repr=False)       # [tokens] P(token t+1 | ..t); NaN at the end
     next_rank: np.ndarray = field(repr=False)       # [tokens] rank (1 = top) of token t+1; -1 at the end
-    entropy: np.ndarray = field(repr=False)         # [tokens] entropy (nats) of the next-token distribution
+    entropy: np.ndarray | None = field(repr=False)  # [tokens] entropy (nats) of the next distribution, on request
     first_prob: float = float("nan")                # P(first token | carried state) when no boundary was read
     final_state: tuple = field(default=(), repr=False)   # (h_n, c_n) or (h_n,), tensors [layers, 1, units]
     probs: np.ndarray | None = field(default=None, repr=False)  # [tokens, vocab] on request
@@ -134,7 +134,7 @@ class Trace:
         return pd.DataFrame({
             "position": np.arange(len(self)), "token": self.words,
             "unk": [t.unk for t in self.tokens], "surprisal_bits": self.surprisal,
-            "next_prob": self.next_prob, "next_rank": self.next_rank, "entropy": self.entropy,
+            "next_prob": self.next_prob, "next_rank": self.next_rank,
             "top1": [self.vocab[int(i)] for i in self.topk_ids[:, 0]] if len(self) else []})
 
     def to_json(self, states: bool = True, k: int | None = None) -> dict:
@@ -167,19 +167,16 @@ def _run_layer(cell: str, x: torch.Tensor, h0: torch.Tensor, c0, params):
     return out, hn, None
 
 
-def _sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
-
-
-def _gates(cell, x, hprev, params):
-    """All gate pre-activations for all steps at once: [T, G*H] each from x and h_{t-1}."""
+def _preactivations(x: torch.Tensor, hprev: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gate pre-activations for all steps at once: W_ih x_t + b_ih and W_hh h_{t-1} + b_hh, [T, G*H]."""
     w_ih, w_hh, b_ih, b_hh = params
     return torch.addmm(b_ih, x, w_ih.t()), torch.addmm(b_hh, hprev, w_hh.t())
 
 
 @torch.no_grad()
 def run_layers(lm, ids: torch.Tensor, state=None):
-    """Run the recurrent stack on ids [T]; return per-layer dicts of [T, H] numpy arrays and the final state."""
+    """Run the recurrent stack on ids [T]; return per-layer dicts of [T, H] numpy arrays, the top
+    layer's outputs [T, H] (a tensor) and the final state."""
     cfg = lm.config
     cell, H, L = cfg.cell, cfg.hidden_size, cfg.layers
     x = lm.embedding(ids).unsqueeze(0)           # [1, T, E]
@@ -195,27 +192,28 @@ def run_layers(lm, ids: torch.Tensor, state=None):
         if cn is not None:
             cns.append(cn)
         hseq = out[0]                                           # [T, H]
-        hprev = torch.cat([h0[0], hseq[:-1]], 0)               # h_{t-1}
         vals = {"h": hseq.numpy()}
         if cell in ("lstm", "gru"):
-            a_x, a_h = _gates(cell, x[0], hprev, params)
+            hprev = torch.cat([h0[0], hseq[:-1]], 0)           # h_{t-1}
+            a_x, a_h = _preactivations(x[0], hprev, params)
             if cell == "lstm":
-                a = (a_x + a_h).numpy()
-                i, f, o = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H]), _sigmoid(a[:, 3 * H:])
-                g = np.tanh(a[:, 2 * H:3 * H])
-                c = np.empty_like(i)
-                prev = c0[0, 0].numpy()
+                a = a_x.add_(a_h)
+                gi = torch.sigmoid(a[:, :2 * H])               # i, f
+                g = torch.tanh(a[:, 2 * H:3 * H]).numpy()
+                o = torch.sigmoid(a[:, 3 * H:]).numpy()
+                i, f = gi[:, :H].numpy(), gi[:, H:].numpy()
                 ig = i * g
+                c = np.empty_like(ig)
+                prev = c0[0, 0].numpy()
                 for t in range(len(c)):        # the one sequential part: element-wise, cheap
                     prev = f[t] * prev + ig[t]
                     c[t] = prev
                 vals.update(c=c, i=i, f=f, g=g, o=o)
-            else:  # GRU: PyTorch order r, z, n; n uses r ⊙ (W_hn h + b_hn)
-                ax, ah = a_x.numpy(), a_h.numpy()
-                r = _sigmoid(ax[:, :H] + ah[:, :H])
-                z = _sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H])
-                n = np.tanh(ax[:, 2 * H:] + r * ah[:, 2 * H:])
-                vals.update(r=r, z=z, n=n)
+            else:  # GRU (PyTorch order r, z, n): n_t = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
+                rz = torch.sigmoid(a_x[:, :2 * H] + a_h[:, :2 * H])
+                r = rz[:, :H]
+                n = torch.tanh(a_x[:, 2 * H:] + r * a_h[:, 2 * H:])
+                vals.update(r=r.numpy(), z=rz[:, H:].numpy(), n=n.numpy())
         layers.append({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in vals.items()})
         x = out
     final = (torch.cat(hns, 0), torch.cat(cns, 0)) if cell == "lstm" else torch.cat(hns, 0)
@@ -243,12 +241,14 @@ def clip_text(text: str, limit: int | None = None) -> tuple[str, bool]:
 
 @torch.no_grad()
 def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=None,
-          boundary: bool | None = None, max_chars: int | None = None) -> Trace:
+          boundary: bool | None = None, max_chars: int | None = None, entropy: bool = False) -> Trace:
     """Trace `model` (a LoadedModel) reading `text`.
 
     boundary: read the boundary token <eos> first (default: when no state is given), so the first
       word is predicted as at the start of a paragraph and appears with its probability.
     state: a state to continue from (`Trace.state()` of an earlier trace).
+    full_probs / entropy: also keep the whole next-token distribution / its entropy (one more pass
+      over [tokens, vocab] each; off by default to keep a trace close to the cost of a forward pass).
     Raises InputTooLong when text is longer than max_chars (default settings.MAX_CHARS).
     """
     if not isinstance(text, str):
@@ -271,7 +271,7 @@ def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=
         fs = state if state is not None else lm.init_state(1)
         return Trace(text, cfg.cell, (), tuple(LayerTrace(l, MappingProxyType({q: _freeze(empty.copy()) for q in QUANTITIES[cfg.cell]})) for l in range(cfg.layers)),
                      tok.itos, _freeze(np.zeros((0, k), np.int64)), _freeze(np.zeros((0, k), np.float32)),
-                     _freeze(np.zeros(0, np.float32)), _freeze(np.zeros(0, np.int64)), _freeze(np.zeros(0, np.float32)),
+                     _freeze(np.zeros(0, np.float32)), _freeze(np.zeros(0, np.int64)), None,
                      float("nan"), fs if isinstance(fs, tuple) else (fs,), None)
     ids = torch.tensor([t.id for t in tokens], dtype=torch.long)
     first_prob = float("nan")
@@ -286,9 +286,15 @@ def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=
     tp, ti = logp.topk(k, dim=-1)
     nxt = ids[1:]
     lp_next = logp[:-1].gather(1, nxt[:, None])[:, 0]
-    rank = (logp[:-1] > lp_next[:, None]).sum(1) + 1
-    p = logp.exp()
-    entropy = -(p * logp).sum(-1)
+    # rank = 1 + #tokens more probable. Where the next token is in the top k its rank is its place
+    # there; only the other rows need a pass over the whole vocabulary.
+    hit = ti[:-1] == nxt[:, None]
+    rank = torch.where(hit.any(1), hit.int().argmax(1) + 1, 0)
+    miss = (rank == 0).nonzero()[:, 0]
+    if len(miss):
+        rank[miss] = (logp[miss] > lp_next[miss, None]).sum(1) + 1
+    p = logp.exp() if (full_probs or entropy) else None
+    ent = (-torch.bmm(p[:, None, :], logp[:, :, None])[:, 0, 0]).numpy().astype(np.float32) if entropy else None
     next_prob = np.append(lp_next.exp().numpy(), np.nan).astype(np.float32)
     next_rank = np.append(rank.numpy(), -1).astype(np.int64)
     fs = final if isinstance(final, tuple) else (final,)
@@ -298,6 +304,6 @@ def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=
                      for l, v in enumerate(layers)),
         vocab=tok.itos, topk_ids=_freeze(ti.numpy()), topk_probs=_freeze(tp.exp().numpy()),
         next_prob=_freeze(next_prob), next_rank=_freeze(next_rank),
-        entropy=_freeze(entropy.numpy().astype(np.float32)), first_prob=first_prob,
+        entropy=_freeze(ent) if ent is not None else None, first_prob=first_prob,
         final_state=tuple(s.clone() for s in fs),
         probs=_freeze(p.numpy()) if full_probs else None)

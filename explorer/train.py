@@ -61,6 +61,9 @@ class TrainConfig:
     dry_run: bool = False          # a few batches of everything, for tests and CI
     max_batches: int = 0           # stop an epoch after this many batches (0: no limit)
     resume: bool = False
+    device: str = "cpu"            # cpu | cuda
+    max_minutes: float = 0.0       # stop before an epoch that would end past this budget (0: none)
+    weight_decay: float = 0.0
     command: str = ""
 
     def model_config(self, vocab_size: int) -> ModelConfig:
@@ -75,10 +78,15 @@ class Interrupted(Exception):
 
 def _git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5, cwd=Path(__file__).parent).stdout.strip() or "unknown"
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=Path(__file__).parent).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5, cwd=Path(__file__).parent).stdout.strip()
     except Exception:
         return "unknown"
+    if len(out) != 40:
+        return "unknown (not a git checkout)"
+    return out + (" (with uncommitted changes)" if dirty else "")
 
 
 @torch.no_grad()
@@ -109,7 +117,7 @@ def _save_checkpoint(cfg, lm, opt, progress: dict, state) -> None:
     tmp = d.with_name(d.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    tensors = {f"model.{k}": v.detach().contiguous().clone() for k, v in lm.state_dict().items()
+    tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in lm.state_dict().items()
                if not (cfg.tied and k == "decoder.weight")}
     names = {id(p): n for n, p in lm.named_parameters()}
     step = 0
@@ -118,12 +126,12 @@ def _save_checkpoint(cfg, lm, opt, progress: dict, state) -> None:
             st = opt.state.get(p, {})
             for key in ("exp_avg", "exp_avg_sq"):
                 if key in st:
-                    tensors[f"opt.{names[id(p)]}.{key}"] = st[key].contiguous().clone()
+                    tensors[f"opt.{names[id(p)]}.{key}"] = st[key].cpu().contiguous().clone()
             if "step" in st:
                 step = float(st["step"])
     if state is not None:
         for j, s in enumerate(state if isinstance(state, tuple) else (state,)):
-            tensors[f"carry.{j}"] = s.detach().contiguous().clone()
+            tensors[f"carry.{j}"] = s.detach().cpu().contiguous().clone()
     tensors["rng.torch"] = torch.get_rng_state()
     save_file(tensors, str(tmp / "state.safetensors"))
     progress = dict(progress, opt_step=step, lr=opt.param_groups[0]["lr"],
@@ -138,7 +146,7 @@ def _load_checkpoint(cfg, lm, opt):
     if not (d / "progress.json").exists():
         raise CorpusError(f"--resume: no checkpoint at {d}")
     progress = json.loads((d / "progress.json").read_text())
-    t = load_file(str(d / "state.safetensors"))
+    t = load_file(str(d / "state.safetensors"), device=cfg.device)
     lm.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")}, strict=False)
     for n, p in lm.named_parameters():
         if f"opt.{n}.exp_avg" in t:
@@ -148,7 +156,7 @@ def _load_checkpoint(cfg, lm, opt):
         g["lr"] = progress["lr"]
     carry = [t[f"carry.{j}"] for j in range(2) if f"carry.{j}" in t]
     state = None if not carry else (tuple(carry) if len(carry) == 2 else carry[0])
-    torch.set_rng_state(t["rng.torch"])
+    torch.set_rng_state(t["rng.torch"].cpu())
     import ast
     st = ast.literal_eval(progress["py_random"])
     random.setstate((st[0], tuple(st[1]), st[2]))
@@ -175,12 +183,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if cfg.dry_run:
         tokenizer = tok_cls(tokenizer.itos[:min(len(tokenizer), vocab_size)])
     streams = {s: encode_texts(tokenizer, corpus[s]) for s in corpus}
-    train_data = batchify(streams["train"], cfg.batch_size)
-    valid_data = batchify(streams["valid"], 10)
-    test_data = batchify(streams["test"], 10)
+    dev = torch.device(cfg.device)
+    train_data = batchify(streams["train"], cfg.batch_size).to(dev)
+    valid_data = batchify(streams["valid"], 10).to(dev)
+    test_data = batchify(streams["test"], 10).to(dev)
     mcfg = cfg.model_config(len(tokenizer))
-    lm = LanguageModel(mcfg)
-    opt = torch.optim.Adam(lm.parameters(), lr=cfg.lr)
+    lm = LanguageModel(mcfg).to(dev)
+    opt = torch.optim.Adam(lm.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     progress = {"epoch": 0, "batch": 0, "best_valid": None, "history": [], "bad_epochs": 0,
                 "train_seconds": 0.0, "tokens_seen": 0}
     state = None
@@ -202,11 +211,18 @@ def train(cfg: TrainConfig, log=print) -> dict:
     last_ckpt = time.time()
     card = None
     try:
+        t_budget = time.time()
         while progress["epoch"] < epochs:
+            if cfg.max_minutes and progress["history"]:
+                last = progress["history"][-1]["seconds"]
+                if time.time() - t_budget + last > cfg.max_minutes * 60:
+                    log(f"stopping: another epoch would pass the {cfg.max_minutes:g}-minute budget")
+                    progress["stopped"] = "time budget"
+                    break
             lm.train()
             ep = progress["epoch"]
             bar = tqdm(total=n_batches, initial=progress["batch"], desc=f"epoch {ep + 1}/{epochs}",
-                       unit="batch", disable=cfg.dry_run or None, dynamic_ncols=True, mininterval=2)
+                       unit="batch", disable=cfg.dry_run, dynamic_ncols=False, ncols=110, mininterval=10)
             t_ep = time.time()
             tokens_ep = 0
             for b, (i, x, y) in enumerate(bptt_windows(train_data, cfg.bptt)):
@@ -275,10 +291,15 @@ def train(cfg: TrainConfig, log=print) -> dict:
     # Final: test perplexity of the best (saved) model.
     from .bundle import load_model
     best = load_model(cfg.out)
+    best.lm.to(dev)
     t = evaluate(best.lm, test_data, max_batches=3 if cfg.dry_run else 0)
+    best.lm.cpu()
     card = dict(best.card)
     card["metrics"]["test"] = {"perplexity": round(t["perplexity"], 3), "tokens": t["tokens"]}
     card["status"] = "complete"
+    card["training"]["stopped_because"] = progress.get("stopped") or (
+        "early stopping" if progress["bad_epochs"] >= cfg.patience else "epoch limit")
+    card["training"]["epochs_total"] = progress["epoch"]
     save_bundle(cfg.out, best.lm, best.tokenizer, card)
     return card
 
@@ -301,7 +322,8 @@ def _card(cfg, corpus, tokenizer, lm, progress, valid, test) -> dict:
             "history": progress["history"],
             "tokens_seen": progress["tokens_seen"],
             "wall_seconds": round(progress["train_seconds"], 1),
-            "hardware": f"{platform.machine()} CPU, {torch.get_num_threads()} threads "
+            "hardware": (f"{torch.cuda.get_device_name()} GPU, " if cfg.device.startswith("cuda") else "")
+                        + f"{platform.machine()} CPU, {torch.get_num_threads()} threads "
                         f"({os.cpu_count()} cores), torch {torch.__version__}",
             "git_commit": _git_commit(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -1,0 +1,28 @@
+"""RNN State Explorer: the Streamlit front end.  Run:  streamlit run app.py
+
+The entrypoint sets the page up, draws the shared model sidebar (kept across pages) and hands over to
+the page chosen in the navigation. Pages live in ui/; shared helpers in ui/common.py. The front end
+only wires widgets to `explorer` calls: every number and figure comes from explorer/.
+"""
+import streamlit as st
+
+from ui import common
+
+st.set_page_config(page_title="RNN State Explorer", page_icon=":material/neurology:", layout="wide",
+                   initial_sidebar_state="expanded")
+
+# Sections of the navigation. New pages (Contrast, Memory, Lesson, ...) are added here; each page is
+# a script in ui/ that starts with `ctx = common.require_model()`.
+PAGES = {
+    "Explore": [
+        st.Page("ui/explore.py", title="Explore", icon=":material/visibility:", default=True),
+    ],
+    "Help": [
+        st.Page("ui/guide.py", title="How to read it", icon=":material/menu_book:"),
+    ],
+}
+
+page = st.navigation(PAGES, position="sidebar")
+with common.guard("the sidebar"):
+    common.model_sidebar()
+page.run()

@@ -1,0 +1,81 @@
+"""Small helpers shared by the analyses: token ids as the trace reads them, word lookup, the
+next-word distribution at a row of a trace, and a grad-safe forward from embeddings."""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+
+from ..tokenizer import EOS, Token
+
+
+def boundary_token(tok) -> Token:
+    return Token(EOS, EOS, 0, 0, tok.eos_id, False, True)
+
+
+def tokens_for(model, text: str, boundary: bool = True) -> list[Token]:
+    """The tokens trace() reads for `text` (the boundary <eos> first, as trace does by default)."""
+    tok = model.tokenizer
+    toks = tok.tokenize(text)
+    if boundary and not (toks and toks[0].special):
+        toks = [boundary_token(tok)] + toks
+    return toks
+
+
+def word_id(model, word: str) -> int | None:
+    """Vocabulary id of `word` as the tokenizer normalises it; None when it is not one known token."""
+    tok = model.tokenizer
+    if word in tok.stoi:
+        return tok.stoi[word]
+    pieces = tok.tokenize(word)
+    if len(pieces) != 1 or pieces[0].unk:
+        return None
+    return pieces[0].id
+
+
+def require_word_id(model, word: str) -> int:
+    i = word_id(model, word)
+    if i is None:
+        pieces = [p.norm for p in model.tokenizer.tokenize(word)]
+        why = "is not in the vocabulary" if len(pieces) == 1 else f"is {len(pieces)} tokens {pieces}, not one"
+        raise ValueError(f"{word!r} {why}")
+    return i
+
+
+@torch.no_grad()
+def next_log_probs(model, tr, t: int) -> np.ndarray:
+    """log P(· | tokens ≤ t) as float64 [vocab], from the top layer's h in row t of the trace."""
+    h = torch.tensor(np.array(tr.layers[-1].h[t]))
+    return torch.log_softmax(model.lm.decoder(h).double(), -1).numpy()
+
+
+def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.asarray(a, np.float64).ravel()
+    b = np.asarray(b, np.float64).ravel()
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 or nb == 0:
+        return float("nan") if na == nb == 0 else 1.0
+    return float(1.0 - a @ b / (na * nb))
+
+
+@contextlib.contextmanager
+def _no_cudnn(x: torch.Tensor):
+    """cuDNN refuses RNN backward in eval mode; the fallback kernels do not. The flag is global,
+    so it is only touched when the tensor is on a GPU (never on the CPU path the app uses)."""
+    if x.is_cuda:
+        with torch.backends.cudnn.flags(enabled=False):
+            yield
+    else:
+        yield
+
+
+def logprob_from_embeddings(lm, emb: torch.Tensor, target: int) -> torch.Tensor:
+    """emb [B, T, E] -> log P(target | the T embedded tokens) [B], differentiable w.r.t. emb only.
+
+    Runs the stock recurrent module forward; the model's parameters are never given gradients
+    (callers use torch.autograd.grad with respect to `emb`)."""
+    with _no_cudnn(emb):
+        out, _ = lm.rnn(emb)
+    logits = lm.decoder(out[:, -1])
+    return torch.log_softmax(logits, -1)[:, target]

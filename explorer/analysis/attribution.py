@@ -1,0 +1,156 @@
+"""Which earlier tokens made the model expect a word? Attribution of log P(word | tokens ≤ t).
+
+For a row t of the trace (the state after reading token t) and a candidate next word w, the score of
+token k ≤ t says how much it contributed to f = log P(w | tokens 0..t). Three methods:
+
+* gradient × input: Σ_e x_{k,e} ∂f/∂x_{k,e} on the token embeddings x (first-order, cheap).
+* integrated gradients (Sundararajan et al. 2017): (x_k − b_k) · ∫_0^1 ∂f/∂x_k(b + α(x − b)) dα,
+  here with Gauss–Legendre quadrature. Completeness: Σ_k IG_k = f(x) − f(b) up to quadrature error,
+  which `Attribution.completeness_error` reports.
+* occlusion: f(x) − f(x with token k replaced by <unk>). Needs no gradient; works for any model.
+
+Safe on a model shared between threads (Streamlit sessions): gradients are taken only with
+`torch.autograd.grad` with respect to an embedding tensor created here; no `.backward()`, no
+parameter `.grad`, no hooks, no change to train/eval mode. Grad mode is thread-local in PyTorch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ._common import logprob_from_embeddings, require_word_id, tokens_for
+
+METHODS = ("grad_x_input", "integrated_gradients", "occlusion")
+LABELS = {"grad_x_input": "gradient × input", "integrated_gradients": "integrated gradients",
+          "occlusion": "occlusion (<unk>)"}
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Scores of tokens 0..step for log P(target | tokens ≤ step). Arrays are float64 [step + 1]."""
+    text: str
+    tokens: tuple[str, ...]
+    special: tuple[bool, ...]
+    step: int
+    target: str
+    target_id: int
+    logprob: float                          # f(x) = log P(target | tokens ≤ step)
+    scores: Mapping[str, np.ndarray] = field(repr=False)
+    baseline: str = "zeros"                 # IG baseline: "zeros" or "unk" embeddings at every position
+    baseline_logprob: float = float("nan")  # f(b)
+    ig_steps: int = 0
+
+    @property
+    def prob(self) -> float:
+        return float(np.exp(self.logprob))
+
+    @property
+    def completeness_error(self) -> float:
+        """Σ IG − (f(x) − f(b)); small when the quadrature is fine enough."""
+        ig = self.scores.get("integrated_gradients")
+        if ig is None:
+            return float("nan")
+        return float(ig.sum() - (self.logprob - self.baseline_logprob))
+
+    def frame(self):
+        """One row per token: position, token, and a column per method."""
+        import pandas as pd
+        d = {"position": np.arange(self.step + 1), "token": list(self.tokens), "special": list(self.special)}
+        d.update({m: v for m, v in self.scores.items()})
+        return pd.DataFrame(d)
+
+    def top(self, method: str = "integrated_gradients", n: int = 5) -> list[tuple[int, str, float]]:
+        """The n tokens with the largest positive scores: (position, token, score)."""
+        s = np.nan_to_num(self.scores[method], nan=-np.inf)
+        order = np.argsort(-s, kind="stable")[:n]
+        return [(int(k), self.tokens[k], float(self.scores[method][k])) for k in order]
+
+
+def _gauss_legendre(n: int):
+    x, w = np.polynomial.legendre.leggauss(n)
+    return (x + 1) / 2, w / 2            # nodes and weights on [0, 1]
+
+
+def _grad(lm, path: torch.Tensor, target: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """f and ∂f/∂path for a batch of embedded sequences [B, T, E]."""
+    path = path.detach().requires_grad_(True)
+    with torch.enable_grad():
+        f = logprob_from_embeddings(lm, path, target)
+        (g,) = torch.autograd.grad(f.sum(), path)
+    return f.detach(), g
+
+
+def attribute(model, text: str, step: int | None = None, word: str | None = None, *,
+              methods: Sequence[str] = METHODS, ig_steps: int = 64, baseline: str = "zeros",
+              internal_batch_size: int = 64) -> Attribution:
+    """Attribute log P(word | tokens ≤ step) to the tokens 0..step of `text` (read after <eos>).
+
+    step: a row of trace(model, text) (default: the last token, i.e. the prediction after the text).
+    word: the candidate next word (default: the model's most probable word there, <unk> excluded).
+    """
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
+    if baseline not in ("zeros", "unk"):
+        raise ValueError("baseline must be 'zeros' or 'unk'")
+    if ig_steps < 1:
+        raise ValueError("ig_steps must be at least 1")
+    lm, tok = model.lm, model.tokenizer
+    toks = tokens_for(model, text)
+    T = len(toks)
+    if step is None:
+        step = T - 1
+    if not -T <= step < T:
+        raise IndexError(f"step {step} is outside the {T} tokens")
+    step = step % T
+    toks = toks[: step + 1]
+    ids = torch.tensor([t.id for t in toks], dtype=torch.long)
+    with torch.no_grad():
+        x = lm.embedding(ids).detach()[None]                   # [1, T, E]
+        if word is None:
+            out, _ = lm.rnn(x)
+            lp = torch.log_softmax(lm.decoder(out[0, -1]), -1)
+            lp[tok.unk_id] = -float("inf")
+            target = int(lp.argmax())
+        else:
+            target = require_word_id(model, word)
+    scores: dict[str, np.ndarray] = {}
+    f_x, g_x = _grad(lm, x, target)
+    if "grad_x_input" in methods:
+        scores["grad_x_input"] = (g_x[0] * x[0]).sum(-1).double().numpy()
+    f_b = float("nan")
+    if "integrated_gradients" in methods:
+        with torch.no_grad():
+            b = (torch.zeros_like(x) if baseline == "zeros"
+                 else lm.embedding(torch.full_like(ids, tok.unk_id))[None].detach())
+        alphas, weights = _gauss_legendre(ig_steps)
+        total = torch.zeros(x.shape[1:], dtype=torch.float64)
+        for s in range(0, ig_steps, internal_batch_size):
+            a = torch.tensor(alphas[s:s + internal_batch_size], dtype=x.dtype)[:, None, None]
+            w = torch.tensor(weights[s:s + internal_batch_size], dtype=torch.float64)[:, None, None]
+            _, g = _grad(lm, b + a * (x - b), target)
+            total += (g.double() * w).sum(0)
+        scores["integrated_gradients"] = (total * (x - b)[0].double()).sum(-1).numpy()
+        with torch.no_grad():
+            f_b = float(logprob_from_embeddings(lm, b, target)[0])
+    if "occlusion" in methods:
+        occ = np.full(len(toks), np.nan)
+        pos = [k for k, t in enumerate(toks) if not t.special]
+        if pos:
+            batch = ids.repeat(len(pos), 1)
+            batch[torch.arange(len(pos)), torch.tensor(pos)] = tok.unk_id
+            with torch.no_grad():
+                f_o = logprob_from_embeddings(lm, lm.embedding(batch), target).double().numpy()
+            occ[pos] = float(f_x[0]) - f_o
+        scores["occlusion"] = occ
+    scores = {m: scores[m] for m in METHODS if m in scores}
+    for v in scores.values():
+        v.setflags(write=False)
+    return Attribution(text=text, tokens=tuple(t.text for t in toks), special=tuple(t.special for t in toks),
+                       step=step, target=tok.itos[target], target_id=target, logprob=float(f_x[0]),
+                       scores=MappingProxyType(scores), baseline=baseline, baseline_logprob=f_b,
+                       ig_steps=ig_steps if "integrated_gradients" in methods else 0)

@@ -1,0 +1,302 @@
+"""Figures for the analyses: pure functions, data in, plotly go.Figure out (no Streamlit).
+
+Conventions (see docs/HOUSE.md "Traps"):
+* tokens sit at integer x positions with tickvals/ticktext, so a repeated word ("the", ",") keeps
+  its own column instead of being merged by a categorical axis;
+* signed quantities use a diverging scale centred at 0 (zmid=0) with a fixed symmetric range, so a
+  colour means the same value in every step and in both panes of a comparison;
+* each builder that colours tokens has a *_data twin returning the DataFrame behind it.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+DIVERGING = "RdBu_r"          # negative blue, 0 white, positive red
+SEQUENTIAL = "Viridis"
+_NEG, _MID, _POS = (33, 102, 172), (247, 247, 247), (178, 24, 43)
+FONT = dict(size=16)          # readable on a projector
+
+
+def _layout(fig: go.Figure, title: str | None = None, height: int | None = None, **kw) -> go.Figure:
+    fig.update_layout(title=title, font=FONT, margin=dict(l=60, r=20, t=60 if title else 20, b=60),
+                      template="plotly_white", **({"height": height} if height else {}), **kw)
+    return fig
+
+
+def _ticks(tokens: Sequence[str]) -> dict:
+    return dict(tickmode="array", tickvals=list(range(len(tokens))), ticktext=[_label(t) for t in tokens])
+
+
+def _label(t: str) -> str:
+    return t.replace("\n", "⏎") if t else "·"
+
+
+def _sym(values, vmax: float | None) -> float:
+    if vmax is not None:
+        return float(vmax)
+    a = np.abs(np.asarray(values, np.float64))
+    a = a[np.isfinite(a)]
+    m = float(a.max()) if a.size else 0.0
+    return m if m > 0 else 1.0
+
+
+# ----------------------------------------------------------------------------------- token colours
+
+def token_colors(values, vmax: float | None = None) -> list[str]:
+    """Background colour of each token for a signed score: blue < 0 < red, white at 0, fixed range
+    [-vmax, vmax] (default the largest |value|). NaN (e.g. the boundary token) is light grey."""
+    vmax = _sym(values, vmax)
+    out = []
+    for v in np.asarray(values, np.float64):
+        if not np.isfinite(v):
+            out.append("#e0e0e0")
+            continue
+        s = float(np.clip(v / vmax, -1, 1))
+        end = _POS if s >= 0 else _NEG
+        rgb = [round(m + abs(s) * (e - m)) for m, e in zip(_MID, end)]
+        out.append("#{:02x}{:02x}{:02x}".format(*rgb))
+    return out
+
+
+def _text_color(values, vmax: float) -> list[str]:
+    return ["#ffffff" if np.isfinite(v) and abs(v) / vmax > 0.6 else "#000000"
+            for v in np.asarray(values, np.float64)]
+
+
+def attribution_strip_data(attr, method: str = "integrated_gradients", vmax: float | None = None):
+    """DataFrame behind the token strip: position, token, score, colour, text colour, vmax."""
+    import pandas as pd
+    s = np.asarray(attr.scores[method], np.float64)
+    vmax = _sym(s, vmax)
+    return pd.DataFrame({"position": np.arange(len(s)), "token": list(attr.tokens), "score": s,
+                         "color": token_colors(s, vmax), "text_color": _text_color(s, vmax),
+                         "vmax": vmax})
+
+
+def attribution_strip(attr, method: str = "integrated_gradients", vmax: float | None = None) -> go.Figure:
+    """One row of tokens coloured by their contribution to log P(target) (red raises it)."""
+    from .attribution import LABELS
+    s = np.asarray(attr.scores[method], np.float64)
+    vmax = _sym(s, vmax)
+    fig = go.Figure(go.Heatmap(
+        z=[s], x=list(range(len(s))), y=[0], colorscale=DIVERGING, zmid=0, zmin=-vmax, zmax=vmax,
+        text=[[_label(t) for t in attr.tokens]], texttemplate="%{text}", textfont=dict(size=16),
+        customdata=[list(attr.tokens)], hovertemplate="%{customdata}: %{z:.4f}<extra></extra>",
+        colorbar=dict(title="Δ log P")))
+    fig.update_xaxes(**_ticks(attr.tokens), showgrid=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, f"{LABELS.get(method, method)}: which tokens raise log P({attr.target!r}) = "
+                        f"{attr.logprob:.2f}", height=220)
+
+
+def attribution_bars(attr) -> go.Figure:
+    """Every method's scores side by side, one group of bars per token."""
+    from .attribution import LABELS
+    x = list(range(len(attr.tokens)))
+    fig = go.Figure([go.Bar(x=x, y=np.asarray(v), name=LABELS.get(m, m)) for m, v in attr.scores.items()])
+    fig.update_xaxes(**_ticks(attr.tokens))
+    fig.update_yaxes(title="contribution to log P", zeroline=True)
+    return _layout(fig, f"Attribution of log P({attr.target!r} | text up to {attr.tokens[-1]!r})",
+                   barmode="group")
+
+
+# ------------------------------------------------------------------------------------------ contrast
+
+def _pair_ticks(c) -> list[str]:
+    return [a if a == b else f"{_label(a)} | {_label(b)}" for a, b in zip(c.tokens_a, c.tokens_b)]
+
+
+def delta_norm_data(c):
+    """Long DataFrame behind delta_norm_lines: position, label, layer, quantity, value."""
+    import pandas as pd
+    rows = []
+    labels = _pair_ticks(c)
+    for name, arr in (("h", c.dh), ("c", c.dc)):
+        if arr is None:
+            continue
+        for l in range(arr.shape[0]):
+            rows.append(pd.DataFrame({"position": np.arange(c.n), "label": labels, "layer": l,
+                                      "quantity": name, "value": arr[l]}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def delta_norm_lines(c) -> go.Figure:
+    """‖Δh‖ (solid) and ‖Δc‖ (dashed) per layer at every aligned step."""
+    fig = go.Figure()
+    df = delta_norm_data(c)
+    for (q, l), g in df.groupby(["quantity", "layer"], sort=True):
+        fig.add_trace(go.Scatter(x=g["position"], y=g["value"], mode="lines+markers",
+                                 name=f"‖Δ{q}‖ layer {l}", line=dict(dash="solid" if q == "h" else "dash")))
+    fig.update_xaxes(**{**_ticks(c.tokens_a), "ticktext": _pair_ticks(c)}, title="step (A | B where they differ)")
+    fig.update_yaxes(title="distance between the two states", rangemode="tozero")
+    return _layout(fig, "How far apart the two states are after each token")
+
+
+def delta_heatmap(c, quantity: str = "h", layer: int = -1, zmax: float | None = None) -> go.Figure:
+    """B − A for every unit (rows) at every aligned step (columns). Fixed symmetric range: for h and
+    the gates the largest possible difference (2 for tanh quantities, 1 for sigmoid gates)."""
+    from ..trace import RANGES
+    d = c.delta(quantity, layer)
+    if zmax is None:
+        lo, hi = RANGES.get(quantity, (None, None))
+        zmax = (hi - lo) if lo is not None else _sym(d, None)
+    fig = go.Figure(go.Heatmap(z=d.T, x=list(range(c.n)), colorscale=DIVERGING, zmid=0, zmin=-zmax,
+                               zmax=zmax, colorbar=dict(title=f"Δ{quantity}"),
+                               hovertemplate="step %{x}, unit %{y}: %{z:.3f}<extra></extra>"))
+    fig.update_xaxes(**{**_ticks(c.tokens_a), "ticktext": _pair_ticks(c)})
+    fig.update_yaxes(title="unit")
+    return _layout(fig, f"{quantity}(B) − {quantity}(A), layer {c.a.layers[layer].index}")
+
+
+def next_word_bars(df, top: int = 12) -> go.Figure:
+    """The two next-word distributions at the aligned step: chosen words first, then the top words."""
+    d = df[df["in_vocab"]].head(top)
+    pos = d.attrs.get("position", df.attrs.get("position"))
+    fig = go.Figure([go.Bar(x=list(range(len(d))), y=d["p_a"], name="A"),
+                     go.Bar(x=list(range(len(d))), y=d["p_b"], name="B")])
+    fig.update_xaxes(**{**_ticks(list(d["word"]))})
+    fig.update_yaxes(title="P(next word)", rangemode="tozero")
+    title = "Next-word probabilities" + (f" after step {pos}" if pos is not None else "")
+    return _layout(fig, title, barmode="group")
+
+
+# -------------------------------------------------------------------------------------------- memory
+
+def memory_matrix_heatmap(mm, zmax: float | None = None) -> go.Figure:
+    """Rows: when a token wrote to the cell; columns: now. Signed (one unit) or norms (layer)."""
+    signed = mm.unit is not None
+    kw = (dict(colorscale=DIVERGING, zmid=0, zmin=-_sym(mm.values, zmax), zmax=_sym(mm.values, zmax))
+          if signed else dict(colorscale=SEQUENTIAL, zmin=0, zmax=_sym(mm.values, zmax)))
+    T = len(mm.tokens)
+    fig = go.Figure(go.Heatmap(z=mm.values, x=list(range(T)), y=list(range(T)), **kw,
+                               colorbar=dict(title="part of c" if signed else "‖part‖"),
+                               hovertemplate="written at %{y}, still there at %{x}: %{z:.3f}<extra></extra>"))
+    fig.update_xaxes(**_ticks(mm.tokens), title="now (step t)")
+    fig.update_yaxes(**_ticks(mm.tokens), title="written at step k")
+    what = f"unit {mm.unit}" if signed else "norm over units"
+    return _layout(fig, f"What each token wrote that is still in the cell state (layer {mm.layer}, {what})",
+                   height=max(400, 22 * T + 150))
+
+
+def provenance_bars(prov, unit: int) -> go.Figure:
+    """For one unit: each earlier token's surviving part of c_t (bars sum to c_t, minus the c_0 part)."""
+    df = prov.unit_frame(unit)
+    v = df["part"].to_numpy()
+    fig = go.Figure(go.Bar(x=df["position"], y=v, marker_color=token_colors(v),
+                           customdata=np.c_[df["write"], df["retention"]],
+                           hovertemplate="wrote %{customdata[0]:.3f}, kept ×%{customdata[1]:.3f}"
+                                         " → %{y:.4f}<extra></extra>"))
+    fig.update_xaxes(**_ticks(prov.tokens))
+    fig.update_yaxes(title="part of c now", zeroline=True)
+    return _layout(fig, f"c = {prov.c[unit]:.3f} (unit {unit}, layer {prov.layer}, after "
+                        f"{prov.tokens[-1]!r}) = sum of these bars" + (
+                            f" + {prov.initial[unit]:.3f} from c₀" if prov.initial[unit] else ""))
+
+
+def half_life_chart(df, cap: float | None = None) -> go.Figure:
+    """Each unit's half-life (steps), sorted longest first, log scale. Infinite ones drawn at the cap."""
+    hl = df["half_life"].to_numpy(np.float64)
+    finite = hl[np.isfinite(hl)]
+    cap = cap or (float(finite.max()) * 2 if finite.size else 1e3)
+    y = np.minimum(hl, cap)
+    fig = go.Figure(go.Bar(x=df["rank"], y=y, customdata=np.c_[df["unit"], df["mean_forget"]],
+                           hovertemplate="unit %{customdata[0]}: f̄ = %{customdata[1]:.3f}, half-life "
+                                         "%{y:.1f} steps<extra></extra>"))
+    fig.update_xaxes(title="units, longest memory first")
+    fig.update_yaxes(title="half-life (steps)", type="log")
+    return _layout(fig, "Memory half-life of each unit: ln 0.5 / ln f̄")
+
+
+def fade_curves(df, metric: str = "dh_rel") -> go.Figure:
+    """How the first word's influence fades: one line per model (df from compare_fade)."""
+    names = {"dh": "‖Δh‖", "dh_rel": "‖Δh‖ / ‖h‖", "tv": "total variation of P(next)", "kl": "KL(P ‖ P')"}
+    fig = go.Figure()
+    for name, g in df.groupby("model", sort=False):
+        fig.add_trace(go.Scatter(x=g["position"], y=g[metric], mode="lines+markers", name=str(name)))
+    first = df[df["model"] == df["model"].iloc[0]]
+    fig.update_xaxes(tickmode="array", tickvals=list(first["position"]),
+                     ticktext=[_label(t) for t in first["token"]], title="later step")
+    fig.update_yaxes(title=names.get(metric, metric), rangemode="tozero")
+    return _layout(fig, "Change caused by replacing the first word, step by step")
+
+
+# ----------------------------------------------------------------------------------------- unrolled
+
+def unrolled_data(tr, layer: int = -1, start: int = 0, max_steps: int = 8, n_units: int = 24) -> dict:
+    """Boxes, sparklines and arrows of the unrolled network, drawn from a real trace.
+
+    boxes: DataFrame step, x0, x1, y0, y1, token, top_word, top_prob (one box per step);
+    sparklines: list of (xs, ys) per step, h_t's first n_units values mapped into its box;
+    arrows: DataFrame kind ("recurrent" h_{t-1}→h_t, "input" x_t→box, "output" box→ŷ), x0, y0, x1, y1.
+    """
+    import pandas as pd
+    T = len(tr)
+    steps = list(range(max(0, start), min(T, max(0, start) + max_steps)))
+    h = tr.layers[layer].h
+    W, G, y0, y1 = 1.0, 0.5, 0.0, 1.0
+    boxes, spark, arrows = [], [], []
+    for n, t in enumerate(steps):
+        x0 = n * (W + G)
+        w, p = tr.top_words(t, 1)[0]
+        boxes.append({"step": t, "x0": x0, "x1": x0 + W, "y0": y0, "y1": y1, "token": tr.words[t],
+                      "top_word": w, "top_prob": p})
+        v = np.asarray(h[t, :n_units], np.float64)
+        xs = x0 + 0.08 + np.linspace(0, W - 0.16, len(v)) if len(v) > 1 else np.array([x0 + W / 2])
+        spark.append((xs, 0.5 + 0.4 * np.clip(v, -1, 1)))
+        arrows.append({"kind": "input", "step": t, "x0": x0 + W / 2, "y0": -0.6, "x1": x0 + W / 2, "y1": y0})
+        arrows.append({"kind": "output", "step": t, "x0": x0 + W / 2, "y0": y1, "x1": x0 + W / 2, "y1": 1.6})
+        if n:
+            arrows.append({"kind": "recurrent", "step": t, "x0": x0 - G, "y0": 0.5, "x1": x0, "y1": 0.5})
+    return {"boxes": pd.DataFrame(boxes), "sparklines": spark, "arrows": pd.DataFrame(arrows),
+            "layer": tr.layers[layer].index}
+
+
+def unrolled_figure(tr, layer: int = -1, start: int = 0, max_steps: int = 8, n_units: int = 24) -> go.Figure:
+    """The network unrolled over the text: x_t below each box, a sparkline of h_t inside, the top
+    prediction above, and the recurrent arrow carrying h from box to box."""
+    d = unrolled_data(tr, layer, start, max_steps, n_units)
+    fig = go.Figure()
+    for b in d["boxes"].itertuples():
+        fig.add_shape(type="rect", x0=b.x0, x1=b.x1, y0=b.y0, y1=b.y1, line=dict(color="#444", width=2),
+                      fillcolor="#f2f5fa")
+        fig.add_annotation(x=(b.x0 + b.x1) / 2, y=-0.75, text=f"x<sub>{b.step}</sub> = {_label(b.token)}",
+                           showarrow=False, font=dict(size=16))
+        fig.add_annotation(x=(b.x0 + b.x1) / 2, y=1.75, text=f"{_label(b.top_word)} {b.top_prob:.0%}",
+                           showarrow=False, font=dict(size=14, color="#8b1a1a"))
+    for xs, ys in d["sparklines"]:
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#1f5fa8", width=2),
+                                 showlegend=False, hoverinfo="skip"))
+    for a in d["arrows"].itertuples():
+        fig.add_annotation(x=a.x1, y=a.y1, ax=a.x0, ay=a.y0, xref="x", yref="y", axref="x", ayref="y",
+                           showarrow=True, arrowhead=2, arrowwidth=2,
+                           arrowcolor="#1f5fa8" if a.kind == "recurrent" else "#777", text="")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, range=[-1.0, 2.0])
+    return _layout(fig, f"The network unrolled: one box per step (h<sub>t</sub> of layer {d['layer']} "
+                        "inside, next-word guess above)", height=360)
+
+
+# --------------------------------------------------------------------------------- generation, etc.
+
+def generation_bars(gen) -> go.Figure:
+    """P(token | what came before) for the prompt and for each generated token (coloured apart)."""
+    df = gen.frame()
+    colors = np.where(df["generated"], "#b2182b", "#2166ac")
+    fig = go.Figure(go.Bar(x=df["position"], y=df["prob"], marker_color=list(colors),
+                           hovertemplate="%{y:.3f}<extra></extra>"))
+    fig.update_xaxes(**_ticks(list(df["token"])))
+    fig.update_yaxes(title="P(token | before)", range=[0, 1])
+    return _layout(fig, "Prompt (blue) and sampled continuation (red)")
+
+
+def author_bars(probs: dict) -> go.Figure:
+    """The many-to-one classifier's output, e.g. {"austen": 0.8, "doyle": 0.2}."""
+    names = list(probs)
+    fig = go.Figure(go.Bar(x=[probs[n] for n in names], y=list(range(len(names))), orientation="h",
+                           text=[f"{probs[n]:.0%}" for n in names], textposition="auto"))
+    fig.update_yaxes(tickmode="array", tickvals=list(range(len(names))), ticktext=names)
+    fig.update_xaxes(range=[0, 1], title="probability")
+    return _layout(fig, "Who wrote it? (the final state → a logistic regression)", height=250)

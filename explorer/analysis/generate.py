@@ -1,0 +1,121 @@
+"""One-to-many: sample a continuation and keep the trace of the prompt and every generated word,
+so the app can show the state as each sampled word is fed back in."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .. import settings
+from ..errors import InputTooLong
+from ..tokenizer import EOS, Token
+from ..trace import Trace, trace
+from ._common import tokens_for
+
+MAX_NEW_TOKENS = 2000
+
+
+@dataclass(frozen=True)
+class Generation:
+    prompt: str
+    words: tuple[str, ...]                  # the sampled tokens (vocabulary forms; "<eos>" = paragraph end)
+    ids: tuple[int, ...]
+    trace: Trace = field(repr=False)        # prompt (after <eos>) + generated tokens, fed back in
+    n_prompt: int                           # rows of the trace that read the prompt (boundary included)
+    seed: int
+    temperature: float
+    top_k: int
+
+    @property
+    def generated_rows(self) -> np.ndarray:
+        return np.arange(self.n_prompt, len(self.trace))
+
+    @property
+    def text(self) -> str:
+        return self.trace.text
+
+    def frame(self):
+        """One row per trace row: token, generated?, P(token | before) under the model."""
+        import pandas as pd
+        tr = self.trace
+        p_tok = np.concatenate([[np.nan], tr.next_prob[:-1]]) if len(tr) else np.zeros(0)
+        return pd.DataFrame({"position": np.arange(len(tr)), "token": tr.words,
+                             "generated": np.arange(len(tr)) >= self.n_prompt, "prob": p_tok})
+
+
+class _FixedTokens:
+    """A tokenizer stand-in that hands trace() a token list already made (the sampled ids)."""
+
+    def __init__(self, tok, tokens):
+        self._tok, self._tokens = tok, tokens
+        self.itos, self.stoi, self.unk_id, self.eos_id = tok.itos, tok.stoi, tok.unk_id, tok.eos_id
+
+    def tokenize(self, text):
+        return list(self._tokens)
+
+
+class _View:
+    def __init__(self, model, tokens):
+        self.lm, self.tokenizer = model.lm, _FixedTokens(model.tokenizer, tokens)
+
+
+@torch.no_grad()
+def sample(model, prompt: str, n: int = 20, temperature: float = 1.0, top_k: int = 0,
+           seed: int = 0) -> list[int]:
+    """Token ids sampled after the prompt (read after <eos>). The same draws as LoadedModel.generate:
+    temperature 0 is greedy, top_k > 0 keeps the k most probable, <unk> is never sampled."""
+    lm, tok = model.lm, model.tokenizer
+    gen = torch.Generator().manual_seed(int(seed))
+    ids = torch.tensor([t.id for t in tokens_for(model, prompt)], dtype=torch.long)
+    logits, state = lm(ids[None])
+    last = logits[0, -1]
+    out: list[int] = []
+    for _ in range(int(n)):
+        last = last.clone()
+        last[tok.unk_id] = -float("inf")
+        if temperature <= 0:
+            nxt = int(last.argmax())
+        else:
+            z = last / temperature
+            if top_k and top_k > 0:
+                kth = z.topk(min(top_k, z.numel())).values[-1]
+                z = torch.where(z < kth, torch.full_like(z, -float("inf")), z)
+            nxt = int(torch.multinomial(torch.softmax(z, -1), 1, generator=gen))
+        out.append(nxt)
+        logits, state = lm(torch.tensor([[nxt]]), state)
+        last = logits[0, -1]
+    return out
+
+
+def generate_trace(model, prompt: str, n: int = 20, temperature: float = 1.0, top_k: int = 0,
+                   seed: int = 0, trace_top_k: int = 10) -> Generation:
+    """Sample n tokens after `prompt` and trace prompt + continuation in one Trace.
+
+    Reproducible: the same seed gives the same words (and they equal model.generate(...)). The
+    trace reads exactly the sampled ids (not a re-tokenisation of the joined text), so row
+    n_prompt + j is the state after the j-th generated word was fed back in.
+    """
+    if not 0 <= n <= MAX_NEW_TOKENS:
+        raise ValueError(f"n must lie between 0 and {MAX_NEW_TOKENS}, not {n}")
+    if len(prompt) > settings.MAX_CHARS:
+        raise InputTooLong(len(prompt), settings.MAX_CHARS)
+    tok = model.tokenizer
+    ids = sample(model, prompt, n, temperature, top_k, seed)
+    toks = tokens_for(model, prompt)
+    text = prompt
+    for i in ids:
+        w = tok.itos[i]
+        if w == EOS:
+            start = len(text)
+            text += "\n\n"
+            toks.append(Token(EOS, EOS, start, len(text), i, False, True))
+        else:
+            text += " "
+            start = len(text)
+            text += w
+            toks.append(Token(w, w, start, len(text), i, False, False))
+    tr = trace(_View(model, toks), text, top_k=trace_top_k, max_chars=max(len(text), 1))
+    return Generation(prompt=prompt, words=tuple(tok.itos[i] for i in ids), ids=tuple(ids), trace=tr,
+                      n_prompt=len(toks) - len(ids), seed=int(seed), temperature=float(temperature),
+                      top_k=int(top_k))

@@ -1,0 +1,249 @@
+"""Memory: where the LSTM's cell state came from, how long units remember, and how fast the first
+word's influence fades (LSTM vs vanilla RNN).
+
+Exact provenance. The cell update c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t unrolls to
+
+    c_t = Σ_{k≤t} (Π_{j=k+1..t} f_j) ⊙ i_k ⊙ g_k  +  (Π_{j≤t} f_j) ⊙ c_0
+
+so the part of c_t that token k wrote and that survived until now is
+    part_{k→t} = retention_{k→t} ⊙ write_k,   retention_{k→t} = Π_{j=k+1..t} f_j,   write_k = i_k ⊙ g_k.
+These parts sum to c_t exactly (computed in float64 from the trace's gates). Rows of the trace are
+steps (row 0 is the boundary <eos> when the text was read from a fresh state), so "token k" means
+row k of the trace.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ._common import tokens_for
+
+
+def _lstm_layer(tr, layer: int):
+    if tr.cell != "lstm":
+        raise ValueError(f"cell-state provenance needs an LSTM; this trace is a {tr.cell.upper()}")
+    return tr.layers[layer]
+
+
+def _c0(tr, layer: int, c0) -> np.ndarray:
+    U = tr.layers[layer].c.shape[1]
+    if c0 is None:
+        return np.zeros(U)
+    if isinstance(c0, (tuple, list)):          # an LSTM state (h, c) [layers, 1, units]
+        c0 = c0[1][layer, 0]
+    c0 = c0.detach().cpu().numpy() if isinstance(c0, torch.Tensor) else np.asarray(c0)
+    c0 = np.asarray(c0, np.float64).reshape(-1)
+    if c0.shape != (U,):
+        raise ValueError(f"c0 must have {U} units, not shape {c0.shape}")
+    return c0
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where c_step of one layer came from. float64 arrays."""
+    tokens: tuple[str, ...]          # tokens 0..step
+    layer: int
+    step: int
+    parts: np.ndarray = field(repr=False)       # [step+1, units]: part of c_step written at row k
+    initial: np.ndarray = field(repr=False)     # [units]: part of c_step left of c_0
+    retention: np.ndarray = field(repr=False)   # [step+1, units]: Π_{j=k+1..step} f_j
+    write: np.ndarray = field(repr=False)       # [step+1, units]: i_k ⊙ g_k
+    c: np.ndarray = field(repr=False)           # [units]: c_step from the trace (float32 values)
+
+    @property
+    def total(self) -> np.ndarray:
+        """Σ parts + initial: equals c (up to float32 rounding of the trace)."""
+        return self.parts.sum(0) + self.initial
+
+    def unit_frame(self, unit: int):
+        """One row per token for one unit: write, retention, surviving part and its share of |c|."""
+        import pandas as pd
+        p = self.parts[:, unit]
+        denom = np.abs(p).sum() + abs(self.initial[unit])
+        return pd.DataFrame({"position": np.arange(self.step + 1), "token": list(self.tokens),
+                             "write": self.write[:, unit], "retention": self.retention[:, unit],
+                             "part": p, "share": p / denom if denom > 0 else np.zeros_like(p)})
+
+    def layer_frame(self):
+        """One row per token: ‖surviving part‖ over the layer's units, and the signed sum."""
+        import pandas as pd
+        return pd.DataFrame({"position": np.arange(self.step + 1), "token": list(self.tokens),
+                             "norm": np.linalg.norm(self.parts, axis=1), "sum": self.parts.sum(1)})
+
+
+def cell_provenance(tr, step: int | None = None, layer: int = -1, c0=None) -> Provenance:
+    """Exact decomposition of c_step (one LSTM layer) into the surviving writes of each earlier row.
+
+    tr: a Trace of an LSTM. c0: the layer's initial cell state (default zeros: a trace read from a
+    fresh state); pass the state given to trace() when it continued from one.
+    """
+    lay = _lstm_layer(tr, layer)
+    T = len(tr)
+    if T == 0:
+        raise ValueError("the trace is empty")
+    step = (T - 1) if step is None else step
+    if not -T <= step < T:
+        raise IndexError(f"step {step} is outside the {T} rows")
+    step %= T
+    f = np.asarray(lay.f[: step + 1], np.float64)
+    w = np.asarray(lay.i[: step + 1], np.float64) * np.asarray(lay.g[: step + 1], np.float64)
+    # retention_{k} = Π_{j=k+1..step} f_j, a reverse cumulative product (exact, no logs: f may be 0)
+    ret = np.ones_like(f)
+    for k in range(step - 1, -1, -1):
+        ret[k] = ret[k + 1] * f[k + 1]
+    initial = ret[0] * f[0] * _c0(tr, layer, c0)
+    return Provenance(tokens=tuple(tr.words[: step + 1]), layer=lay.index, step=step, parts=ret * w,
+                      initial=initial, retention=ret, write=w, c=np.asarray(lay.c[step], np.float64))
+
+
+@dataclass(frozen=True)
+class MemoryMatrix:
+    """M[k, t]: what row k wrote that is still in c_t (rows: written at k, columns: now t; k ≤ t,
+    NaN above/below). For one unit the signed part; for a layer its norm over units."""
+    tokens: tuple[str, ...]
+    layer: int
+    unit: int | None
+    values: np.ndarray = field(repr=False)      # [T, T] float64
+    initial: np.ndarray = field(repr=False)     # [T]: the c_0 part at each t (signed or norm)
+
+    def frame(self):
+        import pandas as pd
+        k, t = np.nonzero(~np.isnan(self.values))
+        return pd.DataFrame({"written": k, "now": t, "written_token": [self.tokens[i] for i in k],
+                             "now_token": [self.tokens[i] for i in t], "value": self.values[k, t]})
+
+
+def memory_matrix(tr, layer: int = -1, unit: int | None = None, c0=None) -> MemoryMatrix:
+    """The memory matrix of one LSTM layer: for one unit, or norms over all units (unit=None).
+
+    O(T) memory per step: the surviving parts are carried forward, parts ⊙= f_t, then row t is
+    written, so a long text never needs a [T, T, units] tensor."""
+    lay = _lstm_layer(tr, layer)
+    T, U = lay.c.shape
+    if unit is not None and not -U <= unit < U:
+        raise IndexError(f"unit {unit} is outside the {U} units")
+    f = np.asarray(lay.f, np.float64)
+    w = np.asarray(lay.i, np.float64) * np.asarray(lay.g, np.float64)
+    M = np.full((T, T), np.nan)
+    init = np.empty(T)
+    parts = np.zeros((T, U))
+    c_init = _c0(tr, layer, c0)
+    for t in range(T):
+        parts[:t] *= f[t]
+        parts[t] = w[t]
+        c_init = c_init * f[t]
+        if unit is None:
+            M[: t + 1, t] = np.linalg.norm(parts[: t + 1], axis=1)
+            init[t] = np.linalg.norm(c_init)
+        else:
+            M[: t + 1, t] = parts[: t + 1, unit]
+            init[t] = c_init[unit]
+    return MemoryMatrix(tokens=tuple(tr.words), layer=lay.index, unit=unit, values=M, initial=init)
+
+
+def half_lives(traces, layer: int = -1, average: str = "arithmetic"):
+    """Each unit's memory half-life in steps, ln 0.5 / ln f̄, from its forget gates, sorted longest first.
+
+    traces: one Trace or several (e.g. a few paragraphs of the corpus); f̄ is the unit's mean forget
+    gate over every row. average="geometric" uses exp(mean ln f) instead, which is the exact per-step
+    factor of a product of forget gates. A unit with f̄ = 1 keeps forever (half-life inf).
+    Returns a DataFrame: rank, unit, mean_forget, half_life.
+    """
+    import pandas as pd
+    if average not in ("arithmetic", "geometric"):
+        raise ValueError("average must be 'arithmetic' or 'geometric'")
+    trs = [traces] if hasattr(traces, "layers") else list(traces)
+    f = np.concatenate([np.asarray(_lstm_layer(t, layer).f, np.float64) for t in trs], 0)
+    if len(f) == 0:
+        raise ValueError("no rows to average")
+    with np.errstate(divide="ignore"):
+        fbar = f.mean(0) if average == "arithmetic" else np.exp(np.log(f).mean(0))
+        lnf = np.log(fbar)
+        hl = np.where(lnf < 0, np.log(0.5) / np.where(lnf < 0, lnf, -1.0), np.inf)
+    order = np.argsort(-hl, kind="stable")
+    return pd.DataFrame({"rank": np.arange(len(order)), "unit": order, "mean_forget": fbar[order],
+                         "half_life": hl[order]})
+
+
+def occlusion_fade(model, text: str, position: int = 1, replacement: str = "<unk>", layer: int | None = None):
+    """How the influence of one token (default: the first word, row 1 after the boundary) fades.
+
+    The text is read twice, once with the token at `position` replaced by `replacement` (a word or
+    "<unk>"), and at every later row t the two runs are compared:
+      dh: ‖h_t − h'_t‖ (top layer, or `layer`); dh_rel: dh / ‖h_t‖;
+      tv: total variation between the next-word distributions, ½ Σ |p − p'|;
+      kl: KL(p ‖ p') in nats.
+    Works for every cell (LSTM, GRU, RNN). Returns a DataFrame with one row per t ≥ position.
+    """
+    import pandas as pd
+    tok = model.tokenizer
+    toks = tokens_for(model, text)
+    T = len(toks)
+    if not 0 <= position < T:
+        raise IndexError(f"position {position} is outside the {T} tokens")
+    if replacement in ("<unk>", tok.itos[tok.unk_id]):
+        rid = tok.unk_id
+    else:
+        from ._common import require_word_id
+        rid = require_word_id(model, replacement)
+    ids = torch.tensor([[t.id for t in toks]] * 2, dtype=torch.long)
+    ids[1, position] = rid
+    lm = model.lm
+    L = lm.config.layers
+    lay = (L - 1) if layer is None else layer % L
+    with torch.no_grad():
+        x = lm.embedding(ids)
+        hs = []
+        for l in range(L):       # layer by layer so that any layer's h can be compared
+            x = _run_one_layer(lm, l, x)
+            hs.append(x)
+        logp = torch.log_softmax(lm.decoder(x).double(), -1)          # [2, T, V]
+    h = hs[lay].double()
+    dh = (h[0] - h[1]).norm(dim=-1)
+    hn = h[0].norm(dim=-1)
+    p, q = logp[0].exp(), logp[1].exp()
+    tv = 0.5 * (p - q).abs().sum(-1)
+    kl = (p * (logp[0] - logp[1])).sum(-1)
+    s = slice(position, T)
+    return pd.DataFrame({"position": np.arange(T)[s], "distance": np.arange(T)[s] - position,
+                         "token": [t.text for t in toks][s], "dh": dh[s].numpy(),
+                         "dh_rel": (dh / hn.clamp_min(1e-12))[s].numpy(), "tv": tv[s].numpy(),
+                         "kl": kl[s].numpy()})
+
+
+def _run_one_layer(lm, l: int, x: torch.Tensor) -> torch.Tensor:
+    """Layer l of the stock stack on x [B, T, in] from a zero state, with the fused kernel."""
+    from ..trace import _layer_params, _run_layer
+    cfg = lm.config
+    B = x.shape[0]
+    h0 = torch.zeros(1, B, cfg.hidden_size, dtype=x.dtype)
+    c0 = h0.clone() if cfg.cell == "lstm" else None
+    out, _, _ = _run_layer(cfg.cell, x, h0, c0, _layer_params(lm.rnn, l))
+    return out
+
+
+def compare_fade(models: dict, text: str, position: int = 1, replacement: str = "<unk>"):
+    """occlusion_fade for several models (e.g. {"LSTM": lstm, "RNN": rnn}) in one long DataFrame."""
+    import pandas as pd
+    frames = []
+    for name, m in models.items():
+        df = occlusion_fade(m, text, position=position, replacement=replacement)
+        df.insert(0, "model", name)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def fade_length(df, metric: str = "dh_rel", fraction: float = 0.1):
+    """Per model (or for one frame from occlusion_fade): the first distance at which `metric` has
+    fallen below `fraction` of its value at distance 0, or NaN when it never does within the text.
+    Returns a dict name -> steps ("model" column absent: key None)."""
+    groups = df.groupby("model", sort=False) if "model" in df.columns else [(None, df)]
+    out = {}
+    for name, g in groups:
+        g = g.sort_values("distance")
+        v0 = float(g[metric].iloc[0])
+        below = g[(g["distance"] > 0) & (g[metric] < fraction * v0)]
+        out[name] = float(below["distance"].iloc[0]) if len(below) else float("nan")
+    return out

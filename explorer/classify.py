@@ -1,0 +1,346 @@
+"""Many-to-one: a small author classifier on the language model's final hidden state.
+
+The recurrent network reads a passage (after the boundary token <eos>, as everywhere else) and its
+final hidden state h_T (one layer, default the top) is fed to a logistic regression
+P(doyle | passage) = σ(w · (h_T − μ) / σ_h + b). The language model is frozen: only w and b are
+fitted, so whatever the classifier finds was already in the state the model learnt for predicting
+the next word.
+
+Labels come from the corpus file names: austen_*.txt -> "austen", holmes_*.txt -> "doyle". Passages
+are consecutive windows of `passage_tokens` tokens from the corpus's train split (balanced by
+sampling the same number per author); accuracy is measured on the test split.
+
+A trained classifier is a folder with classifier.safetensors (weight, bias, mean, std) and
+classifier.json (labels, layer, passage length, the model it was fitted on, metrics). Loading
+validates both like the model bundle loader: safetensors only (pickles are refused unopened),
+shapes, finite values and the model it belongs to.
+
+CLI:  python -m explorer.classify --model pretrained/fiction-lstm --corpus ../shared/data/fiction \
+          --out pretrained/fiction-lstm/classifier
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import BundleError, CorpusError
+
+LABELS = ("austen", "doyle")
+PREFIXES = {"austen_": 0, "holmes_": 1}
+WEIGHTS, META = "classifier.safetensors", "classifier.json"
+KIND = "author-classifier"
+MAX_JSON_BYTES = 1 << 20
+
+
+def author_of(file_name: str) -> int | None:
+    """0 for austen_*, 1 for holmes_* (Doyle), None for any other file."""
+    for p, y in PREFIXES.items():
+        if Path(file_name).name.startswith(p):
+            return y
+    return None
+
+
+@dataclass(frozen=True)
+class AuthorClassifier:
+    weight: torch.Tensor = field(repr=False)     # [H] float64
+    bias: float
+    mean: torch.Tensor = field(repr=False)       # [H]
+    std: torch.Tensor = field(repr=False)        # [H]
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.meta.get("labels", LABELS))
+
+    @property
+    def layer(self) -> int:
+        return int(self.meta.get("layer", -1))
+
+    def prob_second(self, feats: torch.Tensor) -> torch.Tensor:
+        """P(labels[1]) for features [N, H]."""
+        z = ((feats.double() - self.mean) / self.std) @ self.weight + self.bias
+        return torch.sigmoid(z)
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+def passages(tokenizer, files, passage_tokens: int = 30) -> tuple[list[list[int]], list[int]]:
+    """Consecutive windows of `passage_tokens` token ids from each labelled file, with labels."""
+    xs, ys = [], []
+    for name, text in files:
+        y = author_of(name)
+        if y is None:
+            continue
+        ids = tokenizer.encode(text)
+        for s in range(0, len(ids) - passage_tokens + 1, passage_tokens):
+            xs.append(ids[s:s + passage_tokens])
+            ys.append(y)
+    return xs, ys
+
+
+def _balance(xs, ys, per_class: int | None, rng: np.random.Generator):
+    ys = np.asarray(ys)
+    counts = [int((ys == c).sum()) for c in range(len(LABELS))]
+    if min(counts) == 0:
+        missing = [LABELS[c] for c in range(len(LABELS)) if counts[c] == 0]
+        raise CorpusError(f"no passages by {', '.join(missing)} (files must start with "
+                          f"{' or '.join(PREFIXES)})")
+    n = min(counts) if per_class is None else min(min(counts), per_class)
+    keep = np.concatenate([rng.choice(np.nonzero(ys == c)[0], n, replace=False) for c in range(len(LABELS))])
+    keep.sort()
+    return [xs[i] for i in keep], ys[keep]
+
+
+@torch.no_grad()
+def final_states(model, id_lists, layer: int = -1, batch_size: int = 256) -> torch.Tensor:
+    """Final hidden state h_T of `layer` after reading <eos> + each id list: [N, H] float32.
+
+    Lists of equal length run as one batch (windows all have the same length)."""
+    lm = model.lm
+    L = lm.config.layers
+    if not -L <= layer < L:
+        raise ValueError(f"layer {layer} is outside the model's {L} layers")
+    out = torch.empty(len(id_lists), lm.config.hidden_size)
+    by_len: dict[int, list[int]] = {}
+    for j, ids in enumerate(id_lists):
+        by_len.setdefault(len(ids), []).append(j)
+    eos = model.tokenizer.eos_id
+    for n, idx in by_len.items():
+        for s in range(0, len(idx), batch_size):
+            chunk = idx[s:s + batch_size]
+            ids = torch.tensor([[eos] + list(id_lists[j]) for j in chunk], dtype=torch.long)
+            _, state = lm.rnn(lm.embedding(ids))
+            h = state[0] if isinstance(state, tuple) else state          # [L, B, H]
+            out[chunk] = h[layer]
+    return out
+
+
+def text_features(model, texts, layer: int = -1) -> torch.Tensor:
+    return final_states(model, [model.tokenizer.encode(t) for t in texts], layer)
+
+
+# ------------------------------------------------------------------------------------------- fitting
+
+def fit_logistic(X: torch.Tensor, y: torch.Tensor, l2: float = 1e-3, max_iter: int = 200):
+    """L2-regularised logistic regression on standardised features, fitted with L-BFGS in float64.
+    Returns (weight [H], bias, mean [H], std [H]). Local tensors only; the language model is not involved."""
+    X = X.double()
+    yd = y.double()
+    mean = X.mean(0)
+    std = X.std(0, unbiased=False).clamp_min(1e-6)
+    Z = (X - mean) / std
+    w = torch.zeros(Z.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-9, tolerance_change=1e-12)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(Z @ w + b, yd) + l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    return w.detach(), float(b.detach()), mean, std
+
+
+def _accuracy(clf: AuthorClassifier, X, y) -> dict:
+    p = clf.prob_second(X)
+    pred = (p >= 0.5).long()
+    out = {"accuracy": float((pred == y).double().mean()), "n": int(len(y))}
+    for c, name in enumerate(LABELS):
+        m = y == c
+        out[f"accuracy_{name}"] = float((pred[m] == c).double().mean()) if m.any() else float("nan")
+    eps = 1e-12
+    pd_ = p.clamp(eps, 1 - eps)
+    out["log_loss"] = float(-(y.double() * pd_.log() + (1 - y.double()) * (1 - pd_).log()).mean())
+    return out
+
+
+def train_author_classifier(model, corpus_dir, out_dir=None, *, passage_tokens: int = 30,
+                            layer: int = -1, max_per_class: int | None = 2000,
+                            max_test_per_class: int | None = 1000, l2: float = 1e-3,
+                            seed: int = 0, split_file=None) -> AuthorClassifier:
+    """Fit the author classifier on the train split of `corpus_dir`, measure it on the test split,
+    and (when out_dir is given) save it there. Returns the classifier; metrics are in .meta."""
+    from .data import read_corpus
+    if passage_tokens < 1:
+        raise ValueError("passage_tokens must be at least 1")
+    L = model.lm.config.layers
+    if not -L <= layer < L:
+        raise ValueError(f"layer {layer} is outside the model's {L} layers")
+    layer %= L
+    corpus = read_corpus(corpus_dir, split_file)
+    rng = np.random.default_rng(seed)
+    xs, ys = passages(model.tokenizer, corpus["train"], passage_tokens)
+    xs, ys = _balance(xs, ys, max_per_class, rng)
+    xt, yt = passages(model.tokenizer, corpus["test"], passage_tokens)
+    xt, yt = _balance(xt, yt, max_test_per_class, rng)
+    X, Xt = final_states(model, xs, layer), final_states(model, xt, layer)
+    y, ytt = torch.as_tensor(ys, dtype=torch.long), torch.as_tensor(yt, dtype=torch.long)
+    w, b, mean, std = fit_logistic(X, y, l2=l2)
+    cfg = model.lm.config
+    meta = {"kind": KIND, "version": 1, "labels": list(LABELS), "feature": "final hidden state h_T",
+            "layer": layer, "passage_tokens": passage_tokens, "l2": l2, "seed": seed,
+            "model": {"name": model.name, "cell": cfg.cell, "hidden_size": cfg.hidden_size,
+                      "layers": cfg.layers, "vocab_size": cfg.vocab_size},
+            "corpus": {"path": str(corpus_dir), "train_files": [n for n, _ in corpus["train"] if author_of(n) is not None],
+                       "test_files": [n for n, _ in corpus["test"] if author_of(n) is not None]},
+            "label_rule": {"austen_*.txt": "austen", "holmes_*.txt": "doyle"}}
+    clf = AuthorClassifier(w, b, mean, std, meta)
+    meta["metrics"] = {"train": _accuracy(clf, X, y), "test": _accuracy(clf, Xt, ytt)}
+    if out_dir is not None:
+        save_author_classifier(clf, out_dir)
+    return clf
+
+
+# -------------------------------------------------------------------------------------- save / load
+
+def save_author_classifier(clf: AuthorClassifier, out_dir) -> Path:
+    """Write classifier.safetensors and classifier.json into out_dir, each atomically."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {"weight": clf.weight.double().contiguous(), "bias": torch.tensor([clf.bias], dtype=torch.float64),
+               "mean": clf.mean.double().contiguous(), "std": clf.std.double().contiguous()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{WEIGHTS}.", dir=out)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"format": "pt"})
+        os.replace(tmp, out / WEIGHTS)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    fd, tmp = tempfile.mkstemp(prefix=f".{META}.", dir=out)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(clf.meta, indent=2, ensure_ascii=False) + "\n")
+        os.replace(tmp, out / META)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def _check_safetensors(p: Path) -> None:
+    if not p.is_file():
+        raise BundleError(f"{p.parent.name}/{p.name} is missing")
+    with open(p, "rb") as f:
+        head = f.read(16)
+    if head[:1] == b"\x80" or head[:2] == b"PK":
+        raise BundleError(f"{p.name} is a pickle / torch.save file, not safetensors; it was not opened "
+                          "(pickles can run code)")
+    if len(head) < 8:
+        raise BundleError(f"{p.name} is truncated ({len(head)} bytes)")
+    n = int.from_bytes(head[:8], "little")
+    if n <= 0 or n > min(p.stat().st_size - 8, 1 << 20):
+        raise BundleError(f"{p.name} is not a safetensors file (bad header length {n})")
+
+
+def load_author_classifier(path) -> AuthorClassifier:
+    """Load and validate a classifier folder; raise BundleError naming the file that is wrong."""
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(f"classifier {path} is not a folder (expected {WEIGHTS} and {META})")
+    mp = path / META
+    if not mp.is_file():
+        raise BundleError(f"{path.name}/{META} is missing")
+    if mp.stat().st_size > MAX_JSON_BYTES:
+        raise BundleError(f"{META} is larger than {MAX_JSON_BYTES >> 20} MB")
+    try:
+        meta = json.loads(mp.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BundleError(f"{META} is not valid UTF-8 JSON: {e}") from None
+    if not isinstance(meta, dict) or meta.get("kind") != KIND:
+        raise BundleError(f"{META} is not an author classifier (kind must be {KIND!r})")
+    labels = meta.get("labels")
+    if not (isinstance(labels, list) and len(labels) == 2 and all(isinstance(s, str) for s in labels)):
+        raise BundleError(f"{META}: 'labels' must be a list of two names")
+    m = meta.get("model")
+    if not isinstance(m, dict) or not all(isinstance(m.get(k), int) and not isinstance(m.get(k), bool)
+                                          for k in ("hidden_size", "layers", "vocab_size")):
+        raise BundleError(f"{META}: 'model' must give hidden_size, layers and vocab_size as integers")
+    layer = meta.get("layer")
+    if not isinstance(layer, int) or isinstance(layer, bool) or not 0 <= layer < m["layers"]:
+        raise BundleError(f"{META}: 'layer' must be an integer in [0, {m['layers']})")
+    wp = path / WEIGHTS
+    _check_safetensors(wp)
+    try:
+        t = load_file(str(wp))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise BundleError(f"{WEIGHTS} is corrupt or not safetensors: {e}") from None
+    H = m["hidden_size"]
+    want = {"weight": (H,), "bias": (1,), "mean": (H,), "std": (H,)}
+    if set(t) != set(want):
+        raise BundleError(f"{WEIGHTS} must hold exactly {sorted(want)}, not {sorted(t)}")
+    for k, shape in want.items():
+        if tuple(t[k].shape) != shape:
+            raise BundleError(f"{WEIGHTS}: {k} has shape {tuple(t[k].shape)}, expected {shape}")
+        if not t[k].is_floating_point() or not torch.isfinite(t[k]).all():
+            raise BundleError(f"{WEIGHTS}: {k} must be finite floating-point values")
+    if not (t["std"] > 0).all():
+        raise BundleError(f"{WEIGHTS}: std must be positive")
+    return AuthorClassifier(t["weight"].double(), float(t["bias"][0]), t["mean"].double(),
+                            t["std"].double(), meta)
+
+
+def check_compatible(model, clf: AuthorClassifier) -> None:
+    cfg, m = model.lm.config, clf.meta.get("model", {})
+    for k in ("hidden_size", "layers", "vocab_size"):
+        if k in m and getattr(cfg, k) != m[k]:
+            raise BundleError(f"this classifier was fitted on a model with {k}={m[k]}, "
+                              f"not {getattr(cfg, k)}: it does not belong to {model.name}")
+
+
+def predict(model, clf: AuthorClassifier, text: str) -> dict[str, float]:
+    """{"austen": p, "doyle": p} for a text read (after <eos>) by `model`."""
+    return predict_batch(model, clf, [text])[0]
+
+
+def predict_batch(model, clf: AuthorClassifier, texts) -> list[dict[str, float]]:
+    check_compatible(model, clf)
+    if not texts:
+        return []
+    p1 = clf.prob_second(text_features(model, texts, clf.layer)).tolist()
+    a, b = clf.labels
+    return [{a: 1.0 - p, b: p} for p in p1]
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m explorer.classify", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True, help="model bundle folder")
+    ap.add_argument("--corpus", required=True, help="corpus folder with SPLITS.json")
+    ap.add_argument("--out", required=True, help="folder to write the classifier into")
+    ap.add_argument("--passage-tokens", type=int, default=30)
+    ap.add_argument("--layer", type=int, default=-1)
+    ap.add_argument("--max-per-class", type=int, default=2000)
+    ap.add_argument("--l2", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    from .bundle import load_model
+    from .errors import ExplorerError
+    try:
+        m = load_model(a.model)
+        clf = train_author_classifier(m, a.corpus, a.out, passage_tokens=a.passage_tokens, layer=a.layer,
+                                      max_per_class=a.max_per_class, l2=a.l2, seed=a.seed)
+    except ExplorerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"out": a.out, "metrics": clf.meta["metrics"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

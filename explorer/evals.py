@@ -1,0 +1,141 @@
+"""Targeted evaluations: minimal pairs (Marvin & Linzen 2018 and the project's own agreement
+pairs) and the bartender margin from the beginner's guide.
+
+A model passes a minimal-pair item when it gives the good sentence a higher log-probability than
+every bad one. Items with a word outside the model's vocabulary are left out and counted.
+"""
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from .errors import CorpusError
+
+BARTENDER = ('A {person} walked into a bar, and {pron} said "Can I have a drink please?" '
+             'The bartender said "Certainly,')
+BARTENDER_GIRL = BARTENDER.format(person="girl", pron="she")
+BARTENDER_BOY = BARTENDER.format(person="boy", pron="he")
+FEMALE_ADDRESS = ("miss", "ma'am", "madam")
+
+
+def read_pairs(path: Path) -> list[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    items = []
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                d = json.loads(line)
+                if not isinstance(d, dict) or "good" not in d or "bad" not in d:
+                    raise CorpusError(f"{path.name} line {n}: expected an object with 'good' and 'bad'")
+                items.append(d)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise CorpusError(f"cannot read minimal pairs from {path.name}: {e}") from None
+    return items
+
+
+def minimal_pairs(model, items: list[dict]) -> dict:
+    """Accuracy per (suite, condition) on in-vocabulary items, with item counts."""
+    tok = model.tokenizer
+
+    def known(s: str) -> bool:
+        return not any(t.unk for t in tok.tokenize(s))
+
+    kept = [d for d in items if known(d["good"]) and all(known(b) for b in d["bad"])]
+    sents = sorted({s for d in kept for s in [d["good"], *d["bad"]]})
+    scores = {s: r["logprob"] for s, r in zip(sents, model.score_batch(sents))}
+    acc: dict = defaultdict(lambda: [0, 0])
+    for d in kept:
+        ok = all(scores[d["good"]] > scores[b] for b in d["bad"])
+        key = (d.get("suite", "?"), d.get("condition", "all"))
+        acc[key][0] += ok
+        acc[key][1] += 1
+    total = defaultdict(lambda: [0, 0, 0])
+    for d in items:
+        total[d.get("suite", "?")][2] += 1
+    rows = []
+    for (suite, cond), (ok, n) in sorted(acc.items()):
+        rows.append({"suite": suite, "condition": cond, "accuracy": round(ok / n, 4), "items": n})
+        total[suite][0] += ok
+        total[suite][1] += n
+    suites = {s: {"accuracy": round(ok / n, 4) if n else None, "items": n, "items_total": tot}
+              for s, (ok, n, tot) in sorted(total.items())}
+    n_all = sum(v[1] for v in total.values())
+    ok_all = sum(v[0] for v in total.values())
+    return {"accuracy": round(ok_all / n_all, 4) if n_all else None, "items": n_all,
+            "items_total": len(items), "suites": suites, "conditions": rows}
+
+
+def run_suite_folder(model, folder, max_items: int = 0) -> dict:
+    folder = Path(folder)
+    files = sorted(list(folder.glob("*.jsonl")) + list(folder.glob("*.jsonl.gz")))
+    if not files:
+        raise CorpusError(f"{folder} holds no *.jsonl or *.jsonl.gz minimal-pair files")
+    items = []
+    for f in files:
+        got = read_pairs(f)
+        items.extend(got[:max_items] if max_items else got)
+    return minimal_pairs(model, items)
+
+
+# ---- the project's own pairs, modelled on the bartender example ---------------------------------
+
+def agreement_pairs() -> list[dict]:
+    """Gender agreement and forms of address, near and far, balanced: every item has a mirror item
+    with the genders swapped, so a model that ignores the context scores exactly 50%."""
+    F = [("girl", "she", "her"), ("woman", "she", "her"), ("lady", "she", "her")]
+    M = [("boy", "he", "his"), ("man", "he", "his"), ("gentleman", "he", "his")]
+    far = [", who had walked all the way from the village in the rain ,",
+           ", after a long and weary day in the town ,"]
+    items = []
+
+    def add(suite, cond, good, bad):
+        items.append({"suite": suite, "condition": cond, "good": good, "bad": [bad]})
+
+    for (fp, fs, fpos), (mp, ms, mpos) in itertools.product(F, M):
+        for person, pron, other, gender in ((fp, fs, ms, "female"), (mp, ms, fs, "male")):
+            add("pronoun", f"near_{gender}", f"the {person} said that {pron} was tired .",
+                f"the {person} said that {other} was tired .")
+            for k, gap in enumerate(far):
+                add("pronoun", f"far_{gender}", f"the {person} {gap[2:]} said that {pron} was tired .",
+                    f"the {person} {gap[2:]} said that {other} was tired .")
+        for person, pos, other, gender in ((fp, fpos, mpos, "female"), (mp, mpos, fpos, "male")):
+            add("possessive", f"near_{gender}", f"the {person} took {pos} hat and went out .",
+                f"the {person} took {other} hat and went out .")
+            for gap in far:
+                add("possessive", f"far_{gender}", f"the {person} {gap[2:]} took {pos} hat and went out .",
+                    f"the {person} {gap[2:]} took {other} hat and went out .")
+    # forms of address: the bartender example and variants
+    scenes = [("walked into a bar", "drink"), ("came into the shop", "cup of tea")]
+    for (fp, fs, _), (mp, ms, _) in itertools.product(F, M):
+        for where, what in scenes:
+            for addr in FEMALE_ADDRESS:
+                ctx_f = f'a {fp} {where} , and {fs} said " can i have a {what} please ? " the servant said " certainly ,'
+                ctx_m = f'a {mp} {where} , and {ms} said " can i have a {what} please ? " the servant said " certainly ,'
+                add("address", "female", f'{ctx_f} {addr} . "', f'{ctx_f} sir . "')
+                add("address", "male", f'{ctx_m} sir . "', f'{ctx_m} {addr} . "')
+    return items
+
+
+def bartender_margin(model) -> dict:
+    """log P(female address) - log P(sir) at the blank, after the girl/she and the boy/he versions.
+
+    The female address probability is the sum over miss, ma'am and madam (those in the vocabulary).
+    The effect is the girl margin minus the boy margin: > 0 means the model used 'girl'/'she'.
+    """
+    import math
+    out = {}
+    for name, text in (("girl", BARTENDER_GIRL), ("boy", BARTENDER_BOY)):
+        probs = dict(model.next_words(text, len(model.tokenizer)))
+        fem = {w: probs[w] for w in FEMALE_ADDRESS if w in model.tokenizer.stoi}
+        sir = probs.get("sir", 0.0)
+        out[name] = {"text": text, "p_sir": sir, **{f"p_{w}": p for w, p in fem.items()},
+                     "margin": math.log(max(sum(fem.values()), 1e-30)) - math.log(max(sir, 1e-30)),
+                     "miss_vs_sir": (math.log(max(fem.get("miss", 0.0), 1e-30)) - math.log(max(sir, 1e-30)))}
+    out["effect"] = out["girl"]["margin"] - out["boy"]["margin"]
+    out["effect_miss"] = out["girl"]["miss_vs_sir"] - out["boy"]["miss_vs_sir"]
+    return out

@@ -1,0 +1,441 @@
+"""Trace -> tidy DataFrame -> Plotly figure. Pure functions, no Streamlit.
+
+Each view has a data step (`*_frame`, a pandas DataFrame a test or notebook can assert on) and a
+drawing step (`*_figure`, a plotly ``go.Figure`` built from that frame):
+
+  heatmap_frame / heatmap_figure     units x tokens of one quantity (h, c, i, f, g, o, ...)
+  token_frame / token_strip_html     the sentence as chips coloured by surprisal
+  topk_frame / topk_figure           next-word top-k bars, the word that actually follows highlighted
+  step_frame / step_figure           change of h and c from the previous step, per unit
+  gates_frame / gates_figure         how open each gate is after a token
+  units_frame / units_figure         chosen units across the sentence
+
+Conventions (see docs/HOUSE.md, "Traps"):
+
+* Token axes use integer positions with ``tickvals``/``ticktext``: category axes would merge
+  repeated words ("the" twice) into one column.
+* Colour scales are fixed and centred: signed quantities are drawn on a diverging scale with
+  ``zmid=0`` and ``zmin``/``zmax`` from explorer.views.fixed_range (tanh outputs ±1, the cell state
+  ±R calibrated once per model), gates on a sequential scale fixed to [0, 1]. A colour means the
+  same value in every sentence, layer and step.
+* Text that came from the user is escaped before it reaches Plotly (its labels understand a little
+  HTML) or the chip strip (HTML).
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from . import views
+from .trace import DESCRIPTIONS, Trace
+
+DIVERGING = [[0.0, "#2166ac"], [0.25, "#92c5de"], [0.5, "#f7f7f7"], [0.75, "#f4a582"], [1.0, "#b2182b"]]
+SEQUENTIAL = [[0.0, "#f7fcf5"], [0.35, "#a1d99b"], [0.7, "#31a354"], [1.0, "#00441b"]]
+POSITIVE, NEGATIVE = "#b2182b", "#2166ac"
+HIGHLIGHT, MUTED, MARK = "#e8590c", "#9db4cc", "#111111"
+FONT = dict(family="Source Sans Pro, Helvetica, Arial, sans-serif", size=13, color="#262730")
+# A small white template: plotly's "plotly_white" costs ~20 ms per figure to copy and validate.
+TEMPLATE = dict(layout=dict(paper_bgcolor="white", plot_bgcolor="white",
+                            xaxis=dict(gridcolor="#ebedf0", linecolor="#c8ccd2", ticks="", zerolinecolor="#c8ccd2",
+                                       automargin=True, title=dict(standoff=6)),
+                            yaxis=dict(gridcolor="#ebedf0", linecolor="#c8ccd2", ticks="", zerolinecolor="#c8ccd2",
+                                       automargin=True, title=dict(standoff=6)),
+                            hoverlabel=dict(font=dict(size=13))))
+
+#: Surprisal (bits) -> chip colour; 16 bits and more share the last colour.
+SURPRISAL_STOPS = [(0.0, "#ffffff"), (3.0, "#fff4c2"), (6.0, "#ffd27a"), (9.0, "#ffa94d"),
+                   (12.0, "#f76707"), (16.0, "#c92a2a")]
+SURPRISAL_MAX = SURPRISAL_STOPS[-1][0]
+
+LONG_NAMES = {"h": "hidden state h", "c": "cell state c", "i": "input gate i", "f": "forget gate f",
+              "g": "candidate g", "o": "output gate o", "r": "reset gate r", "z": "update gate z",
+              "n": "candidate n"}
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def esc(s: str) -> str:
+    """Escape text for Plotly labels and hover boxes (they interpret <b>, <br>, <a>, entities)."""
+    return html.escape(str(s), quote=False)
+
+
+def _short(s: str, n: int = 14) -> str:
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _layout(height: int, title: str | None = None, **kw) -> dict:
+    """Base layout as a plain dict: figures are built in one go.Figure(...) call, which is ~10x faster
+    than a chain of update_layout/update_xaxes calls (each one copies and re-validates)."""
+    out = dict(template=TEMPLATE, height=height, font=FONT,
+               margin=dict(l=8, r=8, t=44 if title else 10, b=8))
+    if title:
+        out["title"] = dict(text=title, x=0, xanchor="left", xref="paper", font=dict(size=15))
+    out.update(kw)
+    return out
+
+
+def _tick_font_size(n: int) -> int:
+    return 13 if n <= 25 else 12 if n <= 45 else 10 if n <= 80 else 8
+
+
+def token_axis(labels: list[str], selected: int | None = None, title: str | None = None,
+               start: int = 0, **kw) -> dict:
+    """An x axis of integer token positions (start, start+1, ...) with the tokens as tick text (the
+    repeated-word trap: a category axis would merge the two "the" of a sentence into one column)."""
+    text = [esc(_short(w)) for w in labels]
+    if selected is not None and 0 <= selected - start < len(text):
+        text[selected - start] = f"<b>{text[selected - start]}</b>"
+    ax = dict(tickmode="array", tickvals=list(range(start, start + len(labels))), ticktext=text,
+              tickangle=-50 if len(labels) > 12 else 0, tickfont=dict(size=_tick_font_size(len(labels))),
+              range=[start - 0.5, start + len(labels) - 0.5], showgrid=False, zeroline=False, automargin=True)
+    if title:
+        ax["title"] = dict(text=title)
+    ax.update(kw)
+    return ax
+
+
+def colour_range(quantity: str, ranges: dict | None = None) -> dict:
+    """zmin/zmax (and zmid=0 for signed quantities) and the colour scale of a quantity."""
+    lo, hi = views.fixed_range(quantity, ranges)
+    if lo < 0 < hi:
+        return dict(zmin=lo, zmax=hi, zmid=0.0, colorscale=DIVERGING)
+    return dict(zmin=lo, zmax=hi, colorscale=SEQUENTIAL)
+
+
+def _hex(c: str) -> tuple[int, int, int]:
+    return int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16)
+
+
+def surprisal_colour(bits: float) -> str:
+    """Chip background for a surprisal in bits (white = expected, red = surprising); grey if unknown."""
+    if bits is None or not np.isfinite(bits):
+        return "#e9ecef"
+    b = float(min(max(bits, 0.0), SURPRISAL_MAX))
+    for (x0, c0), (x1, c1) in zip(SURPRISAL_STOPS, SURPRISAL_STOPS[1:]):
+        if b <= x1:
+            w = (b - x0) / (x1 - x0)
+            r, g, bl = (round(a + (bb - a) * w) for a, bb in zip(_hex(c0), _hex(c1)))
+            return f"#{r:02x}{g:02x}{bl:02x}"
+    return SURPRISAL_STOPS[-1][1]
+
+
+def _ink(bg: str) -> str:
+    r, g, b = _hex(bg)
+    return "#ffffff" if (0.299 * r + 0.587 * g + 0.114 * b) < 140 else "#1b1b1b"
+
+
+# ---------------------------------------------------------------------------------------- heatmap
+def _span(tr: Trace, window) -> tuple[int, int]:
+    a, b = (0, len(tr)) if window is None else (max(0, int(window[0])), min(len(tr), int(window[1])))
+    return a, max(a, b)
+
+
+def heatmap_frame(tr: Trace, layer: int, quantity: str, units=None, window=None) -> pd.DataFrame:
+    """Tidy table of one quantity: one row per (position, unit), position-major. `units` picks and
+    orders rows; `window` (a, b) keeps token positions a..b-1."""
+    views._check(tr, layer)
+    a = tr.layers[layer].values[quantity]
+    U = a.shape[1]
+    units = np.arange(U) if units is None else np.asarray(units, dtype=np.int64)
+    lo, hi = _span(tr, window)
+    labels = views.token_labels(tr)[lo:hi]
+    T = hi - lo
+    return pd.DataFrame({
+        "position": np.repeat(np.arange(lo, hi), len(units)),
+        "token": np.repeat(np.array(labels, dtype=object), len(units)),
+        "unit": np.tile(units, T),
+        "value": a[lo:hi][:, units].reshape(-1),
+    })
+
+
+def heatmap_figure(tr: Trace, layer: int, quantity: str, selected: int | None = None,
+                   ranges: dict | None = None, units=None, height: int | None = None,
+                   title: str | None = None, window=None) -> go.Figure:
+    """Units (rows) x tokens (columns) of one quantity in one layer, with a fixed centred colour scale.
+
+    Hover shows the token, its position, the unit and the value. `selected` draws a box around that
+    token's column and sets its tick label in bold. `units` restricts (and orders) the rows;
+    `window` (a, b) draws token positions a..b-1 only (long texts).
+    """
+    df = heatmap_frame(tr, layer, quantity, units, window)
+    lo, hi = _span(tr, window)
+    T = hi - lo
+    U = tr.layers[layer].values[quantity].shape[1] if units is None else len(units)
+    units_arr = df["unit"].to_numpy()[:U]
+    z = df["value"].to_numpy().reshape(T, U).T if T else np.zeros((U, 0), np.float32)
+    labels = views.token_labels(tr)[lo:hi]
+    hover = np.broadcast_to(np.array([esc(w) for w in labels], dtype=object), (U, T)).copy()
+    row_name = "unit %{y}" if units is None else "unit %{customdata}"
+    trace = dict(
+        type="heatmap", z=z, x=np.arange(lo, hi), y=np.arange(U), text=hover, name=quantity,
+        hovertemplate=f"token %{{x}}: <b>%{{text}}</b><br>{row_name}<br>{quantity} = %{{z:.3f}}<extra></extra>",
+        colorbar=dict(title=dict(text=quantity, side="right"), thickness=12, len=0.9, outlinewidth=0,
+                      tickfont=dict(size=11)),
+        xgap=1 if T <= 60 else 0, **colour_range(quantity, ranges))
+    yaxis = dict(autorange="reversed", title=dict(text="unit"), showgrid=False, zeroline=False)
+    if units is not None:
+        trace["customdata"] = np.broadcast_to(units_arr[:, None], (U, T)).copy()
+        yaxis.update(tickmode="array", tickvals=list(range(U)), ticktext=[f"u{u}" for u in units_arr])
+    shapes = []
+    if selected is not None and lo <= selected < hi:
+        shapes.append(dict(type="rect", x0=selected - 0.5, x1=selected + 0.5, y0=-0.5, y1=U - 0.5,
+                           line=dict(color=MARK, width=2), fillcolor="rgba(0,0,0,0)", name="selected"))
+    h = height or int(min(380, max(220, 110 + 0.9 * U)))
+    if title is None:
+        title = f"<b>{quantity}</b> · {esc(DESCRIPTIONS.get(quantity, quantity))} · layer {layer + 1}"
+    layout = _layout(h, title, xaxis=token_axis(labels, selected, start=lo), yaxis=yaxis, shapes=shapes,
+                     meta=dict(view="heatmap", quantity=quantity, layer=layer, selected=selected, window=[lo, hi]))
+    return go.Figure(data=[trace], layout=layout)
+
+
+# ------------------------------------------------------------------------------------ token strip
+def token_frame(tr: Trace) -> pd.DataFrame:
+    """views.token_table plus the chip colours: background by surprisal, readable ink."""
+    df = views.token_table(tr)
+    df["colour"] = [surprisal_colour(b) for b in df["surprisal_bits"]]
+    df["ink"] = [_ink(c) for c in df["colour"]]
+    return df
+
+
+def _chip_title(row) -> str:
+    if row.special:
+        return "boundary token <eos>: the network reads it first, as at the start of a paragraph"
+    parts = [f"#{row.position} “{row.text}”"]
+    if row.unk:
+        parts.append("unknown to the model: read as <unk>")
+    if np.isfinite(row.surprisal_bits):
+        parts.append(f"surprisal {row.surprisal_bits:.1f} bits (P = {row.prob:.2%}, rank {row.rank})")
+    return " · ".join(parts)
+
+
+TOKEN_STRIP_CSS = """
+<style>
+.tok-strip{display:flex;flex-wrap:wrap;gap:5px 4px;align-items:flex-end;line-height:1.2;
+  font-family:"Source Sans Pro",Helvetica,Arial,sans-serif;padding:2px 0 6px 0}
+.tok{position:relative;display:inline-flex;flex-direction:column;align-items:center;
+  border:1px solid #d0d4da;border-radius:7px;padding:3px 7px 2px 7px;min-width:18px;font-size:17px}
+.tok .pos{font-size:10px;opacity:.65;line-height:1}
+.tok.special{font-style:italic;color:#666;background:#e9ecef}
+.tok.unk{border:2px dashed #7b2cbf}
+.tok.unk .w{text-decoration:underline wavy #7b2cbf;text-underline-offset:3px}
+.tok .badge{position:absolute;top:-9px;right:-6px;background:#7b2cbf;color:#fff;font-size:9px;
+  border-radius:6px;padding:0 4px;line-height:14px}
+.tok.sel{outline:3px solid #111;outline-offset:1px;font-weight:700}
+.tok-strip .more{font-size:13px;color:#777;align-self:center;padding:0 4px}
+.tok-legend{display:flex;align-items:center;gap:6px;font-size:12px;color:#555;margin-top:2px}
+.tok-legend .bar{width:160px;height:10px;border-radius:3px;border:1px solid #ccc}
+</style>
+"""
+
+
+def token_strip_html(tr: Trace, selected: int | None = None, legend: bool = True, window=None) -> str:
+    """The sentence as chips (HTML). Every piece of user text is escaped with html.escape."""
+    lo, hi = _span(tr, window)
+    df = token_frame(tr).iloc[lo:hi]
+    chips = []
+    if lo > 0:
+        chips.append(f'<span class="more">… {lo} tokens before</span>')
+    for row in df.itertuples(index=False):
+        cls = ["tok"]
+        if row.special:
+            cls.append("special")
+        if row.unk:
+            cls.append("unk")
+        if selected is not None and row.position == selected:
+            cls.append("sel")
+        badge = '<span class="badge">unk</span>' if row.unk else ""
+        chips.append(
+            f'<span class="{" ".join(cls)}" data-pos="{row.position}" data-unk="{str(row.unk).lower()}" '
+            f'style="background:{row.colour};color:{row.ink}" title="{html.escape(_chip_title(row), quote=True)}">'
+            f'{badge}<span class="w">{html.escape(row.label)}</span><span class="pos">{row.position}</span></span>')
+    if hi < len(tr):
+        chips.append(f'<span class="more">{len(tr) - hi} tokens after …</span>')
+    out = (TOKEN_STRIP_CSS + f'<div class="tok-strip" data-testid="token-strip" data-n="{len(tr)}" '
+           f'data-selected="{"" if selected is None else selected}">' + "".join(chips) + "</div>")
+    if legend:
+        stops = ", ".join(f"{c} {100 * x / SURPRISAL_MAX:.0f}%" for x, c in SURPRISAL_STOPS)
+        out += (f'<div class="tok-legend">surprisal: 0 bits <span class="bar" style="background:linear-gradient(90deg, {stops})">'
+                f'</span> {SURPRISAL_MAX:.0f}+ bits &nbsp;·&nbsp; <span class="tok unk" style="font-size:11px;padding:0 4px">'
+                'word</span> unknown to the model (read as &lt;unk&gt;) &nbsp;·&nbsp; outlined: selected token</div>')
+    return out
+
+
+# ------------------------------------------------------------------------------------- next word
+def topk_frame(tr: Trace, t: int, k: int = 10) -> pd.DataFrame:
+    """The k most probable next tokens after token t, and the token that actually follows (added as
+    an extra row when it is not among them). Columns: word, prob, rank, actual, in_topk."""
+    views._check(tr, 0, t)
+    top = tr.top_words(t, k)
+    actual = None
+    if t + 1 < len(tr):
+        nxt = tr.tokens[t + 1]
+        actual = tr.vocab[nxt.id]
+    rows = [{"word": w, "prob": p, "rank": i + 1, "actual": w == actual, "in_topk": True}
+            for i, (w, p) in enumerate(top)]
+    if actual is not None and not any(r["actual"] for r in rows):
+        rows.append({"word": actual, "prob": float(tr.next_prob[t]), "rank": int(tr.next_rank[t]),
+                     "actual": True, "in_topk": False})
+    return pd.DataFrame(rows, columns=["word", "prob", "rank", "actual", "in_topk"])
+
+
+def topk_figure(tr: Trace, t: int, k: int = 10, height: int = 340) -> go.Figure:
+    """Horizontal bars of the k most probable next tokens after token t; the token that actually
+    follows is orange and bold (listed with its rank below the others when it is not in the top k)."""
+    df = topk_frame(tr, t, k)
+    n = len(df)
+    labels = []
+    for r in df.itertuples():
+        lab = esc(_short(r.word, 16)) + ("" if r.in_topk else f" (rank {r.rank})")
+        labels.append(f"<b>{lab}</b>" if r.actual else lab)
+    word = views.token_label(tr.tokens[t])
+    nxt = (f"actually next: <b>{esc(_short(views.token_label(tr.tokens[t + 1]), 16))}</b>"
+           if t + 1 < len(tr) else "end of the text")
+    xmax = float(df["prob"].max()) if n else 1.0
+    trace = dict(type="bar", x=df["prob"].to_numpy(), y=list(range(n)), orientation="h",
+                 marker=dict(color=[HIGHLIGHT if a else MUTED for a in df["actual"]]),
+                 text=[f"{p:.1%}" for p in df["prob"]], textposition="outside", cliponaxis=False,
+                 customdata=[esc(w) for w in df["word"]],
+                 hovertemplate="<b>%{customdata}</b><br>P = %{x:.2%}<extra></extra>")
+    layout = _layout(
+        height, f"Next word after “{esc(_short(word, 18))}”<br><span style='font-size:12px;color:#555'>{nxt}</span>",
+        showlegend=False, bargap=0.25, margin=dict(l=8, r=30, t=58, b=8),
+        xaxis=dict(range=[0, min(1.0, max(0.05, xmax) * 1.3)], tickformat=".0%", title=dict(text="probability"),
+                   zeroline=True),
+        yaxis=dict(tickmode="array", tickvals=list(range(n)), ticktext=labels, autorange="reversed",
+                   showgrid=False, automargin=True),
+        meta=dict(view="topk", position=t))
+    return go.Figure(data=[trace], layout=layout)
+
+
+# ------------------------------------------------------------------------------------- step view
+def step_frame(tr: Trace, layer: int, t: int) -> pd.DataFrame:
+    """Per unit: value after token t, before it, and the change (views.step_change)."""
+    return views.step_change(tr, layer, t)
+
+
+def step_figure(tr: Trace, layer: int, t: int, height: int = 340, annotate: int = 3) -> go.Figure:
+    """Bars of Δh (and Δc) per unit: red up, blue down. The y axes are fixed over the whole sentence
+    (views.delta_limits), so stepping never rescales them; the biggest changes are labelled uN."""
+    df = step_frame(tr, layer, t)
+    qs = [q for q in ("h", "c") if q in df]
+    lim = views.delta_limits(tr, layer)
+    n = len(qs)
+    gap = 0.16
+    span = (1 - gap * (n - 1)) / n
+    data, annotations, layout_axes = [], [], {}
+    for r, q in enumerate(qs):
+        sfx = "" if r == 0 else str(r + 1)
+        top = 1 - r * (span + gap)
+        d = df[f"d{q}"].to_numpy()
+        data.append(dict(
+            type="bar", x=df["unit"].to_numpy(), y=d, xaxis=f"x{sfx}", yaxis=f"y{sfx}", name=f"Δ{q}",
+            marker=dict(color=np.where(d >= 0, POSITIVE, NEGATIVE), line=dict(width=0)),
+            customdata=np.stack([df[f"{q}_prev"].to_numpy(), df[q].to_numpy()], axis=1),
+            hovertemplate=(f"unit %{{x}}<br>Δ{q} = %{{y:+.3f}}<br>{q}: %{{customdata[0]:.3f}} → "
+                           f"%{{customdata[1]:.3f}}<extra></extra>")))
+        m = lim[q] * 1.2
+        layout_axes[f"yaxis{sfx}"] = dict(domain=[top - span, top], range=[-m, m], zeroline=True,
+                                          zerolinecolor="#888", title=dict(text=f"Δ{q}"))
+        layout_axes[f"xaxis{sfx}"] = dict(anchor=f"y{sfx}", range=[-0.5, len(df) - 0.5], showgrid=False,
+                                          matches="x" if r else None,
+                                          title=dict(text="unit") if r == n - 1 else None,
+                                          showticklabels=r == n - 1)
+        annotations.append(dict(text=f"Δ{q} = {q}<sub>t</sub> − {q}<sub>t−1</sub>", x=0, xref="paper",
+                                xanchor="left", y=top, yref="paper", yanchor="bottom", showarrow=False,
+                                font=dict(size=12)))
+        for u in np.argsort(-np.abs(d))[:annotate]:
+            if abs(d[u]) > 1e-6:
+                annotations.append(dict(x=int(u), y=float(d[u]), xref=f"x{sfx}", yref=f"y{sfx}", text=f"u{int(u)}",
+                                        showarrow=False, yshift=9 if d[u] >= 0 else -9, font=dict(size=10)))
+    word = views.token_label(tr.tokens[t])
+    layout = _layout(height, f"Change at “{esc(_short(word, 18))}” (layer {layer + 1})", showlegend=False,
+                     bargap=0, annotations=annotations, margin=dict(l=8, r=8, t=64, b=8),
+                     meta=dict(view="step", layer=layer, position=t), **layout_axes)
+    return go.Figure(data=data, layout=layout)
+
+
+# ----------------------------------------------------------------------------------------- gates
+def gates_frame(tr: Trace, layer: int, t: int) -> pd.DataFrame:
+    """Per gate and unit: openness after token t (views.gate_values), with a fixed jitter for drawing."""
+    df = views.gate_values(tr, layer, t)
+    if len(df):
+        # fixed per unit, so dots do not dance while stepping
+        df["jitter"] = (np.sin(df["unit"].to_numpy() * 12.9898) * 43758.5453) % 1.0 * 0.6 - 0.3
+    return df
+
+
+def gates_figure(tr: Trace, layer: int, t: int, height: int = 340) -> go.Figure:
+    """Every unit's gate value as a dot on [0, 1] (0 = closed, 1 = open), one row per gate, with the mean."""
+    df = gates_frame(tr, layer, t)
+    word = views.token_label(tr.tokens[t])
+    title = f"Gates after “{esc(_short(word, 18))}” (layer {layer + 1})"
+    if df.empty:
+        return go.Figure(layout=_layout(
+            height, title, xaxis=dict(visible=False), yaxis=dict(visible=False), meta=dict(view="gates", position=t),
+            annotations=[dict(text="A simple RNN has no gates:<br>it rewrites h completely at every step.",
+                              showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font=dict(size=14))]))
+    gates = list(dict.fromkeys(df["gate"]))
+    data = []
+    for gi, g in enumerate(gates):
+        sub = df[df["gate"] == g]
+        v = sub["value"].to_numpy()
+        data.append(dict(
+            type="scatter", x=v, y=gi + sub["jitter"].to_numpy(), mode="markers", name=g,
+            marker=dict(size=5, color=v, colorscale=SEQUENTIAL, cmin=0, cmax=1,
+                        line=dict(width=0.5, color="#5a6b5a"), opacity=0.85),
+            customdata=sub["unit"].to_numpy(), hovertemplate=f"{g}, unit %{{customdata}}: %{{x:.3f}}<extra></extra>"))
+        mean = float(v.mean())
+        data.append(dict(type="scatter", x=[mean], y=[gi - 0.38], mode="markers+text", text=[f"mean {mean:.2f}"],
+                         textposition="middle right" if mean < 0.7 else "middle left",
+                         marker=dict(symbol="triangle-down", size=11, color=MARK),
+                         hovertemplate=f"{g}: mean {mean:.3f}<extra></extra>", name=f"{g} mean"))
+    ticks = [f"<b>{g}</b> {LONG_NAMES.get(g, g).split(' ')[0]}" for g in gates]
+    layout = _layout(height, title, showlegend=False,
+                     xaxis=dict(range=[-0.03, 1.03], title=dict(text="0 = closed · 1 = open"),
+                                tickvals=[0, 0.25, 0.5, 0.75, 1]),
+                     yaxis=dict(tickmode="array", tickvals=list(range(len(gates))), ticktext=ticks,
+                                range=[len(gates) - 0.5, -0.6], showgrid=False, zeroline=False),
+                     meta=dict(view="gates", layer=layer, position=t))
+    return go.Figure(data=data, layout=layout)
+
+
+# ----------------------------------------------------------------------------------------- units
+def units_frame(tr: Trace, layer: int, quantity: str, units) -> pd.DataFrame:
+    return views.unit_series(tr, layer, quantity, units)
+
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+           "#7f7f7f", "#bcbd22"]
+
+
+def units_figure(tr: Trace, layer: int, quantity: str, units, selected: int | None = None,
+                 ranges: dict | None = None, height: int = 330, window=None) -> go.Figure:
+    """Lines of chosen units across the sentence, on the quantity's fixed range, a rule at `selected`."""
+    lo, hi = _span(tr, window)
+    df = units_frame(tr, layer, quantity, units)
+    df = df[(df["position"] >= lo) & (df["position"] < hi)]
+    labels = views.token_labels(tr)
+    hover_tok = [esc(w) for w in labels]
+    data = []
+    for i, u in enumerate(dict.fromkeys(df["unit"])):
+        sub = df[df["unit"] == u]
+        data.append(dict(
+            type="scatter", x=sub["position"].to_numpy(), y=sub["value"].to_numpy(), mode="lines+markers",
+            name=f"unit {u}", line=dict(width=2, color=PALETTE[i % len(PALETTE)]), marker=dict(size=5),
+            customdata=hover_tok[lo:hi], hovertemplate=(f"unit {u}<br>token %{{x}}: <b>%{{customdata}}</b><br>"
+                                                 f"{quantity} = %{{y:.3f}}<extra></extra>")))
+    vmin, vmax = views.fixed_range(quantity, ranges)
+    pad = 0.05 * (vmax - vmin)
+    shapes = []
+    if selected is not None and lo <= selected < hi:
+        shapes.append(dict(type="line", x0=selected, x1=selected, y0=0, y1=1, yref="paper",
+                           line=dict(color=MARK, width=1.5, dash="dot"), name="selected"))
+    layout = _layout(height, f"{esc(LONG_NAMES.get(quantity, quantity))} of chosen units (layer {layer + 1})",
+                     legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"),
+                     hovermode="closest", shapes=shapes, xaxis=token_axis(labels[lo:hi], selected, start=lo),
+                     yaxis=dict(range=[vmin - pad, vmax + pad], title=dict(text=quantity), zeroline=True,
+                                zerolinecolor="#bbb"),
+                     meta=dict(view="units", layer=layer, quantity=quantity, units=[int(u) for u in units]))
+    return go.Figure(data=data, layout=layout)

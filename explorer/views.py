@@ -1,0 +1,287 @@
+"""The numbers behind the explorer's views, computed from a Trace. No plotting, no Streamlit.
+
+Everything a page shows besides the raw trace is computed here (or in explorer.figures, which turns
+these tables into Plotly figures), so a notebook gets the same numbers as the app:
+
+* `value_ranges(model)`  fixed colour ranges per quantity (the unbounded cell state is calibrated once
+  per model on a reference text, so a colour means the same thing in every sentence);
+* `token_table(tr)`      one row per token: label, surprisal, unknown/boundary flags;
+* `step_change(tr, l, t)` per-unit values at step t and their change from step t-1;
+* `gate_values(tr, l, t)` per-unit gate openness at step t;
+* `choose_units(...)`     units to inspect: "most active" or "most changed at this step".
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .trace import DESCRIPTIONS, QUANTITIES, RANGES, Trace
+
+#: The gates of each cell: sigmoids in [0, 1], 0 = closed, 1 = open. (g and n are candidates, not gates.)
+GATES = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "rnn": ()}
+
+#: Fallback colour range of the LSTM cell state c when no model calibration is at hand: |c| can grow
+#: past 1 (c_t = f ⊙ c_{t-1} + i ⊙ g sums over time), but in trained word-level LSTMs it rarely
+#: passes 3 on ordinary prose.
+C_RANGE_DEFAULT = 3.0
+
+UNIT_CHOICES = ("most active", "most changed at this step", "by number")
+
+
+def nice_ceiling(x: float) -> float:
+    """The smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 15, 20, ... that is >= x (and >= 1)."""
+    if not math.isfinite(x) or x <= 1.0:
+        return 1.0
+    mag = 10 ** math.floor(math.log10(x))
+    for step in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if step * mag >= x - 1e-9:
+            return float(step * mag)
+    return float(10 * mag)
+
+
+def fixed_range(quantity: str, ranges: dict | None = None) -> tuple[float, float]:
+    """The colour/axis range of a quantity: from `ranges` (e.g. value_ranges(model)) if given there,
+    else explorer.trace.RANGES, else ±C_RANGE_DEFAULT for unbounded quantities."""
+    if ranges and quantity in ranges:
+        lo, hi = ranges[quantity]
+        return float(lo), float(hi)
+    lo, hi = RANGES.get(quantity, (None, None))
+    if lo is None or hi is None:
+        return -C_RANGE_DEFAULT, C_RANGE_DEFAULT
+    return float(lo), float(hi)
+
+
+def is_signed(quantity: str, ranges: dict | None = None) -> bool:
+    lo, hi = fixed_range(quantity, ranges)
+    return lo < 0 < hi
+
+
+def value_ranges(model, text: str | None = None, percentile: float = 99.5) -> dict[str, tuple[float, float]]:
+    """Fixed (lo, hi) per quantity of this model's cell.
+
+    Bounded quantities keep their mathematical range (explorer.trace.RANGES: tanh outputs [-1, 1],
+    gates [0, 1]). Unbounded ones (the LSTM cell state c) get a symmetric range ±R, where R is the
+    `percentile` of |value| over every layer while the model reads `text` (default: the presets and
+    a few classic sentences), rounded up by `nice_ceiling`. Computed once per model, it stays the same
+    for every sentence, layer and step.
+    """
+    from .presets import REFERENCE_TEXT
+    from .trace import trace
+
+    cell = model.config.cell
+    out: dict[str, tuple[float, float]] = {}
+    tr = None
+    for q in QUANTITIES[cell]:
+        lo, hi = RANGES.get(q, (None, None))
+        if lo is not None and hi is not None:
+            out[q] = (float(lo), float(hi))
+            continue
+        if tr is None:
+            tr = trace(model, text or REFERENCE_TEXT, top_k=1)
+        vals = np.concatenate([np.abs(lay.values[q]).ravel() for lay in tr.layers])
+        r = nice_ceiling(float(np.percentile(vals, percentile))) if vals.size else C_RANGE_DEFAULT
+        out[q] = (-r, r)
+    return out
+
+
+def token_label(tok) -> str:
+    """How a token is written on axes and chips: the surface text, '<eos>' for a boundary,
+    '↵' for other whitespace-only text."""
+    if tok.special:
+        return "<eos>"
+    s = tok.text
+    return s if s.strip() else "↵"
+
+
+def token_labels(tr: Trace) -> list[str]:
+    return [token_label(t) for t in tr.tokens]
+
+
+def token_table(tr: Trace) -> pd.DataFrame:
+    """One row per token: position, label, surface text, character span, flags, surprisal (bits of
+    this token given the ones before it), its probability and rank when it was predicted, and the
+    most probable next token after it."""
+    s = tr.surprisal
+    prev_p = np.concatenate([[tr.first_prob], tr.next_prob[:-1]]) if len(tr) else np.zeros(0)
+    prev_rank = np.concatenate([[-1], tr.next_rank[:-1]]) if len(tr) else np.zeros(0, np.int64)
+    return pd.DataFrame({
+        "position": np.arange(len(tr)),
+        "label": token_labels(tr),
+        "text": [t.text for t in tr.tokens],
+        "norm": [t.norm for t in tr.tokens],
+        "start": [t.start for t in tr.tokens],
+        "end": [t.end for t in tr.tokens],
+        "unk": [t.unk for t in tr.tokens],
+        "special": [t.special for t in tr.tokens],
+        "surprisal_bits": s,
+        "prob": prev_p.astype(np.float32),
+        "rank": prev_rank.astype(np.int64),
+        "top1_next": [tr.vocab[int(i)] for i in tr.topk_ids[:, 0]] if len(tr) else [],
+    })
+
+
+def unknown_words(tr: Trace) -> list[str]:
+    """Distinct surface forms the model's vocabulary lacks, in order of appearance."""
+    seen: dict[str, None] = {}
+    for t in tr.tokens:
+        if t.unk:
+            seen.setdefault(t.text, None)
+    return list(seen)
+
+
+def _check(tr: Trace, layer: int, t: int | None = None):
+    if not 0 <= layer < len(tr.layers):
+        raise IndexError(f"layer {layer} does not exist (the model has {len(tr.layers)})")
+    if t is not None and not 0 <= t < len(tr):
+        raise IndexError(f"token position {t} is outside 0..{len(tr) - 1}")
+
+
+def previous(arr: np.ndarray, t: int) -> np.ndarray:
+    """Row t-1 of a [tokens, units] array; zeros before the first row (the initial state is zero)."""
+    return arr[t - 1] if t > 0 else np.zeros(arr.shape[1], arr.dtype)
+
+
+def step_change(tr: Trace, layer: int, t: int) -> pd.DataFrame:
+    """Per unit: h (and c for an LSTM) after token t, before it (after t-1; zeros at t=0), and the change."""
+    _check(tr, layer, t)
+    lay = tr.layers[layer]
+    cols: dict[str, np.ndarray] = {"unit": np.arange(lay.values["h"].shape[1])}
+    for q in ("h", "c"):
+        if q in lay.values:
+            a = lay.values[q]
+            cols[q] = a[t]
+            cols[f"{q}_prev"] = previous(a, t)
+            cols[f"d{q}"] = a[t] - previous(a, t)
+    return pd.DataFrame(cols)
+
+
+def delta_limits(tr: Trace, layer: int) -> dict[str, float]:
+    """Largest |change| of h (and c) over all steps of this trace: a fixed axis for the step view, so
+    stepping through a sentence never rescales it."""
+    _check(tr, layer)
+    out = {}
+    for q in ("h", "c"):
+        a = tr.layers[layer].values.get(q)
+        if a is None:
+            continue
+        if len(a) == 0:
+            out[q] = 1.0
+            continue
+        d = np.abs(np.diff(np.vstack([np.zeros((1, a.shape[1]), a.dtype), a]), axis=0))
+        out[q] = float(max(d.max(), 1e-3))
+    return out
+
+
+def gate_values(tr: Trace, layer: int, t: int) -> pd.DataFrame:
+    """Long table (gate, unit, value, description) of the gates after reading token t. Empty for a
+    simple RNN, which has no gates."""
+    _check(tr, layer, t)
+    lay = tr.layers[layer]
+    rows = []
+    for g in GATES[tr.cell]:
+        v = lay.values[g][t]
+        rows.append(pd.DataFrame({"gate": g, "unit": np.arange(len(v)), "value": v,
+                                  "description": DESCRIPTIONS.get(g, g)}))
+    if not rows:
+        return pd.DataFrame(columns=["gate", "unit", "value", "description"])
+    return pd.concat(rows, ignore_index=True)
+
+
+def gate_summary(tr: Trace, layer: int, t: int, closed: float = 0.1, open_: float = 0.9) -> pd.DataFrame:
+    """Per gate: mean openness and the share of units nearly closed (< closed) and nearly open (> open_)."""
+    g = gate_values(tr, layer, t)
+    if g.empty:
+        return pd.DataFrame(columns=["gate", "mean", "closed", "open"])
+    return (g.groupby("gate", sort=False)["value"]
+            .agg(mean="mean", closed=lambda v: float((v < closed).mean()), open=lambda v: float((v > open_).mean()))
+            .reset_index())
+
+
+def unit_scores(tr: Trace, layer: int, quantity: str, how: str, t: int | None = None) -> np.ndarray:
+    """A score per unit for `choose_units`.
+
+    "most active": mean |value| over the sentence (for gates, mean |value - 0.5|: how decided the
+      gate is, open or shut);
+    "most changed at this step": |value_t - value_{t-1}| (zeros before the first token).
+    """
+    _check(tr, layer, t)
+    a = tr.layers[layer].values[quantity]
+    if len(a) == 0:
+        return np.zeros(a.shape[1], np.float32)
+    if how == "most active":
+        centre = 0.5 if quantity in GATES[tr.cell] else 0.0
+        return np.abs(a - centre).mean(0)
+    if how == "most changed at this step":
+        if t is None:
+            raise ValueError("'most changed at this step' needs a token position t")
+        return np.abs(a[t] - previous(a, t))
+    raise ValueError(f"unknown choice {how!r}; expected one of {UNIT_CHOICES[:2]}")
+
+
+def choose_units(tr: Trace, layer: int, quantity: str, how: str, t: int | None = None, k: int = 5) -> list[int]:
+    """The k units with the highest `unit_scores` (ties broken by unit number)."""
+    s = unit_scores(tr, layer, quantity, how, t)
+    order = np.lexsort((np.arange(len(s)), -s))
+    return [int(u) for u in order[:k]]
+
+
+def unit_series(tr: Trace, layer: int, quantity: str, units) -> pd.DataFrame:
+    """Long table (position, token, unit, value) of chosen units across the sentence."""
+    _check(tr, layer)
+    a = tr.layers[layer].values[quantity]
+    units = [int(u) for u in units]
+    bad = [u for u in units if not 0 <= u < a.shape[1]]
+    if bad:
+        raise IndexError(f"unit(s) {bad} outside 0..{a.shape[1] - 1}")
+    labels = token_labels(tr)
+    T = len(tr)
+    return pd.DataFrame({
+        "position": np.tile(np.arange(T), len(units)),
+        "token": labels * len(units),
+        "unit": np.repeat(units, T).astype(np.int64),
+        "value": a[:, units].T.reshape(-1) if units else np.zeros(0, np.float32),
+    })
+
+
+def window(n_tokens: int, t: int, size: int) -> tuple[int, int]:
+    """A stretch [a, b) of at most `size` token positions that contains t, centred on it where
+    possible: long texts are drawn a window at a time."""
+    if n_tokens <= size:
+        return 0, n_tokens
+    t = min(max(t, 0), n_tokens - 1)
+    a = min(max(0, t - size // 2), n_tokens - size)
+    return a, a + size
+
+
+def describe_step(tr: Trace, t: int) -> str:
+    """One plain sentence about token t: how surprising it was and what the model expects next."""
+    _check(tr, 0, t)
+    tok = tr.tokens[t]
+    label = token_label(tok)
+    if tok.special:
+        head = f"Token {t} is the boundary {label}: the model reads it first, as at the start of a paragraph."
+    else:
+        s = float(tr.surprisal[t])
+        unk = " It is unknown to the model, which reads it as <unk>." if tok.unk else ""
+        if np.isfinite(s):
+            p = 2.0 ** -s
+            rank = int(tr.next_rank[t - 1]) if t > 0 else -1
+            head = (f"Token {t} “{label}”: surprisal {s:.1f} bits (the model gave it {p:.1%}"
+                    + (f", rank {rank}" if rank > 0 else "") + f").{unk}")
+        else:
+            head = f"Token {t} “{label}”.{unk}"
+    if len(tr) == 0 or tr.topk_ids.shape[1] == 0:
+        return head
+    w, p = tr.top_words(t, 1)[0]
+    nxt = f" Best guess for the next token: “{w}” ({p:.1%})"
+    if t + 1 < len(tr):
+        actual = tr.vocab[tr.tokens[t + 1].id]
+        as_unk = " (as <unk>)" if tr.tokens[t + 1].unk else ""
+        nxt += (f"; the text continues with “{token_label(tr.tokens[t + 1])}”{as_unk}"
+                f" ({float(tr.next_prob[t]):.1%}, rank {int(tr.next_rank[t])})."
+                if actual != w else " — and that is what comes next.")
+    else:
+        nxt += "."
+    return head + nxt

@@ -1,0 +1,1 @@
+"""Streamlit front end: pages and shared helpers (see app.py)."""
