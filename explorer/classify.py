@@ -1,10 +1,16 @@
 """Many-to-one: a small author classifier on the language model's final hidden state.
 
 The recurrent network reads a passage (after the boundary token <eos>, as everywhere else) and its
-final hidden state h_T (one layer, default the top) is fed to a logistic regression
-P(doyle | passage) = σ(w · (h_T − μ) / σ_h + b). The language model is frozen: only w and b are
-fitted, so whatever the classifier finds was already in the state the model learnt for predicting
-the next word.
+final state s_T is fed to a logistic regression P(doyle | passage) = σ(w · (s_T − μ) / σ + b). The
+language model is frozen: only w and b are fitted, so whatever the classifier finds was already in
+the state the model learnt for predicting the next word.
+
+Which part of the final state (`feature`):
+  "state"  the whole final state: h_T of every layer, and for an LSTM c_T of every layer (default);
+  "h"      h_T of one layer (`layer`, default the top): what the decoder sees;
+  "c"      c_T of every layer (LSTM only): the long-term memory.
+On the fiction LSTM the author is far easier to read from the cell state than from h_T (h is
+tuned to the next word, c carries the longer context): see the README's lesson notes.
 
 Labels come from the corpus file names: austen_*.txt -> "austen", holmes_*.txt -> "doyle". Passages
 are consecutive windows of `passage_tokens` tokens from the corpus's train split (balanced by
@@ -66,8 +72,12 @@ class AuthorClassifier:
     def layer(self) -> int:
         return int(self.meta.get("layer", -1))
 
+    @property
+    def feature(self) -> str:
+        return str(self.meta.get("feature", "h"))
+
     def prob_second(self, feats: torch.Tensor) -> torch.Tensor:
-        """P(labels[1]) for features [N, H]."""
+        """P(labels[1]) for features [N, D]."""
         z = ((feats.double() - self.mean) / self.std) @ self.weight + self.bias
         return torch.sigmoid(z)
 
@@ -101,16 +111,32 @@ def _balance(xs, ys, per_class: int | None, rng: np.random.Generator):
     return [xs[i] for i in keep], ys[keep]
 
 
-@torch.no_grad()
-def final_states(model, id_lists, layer: int = -1, batch_size: int = 256) -> torch.Tensor:
-    """Final hidden state h_T of `layer` after reading <eos> + each id list: [N, H] float32.
+FEATURES = ("state", "h", "c")
 
-    Lists of equal length run as one batch (windows all have the same length)."""
+
+def feature_size(cell: str, hidden_size: int, layers: int, feature: str) -> int:
+    if feature == "h":
+        return hidden_size
+    if feature == "c":
+        if cell != "lstm":
+            raise ValueError(f"feature 'c' needs an LSTM, not a {cell.upper()}")
+        return hidden_size * layers
+    if feature == "state":
+        return hidden_size * layers * (2 if cell == "lstm" else 1)
+    raise ValueError(f"feature must be one of {FEATURES}, not {feature!r}")
+
+
+@torch.no_grad()
+def final_states(model, id_lists, layer: int = -1, batch_size: int = 256, feature: str = "h") -> torch.Tensor:
+    """The final state after reading <eos> + each id list: [N, D] float32 (see the module doc for
+    `feature`; "h" gives h_T of `layer`). Lists of equal length run as one batch."""
     lm = model.lm
-    L = lm.config.layers
+    cfg = lm.config
+    L = cfg.layers
     if not -L <= layer < L:
         raise ValueError(f"layer {layer} is outside the model's {L} layers")
-    out = torch.empty(len(id_lists), lm.config.hidden_size)
+    D = feature_size(cfg.cell, cfg.hidden_size, L, feature)
+    out = torch.empty(len(id_lists), D)
     by_len: dict[int, list[int]] = {}
     for j, ids in enumerate(id_lists):
         by_len.setdefault(len(ids), []).append(j)
@@ -120,13 +146,18 @@ def final_states(model, id_lists, layer: int = -1, batch_size: int = 256) -> tor
             chunk = idx[s:s + batch_size]
             ids = torch.tensor([[eos] + list(id_lists[j]) for j in chunk], dtype=torch.long)
             _, state = lm.rnn(lm.embedding(ids))
-            h = state[0] if isinstance(state, tuple) else state          # [L, B, H]
-            out[chunk] = h[layer]
+            h, c = state if isinstance(state, tuple) else (state, None)      # [L, B, H]
+            if feature == "h":
+                f = h[layer]
+            else:
+                parts = ([] if feature == "c" else list(h)) + ([] if c is None else list(c))
+                f = torch.cat(parts, 1)
+            out[chunk] = f
     return out
 
 
-def text_features(model, texts, layer: int = -1) -> torch.Tensor:
-    return final_states(model, [model.tokenizer.encode(t) for t in texts], layer)
+def text_features(model, texts, layer: int = -1, feature: str = "h") -> torch.Tensor:
+    return final_states(model, [model.tokenizer.encode(t) for t in texts], layer, feature=feature)
 
 
 # ------------------------------------------------------------------------------------------- fitting
@@ -169,8 +200,8 @@ def _accuracy(clf: AuthorClassifier, X, y) -> dict:
 
 
 def train_author_classifier(model, corpus_dir, out_dir=None, *, passage_tokens: int = 30,
-                            layer: int = -1, max_per_class: int | None = 2000,
-                            max_test_per_class: int | None = 1000, l2: float = 1e-3,
+                            feature: str = "state", layer: int = -1, max_per_class: int | None = 2000,
+                            max_test_per_class: int | None = 1000, l2: float = 1e-2,
                             seed: int = 0, split_file=None) -> AuthorClassifier:
     """Fit the author classifier on the train split of `corpus_dir`, measure it on the test split,
     and (when out_dir is given) save it there. Returns the classifier; metrics are in .meta."""
@@ -181,17 +212,18 @@ def train_author_classifier(model, corpus_dir, out_dir=None, *, passage_tokens: 
     if not -L <= layer < L:
         raise ValueError(f"layer {layer} is outside the model's {L} layers")
     layer %= L
+    cfg = model.lm.config
+    dim = feature_size(cfg.cell, cfg.hidden_size, L, feature)
     corpus = read_corpus(corpus_dir, split_file)
     rng = np.random.default_rng(seed)
     xs, ys = passages(model.tokenizer, corpus["train"], passage_tokens)
     xs, ys = _balance(xs, ys, max_per_class, rng)
     xt, yt = passages(model.tokenizer, corpus["test"], passage_tokens)
     xt, yt = _balance(xt, yt, max_test_per_class, rng)
-    X, Xt = final_states(model, xs, layer), final_states(model, xt, layer)
+    X, Xt = final_states(model, xs, layer, feature=feature), final_states(model, xt, layer, feature=feature)
     y, ytt = torch.as_tensor(ys, dtype=torch.long), torch.as_tensor(yt, dtype=torch.long)
     w, b, mean, std = fit_logistic(X, y, l2=l2)
-    cfg = model.lm.config
-    meta = {"kind": KIND, "version": 1, "labels": list(LABELS), "feature": "final hidden state h_T",
+    meta = {"kind": KIND, "version": 1, "labels": list(LABELS), "feature": feature, "dim": dim,
             "layer": layer, "passage_tokens": passage_tokens, "l2": l2, "seed": seed,
             "model": {"name": model.name, "cell": cfg.cell, "hidden_size": cfg.hidden_size,
                       "layers": cfg.layers, "vocab_size": cfg.vocab_size},
@@ -217,6 +249,7 @@ def save_author_classifier(clf: AuthorClassifier, out_dir) -> Path:
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={"format": "pt"})
+        os.chmod(tmp, 0o644)
         os.replace(tmp, out / WEIGHTS)
     finally:
         if os.path.exists(tmp):
@@ -225,6 +258,7 @@ def save_author_classifier(clf: AuthorClassifier, out_dir) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(json.dumps(clf.meta, indent=2, ensure_ascii=False) + "\n")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, out / META)
     finally:
         if os.path.exists(tmp):
@@ -270,17 +304,22 @@ def load_author_classifier(path) -> AuthorClassifier:
     if not isinstance(m, dict) or not all(isinstance(m.get(k), int) and not isinstance(m.get(k), bool)
                                           for k in ("hidden_size", "layers", "vocab_size")):
         raise BundleError(f"{META}: 'model' must give hidden_size, layers and vocab_size as integers")
+    if m.get("cell") not in ("lstm", "gru", "rnn"):
+        raise BundleError(f"{META}: model.cell must be lstm, gru or rnn")
     layer = meta.get("layer")
     if not isinstance(layer, int) or isinstance(layer, bool) or not 0 <= layer < m["layers"]:
         raise BundleError(f"{META}: 'layer' must be an integer in [0, {m['layers']})")
+    try:
+        D = feature_size(m.get("cell"), m["hidden_size"], m["layers"], meta.get("feature"))
+    except ValueError as e:
+        raise BundleError(f"{META}: {e}") from None
     wp = path / WEIGHTS
     _check_safetensors(wp)
     try:
         t = load_file(str(wp))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise BundleError(f"{WEIGHTS} is corrupt or not safetensors: {e}") from None
-    H = m["hidden_size"]
-    want = {"weight": (H,), "bias": (1,), "mean": (H,), "std": (H,)}
+    want = {"weight": (D,), "bias": (1,), "mean": (D,), "std": (D,)}
     if set(t) != set(want):
         raise BundleError(f"{WEIGHTS} must hold exactly {sorted(want)}, not {sorted(t)}")
     for k, shape in want.items():
@@ -296,7 +335,7 @@ def load_author_classifier(path) -> AuthorClassifier:
 
 def check_compatible(model, clf: AuthorClassifier) -> None:
     cfg, m = model.lm.config, clf.meta.get("model", {})
-    for k in ("hidden_size", "layers", "vocab_size"):
+    for k in ("cell", "hidden_size", "layers", "vocab_size"):
         if k in m and getattr(cfg, k) != m[k]:
             raise BundleError(f"this classifier was fitted on a model with {k}={m[k]}, "
                               f"not {getattr(cfg, k)}: it does not belong to {model.name}")
@@ -311,7 +350,7 @@ def predict_batch(model, clf: AuthorClassifier, texts) -> list[dict[str, float]]
     check_compatible(model, clf)
     if not texts:
         return []
-    p1 = clf.prob_second(text_features(model, texts, clf.layer)).tolist()
+    p1 = clf.prob_second(text_features(model, texts, clf.layer, clf.feature)).tolist()
     a, b = clf.labels
     return [{a: 1.0 - p, b: p} for p in p1]
 
@@ -324,18 +363,21 @@ def main(argv=None) -> int:
     ap.add_argument("--corpus", required=True, help="corpus folder with SPLITS.json")
     ap.add_argument("--out", required=True, help="folder to write the classifier into")
     ap.add_argument("--passage-tokens", type=int, default=30)
-    ap.add_argument("--layer", type=int, default=-1)
+    ap.add_argument("--feature", choices=FEATURES, default="state",
+                    help="which part of the final state: all of it, h of --layer, or the cell states")
+    ap.add_argument("--layer", type=int, default=-1, help="the layer for --feature h (default: the top)")
     ap.add_argument("--max-per-class", type=int, default=2000)
-    ap.add_argument("--l2", type=float, default=1e-3)
+    ap.add_argument("--l2", type=float, default=1e-2)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     from .bundle import load_model
     from .errors import ExplorerError
     try:
         m = load_model(a.model)
-        clf = train_author_classifier(m, a.corpus, a.out, passage_tokens=a.passage_tokens, layer=a.layer,
+        clf = train_author_classifier(m, a.corpus, a.out, passage_tokens=a.passage_tokens,
+                                      feature=a.feature, layer=a.layer,
                                       max_per_class=a.max_per_class, l2=a.l2, seed=a.seed)
-    except ExplorerError as e:
+    except (ExplorerError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(json.dumps({"out": a.out, "metrics": clf.meta["metrics"]}, indent=2))

@@ -64,10 +64,31 @@ def minimal_pairs(model, items: list[dict]) -> dict:
         total[suite][1] += n
     suites = {s: {"accuracy": round(ok / n, 4) if n else None, "items": n, "items_total": tot}
               for s, (ok, n, tot) in sorted(total.items())}
+    paired = _paired(kept, scores)
     n_all = sum(v[1] for v in total.values())
     ok_all = sum(v[0] for v in total.values())
     return {"accuracy": round(ok_all / n_all, 4) if n_all else None, "items": n_all,
-            "items_total": len(items), "suites": suites, "conditions": rows}
+            "items_total": len(items), "suites": suites, "conditions": rows,
+            **({"paired": paired} if paired else {})}
+
+
+def _paired(items, scores) -> dict:
+    """Context-effect accuracy over mirrored pairs (items sharing a "pair" id), per suite and distance."""
+    by: dict = defaultdict(list)
+    for d in items:
+        if "pair" in d:
+            by[d["pair"]].append(d)
+    acc: dict = defaultdict(lambda: [0, 0, 0.0])
+    for pair in by.values():
+        if len(pair) != 2:
+            continue
+        effect = sum(scores[d["good"]] - scores[d["bad"][0]] for d in pair)
+        key = (pair[0]["suite"], pair[0]["condition"].split("_")[0])
+        acc[key][0] += effect > 1e-9   # a tie (no context effect) is not a success
+        acc[key][1] += 1
+        acc[key][2] += effect
+    return {f"{s}/{c}": {"accuracy": round(ok / n, 4), "pairs": n, "mean_effect_nats": round(e / n, 4)}
+            for (s, c), (ok, n, e) in sorted(acc.items())}
 
 
 def run_suite_folder(model, folder, max_items: int = 0) -> dict:
@@ -85,39 +106,38 @@ def run_suite_folder(model, folder, max_items: int = 0) -> dict:
 # ---- the project's own pairs, modelled on the bartender example ---------------------------------
 
 def agreement_pairs() -> list[dict]:
-    """Gender agreement and forms of address, near and far, balanced: every item has a mirror item
-    with the genders swapped, so a model that ignores the context scores exactly 50%."""
+    """Gender agreement and forms of address, near and far, modelled on the bartender example.
+
+    Balanced: every item has a mirror item (same "pair" id) with the genders swapped, so a model
+    that ignores the context scores exactly 50% on plain accuracy. The paired score asks the sharper
+    question: does the context move the model the right way? For a pair, (log P(good_F) - log P(bad_F))
+    + (log P(good_M) - log P(bad_M)) > 0 cancels the model's prior for "he"/"sir" and is positive
+    only when "girl"/"she" raise the female word relative to "boy"/"he".
+    """
     F = [("girl", "she", "her"), ("woman", "she", "her"), ("lady", "she", "her")]
     M = [("boy", "he", "his"), ("man", "he", "his"), ("gentleman", "he", "his")]
-    far = [", who had walked all the way from the village in the rain ,",
-           ", after a long and weary day in the town ,"]
-    items = []
+    gaps = ["", "who had walked all the way from the village in the rain ,",
+            "after a long and weary day in the town ,"]
+    items: list[dict] = []
 
-    def add(suite, cond, good, bad):
-        items.append({"suite": suite, "condition": cond, "good": good, "bad": [bad]})
+    def mirror(suite, dist, f_good, f_bad, m_good, m_bad):
+        pair = len(items) // 2
+        items.append({"suite": suite, "condition": f"{dist}_female", "good": f_good, "bad": [f_bad], "pair": pair})
+        items.append({"suite": suite, "condition": f"{dist}_male", "good": m_good, "bad": [m_bad], "pair": pair})
 
     for (fp, fs, fpos), (mp, ms, mpos) in itertools.product(F, M):
-        for person, pron, other, gender in ((fp, fs, ms, "female"), (mp, ms, fs, "male")):
-            add("pronoun", f"near_{gender}", f"the {person} said that {pron} was tired .",
-                f"the {person} said that {other} was tired .")
-            for k, gap in enumerate(far):
-                add("pronoun", f"far_{gender}", f"the {person} {gap[2:]} said that {pron} was tired .",
-                    f"the {person} {gap[2:]} said that {other} was tired .")
-        for person, pos, other, gender in ((fp, fpos, mpos, "female"), (mp, mpos, fpos, "male")):
-            add("possessive", f"near_{gender}", f"the {person} took {pos} hat and went out .",
-                f"the {person} took {other} hat and went out .")
-            for gap in far:
-                add("possessive", f"far_{gender}", f"the {person} {gap[2:]} took {pos} hat and went out .",
-                    f"the {person} {gap[2:]} took {other} hat and went out .")
-    # forms of address: the bartender example and variants
-    scenes = [("walked into a bar", "drink"), ("came into the shop", "cup of tea")]
-    for (fp, fs, _), (mp, ms, _) in itertools.product(F, M):
-        for where, what in scenes:
+        for gap in gaps:
+            dist = "far" if gap else "near"
+            f, m = f"the {fp} {gap}".replace("  ", " ").strip(), f"the {mp} {gap}".replace("  ", " ").strip()
+            mirror("pronoun", dist, f"{f} said that she was tired .", f"{f} said that he was tired .",
+                   f"{m} said that he was tired .", f"{m} said that she was tired .")
+            mirror("possessive", dist, f"{f} took her hat and went out .", f"{f} took his hat and went out .",
+                   f"{m} took his hat and went out .", f"{m} took her hat and went out .")
+        for where, what in (("walked into a bar", "drink"), ("came into the shop", "cup of tea")):
             for addr in FEMALE_ADDRESS:
-                ctx_f = f'a {fp} {where} , and {fs} said " can i have a {what} please ? " the servant said " certainly ,'
-                ctx_m = f'a {mp} {where} , and {ms} said " can i have a {what} please ? " the servant said " certainly ,'
-                add("address", "female", f'{ctx_f} {addr} . "', f'{ctx_f} sir . "')
-                add("address", "male", f'{ctx_m} sir . "', f'{ctx_m} {addr} . "')
+                cf = f'a {fp} {where} , and {fs} said " can i have a {what} please ? " the servant said " certainly ,'
+                cm = f'a {mp} {where} , and {ms} said " can i have a {what} please ? " the servant said " certainly ,'
+                mirror("address", "far", f'{cf} {addr} . "', f'{cf} sir . "', f'{cm} sir . "', f'{cm} {addr} . "')
     return items
 
 

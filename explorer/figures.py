@@ -15,9 +15,11 @@ Conventions (see docs/HOUSE.md, "Traps"):
 * Token axes use integer positions with ``tickvals``/``ticktext``: category axes would merge
   repeated words ("the" twice) into one column.
 * Colour scales are fixed and centred: signed quantities are drawn on a diverging scale with
-  ``zmid=0`` and ``zmin``/``zmax`` from explorer.views.fixed_range (tanh outputs ±1, the cell state
-  ±R calibrated once per model), gates on a sequential scale fixed to [0, 1]. A colour means the
-  same value in every sentence, layer and step.
+  ``zmid=0`` and ``zmin``/``zmax`` from explorer.views.fixed_range (tanh outputs ±1), gates on a
+  sequential scale fixed to [0, 1]. The unbounded cell state c is coloured by symlog(c) =
+  sign(c)·ln(1+|c|) on ±symlog(R), R calibrated once per model (views.value_ranges); its colour bar
+  is labelled in units of c and hover shows c itself. A colour means the same value in every
+  sentence, layer and step.
 * Text that came from the user is escaped before it reaches Plotly (its labels understand a little
   HTML) or the chip strip (HTML).
 """
@@ -30,7 +32,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import views
-from .trace import DESCRIPTIONS, Trace
+from .trace import DESCRIPTIONS, RANGES, Trace
 
 DIVERGING = [[0.0, "#2166ac"], [0.25, "#92c5de"], [0.5, "#f7f7f7"], [0.75, "#f4a582"], [1.0, "#b2182b"]]
 SEQUENTIAL = [[0.0, "#f7fcf5"], [0.35, "#a1d99b"], [0.7, "#31a354"], [1.0, "#00441b"]]
@@ -96,12 +98,39 @@ def token_axis(labels: list[str], selected: int | None = None, title: str | None
     return ax
 
 
+def symlog(x):
+    """sign(x)·ln(1 + |x|): linear near 0, logarithmic far out. Used to colour unbounded quantities."""
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def log_scaled(quantity: str) -> bool:
+    """Unbounded quantities (the LSTM cell state c) are coloured on a symmetric log scale: in trained
+    LSTMs most |c| are below ~2 while some units count up to 100 and more, and a linear scale wide
+    enough for those would leave everything else white."""
+    lo, hi = RANGES.get(quantity, (None, None))
+    return lo is None or hi is None
+
+
 def colour_range(quantity: str, ranges: dict | None = None) -> dict:
-    """zmin/zmax (and zmid=0 for signed quantities) and the colour scale of a quantity."""
+    """zmin/zmax (and zmid=0 for signed quantities) and the colour scale of a quantity. For unbounded
+    quantities zmin/zmax are symlog(∓R) of the fixed range ±R (the heatmap's z is symlog(value))."""
     lo, hi = views.fixed_range(quantity, ranges)
+    if log_scaled(quantity):
+        r = float(symlog(max(abs(lo), abs(hi))))
+        return dict(zmin=-r, zmax=r, zmid=0.0, colorscale=DIVERGING)
     if lo < 0 < hi:
         return dict(zmin=lo, zmax=hi, zmid=0.0, colorscale=DIVERGING)
     return dict(zmin=lo, zmax=hi, colorscale=SEQUENTIAL)
+
+
+def _colorbar_ticks(quantity: str, ranges: dict | None) -> dict:
+    """Colour-bar ticks in the quantity's own units (for the symlog scale: 0, ±1, ±10, ..., ±R)."""
+    if not log_scaled(quantity):
+        return {}
+    _, r = views.fixed_range(quantity, ranges)
+    vals = [v for v in (1, 3, 10, 30, 100, 300, 1000, 3000) if v < r * 0.8] + [r]
+    vals = sorted({-v for v in vals} | {0.0} | set(vals))
+    return dict(tickmode="array", tickvals=[float(symlog(v)) for v in vals], ticktext=[f"{v:g}" for v in vals])
 
 
 def _hex(c: str) -> tuple[int, int, int]:
@@ -166,17 +195,28 @@ def heatmap_figure(tr: Trace, layer: int, quantity: str, selected: int | None = 
     units_arr = df["unit"].to_numpy()[:U]
     z = df["value"].to_numpy().reshape(T, U).T if T else np.zeros((U, 0), np.float32)
     labels = views.token_labels(tr)[lo:hi]
-    hover = np.broadcast_to(np.array([esc(w) for w in labels], dtype=object), (U, T)).copy()
-    row_name = "unit %{y}" if units is None else "unit %{customdata}"
+    toks = np.array([esc(w) for w in labels], dtype=object)
+    value = "%{z:.3f}"
+    if log_scaled(quantity):                    # colour by symlog(value), hover the value itself
+        value = "%{customdata:.3f}"
+    if units is None:
+        hover = np.broadcast_to(toks, (U, T)).copy()
+        template = f"token %{{x}}: <b>%{{text}}</b><br>unit %{{y}}<br>{quantity} = {value}<extra></extra>"
+    else:
+        hover = np.array([[f"token {lo + j}: <b>{toks[j]}</b><br>unit {u}" for j in range(T)] for u in units_arr],
+                         dtype=object).reshape(U, T)
+        template = f"%{{text}}<br>{quantity} = {value}<extra></extra>"
     trace = dict(
-        type="heatmap", z=z, x=np.arange(lo, hi), y=np.arange(U), text=hover, name=quantity,
-        hovertemplate=f"token %{{x}}: <b>%{{text}}</b><br>{row_name}<br>{quantity} = %{{z:.3f}}<extra></extra>",
-        colorbar=dict(title=dict(text=quantity, side="right"), thickness=12, len=0.9, outlinewidth=0,
-                      tickfont=dict(size=11)),
+        type="heatmap", z=symlog(z).astype(np.float32) if log_scaled(quantity) else z,
+        x=np.arange(lo, hi), y=np.arange(U), text=hover, name=quantity, hovertemplate=template,
+        colorbar=dict(title=dict(text=quantity + (" (log scale)" if log_scaled(quantity) else ""), side="right"),
+                      thickness=12, len=0.9, outlinewidth=0, tickfont=dict(size=11),
+                      **_colorbar_ticks(quantity, ranges)),
         xgap=1 if T <= 60 else 0, **colour_range(quantity, ranges))
+    if log_scaled(quantity):
+        trace["customdata"] = z
     yaxis = dict(autorange="reversed", title=dict(text="unit"), showgrid=False, zeroline=False)
     if units is not None:
-        trace["customdata"] = np.broadcast_to(units_arr[:, None], (U, T)).copy()
         yaxis.update(tickmode="array", tickvals=list(range(U)), ticktext=[f"u{u}" for u in units_arr])
     shapes = []
     if selected is not None and lo <= selected < hi:
@@ -186,7 +226,9 @@ def heatmap_figure(tr: Trace, layer: int, quantity: str, selected: int | None = 
     if title is None:
         title = f"<b>{quantity}</b> · {esc(DESCRIPTIONS.get(quantity, quantity))} · layer {layer + 1}"
     layout = _layout(h, title, xaxis=token_axis(labels, selected, start=lo), yaxis=yaxis, shapes=shapes,
-                     meta=dict(view="heatmap", quantity=quantity, layer=layer, selected=selected, window=[lo, hi]))
+                     meta=dict(view="heatmap", quantity=quantity, layer=layer, selected=selected, window=[lo, hi],
+                               scale="symlog" if log_scaled(quantity) else "linear",
+                               range=list(views.fixed_range(quantity, ranges))))
     return go.Figure(data=[trace], layout=layout)
 
 
@@ -427,6 +469,9 @@ def units_figure(tr: Trace, layer: int, quantity: str, units, selected: int | No
             customdata=hover_tok[lo:hi], hovertemplate=(f"unit {u}<br>token %{{x}}: <b>%{{customdata}}</b><br>"
                                                  f"{quantity} = %{{y:.3f}}<extra></extra>")))
     vmin, vmax = views.fixed_range(quantity, ranges)
+    if log_scaled(quantity) and len(df):       # lines: the chosen units' own extent, fixed over the text
+        m = float(np.abs(units_frame(tr, layer, quantity, units)["value"]).max()) * 1.05 or 1.0
+        vmin, vmax = -m, m
     pad = 0.05 * (vmax - vmin)
     shapes = []
     if selected is not None and lo <= selected < hi:

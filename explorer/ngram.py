@@ -7,7 +7,7 @@ a model without a long memory can and cannot do.
 P_KN(w | h) = max(c(h w) - D_n, 0) / c(h)  +  D_n · N1+(h •) / c(h) · P_KN(w | h')
 for the highest order (h' is h without its first word), with continuation counts N1+(• h w) in place
 of c(h w) for every lower order, and the uniform distribution under the unigram. One discount per
-order, D_n = n1 / (n1 + 2 n2) from the counts of counts.
+order, D_n = n1 / (n1 + 2 n2) from the counts of counts, kept within [0.05, 0.95].
 """
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ class KneserNey:
             self.ctx_total[n], self.ctx_types[n] = dict(tot), dict(typ)
             cc = Counter(self.counts[n].values())
             n1, n2 = cc.get(1, 0), cc.get(2, 0)
-            self.D[n] = n1 / (n1 + 2 * n2) if n1 + n2 else 0.5
+            # clamped so that every order keeps some mass for the one below (no zero probabilities)
+            self.D[n] = min(max(n1 / (n1 + 2 * n2) if n1 + n2 else 0.5, 0.05), 0.95)
         return self
 
     def prob(self, history: Sequence[int], w: int) -> float:

@@ -112,7 +112,7 @@ def _ckpt_dir(cfg: TrainConfig) -> Path:
     return out.with_name(out.name + ".ckpt")
 
 
-def _save_checkpoint(cfg, lm, opt, progress: dict, state) -> None:
+def _save_checkpoint(cfg, lm, opt, progress: dict, state, rng=None) -> None:
     d = _ckpt_dir(cfg)
     tmp = d.with_name(d.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -132,7 +132,7 @@ def _save_checkpoint(cfg, lm, opt, progress: dict, state) -> None:
     if state is not None:
         for j, s in enumerate(state if isinstance(state, tuple) else (state,)):
             tensors[f"carry.{j}"] = s.detach().cpu().contiguous().clone()
-    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.torch"] = torch.get_rng_state() if rng is None else rng
     save_file(tensors, str(tmp / "state.safetensors"))
     progress = dict(progress, opt_step=step, lr=opt.param_groups[0]["lr"],
                     py_random=repr(random.getstate()), train_config=asdict(cfg))
@@ -210,6 +210,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     old_term = signal.signal(signal.SIGTERM, _on_term) if _main_thread() else None
     last_ckpt = time.time()
     card = None
+    batch_start = None
     try:
         t_budget = time.time()
         while progress["epoch"] < epochs:
@@ -233,6 +234,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 if stop["flag"]:
                     raise KeyboardInterrupt
                 state = detach_state(state) if state is not None else None
+                # What a checkpoint taken mid-batch must restore, so that a resumed run redoes
+                # this batch exactly (same carried state, same dropout masks).
+                batch_start = (state, torch.get_rng_state())
                 logits, state = lm(x, state)
                 loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
                 opt.zero_grad(set_to_none=True)
@@ -240,6 +244,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 nn.utils.clip_grad_norm_(lm.parameters(), cfg.clip)
                 opt.step()
                 progress["batch"] = b + 1
+                batch_start = None
                 progress["tokens_seen"] += y.numel()
                 tokens_ep += y.numel()
                 el = time.time() - t_ep
@@ -281,7 +286,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
             last_ckpt = time.time()
     except KeyboardInterrupt:
         progress["train_seconds"] += time.time() - t_start
-        _save_checkpoint(cfg, lm, opt, progress, state)
+        rng = None
+        if batch_start is not None:  # interrupted inside a batch: its update never happened
+            state, rng = batch_start
+        _save_checkpoint(cfg, lm, opt, progress, state, rng)
         log(f"interrupted at epoch {progress['epoch'] + 1}, batch {progress['batch']}; checkpoint "
             f"saved in {_ckpt_dir(cfg)}; continue with --resume")
         raise Interrupted() from None

@@ -15,18 +15,28 @@ BAR = 'A girl walked into a bar, and she said "Can I have a drink please?" The b
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_ig_completeness(cell):
+@pytest.mark.parametrize("baseline", ["zeros", "unk"])
+def test_ig_completeness(cell, baseline):
     m = make_model(cell, layers=2, hidden=16, seed=1)
-    a = attribute(m, BAR, word="miss", ig_steps=128)   # the random tanh RNN is rough: more nodes
+    steps = 512 if (cell, baseline) == ("rnn", "zeros") else 64   # the random tanh RNN is rough from 0
+    a = attribute(m, BAR, word="miss", ig_steps=steps, baseline=baseline)
     gap = a.logprob - a.baseline_logprob
-    assert abs(gap) > 1e-3                      # a real difference to explain
-    assert abs(a.completeness_error) < 1e-3 * max(1.0, abs(gap))
-    np.testing.assert_allclose(a.scores["integrated_gradients"].sum(), gap, atol=1e-3)
+    assert abs(gap) > 5e-4                      # a real difference to explain
+    assert abs(a.completeness_error) < 1e-4 * max(abs(gap), 1e-3)
+    assert a.completeness_relative < 1e-4
+    np.testing.assert_allclose(a.scores["integrated_gradients"].sum(), gap, atol=1e-5)
+    assert a.scores["integrated_gradients"][0] == 0          # the boundary is in the baseline too
+    assert a.ig_steps == steps
 
 
-def test_ig_unk_baseline_completeness(tiny_lstm):
-    a = attribute(tiny_lstm, "Mary loves John .", word="said", baseline="unk", ig_steps=32)
-    assert abs(a.completeness_error) < 1e-3
+def test_ig_auto_steps_reach_the_tolerance():
+    m = make_model("rnn", layers=2, hidden=16, seed=1)
+    a = attribute(m, BAR, word="miss", baseline="zeros", methods=("integrated_gradients",))
+    assert a.ig_steps == 256 and a.completeness_relative <= 0.01      # 64 nodes are not enough here
+    b = attribute(m, BAR, word="miss", baseline="zeros", ig_tol=0.9, methods=("integrated_gradients",))
+    assert b.ig_steps == 64
+    with pytest.raises(ValueError, match="ig_steps"):
+        attribute(m, BAR, ig_steps=0)
 
 
 def test_logprob_and_default_target_match_trace(tiny_lstm):
@@ -44,16 +54,18 @@ def test_ig_matches_captum(tiny_lstm):
     captum = pytest.importorskip("captum.attr")
     m = tiny_lstm
     text = "Mary loves John ."
-    a = attribute(m, text, word="said", ig_steps=20, methods=("integrated_gradients",))
+    a = attribute(m, text, word="said", ig_steps=20, baseline="zeros", methods=("integrated_gradients",))
     ids = torch.tensor([[m.tokenizer.eos_id] + m.tokenizer.encode(text)])
     x = m.lm.embedding(ids).detach()
+    base = torch.zeros_like(x)
+    base[0, 0] = x[0, 0]                                    # the boundary <eos> stays
     target = m.tokenizer.stoi["said"]
 
     def f(emb):
         out, _ = m.lm.rnn(emb)
         return torch.log_softmax(m.lm.decoder(out[:, -1]), -1)[:, target]
 
-    ig = captum.IntegratedGradients(f).attribute(x, baselines=torch.zeros_like(x), n_steps=20,
+    ig = captum.IntegratedGradients(f).attribute(x, baselines=base, n_steps=20,
                                                   method="gausslegendre")
     np.testing.assert_allclose(a.scores["integrated_gradients"], ig[0].sum(-1).double().numpy(), atol=1e-5)
 

@@ -56,6 +56,7 @@ def test_fits_and_generalises(fitted):
     assert met["train"]["accuracy"] >= 0.85 and met["test"]["accuracy"] >= 0.8   # a random tiny LSTM's states
     assert "notes.txt" not in clf.meta["corpus"]["train_files"]
     assert clf.meta["layer"] == 1 and clf.meta["model"]["hidden_size"] == 16
+    assert clf.meta["feature"] == "state" and clf.meta["dim"] == 2 * 2 * 16 == clf.weight.numel()
     assert (out / "classifier.safetensors").is_file() and (out / "classifier.json").is_file()
 
 
@@ -77,14 +78,35 @@ def test_predict_roundtrip(fitted, corpus):
     assert predict_batch(m, clf, []) == []
 
 
-def test_final_states_are_the_trace_final_states(fitted):
+def test_final_states_are_the_trace_final_states(fitted, tiny_rnn):
     from explorer import trace
     m = fitted[0]
-    ids = [m.tokenizer.encode("Mary loves John ."), m.tokenizer.encode("John loves Mary ."),
-           m.tokenizer.encode("He took his hat .")]
+    texts = ["Mary loves John .", "John loves Mary .", "He took his hat ."]
+    ids = [m.tokenizer.encode(t) for t in texts]
     X = final_states(m, ids, layer=0)
-    for j, text in enumerate(["Mary loves John .", "John loves Mary .", "He took his hat ."]):
-        np.testing.assert_allclose(X[j].numpy(), trace(m, text).layers[0].h[-1], atol=1e-5)
+    S = final_states(m, ids, feature="state")
+    C = final_states(m, ids, feature="c")
+    for j, text in enumerate(texts):
+        tr = trace(m, text)
+        np.testing.assert_allclose(X[j].numpy(), tr.layers[0].h[-1], atol=1e-5)
+        hc = np.concatenate([tr.layers[0].h[-1], tr.layers[1].h[-1], tr.layers[0].c[-1], tr.layers[1].c[-1]])
+        np.testing.assert_allclose(S[j].numpy(), hc, atol=1e-5)
+        np.testing.assert_allclose(C[j].numpy(), hc[32:], atol=1e-5)
+    assert final_states(tiny_rnn, ids, feature="state").shape == (3, 32)
+    with pytest.raises(ValueError, match="needs an LSTM"):
+        final_states(tiny_rnn, ids, feature="c")
+
+
+@pytest.mark.parametrize("feature", ["h", "c"])
+def test_other_features_roundtrip(corpus, tmp_path, feature):
+    m = make_model("lstm", seed=0)
+    clf = train_author_classifier(m, corpus, tmp_path, passage_tokens=10, max_per_class=40,
+                                  max_test_per_class=20, feature=feature, layer=0)
+    assert clf.weight.numel() == {"h": 16, "c": 32}[feature]
+    loaded = load_author_classifier(tmp_path)
+    assert loaded.feature == feature and loaded.layer == 0
+    assert predict(m, loaded, "Mary loves John .")["austen"] == pytest.approx(
+        predict(m, clf, "Mary loves John .")["austen"], abs=1e-9)
 
 
 def _copy(src, dst):
@@ -128,6 +150,18 @@ def test_validation(fitted, tmp_path):
         load_author_classifier(tmp_path / "nowhere")
     with pytest.raises(BundleError, match="hidden_size"):
         predict(make_model("lstm", hidden=12), clf, "Mary loves John")
+    with pytest.raises(BundleError, match="cell"):
+        predict(make_model("gru"), clf, "Mary loves John")
+    d = _copy(out, tmp_path / "feature")
+    meta = json.loads((d / "classifier.json").read_text())
+    meta["feature"] = "h"                                  # 16 numbers expected, the file holds 64
+    (d / "classifier.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="weight has shape"):
+        load_author_classifier(d)
+    meta["feature"] = "everything"
+    (d / "classifier.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="feature must be"):
+        load_author_classifier(d)
 
 
 def test_one_author_only_is_refused(tmp_path):

@@ -54,9 +54,10 @@ def test_exactness_on_the_trained_weights(lstm):
         p = cell_provenance(tr, layer=layer)
         scale = max(1.0, float(np.abs(p.c).max()))
         np.testing.assert_allclose(p.total, p.c, atol=1e-5 * scale, rtol=0)
-    a = attribute(lstm, GIRL, word="miss", methods=("integrated_gradients",), ig_steps=32)
-    print("\nIG for 'miss':", a.top("integrated_gradients", 5), "completeness error", a.completeness_error)
-    assert abs(a.completeness_error) < 1e-2 * max(1.0, abs(a.logprob - a.baseline_logprob))
+    a = attribute(lstm, "She said , Certainly ,", word="miss", methods=("integrated_gradients",))
+    print("\nIG for 'miss':", a.top("integrated_gradients", 5), "completeness error", a.completeness_error,
+          "nodes", a.ig_steps)
+    assert a.completeness_relative <= 0.01
 
 
 def test_lstm_against_rnn_fading(lstm):

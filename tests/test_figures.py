@@ -68,15 +68,28 @@ def test_gates_use_a_fixed_zero_to_one_scale(tr, q):
 
 
 def test_cell_state_uses_the_given_or_documented_range_not_autoscale(tiny_lstm, tr):
-    d = spec(F.heatmap_figure(tr, 0, "c"))["data"][0]
-    assert (d["zmin"], d["zmid"], d["zmax"]) == (-V.C_RANGE_DEFAULT, 0.0, V.C_RANGE_DEFAULT)
+    s = spec(F.heatmap_figure(tr, 0, "c"))
+    d = s["data"][0]
+    r = float(F.symlog(V.C_RANGE_DEFAULT))
+    assert (d["zmin"], d["zmid"], d["zmax"]) == (-r, 0.0, r)
+    assert s["layout"]["meta"]["scale"] == "symlog" and s["layout"]["meta"]["range"] == [-3.0, 3.0]
+    assert d["colorbar"]["ticktext"][0] == "-3" and d["colorbar"]["ticktext"][-1] == "3"
     ranges = V.value_ranges(tiny_lstm)
     lo, hi = ranges["c"]
     assert lo == -hi and hi >= 1.0
     other = E.trace(tiny_lstm, "Holmes said nothing at all for a very long time .")
     for t in (tr, other):                                   # the same range for every sentence
         d = spec(F.heatmap_figure(t, 1, "c", ranges=ranges))["data"][0]
-        assert (d["zmin"], d["zmax"]) == (lo, hi)
+        assert (d["zmin"], d["zmax"]) == (-float(F.symlog(hi)), float(F.symlog(hi)))
+
+
+def test_cell_state_colours_by_symlog_and_hovers_the_value(tr):
+    fig = F.heatmap_figure(tr, 1, "c")
+    c = tr.layers[1].c
+    np.testing.assert_allclose(np.asarray(fig.data[0].z), F.symlog(c.T), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(fig.data[0].customdata), c.T)
+    assert "%{customdata:.3f}" in fig.data[0].hovertemplate
+    assert F.symlog(0.0) == 0 and F.symlog(-1.0) == -np.log(2)
 
 
 def test_heatmap_hover_names_token_unit_and_value(tr):
@@ -122,6 +135,7 @@ def test_heatmap_of_chosen_units(tr):
     np.testing.assert_allclose(z[0], tr.layers[1].h[:, 5])
     np.testing.assert_allclose(z[1], tr.layers[1].h[:, 2])
     assert list(fig.layout.yaxis.ticktext) == ["u5", "u2"]
+    assert np.asarray(fig.data[0].text)[1, 4] == "token 4: <b>the</b><br>unit 2"
 
 
 # --------------------------------------------------------------------------------- token strip
@@ -242,6 +256,9 @@ def test_units_figure(tr):
     assert fig.layout.xaxis.ticktext[4] == "<b>the</b>" and fig.layout.xaxis.ticktext[1] == "the"
     assert fig.layout.yaxis.range == (-1.1, 1.1)
     assert fig.layout.shapes[0].x0 == 4
+    cfig = F.units_figure(tr, 0, "c", [3, 1], selected=4)     # unbounded: the units' own extent, fixed
+    m = float(np.abs(tr.layers[0].c[:, [3, 1]]).max())
+    assert cfig.layout.yaxis.range[1] >= m and cfig.layout.yaxis.range == F.units_figure(tr, 0, "c", [3, 1], 1).layout.yaxis.range
     with pytest.raises(IndexError):
         F.units_frame(tr, 0, "h", [10_000])
 

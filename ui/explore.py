@@ -124,15 +124,16 @@ def _player(ctx: common.ModelContext, tr, layer: int):
     # ---- heatmaps
     st.subheader(f"States and gates across the text · layer {layer + 1}")
     qs = list(QUANTITIES[tr.cell])
-    ss.setdefault("heatmaps", qs)
-    shown = st.pills("Show", qs, selection_mode="multi", key="heatmaps", persist_state="session",
+    pick_key = f"heatmaps_{tr.cell}"                       # LSTM, GRU and RNN have different quantities
+    ss.setdefault(pick_key, qs)
+    shown = st.pills("Show", qs, selection_mode="multi", key=pick_key, persist_state="session",
                      format_func=lambda q: f"{q}: {F.LONG_NAMES.get(q, q)}",
                      help="; ".join(f"{q}: {DESCRIPTIONS[q]}" for q in qs))
     shown = [q for q in qs if q in (shown or [])]
     if win != (0, n):
         st.caption(f"The text has {n} tokens; the charts show tokens {win[0]}–{win[1] - 1}, "
                    "a window that follows the selected token.")
-    per_row = 2 if (win[1] - win[0]) <= 45 else 1
+    per_row = 2 if (win[1] - win[0]) <= 20 else 1   # long texts: full-width heatmaps, readable ticks
     for i in range(0, len(shown), per_row):
         row = st.columns(per_row)
         for col, q in zip(row, shown[i:i + per_row]):

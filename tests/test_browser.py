@@ -1,0 +1,327 @@
+"""The real app in headless Chromium (Playwright): type, step, play, switch model and layer, upload a
+bad bundle, visit every page; no exception element may appear. Saves screenshots to docs/screenshots/.
+
+Runs wherever Debian's Chromium is installed (CI installs it: `apt-get install chromium`); skips with
+that reason otherwise. Override the browser with RNN_EXPLORER_CHROMIUM=/path/to/chromium.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = os.environ.get("RNN_EXPLORER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+REAL = ROOT / "pretrained" / "fiction-lstm"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason=f"Chromium not found at {CHROMIUM}: install Debian's chromium "
+                              "(apt-get install chromium) or set RNN_EXPLORER_CHROMIUM"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(models: Path, log: Path, port: int | None = None):
+    """Start `streamlit run app.py` on a free port; return (process, url) once it answers."""
+    port = port or free_port()
+    env = dict(os.environ, RNN_EXPLORER_MODELS=str(models), PYTHONUNBUFFERED="1")
+    out = open(log, "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.headless", "true"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://localhost:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.3)
+    stop_server(proc)
+    raise RuntimeError(f"streamlit did not answer within 90 s:\n{log.read_text()}")
+
+
+def stop_server(proc):
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def browser_models(models_dir, tmp_path_factory) -> Path:
+    """The tiny LSTM and RNN, plus the shipped fiction-lstm when it exists (the app opens on it)."""
+    root = tmp_path_factory.mktemp("browser-models")
+    for name in ("tiny-lstm", "tiny-rnn"):
+        (root / name).symlink_to(models_dir / name, target_is_directory=True)
+    if (REAL / "card.json").is_file():
+        (root / "fiction-lstm").symlink_to(REAL, target_is_directory=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(browser_models, tmp_path_factory):
+    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    proc, url = start_server(browser_models, log)
+    yield url
+    stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        pg = browser.new_page(viewport={"width": 1440, "height": 1000})
+        pg.set_default_timeout(60_000)
+        pg.goto(server)
+        yield pg
+        browser.close()
+
+
+# ------------------------------------------------------------------------------------ helpers
+STRIP = '[data-testid="token-strip"]'
+
+
+def no_exceptions(pg):
+    assert pg.locator('[data-testid="stException"]').count() == 0, pg.locator('[data-testid="stException"]').first.inner_text()
+
+
+def wait_charts(pg, n: int):
+    pg.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n}")
+
+
+def selected(pg) -> str:
+    return pg.locator(STRIP).get_attribute("data-selected")
+
+
+def wait_selected(pg, pos: int):
+    pg.wait_for_function(f"document.querySelector('{STRIP}')?.dataset.selected === '{pos}'")
+
+
+def heat_titles(pg) -> list[str]:
+    return pg.eval_on_selector_all(".js-plotly-plot .gtitle", "els => els.map(e => e.textContent)")
+
+
+def heat_ticks(pg, quantity: str) -> list[str]:
+    """x tick labels of the heatmap whose title starts with `quantity`."""
+    return pg.evaluate("""(q) => {
+        for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+            const t = plot.querySelector('.gtitle');
+            if (t && t.textContent.startsWith(q + ' ·'))
+                return Array.from(plot.querySelectorAll('.xtick text')).map(e => e.textContent);
+        }
+        return null;
+    }""", quantity)
+
+
+def keyboard_focus_page(pg):
+    """Move focus off the text box so the playback shortcuts reach the page."""
+    pg.locator('[data-testid="stMainBlockContainer"] h4').first.click()
+
+
+def shoot(pg, name: str, full: bool = True, height: int = 3000):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    if full:  # Streamlit scrolls inside its own container: grow the viewport to capture the page
+        old = pg.viewport_size
+        pg.set_viewport_size({"width": old["width"], "height": height})
+        time.sleep(1.2)
+        pg.screenshot(path=str(SHOTS / name))
+        pg.set_viewport_size(old)
+        time.sleep(0.5)
+    else:
+        pg.screenshot(path=str(SHOTS / name))
+
+
+# -------------------------------------------------------------------------------------- tests
+def test_01_opens_with_every_chart(page):
+    pg = page
+    pg.wait_for_selector(STRIP)
+    wait_charts(pg, 10)
+    no_exceptions(pg)
+    titles = heat_titles(pg)
+    for q in "hcifgo":
+        assert any(t.startswith(f"{q} ·") for t in titles), titles
+    assert heat_ticks(pg, "h")[0] == "<eos>"      # escaped for Plotly, shown as typed
+    n = int(pg.locator(STRIP).get_attribute("data-n"))
+    assert selected(pg) == str(n - 1)
+    shoot(pg, "explore.png")
+    pg.locator('[data-testid="stHorizontalBlock"]').filter(has=pg.locator(".js-plotly-plot")).first.screenshot(
+        path=str(SHOTS / "step-view.png"))
+    pg.locator(STRIP).screenshot(path=str(SHOTS / "token-strip.png"))
+
+
+def test_02_typing_a_sentence_redraws_the_charts(page):
+    pg = page
+    text = "the cat saw the dog and the dog saw the cat ."
+    box = pg.locator("textarea").first
+    box.fill(text)
+    box.press("Control+Enter")
+    pg.wait_for_function(f"document.querySelector('{STRIP}').dataset.n === '13'")
+    pg.wait_for_function("""() => {
+        const plots = document.querySelectorAll('.js-plotly-plot');
+        let ok = 0;
+        for (const p of plots) {
+            const t = p.querySelector('.gtitle');
+            if (t && /^[hcifgo] ·/.test(t.textContent)) {
+                const ticks = Array.from(p.querySelectorAll('.xtick text')).map(e => e.textContent);
+                if (ticks.length === 13 && ticks[3] === 'saw') ok++;
+            }
+        }
+        return ok === 6;
+    }""")
+    ticks = heat_ticks(pg, "c")
+    assert ticks[1:] == text.split() and ticks.count("the") == 4
+    assert "“.”" in pg.locator(".js-plotly-plot .gtitle").first.text_content()
+    no_exceptions(pg)
+
+
+def test_03_stepping_with_keys_buttons_and_slider(page):
+    pg = page
+    keyboard_focus_page(pg)
+    pg.keyboard.press("Home")
+    wait_selected(pg, 0)
+    pg.keyboard.press("ArrowRight")
+    wait_selected(pg, 1)
+    pg.keyboard.press("ArrowRight")
+    wait_selected(pg, 2)
+    pg.get_by_role("button", name="Next").click()
+    wait_selected(pg, 3)
+    pg.wait_for_function("Array.from(document.querySelectorAll('.js-plotly-plot .gtitle'))"
+                         ".some(t => t.textContent.startsWith('Next word after “saw”'))")
+    pg.get_by_role("button", name="Back").click()
+    wait_selected(pg, 2)
+    pg.keyboard.press("End")
+    wait_selected(pg, 12)
+    slider = pg.locator('[data-testid="stSlider"] input[type=range]').first
+    slider.focus()
+    pg.keyboard.press("ArrowLeft")                # the slider moves one token, not two
+    wait_selected(pg, 11)
+    time.sleep(1.0)
+    assert selected(pg) == "11"
+    # typing in the text box never triggers the playback shortcuts
+    box = pg.locator("textarea").first
+    box.focus()
+    box.press("ArrowLeft")
+    box.press("p")
+    time.sleep(1.0)
+    assert selected(pg) == "11" and pg.get_by_role("button", name="Play").count() == 1
+    box.press("Backspace")                         # undo the typed "p" (the text box is not submitted)
+    no_exceptions(pg)
+
+
+def test_04_play_and_pause(page):
+    pg = page
+    keyboard_focus_page(pg)
+    pg.keyboard.press("Home")
+    wait_selected(pg, 0)
+    pg.get_by_role("button", name="Play").click()
+    pg.wait_for_function(f"Number(document.querySelector('{STRIP}').dataset.selected) >= 2", timeout=30_000)
+    pg.get_by_role("button", name="Pause").click()
+    pg.get_by_role("button", name="Play").wait_for()
+    time.sleep(1.0)
+    stopped = selected(pg)
+    time.sleep(2.5)
+    assert selected(pg) == stopped
+    no_exceptions(pg)
+
+
+def test_05_switch_layer(page):
+    pg = page
+    pg.locator('[data-testid="stSidebar"] label').filter(has_text="Layer 1").click()
+    pg.wait_for_function("Array.from(document.querySelectorAll('.js-plotly-plot .gtitle'))"
+                         ".filter(t => /^[hcifgo] ·/.test(t.textContent) && t.textContent.endsWith('layer 1')).length === 6")
+    no_exceptions(pg)
+    pg.locator('[data-testid="stSidebar"] label').filter(has_text="Layer 2").click()
+    pg.wait_for_function("Array.from(document.querySelectorAll('.js-plotly-plot .gtitle'))"
+                         ".filter(t => t.textContent.endsWith('layer 2')).length >= 6")
+
+
+def _pick_model(pg, name: str):
+    pg.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
+    pg.get_by_role("option", name=name).click()
+
+
+def test_06_switch_model(page, browser_models):
+    pg = page
+    _pick_model(pg, "tiny-rnn")
+    pg.get_by_text("A simple RNN has no gates").wait_for()
+    pg.wait_for_function("Array.from(document.querySelectorAll('.js-plotly-plot .gtitle'))"
+                         ".filter(t => /^[cifgo] ·/.test(t.textContent)).length === 0")
+    assert heat_ticks(pg, "h") is not None
+    no_exceptions(pg)
+    shoot(pg, "explore-rnn.png", height=2200)
+    _pick_model(pg, "fiction-lstm" if (browser_models / "fiction-lstm").exists() else "tiny-lstm")
+    wait_charts(pg, 10)
+    no_exceptions(pg)
+
+
+def test_07_empty_and_long_text(page):
+    pg = page
+    box = pg.locator("textarea").first
+    box.fill("")
+    box.press("Control+Enter")
+    pg.get_by_text("Type a sentence above").wait_for()
+    assert pg.locator(".js-plotly-plot").count() == 0
+    no_exceptions(pg)
+    box.fill('Holmes said "the game is afoot" and the qwertyuiop left .')
+    box.press("Control+Enter")
+    pg.locator('[data-testid="unknown-words"]').wait_for()
+    assert "qwertyuiop" in pg.locator('[data-testid="unknown-words"]').inner_text()
+    assert pg.locator(f'{STRIP} .tok.unk').count() >= 1
+    wait_charts(pg, 10)
+    no_exceptions(pg)
+
+
+def test_08_bad_upload_shows_what_is_wrong(page):
+    pg = page
+    pg.get_by_text("Upload a model bundle (.zip)").click()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("bundle/card.json", "{}")
+        z.writestr("bundle/tokenizer.json", "{}")
+        z.writestr("bundle/weights.safetensors", b"\x80\x04\x95 a pickle")
+    pg.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        files=[{"name": "bad-bundle.zip", "mimeType": "application/zip", "buffer": buf.getvalue()}])
+    err = pg.locator('[data-testid="stSidebar"] [data-testid="stAlertContentError"]')
+    err.wait_for()
+    assert "bad-bundle.zip is not a usable bundle" in err.inner_text()
+    no_exceptions(pg)
+    pg.locator('[data-testid="stSidebar"]').screenshot(path=str(SHOTS / "upload-error.png"))
+    wait_charts(pg, 10)                              # the page keeps working on the old model
+
+
+def test_09_guide_page(page):
+    pg = page
+    pg.get_by_role("link", name="How to read it").click()
+    pg.get_by_text("What you are looking at").wait_for()
+    no_exceptions(pg)
+    shoot(pg, "guide.png", height=2000)
+    pg.get_by_role("link", name="Explore").click()
+    wait_charts(pg, 10)
+    no_exceptions(pg)
