@@ -7,7 +7,7 @@ drawing step (`*_figure`, a plotly ``go.Figure`` built from that frame):
   token_frame / token_strip_html     the sentence as chips coloured by surprisal
   topk_frame / topk_figure           next-word top-k bars, the word that actually follows highlighted
   step_frame / step_figure           change of h and c from the previous step, per unit
-  gates_frame / gates_figure         how open each gate is after a token
+  gates_frame / gates_figure         how open each gate is after a token (histogram over units)
   units_frame / units_figure         chosen units across the sentence
 
 Conventions (see docs/HOUSE.md, "Traps"):
@@ -40,11 +40,13 @@ POSITIVE, NEGATIVE = "#b2182b", "#2166ac"
 HIGHLIGHT, MUTED, MARK = "#e8590c", "#9db4cc", "#111111"
 FONT = dict(family="Source Sans Pro, Helvetica, Arial, sans-serif", size=13, color="#262730")
 # A small white template: plotly's "plotly_white" costs ~20 ms per figure to copy and validate.
+# Margins are computed here rather than with automargin, which makes plotly.js lay every figure out
+# twice (measured: half the drawing time of a heatmap).
 TEMPLATE = dict(layout=dict(paper_bgcolor="white", plot_bgcolor="white",
                             xaxis=dict(gridcolor="#ebedf0", linecolor="#c8ccd2", ticks="", zerolinecolor="#c8ccd2",
-                                       automargin=True, title=dict(standoff=6)),
+                                       automargin=False, title=dict(standoff=6)),
                             yaxis=dict(gridcolor="#ebedf0", linecolor="#c8ccd2", ticks="", zerolinecolor="#c8ccd2",
-                                       automargin=True, title=dict(standoff=6)),
+                                       automargin=False, title=dict(standoff=6)),
                             hoverlabel=dict(font=dict(size=13))))
 
 #: Surprisal (bits) -> chip colour; 16 bits and more share the last colour.
@@ -82,6 +84,20 @@ def _tick_font_size(n: int) -> int:
     return 13 if n <= 25 else 12 if n <= 45 else 10 if n <= 80 else 8
 
 
+def _tick_angle(n: int) -> int:
+    return -50 if n > 12 else 0
+
+
+def token_margin(labels: list[str]) -> int:
+    """Bottom margin (px) that fits the token tick labels, rotated or not."""
+    n = len(labels)
+    size = _tick_font_size(n)
+    longest = max((len(_short(w)) for w in labels), default=1)
+    if _tick_angle(n) == 0:
+        return size + 14
+    return int(0.55 * size * longest * 0.77 + size + 12)      # text width x sin(50°) + height
+
+
 def token_axis(labels: list[str], selected: int | None = None, title: str | None = None,
                start: int = 0, **kw) -> dict:
     """An x axis of integer token positions (start, start+1, ...) with the tokens as tick text (the
@@ -90,8 +106,8 @@ def token_axis(labels: list[str], selected: int | None = None, title: str | None
     if selected is not None and 0 <= selected - start < len(text):
         text[selected - start] = f"<b>{text[selected - start]}</b>"
     ax = dict(tickmode="array", tickvals=list(range(start, start + len(labels))), ticktext=text,
-              tickangle=-50 if len(labels) > 12 else 0, tickfont=dict(size=_tick_font_size(len(labels))),
-              range=[start - 0.5, start + len(labels) - 0.5], showgrid=False, zeroline=False, automargin=True)
+              tickangle=_tick_angle(len(labels)), tickfont=dict(size=_tick_font_size(len(labels))),
+              range=[start - 0.5, start + len(labels) - 0.5], showgrid=False, zeroline=False)
     if title:
         ax["title"] = dict(text=title)
     ax.update(kw)
@@ -212,7 +228,7 @@ def heatmap_figure(tr: Trace, layer: int, quantity: str, selected: int | None = 
         colorbar=dict(title=dict(text=quantity + (" (log scale)" if log_scaled(quantity) else ""), side="right"),
                       thickness=12, len=0.9, outlinewidth=0, tickfont=dict(size=11),
                       **_colorbar_ticks(quantity, ranges)),
-        xgap=1 if T <= 60 else 0, **colour_range(quantity, ranges))
+        **colour_range(quantity, ranges))
     if log_scaled(quantity):
         trace["customdata"] = z
     yaxis = dict(autorange="reversed", title=dict(text="unit"), showgrid=False, zeroline=False)
@@ -222,10 +238,12 @@ def heatmap_figure(tr: Trace, layer: int, quantity: str, selected: int | None = 
     if selected is not None and lo <= selected < hi:
         shapes.append(dict(type="rect", x0=selected - 0.5, x1=selected + 0.5, y0=-0.5, y1=U - 0.5,
                            line=dict(color=MARK, width=2), fillcolor="rgba(0,0,0,0)", name="selected"))
-    h = height or int(min(380, max(220, 110 + 0.9 * U)))
+    bottom = token_margin(labels)
+    h = height or int(min(340, max(180, 0.8 * U)) + 44 + bottom)
     if title is None:
         title = f"<b>{quantity}</b> · {esc(DESCRIPTIONS.get(quantity, quantity))} · layer {layer + 1}"
     layout = _layout(h, title, xaxis=token_axis(labels, selected, start=lo), yaxis=yaxis, shapes=shapes,
+                     margin=dict(l=58 if units is None else 50, r=10, t=44, b=bottom),
                      meta=dict(view="heatmap", quantity=quantity, layer=layer, selected=selected, window=[lo, hi],
                                scale="symlog" if log_scaled(quantity) else "linear",
                                range=list(views.fixed_range(quantity, ranges))))
@@ -342,7 +360,9 @@ def topk_figure(tr: Trace, t: int, k: int = 10, height: int = 340) -> go.Figure:
                  hovertemplate="<b>%{customdata}</b><br>P = %{x:.2%}<extra></extra>")
     layout = _layout(
         height, f"Next word after “{esc(_short(word, 18))}”<br><span style='font-size:12px;color:#555'>{nxt}</span>",
-        showlegend=False, bargap=0.25, margin=dict(l=8, r=30, t=58, b=8),
+        showlegend=False, bargap=0.25,
+        margin=dict(l=int(12 + 7.2 * max((len(_short(w, 16)) + (0 if r else 9) for w, r in zip(df["word"], df["in_topk"])),
+                                         default=4)), r=36, t=58, b=44),
         xaxis=dict(range=[0, min(1.0, max(0.05, xmax) * 1.3)], tickformat=".0%", title=dict(text="probability"),
                    zeroline=True),
         yaxis=dict(tickmode="array", tickvals=list(range(n)), ticktext=labels, autorange="reversed",
@@ -358,27 +378,35 @@ def step_frame(tr: Trace, layer: int, t: int) -> pd.DataFrame:
 
 
 def step_figure(tr: Trace, layer: int, t: int, height: int = 340, annotate: int = 3) -> go.Figure:
-    """Bars of Δh (and Δc) per unit: red up, blue down. The y axes are fixed over the whole sentence
-    (views.delta_limits), so stepping never rescales them; the biggest changes are labelled uN."""
+    """Δh (and Δc) per unit as filled steps: red up, blue down. The y axes are fixed over the whole
+    sentence (views.delta_limits), so stepping never rescales them; the biggest changes are labelled
+    uN. (Filled step lines rather than one bar per unit: four SVG paths instead of 2 x units rects.)"""
     df = step_frame(tr, layer, t)
     qs = [q for q in ("h", "c") if q in df]
     lim = views.delta_limits(tr, layer)
     n = len(qs)
     gap = 0.16
     span = (1 - gap * (n - 1)) / n
+    units = df["unit"].to_numpy()
     data, annotations, layout_axes = [], [], {}
     for r, q in enumerate(qs):
         sfx = "" if r == 0 else str(r + 1)
         top = 1 - r * (span + gap)
         d = df[f"d{q}"].to_numpy()
-        data.append(dict(
-            type="bar", x=df["unit"].to_numpy(), y=d, xaxis=f"x{sfx}", yaxis=f"y{sfx}", name=f"Δ{q}",
-            marker=dict(color=np.where(d >= 0, POSITIVE, NEGATIVE), line=dict(width=0)),
-            customdata=np.stack([df[f"{q}_prev"].to_numpy(), df[q].to_numpy()], axis=1),
-            hovertemplate=(f"unit %{{x}}<br>Δ{q} = %{{y:+.3f}}<br>{q}: %{{customdata[0]:.3f}} → "
-                           f"%{{customdata[1]:.3f}}<extra></extra>")))
+        custom = np.stack([d, df[f"{q}_prev"].to_numpy(), df[q].to_numpy()], axis=1)
+        for part, colour, hover in ((np.maximum(d, 0), POSITIVE, True), (np.minimum(d, 0), NEGATIVE, False)):
+            tr_ = dict(type="scatter", x=units, y=part, xaxis=f"x{sfx}", yaxis=f"y{sfx}", name=f"Δ{q}",
+                       mode="lines", line=dict(shape="hvh", width=1, color=colour), fill="tozeroy",
+                       fillcolor=colour)
+            if hover:
+                tr_.update(customdata=custom, hovertemplate=(
+                    f"unit %{{x}}<br>Δ{q} = %{{customdata[0]:+.3f}}<br>{q}: %{{customdata[1]:.3f}} → "
+                    f"%{{customdata[2]:.3f}}<extra></extra>"))
+            else:
+                tr_.update(hoverinfo="skip", showlegend=False)
+            data.append(tr_)
         m = lim[q] * 1.2
-        layout_axes[f"yaxis{sfx}"] = dict(domain=[top - span, top], range=[-m, m], zeroline=True,
+        layout_axes[f"yaxis{sfx}"] = dict(domain=[max(0.0, top - span), min(1.0, top)], range=[-m, m], zeroline=True,
                                           zerolinecolor="#888", title=dict(text=f"Δ{q}"))
         layout_axes[f"xaxis{sfx}"] = dict(anchor=f"y{sfx}", range=[-0.5, len(df) - 0.5], showgrid=False,
                                           matches="x" if r else None,
@@ -393,54 +421,76 @@ def step_figure(tr: Trace, layer: int, t: int, height: int = 340, annotate: int 
                                         showarrow=False, yshift=9 if d[u] >= 0 else -9, font=dict(size=10)))
     word = views.token_label(tr.tokens[t])
     layout = _layout(height, f"Change at “{esc(_short(word, 18))}” (layer {layer + 1})", showlegend=False,
-                     bargap=0, annotations=annotations, margin=dict(l=8, r=8, t=64, b=8),
+                     hovermode="x", annotations=annotations, margin=dict(l=62, r=10, t=64, b=44),
                      meta=dict(view="step", layer=layer, position=t), **layout_axes)
     return go.Figure(data=data, layout=layout)
 
 
 # ----------------------------------------------------------------------------------------- gates
 def gates_frame(tr: Trace, layer: int, t: int) -> pd.DataFrame:
-    """Per gate and unit: openness after token t (views.gate_values), with a fixed jitter for drawing."""
-    df = views.gate_values(tr, layer, t)
-    if len(df):
-        # fixed per unit, so dots do not dance while stepping
-        df["jitter"] = (np.sin(df["unit"].to_numpy() * 12.9898) * 43758.5453) % 1.0 * 0.6 - 0.3
-    return df
+    """Per gate and unit: openness after token t (views.gate_values). gates_figure draws it binned
+    (views.gate_histograms)."""
+    return views.gate_values(tr, layer, t)
 
 
-def gates_figure(tr: Trace, layer: int, t: int, height: int = 340) -> go.Figure:
-    """Every unit's gate value as a dot on [0, 1] (0 = closed, 1 = open), one row per gate, with the mean."""
-    df = gates_frame(tr, layer, t)
+def gates_figure(tr: Trace, layer: int, t: int, height: int = 340, bins: int = 20) -> go.Figure:
+    """How open each gate is after token t: per gate, a histogram of its units' values on [0, 1]
+    (0 = closed, 1 = open), bars coloured by openness, a triangle at the mean. The y axes are fixed
+    over the whole sentence (views.gate_histograms), so stepping never rescales them."""
     word = views.token_label(tr.tokens[t])
     title = f"Gates after “{esc(_short(word, 18))}” (layer {layer + 1})"
-    if df.empty:
+    hist = views.gate_histograms(tr, layer, bins)
+    if not hist:
         return go.Figure(layout=_layout(
             height, title, xaxis=dict(visible=False), yaxis=dict(visible=False), meta=dict(view="gates", position=t),
             annotations=[dict(text="A simple RNN has no gates:<br>it rewrites h completely at every step.",
                               showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font=dict(size=14))]))
-    gates = list(dict.fromkeys(df["gate"]))
-    data = []
-    for gi, g in enumerate(gates):
-        sub = df[df["gate"] == g]
-        v = sub["value"].to_numpy()
-        data.append(dict(
-            type="scatter", x=v, y=gi + sub["jitter"].to_numpy(), mode="markers", name=g,
-            marker=dict(size=5, color=v, colorscale=SEQUENTIAL, cmin=0, cmax=1,
-                        line=dict(width=0.5, color="#5a6b5a"), opacity=0.85),
-            customdata=sub["unit"].to_numpy(), hovertemplate=f"{g}, unit %{{customdata}}: %{{x:.3f}}<extra></extra>"))
-        mean = float(v.mean())
-        data.append(dict(type="scatter", x=[mean], y=[gi - 0.38], mode="markers+text", text=[f"mean {mean:.2f}"],
+    gates = list(hist)
+    n = len(gates)
+    gap = 0.1
+    span = (1 - gap * (n - 1)) / n
+    edges = np.linspace(0, 1, bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    colours = [_sequential_colour(c) for c in centres]
+    ymax = max(float(h.max()) for h in hist.values()) * 1.25
+    data, layout_axes, annotations = [], {}, []
+    for r, g in enumerate(gates):
+        sfx = "" if r == 0 else str(r + 1)
+        top = 1 - r * (span + gap)
+        share = hist[g][t]
+        mean = float(tr.layers[layer].values[g][t].mean())
+        data.append(dict(type="bar", x=centres, y=share, width=1 / bins * 0.92, xaxis=f"x{sfx}", yaxis=f"y{sfx}",
+                         marker=dict(color=colours, line=dict(width=0.5, color="#5a6b5a")), name=g,
+                         customdata=np.stack([edges[:-1], edges[1:]], axis=1),
+                         hovertemplate=(f"{g} in [%{{customdata[0]:.2f}}, %{{customdata[1]:.2f}}): "
+                                        "%{y:.0%} of units<extra></extra>")))
+        data.append(dict(type="scatter", x=[mean], y=[ymax * 0.93], xaxis=f"x{sfx}", yaxis=f"y{sfx}",
+                         mode="markers+text", text=[f"mean {mean:.2f}"], name=f"{g} mean",
                          textposition="middle right" if mean < 0.7 else "middle left",
                          marker=dict(symbol="triangle-down", size=11, color=MARK),
-                         hovertemplate=f"{g}: mean {mean:.3f}<extra></extra>", name=f"{g} mean"))
-    ticks = [f"<b>{g}</b> {LONG_NAMES.get(g, g).split(' ')[0]}" for g in gates]
-    layout = _layout(height, title, showlegend=False,
-                     xaxis=dict(range=[-0.03, 1.03], title=dict(text="0 = closed · 1 = open"),
-                                tickvals=[0, 0.25, 0.5, 0.75, 1]),
-                     yaxis=dict(tickmode="array", tickvals=list(range(len(gates))), ticktext=ticks,
-                                range=[len(gates) - 0.5, -0.6], showgrid=False, zeroline=False),
-                     meta=dict(view="gates", layer=layer, position=t))
+                         hovertemplate=f"{g}: mean {mean:.3f}<extra></extra>"))
+        layout_axes[f"yaxis{sfx}"] = dict(domain=[max(0.0, top - span), min(1.0, top)], range=[0, ymax], tickformat=".0%",
+                                          nticks=3, title=dict(text=f"<b>{g}</b>"))
+        layout_axes[f"xaxis{sfx}"] = dict(anchor=f"y{sfx}", range=[0, 1], matches="x" if r else None,
+                                          tickvals=[0, 0.25, 0.5, 0.75, 1], showticklabels=r == n - 1,
+                                          title=dict(text="0 = closed · 1 = open") if r == n - 1 else None)
+        annotations.append(dict(text=esc(LONG_NAMES.get(g, g)), x=1, xref="paper", xanchor="right", y=top,
+                                yref="paper", yanchor="top", showarrow=False, font=dict(size=11, color="#555")))
+    layout = _layout(height, title, showlegend=False, bargap=0, annotations=annotations,
+                     margin=dict(l=62, r=10, t=44, b=44), meta=dict(view="gates", layer=layer, position=t),
+                     **layout_axes)
     return go.Figure(data=data, layout=layout)
+
+
+def _sequential_colour(x: float) -> str:
+    """The gate colour scale (SEQUENTIAL) at x in [0, 1]."""
+    x = float(min(max(x, 0.0), 1.0))
+    for (x0, c0), (x1, c1) in zip(SEQUENTIAL, SEQUENTIAL[1:]):
+        if x <= x1:
+            w = (x - x0) / (x1 - x0)
+            r, g, b = (round(a + (bb - a) * w) for a, bb in zip(_hex(c0), _hex(c1)))
+            return f"#{r:02x}{g:02x}{b:02x}"
+    return SEQUENTIAL[-1][1]
 
 
 # ----------------------------------------------------------------------------------------- units
@@ -480,6 +530,7 @@ def units_figure(tr: Trace, layer: int, quantity: str, units, selected: int | No
     layout = _layout(height, f"{esc(LONG_NAMES.get(quantity, quantity))} of chosen units (layer {layer + 1})",
                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"),
                      hovermode="closest", shapes=shapes, xaxis=token_axis(labels[lo:hi], selected, start=lo),
+                     margin=dict(l=58, r=10, t=44, b=token_margin(labels[lo:hi])),
                      yaxis=dict(range=[vmin - pad, vmax + pad], title=dict(text=quantity), zeroline=True,
                                 zerolinecolor="#bbb"),
                      meta=dict(view="units", layer=layer, quantity=quantity, units=[int(u) for u in units]))

@@ -199,6 +199,20 @@ def gate_summary(tr: Trace, layer: int, t: int, closed: float = 0.1, open_: floa
             .reset_index())
 
 
+def gate_histograms(tr: Trace, layer: int, bins: int = 20) -> dict[str, np.ndarray]:
+    """Per gate, an array [tokens, bins]: the share of units whose value after token t falls in each of
+    `bins` equal bins of [0, 1]. Empty for a simple RNN."""
+    _check(tr, layer)
+    out = {}
+    for g in GATES[tr.cell]:
+        a = tr.layers[layer].values[g]
+        idx = np.clip((a * bins).astype(np.int64), 0, bins - 1)          # [T, U]
+        counts = np.zeros((a.shape[0], bins), np.float32)
+        np.add.at(counts, (np.repeat(np.arange(a.shape[0]), a.shape[1]), idx.ravel()), 1.0)
+        out[g] = counts / max(1, a.shape[1])
+    return out
+
+
 def unit_scores(tr: Trace, layer: int, quantity: str, how: str, t: int | None = None) -> np.ndarray:
     """A score per unit for `choose_units`.
 

@@ -162,3 +162,18 @@ def test_two_threads_give_the_sequential_results():
     # the shared model is left as it was: no gradients, no grad flags, eval mode
     assert all(p.grad is None and not p.requires_grad for p in m.lm.parameters())
     assert not m.lm.training
+
+
+def test_versus_is_the_difference_of_two_attributions(tiny_rnn):
+    """Every method is linear in f, so attributing log P(miss) − log P(sir) equals the difference."""
+    kw = dict(ig_steps=64, baseline="unk")
+    d = attribute(tiny_rnn, BAR, word="miss", versus="sir", **kw)
+    a, b = attribute(tiny_rnn, BAR, word="miss", **kw), attribute(tiny_rnn, BAR, word="sir", **kw)
+    assert d.versus == "sir" and d.quantity == "log P('miss') − log P('sir')"
+    assert d.logprob == pytest.approx(a.logprob - b.logprob, abs=1e-5)
+    assert d.baseline_logprob == pytest.approx(a.baseline_logprob - b.baseline_logprob, abs=1e-5)
+    for k in d.scores:
+        np.testing.assert_allclose(d.scores[k], a.scores[k] - b.scores[k], atol=1e-5)
+    assert abs(d.completeness_error) < 1e-4
+    with pytest.raises(ValueError, match="vocabulary"):
+        attribute(tiny_rnn, BAR, word="miss", versus="zebra")

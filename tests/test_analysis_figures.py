@@ -7,7 +7,7 @@ import pytest
 
 from explorer import trace
 from explorer.analysis import (attribute, compare_fade, contrast, generate_trace, half_lives,
-                               memory_matrix, next_word_comparison, cell_provenance)
+                               memory_matrix, next_word_comparison, cell_provenance, replacement_fade)
 from explorer.analysis import figures as F
 
 REPEAT = "the girl and the boy and the bartender"
@@ -79,6 +79,10 @@ def test_memory_figures(tiny_lstm, tiny_rnn):
     fc = F.fade_curves(compare_fade({"LSTM": tiny_lstm, "RNN": tiny_rnn}, REPEAT))
     assert [t.name for t in fc.data] == ["LSTM", "RNN"]
     assert list(fc.layout.xaxis.ticktext).count("the") == 3
+    rf = F.fade_curves(replacement_fade({"LSTM": tiny_lstm, "RNN": tiny_rnn}, REPEAT, ("he", "she")),
+                       metric="tv", by=("model", "replacement"))
+    assert [t.name for t in rf.data] == ["LSTM / he", "RNN / he", "LSTM / she", "RNN / she"]
+    assert list(rf.layout.xaxis.tickvals) == list(range(1, 9))
 
 
 def test_unrolled_diagram(tiny_lstm):

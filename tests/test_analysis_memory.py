@@ -7,7 +7,7 @@ import torch
 
 from explorer import trace
 from explorer.analysis import (cell_provenance, compare_fade, fade_length, half_lives, memory_matrix,
-                               occlusion_fade)
+                               occlusion_fade, replacement_fade)
 
 from conftest import make_model
 
@@ -134,3 +134,11 @@ def test_fade_length():
     got = fade_length(df)
     assert got["A"] == 2 and np.isnan(got["B"])
     assert fade_length(df[df.model == "A"].drop(columns="model"), fraction=0.6) == {None: 1}
+
+
+def test_replacement_fade(tiny_lstm, tiny_rnn):
+    df = replacement_fade({"LSTM": tiny_lstm, "RNN": tiny_rnn}, "Mary loves John .", ("he", "mary"))
+    assert list(df.columns[:2]) == ["model", "replacement"] and len(df) == 2 * 2 * 4
+    same = df[df.replacement == "mary"]
+    assert np.allclose(same[["dh", "tv"]].to_numpy(), 0)
+    assert (df[df.replacement == "he"]["dh"] > 0).all()

@@ -201,14 +201,18 @@ def test_step_figure_axes_do_not_rescale_while_stepping(tr):
     a, b = spec(F.step_figure(tr, 0, 1)), spec(F.step_figure(tr, 0, 5))
     assert a["layout"]["yaxis"]["range"] == b["layout"]["yaxis"]["range"]
     assert a["layout"]["yaxis2"]["range"] == b["layout"]["yaxis2"]["range"]
-    assert [d["name"] for d in a["data"]] == ["Δh", "Δc"]
+    assert [d["name"] for d in a["data"]] == ["Δh", "Δh", "Δc", "Δc"]           # up and down parts
+    up, down = F.step_figure(tr, 0, 5).data[:2]
+    d = F.step_frame(tr, 0, 5).dh.to_numpy()
+    np.testing.assert_allclose(np.asarray(up.y) + np.asarray(down.y), d, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(up.customdata)[:, 0], d)
     lim = V.delta_limits(tr, 0)["h"]
     assert all(abs(v) <= lim + 1e-6 for p in range(len(tr)) for v in F.step_frame(tr, 0, p).dh)
 
 
 def test_step_figure_for_an_rnn_has_only_h(tiny_rnn):
     t = E.trace(tiny_rnn, "the cat saw the dog")
-    assert [d.name for d in F.step_figure(t, 0, 2).data] == ["Δh"]
+    assert {d.name for d in F.step_figure(t, 0, 2).data} == {"Δh"}
 
 
 # --------------------------------------------------------------------------------------- gates
@@ -221,7 +225,15 @@ def test_gates_frame_lstm(tr):
     summ = V.gate_summary(tr, 0, 2)
     assert summ.set_index("gate").loc["f", "mean"] == pytest.approx(float(tr.layers[0].f[2].mean()), rel=1e-5)
     fig = F.gates_figure(tr, 0, 2)
-    assert fig.layout.xaxis.range == (-0.03, 1.03)          # fixed, 0 = closed, 1 = open
+    assert fig.layout.xaxis.range == (0, 1)                  # fixed, 0 = closed, 1 = open
+    hist = V.gate_histograms(tr, 0, bins=20)
+    assert set(hist) == {"i", "f", "o"} and hist["f"].shape == (len(tr), 20)
+    np.testing.assert_allclose(hist["f"].sum(1), 1.0, rtol=1e-6)
+    bars = [d for d in fig.data if d.type == "bar"]
+    assert [b.name for b in bars] == ["i", "f", "o"]
+    np.testing.assert_allclose(bars[1].y, np.histogram(tr.layers[0].f[2], bins=20, range=(0, 1))[0] / U, atol=1e-6)
+    other = F.gates_figure(tr, 0, 5)                          # y axes fixed while stepping
+    assert other.layout.yaxis.range == fig.layout.yaxis.range and other.layout.yaxis3.range == fig.layout.yaxis3.range
 
 
 def test_gates_of_gru_and_rnn(tiny_gru, tiny_rnn):

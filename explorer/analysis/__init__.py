@@ -5,9 +5,9 @@ from .contrast import (DEFAULT_WORDS, Contrast, bag_of_words, bow_embedding_dist
                        contrast_traces, next_word_comparison)
 from .generate import Generation, generate_trace, sample
 from .memory import (MemoryMatrix, Provenance, cell_provenance, compare_fade, fade_length, half_lives,
-                     memory_matrix, occlusion_fade)
+                     memory_matrix, occlusion_fade, replacement_fade)
 
 __all__ = ["METHODS", "Attribution", "attribute", "DEFAULT_WORDS", "Contrast", "bag_of_words",
            "bow_embedding_distance", "contrast", "contrast_traces", "next_word_comparison",
            "Generation", "generate_trace", "sample", "MemoryMatrix", "Provenance", "cell_provenance",
-           "compare_fade", "fade_length", "half_lives", "memory_matrix", "occlusion_fade"]
+           "compare_fade", "fade_length", "half_lives", "memory_matrix", "occlusion_fade", "replacement_fade"]

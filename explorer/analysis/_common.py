@@ -70,12 +70,15 @@ def _no_cudnn(x: torch.Tensor):
         yield
 
 
-def logprob_from_embeddings(lm, emb: torch.Tensor, target: int) -> torch.Tensor:
-    """emb [B, T, E] -> log P(target | the T embedded tokens) [B], differentiable w.r.t. emb only.
+def logprob_from_embeddings(lm, emb: torch.Tensor, target: int, versus: int | None = None) -> torch.Tensor:
+    """emb [B, T, E] -> log P(target | the T embedded tokens) [B], differentiable w.r.t. emb only;
+    with `versus`, the log-ratio log P(target) − log P(versus).
 
     Runs the stock recurrent module forward; the model's parameters are never given gradients
     (callers use torch.autograd.grad with respect to `emb`)."""
     with _no_cudnn(emb):
         out, _ = lm.rnn(emb)
     logits = lm.decoder(out[:, -1])
+    if versus is not None:
+        return logits[:, target] - logits[:, versus]      # the log-ratio: the normaliser cancels
     return torch.log_softmax(logits, -1)[:, target]

@@ -1,7 +1,10 @@
 """Which earlier tokens made the model expect a word? Attribution of log P(word | tokens ≤ t).
 
 For a row t of the trace (the state after reading token t) and a candidate next word w, the score of
-token k ≤ t says how much it contributed to f = log P(w | tokens 0..t). Three methods:
+token k ≤ t says how much it contributed to f = log P(w | tokens 0..t). With a second word v
+(`versus`), f = log P(w) − log P(v): which tokens make "miss" more likely than "sir". The shared
+context (a comma and a quote announce that a form of address may follow) cancels out of the
+log-ratio, which isolates the evidence that tells the two words apart. Three methods:
 
 * gradient × input: Σ_e x_{k,e} ∂f/∂x_{k,e} on the token embeddings x (first-order, cheap).
 * integrated gradients (Sundararajan et al. 2017): (x_k − b_k) · ∫_0^1 ∂f/∂x_k(b + α(x − b)) dα,
@@ -43,15 +46,24 @@ class Attribution:
     step: int
     target: str
     target_id: int
-    logprob: float                          # f(x) = log P(target | tokens ≤ step)
+    logprob: float                          # f(x) = log P(target | tokens ≤ step) [− log P(versus | …)]
     scores: Mapping[str, np.ndarray] = field(repr=False)
     baseline: str = "unk"                   # IG baseline: "unk" or "zeros" embeddings at every word
     baseline_logprob: float = float("nan")  # f(b)
     ig_steps: int = 0                       # quadrature nodes used (0: IG not computed)
+    versus: str | None = None               # the second word of a log-ratio, if any
+    versus_id: int | None = None
 
     @property
     def prob(self) -> float:
+        """P(target) (or, with `versus`, the ratio P(target) / P(versus))."""
         return float(np.exp(self.logprob))
+
+    @property
+    def quantity(self) -> str:
+        """What the scores explain, for a caption."""
+        return (f"log P({self.target!r}) − log P({self.versus!r})" if self.versus is not None
+                else f"log P({self.target!r})")
 
     @property
     def completeness_error(self) -> float:
@@ -85,33 +97,34 @@ def _gauss_legendre(n: int):
     return (x + 1) / 2, w / 2            # nodes and weights on [0, 1]
 
 
-def _integrated_gradients(lm, x, b, target: int, steps: int, batch: int) -> np.ndarray:
+def _integrated_gradients(lm, x, b, target: int, vs, steps: int, batch: int) -> np.ndarray:
     alphas, weights = _gauss_legendre(steps)
     total = torch.zeros(x.shape[1:], dtype=torch.float64)
     for s in range(0, steps, batch):
         a = torch.tensor(alphas[s:s + batch], dtype=x.dtype)[:, None, None]
         w = torch.tensor(weights[s:s + batch], dtype=torch.float64)[:, None, None]
-        _, g = _grad(lm, b + a * (x - b), target)
+        _, g = _grad(lm, b + a * (x - b), target, vs)
         total += (g.double() * w).sum(0)
     return (total * (x - b)[0].double()).sum(-1).numpy()
 
 
-def _grad(lm, path: torch.Tensor, target: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _grad(lm, path: torch.Tensor, target: int, vs=None) -> tuple[torch.Tensor, torch.Tensor]:
     """f and ∂f/∂path for a batch of embedded sequences [B, T, E]."""
     path = path.detach().requires_grad_(True)
     with torch.enable_grad():
-        f = logprob_from_embeddings(lm, path, target)
+        f = logprob_from_embeddings(lm, path, target, vs)
         (g,) = torch.autograd.grad(f.sum(), path)
     return f.detach(), g
 
 
-def attribute(model, text: str, step: int | None = None, word: str | None = None, *,
+def attribute(model, text: str, step: int | None = None, word: str | None = None, *, versus: str | None = None,
               methods: Sequence[str] = METHODS, ig_steps: int | str = "auto", baseline: str = "unk",
               ig_tol: float = 0.01, internal_batch_size: int = 64) -> Attribution:
     """Attribute log P(word | tokens ≤ step) to the tokens 0..step of `text` (read after <eos>).
 
     step: a row of trace(model, text) (default: the last token, i.e. the prediction after the text).
     word: the candidate next word (default: the model's most probable word there, <unk> excluded).
+    versus: a second word; then the scores explain log P(word) − log P(versus).
     """
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -143,8 +156,9 @@ def attribute(model, text: str, step: int | None = None, word: str | None = None
             target = int(lp.argmax())
         else:
             target = require_word_id(model, word)
+    vs = None if versus is None else require_word_id(model, versus)
     scores: dict[str, np.ndarray] = {}
-    f_x, g_x = _grad(lm, x, target)
+    f_x, g_x = _grad(lm, x, target, vs)
     if "grad_x_input" in methods:
         scores["grad_x_input"] = (g_x[0] * x[0]).sum(-1).double().numpy()
     f_b = float("nan")
@@ -155,10 +169,10 @@ def attribute(model, text: str, step: int | None = None, word: str | None = None
             fill = (torch.zeros_like(x) if baseline == "zeros"
                     else lm.embedding(torch.full_like(ids, tok.unk_id))[None].detach())
             b = torch.where(words[None, :, None], fill, x)      # boundary tokens stay as they are
-            f_b = float(logprob_from_embeddings(lm, b, target)[0])
+            f_b = float(logprob_from_embeddings(lm, b, target, vs)[0])
         gap = float(f_x[0]) - f_b
         for used in schedule:
-            ig = _integrated_gradients(lm, x, b, target, used, internal_batch_size)
+            ig = _integrated_gradients(lm, x, b, target, vs, used, internal_batch_size)
             if abs(ig.sum() - gap) <= ig_tol * max(abs(gap), 1e-3):
                 break
         scores["integrated_gradients"] = ig
@@ -169,7 +183,7 @@ def attribute(model, text: str, step: int | None = None, word: str | None = None
             batch = ids.repeat(len(pos), 1)
             batch[torch.arange(len(pos)), torch.tensor(pos)] = tok.unk_id
             with torch.no_grad():
-                f_o = logprob_from_embeddings(lm, lm.embedding(batch), target).double().numpy()
+                f_o = logprob_from_embeddings(lm, lm.embedding(batch), target, vs).double().numpy()
             occ[pos] = float(f_x[0]) - f_o
         scores["occlusion"] = occ
     scores = {m: scores[m] for m in METHODS if m in scores}
@@ -178,4 +192,4 @@ def attribute(model, text: str, step: int | None = None, word: str | None = None
     return Attribution(text=text, tokens=tuple(t.text for t in toks), special=tuple(t.special for t in toks),
                        step=step, target=tok.itos[target], target_id=target, logprob=float(f_x[0]),
                        scores=MappingProxyType(scores), baseline=baseline, baseline_logprob=f_b,
-                       ig_steps=used)
+                       ig_steps=used, versus=None if vs is None else tok.itos[vs], versus_id=vs)

@@ -88,7 +88,7 @@ def attribution_strip(attr, method: str = "integrated_gradients", vmax: float | 
         colorbar=dict(title="Δ log P")))
     fig.update_xaxes(**_ticks(attr.tokens), showgrid=False)
     fig.update_yaxes(visible=False)
-    return _layout(fig, f"{LABELS.get(method, method)}: which tokens raise log P({attr.target!r}) = "
+    return _layout(fig, f"{LABELS.get(method, method)}: which tokens raise {attr.quantity} = "
                         f"{attr.logprob:.2f}", height=220)
 
 
@@ -99,7 +99,7 @@ def attribution_bars(attr) -> go.Figure:
     fig = go.Figure([go.Bar(x=x, y=np.asarray(v), name=LABELS.get(m, m)) for m, v in attr.scores.items()])
     fig.update_xaxes(**_ticks(attr.tokens))
     fig.update_yaxes(title="contribution to log P", zeroline=True)
-    return _layout(fig, f"Attribution of log P({attr.target!r} | text up to {attr.tokens[-1]!r})",
+    return _layout(fig, f"Attribution of {attr.quantity} after {attr.tokens[-1]!r}",
                    barmode="group")
 
 
@@ -210,13 +210,16 @@ def half_life_chart(df, cap: float | None = None) -> go.Figure:
     return _layout(fig, "Memory half-life of each unit: ln 0.5 / ln f̄")
 
 
-def fade_curves(df, metric: str = "dh_rel") -> go.Figure:
-    """How the first word's influence fades: one line per model (df from compare_fade)."""
+def fade_curves(df, metric: str = "dh_rel", by: str | Sequence[str] = "model") -> go.Figure:
+    """How the first word's influence fades: one line per model (df from compare_fade), or per
+    model and replacement word (df from replacement_fade, by=("model", "replacement"))."""
     names = {"dh": "‖Δh‖", "dh_rel": "‖Δh‖ / ‖h‖", "tv": "total variation of P(next)", "kl": "KL(P ‖ P')"}
     fig = go.Figure()
-    for name, g in df.groupby("model", sort=False):
-        fig.add_trace(go.Scatter(x=g["position"], y=g[metric], mode="lines+markers", name=str(name)))
-    first = df[df["model"] == df["model"].iloc[0]]
+    keys = [by] if isinstance(by, str) else list(by)
+    for name, g in df.groupby(keys, sort=False):
+        label = " / ".join(map(str, name)) if isinstance(name, tuple) else str(name)
+        fig.add_trace(go.Scatter(x=g["position"], y=g[metric], mode="lines+markers", name=label))
+    first = df[(df[keys] == df[keys].iloc[0]).all(axis=1)]          # one line's steps and tokens
     fig.update_xaxes(tickmode="array", tickvals=list(first["position"]),
                      ticktext=[_label(t) for t in first["token"]], title="later step")
     fig.update_yaxes(title=names.get(metric, metric), rangemode="tozero")

@@ -235,6 +235,21 @@ def compare_fade(models: dict, text: str, position: int = 1, replacement: str = 
     return pd.concat(frames, ignore_index=True)
 
 
+def replacement_fade(models: dict, text: str, replacements=("<unk>", "he", "she", "the"), position: int = 1):
+    """compare_fade for several replacement words: one long DataFrame with a "replacement" column.
+
+    Worth showing together: on the shipped vanilla RNN the answer depends on the word. Some
+    replacements switch it into another persistent mode (a latched attractor: Δh stays large for the
+    whole text), others fade within a few steps; the LSTM's differences fade gradually for all."""
+    import pandas as pd
+    frames = []
+    for r in replacements:
+        df = compare_fade(models, text, position=position, replacement=r)
+        df.insert(1, "replacement", r)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
 def fade_length(df, metric: str = "dh_rel", fraction: float = 0.1):
     """Per model (or for one frame from occlusion_fade): the first distance at which `metric` has
     fallen below `fraction` of its value at distance 0, or NaN when it never does within the text.
