@@ -5,7 +5,9 @@
 Drives headless Chromium (Playwright) against two Streamlit servers, one at a time, alternating in
 rounds so that background load hits both alike:
 
-* the explorer (app.py), opened on the model the app picks by default (pretrained/fiction-lstm);
+* the explorer (app.py), opened on the model the app picks by default (pretrained/fiction-lstm), as
+  it opens: token strip, the step view's three charts and the h and c heatmaps (the other heatmap
+  tabs and the unit inspector are drawn only when opened);
 * benchmarks/bare_heatmap_app.py: a text box and one Plotly heatmap of random numbers of the same
   size (units x tokens), the cheapest page Streamlit can draw for this input.
 
@@ -128,7 +130,7 @@ def submit(page, sentence: str, done_js: str, timeout_ms: int) -> float:
     return time.perf_counter() - t0
 
 
-def run_server(browser, kind: str, sentences, port: int, env: dict, log, viewport) -> dict:
+def run_server(browser, kind: str, sentences, port: int, env: dict, log, viewport, plots: int = 5) -> dict:
     """Start one server, measure cold start (app only) and the given sentences, stop it."""
     script = "app.py" if kind == "app" else "benchmarks/bare_heatmap_app.py"
     page = browser.new_page(viewport=viewport)
@@ -140,7 +142,8 @@ def run_server(browser, kind: str, sentences, port: int, env: dict, log, viewpor
         if kind == "app":
             page.wait_for_selector('[data-testid="token-strip"]', timeout=120_000)
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot .xtick text').length > 0 && "
-                                   "document.querySelectorAll('.js-plotly-plot').length >= 10", timeout=120_000)
+                                   f"document.querySelectorAll('.js-plotly-plot .gtitle').length >= {plots}",
+                                   timeout=120_000)
             cold = time.perf_counter() - t0
             page.evaluate("window.__expectedPlots = document.querySelectorAll('.js-plotly-plot').length")
             page.locator('[data-testid="stMainBlockContainer"] h4').first.click()
@@ -193,7 +196,8 @@ def main(argv=None):
         browser = p.chromium.launch(executable_path=a.chromium, headless=True, args=CHROMIUM_ARGS)
         for r, chunk in enumerate(chunks):
             for kind in ("bare", "app"):
-                out = run_server(browser, kind, chunk, a.port, env, log, viewport)
+                out = run_server(browser, kind, chunk, a.port, env, log, viewport,
+                                 plots=3 if cfg["cell"] == "rnn" else 5)
                 res[kind]["times"] += out["times"]
                 res[kind]["cold"].append(out["cold"])
                 print(f"  round {r + 1} {kind:4s}: median {statistics.median(out['times']) * 1000:6.0f} ms over "

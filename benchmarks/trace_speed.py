@@ -30,7 +30,8 @@ from explorer.api import LoadedModel  # noqa: E402
 
 def default_model() -> LoadedModel:
     torch.manual_seed(0)
-    tok = WordTokenizer(["<unk>", "<eos>"] + [f"w{i}" for i in range(9998)])
+    letters = str.maketrans("0123456789", "abcdefghij")   # words of letters only: w0 -> "wa"
+    tok = WordTokenizer(["<unk>", "<eos>"] + [f"w{str(i).translate(letters)}" for i in range(9998)])
     lm = LanguageModel(ModelConfig()).eval()
     for p in lm.parameters():
         p.requires_grad_(False)

@@ -74,14 +74,15 @@ class LoadedModel:
         return [(self.tokenizer.itos[int(a)], float(b)) for a, b in zip(i, v)]
 
     @torch.no_grad()
-    def generate(self, prompt: str, n: int = 20, temperature: float = 1.0, top_k: int = 0,
-                 seed: int = 0) -> list[str]:
-        """Sample n tokens after the prompt (temperature 0: greedy). <unk> is never sampled."""
+    def sample_ids(self, prompt: str, n: int = 20, temperature: float = 1.0, top_k: int = 0,
+                   seed: int = 0) -> list[int]:
+        """Token ids sampled after the prompt (read after <eos>), each fed back in: temperature 0 is
+        greedy, top_k > 0 keeps the k most probable, <unk> is never sampled. Reproducible by seed."""
         gen = torch.Generator().manual_seed(int(seed))
         _, ids = self._ids(prompt)
         logits, state = self.lm(ids[None])
         last = logits[0, -1]
-        out: list[str] = []
+        out: list[int] = []
         for _ in range(int(n)):
             last = last.clone()
             last[self.tokenizer.unk_id] = -float("inf")
@@ -93,7 +94,12 @@ class LoadedModel:
                     kth = z.topk(min(top_k, z.numel())).values[-1]
                     z = torch.where(z < kth, torch.full_like(z, -float("inf")), z)
                 nxt = int(torch.multinomial(torch.softmax(z, -1), 1, generator=gen))
-            out.append(self.tokenizer.itos[nxt])
+            out.append(nxt)
             logits, state = self.lm(torch.tensor([[nxt]]), state)
             last = logits[0, -1]
         return out
+
+    def generate(self, prompt: str, n: int = 20, temperature: float = 1.0, top_k: int = 0,
+                 seed: int = 0) -> list[str]:
+        """Sample n tokens after the prompt; the words (vocabulary forms, "<eos>" = paragraph end)."""
+        return self.tokenizer.decode(self.sample_ids(prompt, n, temperature, top_k, seed))

@@ -374,9 +374,12 @@ def main(argv=None) -> int:
     from .errors import ExplorerError
     try:
         m = load_model(a.model)
-        clf = train_author_classifier(m, a.corpus, a.out, passage_tokens=a.passage_tokens,
+        clf = train_author_classifier(m, a.corpus, None, passage_tokens=a.passage_tokens,
                                       feature=a.feature, layer=a.layer,
                                       max_per_class=a.max_per_class, l2=a.l2, seed=a.seed)
+        import shlex
+        clf.meta["command"] = "python -m explorer classify " + shlex.join(sys.argv[1:] if argv is None else argv)
+        save_author_classifier(clf, a.out)
     except (ExplorerError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""Command line: python -m explorer {trace,score,generate,train,eval,ngram,syneval} ...
+"""Command line: python -m explorer {trace,score,generate,train,eval,ngram,syneval,classify} ...
 
 Every command prints JSON on stdout. A bad argument, a missing model or unusable input prints one
 line on stderr and exits with status 2.
@@ -113,6 +113,9 @@ def main(argv=None) -> int:
     from .errors import ExplorerError
 
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["classify"]:   # the many-to-one author classifier has its own parser
+        from .classify import main as classify_main
+        return classify_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         out = _run(args, argv)

@@ -241,7 +241,8 @@ def clip_text(text: str, limit: int | None = None) -> tuple[str, bool]:
 
 @torch.no_grad()
 def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=None,
-          boundary: bool | None = None, max_chars: int | None = None, entropy: bool = False) -> Trace:
+          boundary: bool | None = None, max_chars: int | None = None, entropy: bool = False,
+          tokens: Sequence[Token] | None = None) -> Trace:
     """Trace `model` (a LoadedModel) reading `text`.
 
     boundary: read the boundary token <eos> first (default: when no state is given), so the first
@@ -249,6 +250,7 @@ def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=
     state: a state to continue from (`Trace.state()` of an earlier trace).
     full_probs / entropy: also keep the whole next-token distribution / its entropy (one more pass
       over [tokens, vocab] each; off by default to keep a trace close to the cost of a forward pass).
+    tokens: tokens already made (e.g. sampled ids fed back in); used instead of tokenizing `text`.
     Raises InputTooLong when text is longer than max_chars (default settings.MAX_CHARS).
     """
     if not isinstance(text, str):
@@ -260,7 +262,7 @@ def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=
     cfg = lm.config
     if boundary is None:
         boundary = state is None
-    tokens = tok.tokenize(text)
+    tokens = tok.tokenize(text) if tokens is None else list(tokens)
     if boundary and not (tokens and tokens[0].special):
         tokens = [Token(EOS, EOS, 0, 0, tok.eos_id, False, True)] + tokens
     T = len(tokens)

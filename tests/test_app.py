@@ -78,8 +78,7 @@ def esc(words):
 def test_explore_opens_on_the_default_preset(app, tiny_lstm):
     assert app.text_area(key="text").value == PRESETS[DEFAULT_PRESET]
     assert app.selectbox(key="model").value.endswith("tiny-lstm")
-    assert views_drawn(app) == ["topk", "step", "gates", "heatmaph", "heatmapc", "heatmapi", "heatmapf",
-                                "heatmapg", "heatmapo", "units"]
+    assert views_drawn(app) == ["topk", "step", "gates", "heatmaph", "heatmapc"]   # other tabs are lazy
     n = len(labels(PRESETS[DEFAULT_PRESET], tiny_lstm))
     h = view(app, "heatmap", "h")
     assert h["layout"]["xaxis"]["tickvals"] == list(range(n))
@@ -110,7 +109,7 @@ def test_stepping_moves_the_selection_everywhere(app):
     assert app.session_state["pos"] == n - 2
     assert view(app, "topk")["layout"]["meta"]["position"] == n - 2
     assert view(app, "step")["layout"]["meta"]["position"] == n - 2
-    assert view(app, "heatmap", "f")["layout"]["shapes"][0]["x0"] == n - 2.5
+    assert view(app, "heatmap", "c")["layout"]["shapes"][0]["x0"] == n - 2.5
     app.button(key="first").click().run()
     assert view(app, "gates")["layout"]["meta"]["position"] == 0
     app.button(key="next").click().run()
@@ -118,7 +117,7 @@ def test_stepping_moves_the_selection_everywhere(app):
     assert view(app, "heatmap", "c")["layout"]["meta"]["selected"] == 2
     app.select_slider(key="pos_slider").set_value(5).run()
     assert_clean(app)
-    assert view(app, "units")["layout"]["shapes"][0]["x0"] == 5
+    assert view(app, "heatmap", "h")["layout"]["shapes"][0]["x0"] == 4.5
     app.button(key="last").click().run()
     app.button(key="next").click().run()                         # stays on the last token
     assert app.session_state["pos"] == n - 1
@@ -139,12 +138,26 @@ def test_switching_layer_redraws_the_heatmaps(app):
     assert view(app, "step")["layout"]["meta"]["layer"] == 0
 
 
+GATES_TAB = "Gates i · f · o and candidate g"
+
+
+def open_tab(at: AppTest, label: str, cell: str = "lstm"):
+    at.session_state[f"views_tab_{cell}"] = label
+    at.run()
+    assert_clean(at)
+
+
 def test_colour_ranges_stay_fixed_across_texts(app):
+    open_tab(app, GATES_TAB)
+    gates = {q: (view(app, "heatmap", q)["data"][0]["zmin"], view(app, "heatmap", q)["data"][0]["zmax"]) for q in "ifog"}
+    assert gates == {"i": (0.0, 1.0), "f": (0.0, 1.0), "o": (0.0, 1.0), "g": (-1.0, 1.0)}
+    open_tab(app, "States h · c")
+
     def ranges():
         return {q: (view(app, "heatmap", q)["data"][0]["zmin"], view(app, "heatmap", q)["data"][0]["zmax"])
-                for q in "hcifgo"}
+                for q in "hc"}
     first = ranges()
-    assert first["h"] == (-1.0, 1.0) and first["f"] == (0.0, 1.0)
+    assert first["h"] == (-1.0, 1.0)
     assert first["c"][0] == -first["c"][1] and view(app, "heatmap", "c")["data"][0]["zmid"] == 0
     app.text_area(key="text").input("Holmes said nothing .").run()
     assert ranges() == first
@@ -192,7 +205,7 @@ def test_user_text_cannot_inject_html(app):
 def test_switching_to_an_rnn(app, models_dir):
     app.selectbox(key="model").set_value(str(models_dir / "tiny-rnn")).run()
     assert_clean(app)
-    assert views_drawn(app) == ["topk", "step", "heatmaph", "units"]
+    assert views_drawn(app) == ["topk", "step", "heatmaph"]
     assert any("no gates" in i.value for i in app.info)
     assert {d["name"] for d in view(app, "step")["data"]} == {"Δh"}
     app.radio(key="layer").set_value(0).run()
@@ -232,6 +245,8 @@ def test_play_from_the_end_restarts(app):
 
 
 def test_unit_inspector(app, tiny_lstm):
+    open_tab(app, "Unit inspector")
+    assert views_drawn(app) == ["topk", "step", "gates", "units"]
     app.radio(key="unit_how").set_value("by number").run()
     assert_clean(app)
     app.multiselect(key="unit_ids").set_value([3, 1]).run()
@@ -248,13 +263,14 @@ def test_unit_inspector(app, tiny_lstm):
     assert_clean(app)
 
 
-def test_heatmap_picker(app):
-    app.button_group(key="heatmaps_lstm").set_value(["h", "f"]).run()
+def test_tabs_draw_only_the_open_one(app):
+    open_tab(app, GATES_TAB)
+    assert views_drawn(app) == ["topk", "step", "gates", "heatmapi", "heatmapf", "heatmapo", "heatmapg"]
+    app.button(key="back").click().run()                  # stepping keeps the tab
     assert_clean(app)
-    assert [v for v in views_drawn(app) if v.startswith("heatmap")] == ["heatmaph", "heatmapf"]
-    app.button_group(key="heatmaps_lstm").set_value([]).run()
-    assert_clean(app)
-    assert not [v for v in views_drawn(app) if v.startswith("heatmap")]
+    assert views_drawn(app)[3:] == ["heatmapi", "heatmapf", "heatmapo", "heatmapg"]
+    open_tab(app, "States h · c")
+    assert views_drawn(app)[3:] == ["heatmaph", "heatmapc"]
 
 
 def test_guide_page(app):

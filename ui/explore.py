@@ -13,7 +13,7 @@ import streamlit as st
 
 from explorer import figures as F
 from explorer import views as V
-from explorer.trace import DESCRIPTIONS, QUANTITIES
+from explorer.trace import QUANTITIES
 from ui import common
 
 #: Playback speeds: label -> seconds per token.
@@ -121,43 +121,64 @@ def _player(ctx: common.ModelContext, tr, layer: int):
             st.info("A simple RNN has no gates: it rewrites its whole state h at every step, "
                     "h_t = tanh(W x_t + U h_{t-1} + b).", icon=":material/info:")
 
-    # ---- heatmaps
-    st.subheader(f"States and gates across the text · layer {layer + 1}")
-    qs = list(QUANTITIES[tr.cell])
-    pick_key = f"heatmaps_{tr.cell}"                       # LSTM, GRU and RNN have different quantities
-    ss.setdefault(pick_key, qs)
-    shown = st.pills("Show", qs, selection_mode="multi", key=pick_key, persist_state="session",
-                     format_func=lambda q: f"{q}: {F.LONG_NAMES.get(q, q)}",
-                     help="; ".join(f"{q}: {DESCRIPTIONS[q]}" for q in qs))
-    shown = [q for q in qs if q in (shown or [])]
+    # ---- heatmaps and unit inspector, in lazy tabs: only the open tab is computed and drawn
     if win != (0, n):
-        st.caption(f"The text has {n} tokens; the charts show tokens {win[0]}–{win[1] - 1}, "
+        st.caption(f"The text has {n} tokens; the charts below show tokens {win[0]}–{win[1] - 1}, "
                    "a window that follows the selected token.")
+    groups = HEATMAP_TABS[tr.cell]
+    labels_ = [name for name, _ in groups] + [UNITS_TAB]
+    tab_key = f"views_tab_{tr.cell}"                   # LSTM, GRU and RNN have different tabs
+    if ss.get(tab_key) not in labels_:
+        ss[tab_key] = labels_[0]
+    tabs = st.tabs(labels_, key=tab_key, on_change="rerun")
+    for tab, (name, qs_) in zip(tabs, groups):
+        with tab:
+            if tab.open:
+                _heatmaps(ctx, tr, layer, qs_, pos, win)
+    with tabs[-1]:
+        if tabs[-1].open:
+            _unit_inspector(ctx, tr, layer, pos, win)
+
+
+#: Heatmap tabs per cell: (tab label, quantities).
+HEATMAP_TABS = {
+    "lstm": [("States h · c", ["h", "c"]), ("Gates i · f · o and candidate g", ["i", "f", "o", "g"])],
+    "gru": [("State h and candidate n", ["h", "n"]), ("Gates r · z", ["r", "z"])],
+    "rnn": [("State h", ["h"])],
+}
+UNITS_TAB = "Unit inspector"
+
+
+def _heatmaps(ctx, tr, layer, qs, pos, win):
+    st.caption(f"Units × tokens, layer {layer + 1}. Fixed colours: blue negative, white 0, red positive; "
+               "gates white (closed) to green (open). Hover for token, unit and value; the box marks the "
+               "selected token.")
     per_row = 2 if (win[1] - win[0]) <= 20 else 1   # long texts: full-width heatmaps, readable ticks
-    for i in range(0, len(shown), per_row):
+    for i in range(0, len(qs), per_row):
         row = st.columns(per_row)
-        for col, q in zip(row, shown[i:i + per_row]):
+        for col, q in zip(row, qs[i:i + per_row]):
             with col:
                 _chart(F.heatmap_figure(tr, layer, q, selected=pos, ranges=ctx.ranges, window=win), f"fig_heat_{q}")
-    if not shown:
-        st.caption("Pick a quantity above to draw its heatmap.")
 
-    # ---- unit inspector
-    st.subheader("Unit inspector")
+
+def _unit_inspector(ctx, tr, layer, pos, win):
+    ss = st.session_state
+    qs = list(QUANTITIES[tr.cell])
     units = tr.layers[layer].values["h"].shape[1]
     c1, c2, c3 = st.columns([1, 2.2, 2.8], vertical_alignment="bottom")
-    ss.setdefault("unit_q", "h")
-    if ss["unit_q"] not in qs:
+    if ss.get("unit_q") not in qs:
         ss["unit_q"] = "h"
-    q = c1.selectbox("Quantity", qs, key="unit_q", format_func=lambda q: f"{q}: {F.LONG_NAMES.get(q, q)}")
-    how = c2.radio("Pick units", V.UNIT_CHOICES, key="unit_how", horizontal=True)
+    q = c1.selectbox("Quantity", qs, key="unit_q", format_func=lambda q: f"{q}: {F.LONG_NAMES.get(q, q)}",
+                     persist_state="session")
+    how = c2.radio("Pick units", V.UNIT_CHOICES, key="unit_how", horizontal=True, persist_state="session")
     if how == "by number":
         ss.setdefault("unit_ids", [0, 1, 2])
         ss["unit_ids"] = [u for u in ss["unit_ids"] if u < units] or [0]
         chosen = c3.multiselect("Units", list(range(units)), key="unit_ids", max_selections=10,
-                                format_func=lambda u: f"unit {u}")
+                                format_func=lambda u: f"unit {u}", persist_state="session")
     else:
-        k = c3.slider("How many units", 1, 10, 5, key="unit_k")
+        ss.setdefault("unit_k", 5)
+        k = c3.slider("How many units", 1, 10, key="unit_k", persist_state="session")
         chosen = V.choose_units(tr, layer, q, how, pos, k)
     if chosen:
         _chart(F.units_figure(tr, layer, q, chosen, selected=pos, ranges=ctx.ranges, window=win), "fig_units")

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-
 from .. import settings
 from ..errors import InputTooLong
 from ..tokenizer import EOS, Token
@@ -44,48 +42,10 @@ class Generation:
                              "generated": np.arange(len(tr)) >= self.n_prompt, "prob": p_tok})
 
 
-class _FixedTokens:
-    """A tokenizer stand-in that hands trace() a token list already made (the sampled ids)."""
-
-    def __init__(self, tok, tokens):
-        self._tok, self._tokens = tok, tokens
-        self.itos, self.stoi, self.unk_id, self.eos_id = tok.itos, tok.stoi, tok.unk_id, tok.eos_id
-
-    def tokenize(self, text):
-        return list(self._tokens)
-
-
-class _View:
-    def __init__(self, model, tokens):
-        self.lm, self.tokenizer = model.lm, _FixedTokens(model.tokenizer, tokens)
-
-
-@torch.no_grad()
 def sample(model, prompt: str, n: int = 20, temperature: float = 1.0, top_k: int = 0,
            seed: int = 0) -> list[int]:
-    """Token ids sampled after the prompt (read after <eos>). The same draws as LoadedModel.generate:
-    temperature 0 is greedy, top_k > 0 keeps the k most probable, <unk> is never sampled."""
-    lm, tok = model.lm, model.tokenizer
-    gen = torch.Generator().manual_seed(int(seed))
-    ids = torch.tensor([t.id for t in tokens_for(model, prompt)], dtype=torch.long)
-    logits, state = lm(ids[None])
-    last = logits[0, -1]
-    out: list[int] = []
-    for _ in range(int(n)):
-        last = last.clone()
-        last[tok.unk_id] = -float("inf")
-        if temperature <= 0:
-            nxt = int(last.argmax())
-        else:
-            z = last / temperature
-            if top_k and top_k > 0:
-                kth = z.topk(min(top_k, z.numel())).values[-1]
-                z = torch.where(z < kth, torch.full_like(z, -float("inf")), z)
-            nxt = int(torch.multinomial(torch.softmax(z, -1), 1, generator=gen))
-        out.append(nxt)
-        logits, state = lm(torch.tensor([[nxt]]), state)
-        last = logits[0, -1]
-    return out
+    """Token ids sampled after the prompt: LoadedModel.sample_ids (one sampling loop for all)."""
+    return model.sample_ids(prompt, n, temperature, top_k, seed)
 
 
 def generate_trace(model, prompt: str, n: int = 20, temperature: float = 1.0, top_k: int = 0,
@@ -115,7 +75,7 @@ def generate_trace(model, prompt: str, n: int = 20, temperature: float = 1.0, to
             start = len(text)
             text += w
             toks.append(Token(w, w, start, len(text), i, False, False))
-    tr = trace(_View(model, toks), text, top_k=trace_top_k, max_chars=max(len(text), 1))
+    tr = trace(model, text, top_k=trace_top_k, max_chars=max(len(text), 1), tokens=toks)
     return Generation(prompt=prompt, words=tuple(tok.itos[i] for i in ids), ids=tuple(ids), trace=tr,
                       n_prompt=len(toks) - len(ids), seed=int(seed), temperature=float(temperature),
                       top_k=int(top_k))
