@@ -197,7 +197,7 @@ def main(argv=None):
         for r, chunk in enumerate(chunks):
             for kind in ("bare", "app"):
                 out = run_server(browser, kind, chunk, a.port, env, log, viewport,
-                                 plots=3 if cfg["cell"] == "rnn" else 5)
+                                 plots=int(os.environ.get('BENCH_PLOTS', 3 if cfg['cell'] == 'rnn' else 5)))
                 res[kind]["times"] += out["times"]
                 res[kind]["cold"].append(out["cold"])
                 print(f"  round {r + 1} {kind:4s}: median {statistics.median(out['times']) * 1000:6.0f} ms over "

@@ -284,18 +284,24 @@ def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=
         lp0 = torch.log_softmax(lm.decoder(h_top), -1)
         first_prob = float(lp0[ids[0]].exp())
     layers, top, final = run_layers(lm, ids, state)
-    logp = torch.log_softmax(lm.decoder(top), -1)           # [T, V]
-    tp, ti = logp.topk(k, dim=-1)
+    logits = lm.decoder(top)                                # [T, V]
+    # Work on the logits and one log-normaliser per row instead of materialising log_softmax:
+    # log P(w) = logit_w - logsumexp(logits).
+    lse = torch.logsumexp(logits, -1)                       # [T]
+    tl, ti = logits.topk(k, dim=-1)
+    tp = tl - lse[:, None]
     nxt = ids[1:]
-    lp_next = logp[:-1].gather(1, nxt[:, None])[:, 0]
+    l_next = logits[:-1].gather(1, nxt[:, None])[:, 0]
+    lp_next = l_next - lse[:-1]
     # rank = 1 + #tokens more probable. Where the next token is in the top k its rank is its place
     # there; only the other rows need a pass over the whole vocabulary.
     hit = ti[:-1] == nxt[:, None]
     rank = torch.where(hit.any(1), hit.int().argmax(1) + 1, 0)
     miss = (rank == 0).nonzero()[:, 0]
     if len(miss):
-        rank[miss] = (logp[miss] > lp_next[miss, None]).sum(1) + 1
-    p = logp.exp() if (full_probs or entropy) else None
+        rank[miss] = (logits[miss] > l_next[miss, None]).sum(1) + 1
+    logp = logits - lse[:, None] if (full_probs or entropy) else None
+    p = logp.exp() if logp is not None else None
     ent = (-torch.bmm(p[:, None, :], logp[:, :, None])[:, 0, 0]).numpy().astype(np.float32) if entropy else None
     next_prob = np.append(lp_next.exp().numpy(), np.nan).astype(np.float32)
     next_rank = np.append(rank.numpy(), -1).astype(np.int64)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
+import torch
 
 import explorer as E
 from explorer import settings, views
@@ -39,6 +40,19 @@ DEFAULT_MODEL = "fiction-lstm"
 TOP_K = 10
 #: Longest stretch of tokens drawn at once; longer texts show a window that follows the selection.
 WINDOW = 120
+
+
+def _threads() -> int:
+    """Intra-op threads for torch in the app. A trace is a few small matrix products; with all cores
+    busy (a browser, other sessions, a training run) OpenMP threads spin-wait on each other and one
+    trace took from 10 to 380 ms. Half the cores, at most 4, unless RNN_EXPLORER_THREADS says."""
+    raw = os.environ.get("RNN_EXPLORER_THREADS", "")
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+torch.set_num_threads(_threads())
 
 
 def models_root() -> Path:
