@@ -16,6 +16,12 @@ st.set_page_config(page_title="RNN State Explorer", page_icon=":material/neurolo
 PAGES = {
     "Explore": [
         st.Page("ui/explore.py", title="Explore", icon=":material/visibility:", default=True),
+        st.Page("ui/contrast.py", title="Contrast", icon=":material/compare_arrows:"),
+        st.Page("ui/memory.py", title="Memory", icon=":material/memory:"),
+        st.Page("ui/generate.py", title="Generate", icon=":material/edit_note:"),
+    ],
+    "Learn": [
+        st.Page("ui/lesson.py", title="Lesson", icon=":material/school:"),
     ],
     "Help": [
         st.Page("ui/guide.py", title="How to read it", icon=":material/menu_book:"),

@@ -6,8 +6,8 @@ Drives headless Chromium (Playwright) against two Streamlit servers, one at a ti
 rounds so that background load hits both alike:
 
 * the explorer (app.py), opened on the model the app picks by default (pretrained/fiction-lstm), as
-  it opens: token strip, the step view's three charts and the h and c heatmaps (the other heatmap
-  tabs and the unit inspector are drawn only when opened);
+  it opens: token strip, the step view (next word, Δh/Δc, gates) and the h and c heatmaps (the
+  other heatmap tab and the unit inspector are drawn only when opened);
 * benchmarks/bare_heatmap_app.py: a text box and one Plotly heatmap of random numbers of the same
   size (units x tokens), the cheapest page Streamlit can draw for this input.
 
@@ -63,6 +63,9 @@ SENTENCES = [
     "at last the long winter came to an end",
 ]
 
+# A chart counts as updated when its drawn SVG text shows the new sentence: every token axis (heatmaps,
+# unit lines) reads exactly its tokens, and every step-view panel title names its last token. Which
+# panels a chart holds is read from the figure's layout.meta.
 APP_DONE = """([labels, last]) => {
     const strip = document.querySelector('[data-testid="token-strip"]');
     if (!strip || strip.dataset.n !== String(labels.length)) return false;
@@ -70,12 +73,16 @@ APP_DONE = """([labels, last]) => {
     if (plots.length < window.__expectedPlots) return false;
     const want = labels.join('|');
     for (const p of plots) {
-        const title = (p.querySelector('.gtitle') || {}).textContent || '';
-        if (/^[hcifgorzn] ·/.test(title) || title.includes('chosen units')) {
-            const ticks = Array.from(p.querySelectorAll('.xtick text')).map(e => e.textContent);
-            if (ticks.join('|') !== want) return false;
-        } else if (!title.includes('\u201c' + last + '\u201d')) {
-            return false;
+        const meta = (p.layout || {}).meta || {};
+        const panels = meta.view === 'combined' ? meta.panels : [meta];
+        const kinds = panels.map(x => x && x.view);
+        const ticks = Array.from(p.querySelectorAll('.xaxislayer-above text')).map(e => e.textContent);
+        if (kinds.every(k => k === 'heatmap' || k === 'units')) {
+            if (ticks.join('|') !== Array(panels.length).fill(want).join('|')) return false;
+        } else {
+            const text = Array.from(p.querySelectorAll('.annotation-text, .gtitle')).map(e => e.textContent).join(' ');
+            const quoted = '\u201c' + last + '\u201d';
+            if (text.split(quoted).length - 1 < kinds.filter(k => k !== 'heatmap' && k !== 'units').length) return false;
         }
     }
     return true;
@@ -142,7 +149,7 @@ def run_server(browser, kind: str, sentences, port: int, env: dict, log, viewpor
         if kind == "app":
             page.wait_for_selector('[data-testid="token-strip"]', timeout=120_000)
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot .xtick text').length > 0 && "
-                                   f"document.querySelectorAll('.js-plotly-plot .gtitle').length >= {plots}",
+                                   f"document.querySelectorAll('.js-plotly-plot').length >= {plots}",
                                    timeout=120_000)
             cold = time.perf_counter() - t0
             page.evaluate("window.__expectedPlots = document.querySelectorAll('.js-plotly-plot').length")
@@ -197,7 +204,7 @@ def main(argv=None):
         for r, chunk in enumerate(chunks):
             for kind in ("bare", "app"):
                 out = run_server(browser, kind, chunk, a.port, env, log, viewport,
-                                 plots=int(os.environ.get('BENCH_PLOTS', 3 if cfg['cell'] == 'rnn' else 5)))
+                                 plots=2)
                 res[kind]["times"] += out["times"]
                 res[kind]["cold"].append(out["cold"])
                 print(f"  round {r + 1} {kind:4s}: median {statistics.median(out['times']) * 1000:6.0f} ms over "

@@ -144,7 +144,7 @@ def _colorbar_ticks(quantity: str, ranges: dict | None) -> dict:
     if not log_scaled(quantity):
         return {}
     _, r = views.fixed_range(quantity, ranges)
-    vals = [v for v in (1, 3, 10, 30, 100, 300, 1000, 3000) if v < r * 0.8] + [r]
+    vals = [v for v in (1, 10, 100, 1000) if v < r * 0.6] + [r]
     vals = sorted({-v for v in vals} | {0.0} | set(vals))
     return dict(tickmode="array", tickvals=[float(symlog(v)) for v in vals], ticktext=[f"{v:g}" for v in vals])
 
@@ -200,7 +200,7 @@ def heatmap_figure(tr: Trace, layer: int, quantity: str, selected: int | None = 
                    title: str | None = None, window=None) -> go.Figure:
     """Units (rows) x tokens (columns) of one quantity in one layer, with a fixed centred colour scale.
 
-    Hover shows the token, its position, the unit and the value. `selected` draws a box around that
+    Hover shows the token, the unit and the value. `selected` draws a box around that
     token's column and sets its tick label in bold. `units` restricts (and orders) the rows;
     `window` (a, b) draws token positions a..b-1 only (long texts).
     """
@@ -211,21 +211,16 @@ def heatmap_figure(tr: Trace, layer: int, quantity: str, selected: int | None = 
     units_arr = df["unit"].to_numpy()[:U]
     z = df["value"].to_numpy().reshape(T, U).T if T else np.zeros((U, 0), np.float32)
     labels = views.token_labels(tr)[lo:hi]
-    toks = np.array([esc(w) for w in labels], dtype=object)
     value = "%{z:.3f}"
     if log_scaled(quantity):                    # colour by symlog(value), hover the value itself
         value = "%{customdata:.3f}"
-    if units is None:
-        hover = np.broadcast_to(toks, (U, T)).copy()
-        template = f"token %{{x}}: <b>%{{text}}</b><br>unit %{{y}}<br>{quantity} = {value}<extra></extra>"
-    else:
-        hover = np.array([[f"token {lo + j}: <b>{toks[j]}</b><br>unit {u}" for j in range(T)] for u in units_arr],
-                         dtype=object).reshape(U, T)
-        template = f"%{{text}}<br>{quantity} = {value}<extra></extra>"
+    # %{x} and %{y} in a hover template show the axes' tick text: the token and the unit. No per-cell
+    # text array is sent (units x tokens strings made a 100-token heatmap 5x heavier to send and draw).
+    template = f"token <b>%{{x}}</b><br>unit %{{y}}<br>{quantity} = {value}<extra></extra>"
     trace = dict(
         type="heatmap", z=symlog(z).astype(np.float32) if log_scaled(quantity) else z,
-        x=np.arange(lo, hi), y=np.arange(U), text=hover, name=quantity, hovertemplate=template,
-        colorbar=dict(title=dict(text=quantity + (" (log scale)" if log_scaled(quantity) else ""), side="right"),
+        x=np.arange(lo, hi), y=np.arange(U), name=quantity, hovertemplate=template,
+        colorbar=dict(title=dict(text=quantity + (" (log)" if log_scaled(quantity) else ""), side="right"),
                       thickness=12, len=0.9, outlinewidth=0, tickfont=dict(size=11),
                       **_colorbar_ticks(quantity, ranges)),
         **colour_range(quantity, ranges))
@@ -243,7 +238,7 @@ def heatmap_figure(tr: Trace, layer: int, quantity: str, selected: int | None = 
     if title is None:
         title = f"<b>{quantity}</b> · {esc(DESCRIPTIONS.get(quantity, quantity))} · layer {layer + 1}"
     layout = _layout(h, title, xaxis=token_axis(labels, selected, start=lo), yaxis=yaxis, shapes=shapes,
-                     margin=dict(l=58 if units is None else 50, r=10, t=44, b=bottom),
+                     margin=dict(l=58 if units is None else 50, r=86, t=44, b=bottom),
                      meta=dict(view="heatmap", quantity=quantity, layer=layer, selected=selected, window=[lo, hi],
                                scale="symlog" if log_scaled(quantity) else "linear",
                                range=list(views.fixed_range(quantity, ranges))))
@@ -355,7 +350,7 @@ def topk_figure(tr: Trace, t: int, k: int = 10, height: int = 340) -> go.Figure:
     xmax = float(df["prob"].max()) if n else 1.0
     trace = dict(type="bar", x=df["prob"].to_numpy(), y=list(range(n)), orientation="h",
                  marker=dict(color=[HIGHLIGHT if a else MUTED for a in df["actual"]]),
-                 text=[f"{p:.1%}" for p in df["prob"]], textposition="outside", cliponaxis=False,
+                 text=[views.pct(p) for p in df["prob"]], textposition="outside", cliponaxis=False,
                  customdata=[esc(w) for w in df["word"]],
                  hovertemplate="<b>%{customdata}</b><br>P = %{x:.2%}<extra></extra>")
     layout = _layout(
@@ -464,18 +459,17 @@ def gates_figure(tr: Trace, layer: int, t: int, height: int = 340, bins: int = 2
                          customdata=np.stack([edges[:-1], edges[1:]], axis=1),
                          hovertemplate=(f"{g} in [%{{customdata[0]:.2f}}, %{{customdata[1]:.2f}}): "
                                         "%{y:.0%} of units<extra></extra>")))
-        data.append(dict(type="scatter", x=[mean], y=[ymax * 0.93], xaxis=f"x{sfx}", yaxis=f"y{sfx}",
+        data.append(dict(type="scatter", x=[mean], y=[ymax * 0.86], xaxis=f"x{sfx}", yaxis=f"y{sfx}",
                          mode="markers+text", text=[f"mean {mean:.2f}"], name=f"{g} mean",
                          textposition="middle right" if mean < 0.7 else "middle left",
                          marker=dict(symbol="triangle-down", size=11, color=MARK),
                          hovertemplate=f"{g}: mean {mean:.3f}<extra></extra>"))
         layout_axes[f"yaxis{sfx}"] = dict(domain=[max(0.0, top - span), min(1.0, top)], range=[0, ymax], tickformat=".0%",
-                                          nticks=3, title=dict(text=f"<b>{g}</b>"))
+                                          nticks=3, title=dict(text=f"<b>{g}</b> {LONG_NAMES.get(g, g).split(' ')[0]}",
+                                                               font=dict(size=12)))
         layout_axes[f"xaxis{sfx}"] = dict(anchor=f"y{sfx}", range=[0, 1], matches="x" if r else None,
                                           tickvals=[0, 0.25, 0.5, 0.75, 1], showticklabels=r == n - 1,
                                           title=dict(text="0 = closed · 1 = open") if r == n - 1 else None)
-        annotations.append(dict(text=esc(LONG_NAMES.get(g, g)), x=1, xref="paper", xanchor="right", y=top,
-                                yref="paper", yanchor="top", showarrow=False, font=dict(size=11, color="#555")))
     layout = _layout(height, title, showlegend=False, bargap=0, annotations=annotations,
                      margin=dict(l=62, r=10, t=44, b=44), meta=dict(view="gates", layer=layer, position=t),
                      **layout_axes)
@@ -535,3 +529,161 @@ def units_figure(tr: Trace, layer: int, quantity: str, units, selected: int | No
                                 zerolinecolor="#bbb"),
                      meta=dict(view="units", layer=layer, quantity=quantity, units=[int(u) for u in units]))
     return go.Figure(data=data, layout=layout)
+
+
+# ------------------------------------------------------------------------------------- combining
+def _axis_names(layout: dict, data: list[dict]) -> tuple[list[str], list[str]]:
+    xs, ys = set(), set()
+    for k in layout:
+        if k.startswith("xaxis") and (k == "xaxis" or k[5:].isdigit()):
+            xs.add(k[5:])
+        if k.startswith("yaxis") and (k == "yaxis" or k[5:].isdigit()):
+            ys.add(k[5:])
+    for d in data:
+        if d.get("type") not in (None, "scatter", "bar", "heatmap", "histogram", "box"):
+            continue
+        xs.add((d.get("xaxis") or "x")[1:])
+        ys.add((d.get("yaxis") or "y")[1:])
+    key = lambda s: int(s or 1)  # noqa: E731
+    return sorted(xs, key=key), sorted(ys, key=key)
+
+
+def _ref(ref, xmap: dict, ymap: dict):
+    """Rename an axis reference ('x2', 'y', 'x2 domain') with the panel's new axis names."""
+    if not isinstance(ref, str) or ref == "paper" or ref == "free":
+        return ref
+    base, _, rest = ref.partition(" ")
+    m = xmap if base.startswith("x") else ymap
+    new = m.get(base[1:], None)
+    if new is None:
+        return ref
+    return (base[0] + new) + (" " + rest if rest else "")
+
+
+def combine(figs: list[go.Figure], cols: int | None = None, width: int = 1050, hgap: int = 24,
+            vgap: int = 10, link_x: bool = False, meta: dict | None = None) -> go.Figure:
+    """Place figures made by this module side by side (and in rows of `cols`) in ONE figure.
+
+    Each figure keeps its own axes, titles, annotations, shapes and colour bars; its pixel margins are
+    kept by assuming the combined figure is drawn `width` px wide. One Plotly figure draws much
+    faster in the browser than several (each figure has a fixed cost). `link_x` makes every x axis
+    match the first one (zooming one heatmap zooms all). The result's layout.meta is
+    {"view": "combined", "panels": [each figure's meta]} plus `meta`.
+    """
+    cols = cols or len(figs)
+    parts = [f.to_dict() for f in figs]
+    rows = -(-len(parts) // cols)
+    row_h = [max(int(p["layout"].get("height") or 400) for p in parts[r * cols:(r + 1) * cols]) for r in range(rows)]
+    H = sum(row_h) + vgap * (rows - 1)
+    W = width
+    col_w = (W - hgap * (cols - 1)) / cols
+    data: list[dict] = []
+    layout: dict = dict(template=TEMPLATE, font=FONT, height=H, margin=dict(l=0, r=0, t=0, b=0),
+                        showlegend=False, hovermode="closest", annotations=[], shapes=[])
+    nx = ny = 0
+    first_x = None
+    for i, p in enumerate(parts):
+        r, c = divmod(i, cols)
+        L, D = p["layout"], p["data"]
+        m = L.get("margin") or {}
+        top = sum(row_h[:r]) + vgap * r
+        x0 = c * (col_w + hgap)
+        ix0, ix1 = x0 + m.get("l", 80), x0 + col_w - m.get("r", 80)
+        iy_top, iy_bot = top + m.get("t", 100), top + (L.get("height") or row_h[r]) - m.get("b", 80)
+
+        def fx(x, ix0=ix0, ix1=ix1):
+            return (ix0 + x * (ix1 - ix0)) / W
+
+        def fy(y, iy_top=iy_top, iy_bot=iy_bot):
+            return 1 - (iy_bot - y * (iy_bot - iy_top)) / H
+
+        xs, ys = _axis_names(L, D)
+        xmap, ymap = {}, {}
+        for s in xs:
+            nx += 1
+            xmap[s] = "" if nx == 1 else str(nx)
+        for s in ys:
+            ny += 1
+            ymap[s] = "" if ny == 1 else str(ny)
+        for s in xs:
+            ax = dict(L.get("xaxis" + s) or {})
+            d0, d1 = ax.get("domain", [0, 1])
+            ax["domain"] = [max(0.0, fx(d0)), min(1.0, fx(d1))]
+            ax["anchor"] = _ref(ax.get("anchor", "y" + (s if s in ys else (ys[0] if ys else ""))), xmap, ymap)
+            if ax.get("matches"):
+                ax["matches"] = _ref(ax["matches"], xmap, ymap)
+            name = "x" + xmap[s]
+            if link_x:
+                if first_x is None:
+                    first_x = name
+                elif "matches" not in ax:
+                    ax["matches"] = first_x
+            layout["xaxis" + xmap[s]] = ax
+        for s in ys:
+            ax = dict(L.get("yaxis" + s) or {})
+            d0, d1 = ax.get("domain", [0, 1])
+            ax["domain"] = [max(0.0, fy(d0)), min(1.0, fy(d1))]
+            ax["anchor"] = _ref(ax.get("anchor", "x" + (s if s in xs else (xs[0] if xs else ""))), xmap, ymap)
+            if ax.get("matches"):
+                ax["matches"] = _ref(ax["matches"], xmap, ymap)
+            layout["yaxis" + ymap[s]] = ax
+        for d in D:
+            d = dict(d)
+            d["xaxis"] = "x" + xmap.get((d.get("xaxis") or "x")[1:], "")
+            d["yaxis"] = "y" + ymap.get((d.get("yaxis") or "y")[1:], "")
+            if "colorbar" in d:
+                cb = dict(d["colorbar"])
+                cb.update(x=(ix1 + 8) / W, xanchor="left", xref="paper", y=(fy(0) + fy(1)) / 2, yanchor="middle",
+                          len=(fy(1) - fy(0)) * float(cb.get("len", 1)), lenmode="fraction")
+                d["colorbar"] = cb
+            data.append(d)
+        for a in L.get("annotations") or []:
+            a = dict(a)
+            xr, yr = a.get("xref", "x"), a.get("yref", "y")
+            if xr == "paper":
+                a["x"] = fx(a.get("x", 0.5))
+            else:
+                a["xref"] = _ref(xr, xmap, ymap)
+            if yr == "paper":
+                a["y"] = fy(a.get("y", 0.5))
+            else:
+                a["yref"] = _ref(yr, xmap, ymap)
+            layout["annotations"].append(a)
+        for sh in L.get("shapes") or []:
+            sh = dict(sh)
+            if sh.get("xref", "x") == "paper":
+                sh["x0"], sh["x1"] = fx(sh["x0"]), fx(sh["x1"])
+            else:
+                sh["xref"] = _ref(sh.get("xref", "x"), xmap, ymap)
+            if sh.get("yref", "y") == "paper":
+                sh["y0"], sh["y1"] = fy(sh["y0"]), fy(sh["y1"])
+            else:
+                sh["yref"] = _ref(sh.get("yref", "y"), xmap, ymap)
+            layout["shapes"].append(sh)
+        title = (L.get("title") or {}).get("text")
+        if title:
+            layout["annotations"].append(dict(
+                text=title, x=fx(0), xref="paper", xanchor="left", y=1 - (top + 6) / H, yref="paper",
+                yanchor="top", showarrow=False, align="left", font=dict(size=15), name="title"))
+        for k in ("bargap",):
+            if k in L and k not in layout:
+                layout[k] = L[k]
+    layout["meta"] = dict(view="combined", panels=[p["layout"].get("meta") for p in parts], **(meta or {}))
+    return go.Figure(data=data, layout=layout)
+
+
+def step_view_figure(tr: Trace, layer: int, t: int, k: int = 10, width: int = 1050) -> go.Figure:
+    """The step view in one figure: next word (topk_figure), change (step_figure), gates
+    (gates_figure; left out for a simple RNN)."""
+    figs = [topk_figure(tr, t, k), step_figure(tr, layer, t)]
+    if views.GATES[tr.cell]:
+        figs.append(gates_figure(tr, layer, t))
+    return combine(figs, cols=len(figs), width=width, meta=dict(layer=layer, position=t))
+
+
+def heatmaps_figure(tr: Trace, layer: int, quantities, selected: int | None = None, ranges: dict | None = None,
+                    window=None, cols: int = 2, width: int = 1050) -> go.Figure:
+    """Heatmaps of several quantities in one figure (`cols` per row), x axes linked for zooming."""
+    figs = [heatmap_figure(tr, layer, q, selected=selected, ranges=ranges, window=window) for q in quantities]
+    return combine(figs, cols=min(cols, len(figs)), width=width, link_x=True,
+                   meta=dict(layer=layer, selected=selected, quantities=list(quantities)))

@@ -259,6 +259,18 @@ def unit_series(tr: Trace, layer: int, quantity: str, units) -> pd.DataFrame:
     })
 
 
+def pct(p: float) -> str:
+    """A probability as a percentage with enough digits to be non-zero: 12.2%, 0.04%, 0.0003%."""
+    if not np.isfinite(p):
+        return "–"
+    if p <= 0:
+        return "0%"
+    if p >= 0.001:
+        return f"{p:.1%}"
+    digits = min(8, -int(math.floor(math.log10(p * 100))))
+    return f"{p * 100:.{digits}f}%"
+
+
 def window(n_tokens: int, t: int, size: int) -> tuple[int, int]:
     """A stretch [a, b) of at most `size` token positions that contains t, centred on it where
     possible: long texts are drawn a window at a time."""
@@ -282,19 +294,19 @@ def describe_step(tr: Trace, t: int) -> str:
         if np.isfinite(s):
             p = 2.0 ** -s
             rank = int(tr.next_rank[t - 1]) if t > 0 else -1
-            head = (f"Token {t} “{label}”: surprisal {s:.1f} bits (the model gave it {p:.1%}"
+            head = (f"Token {t} “{label}”: surprisal {s:.1f} bits (the model gave it {pct(p)}"
                     + (f", rank {rank}" if rank > 0 else "") + f").{unk}")
         else:
             head = f"Token {t} “{label}”.{unk}"
     if len(tr) == 0 or tr.topk_ids.shape[1] == 0:
         return head
     w, p = tr.top_words(t, 1)[0]
-    nxt = f" Best guess for the next token: “{w}” ({p:.1%})"
+    nxt = f" Best guess for the next token: “{w}” ({pct(p)})"
     if t + 1 < len(tr):
         actual = tr.vocab[tr.tokens[t + 1].id]
         as_unk = " (as <unk>)" if tr.tokens[t + 1].unk else ""
         nxt += (f"; the text continues with “{token_label(tr.tokens[t + 1])}”{as_unk}"
-                f" ({float(tr.next_prob[t]):.1%}, rank {int(tr.next_rank[t])})."
+                f" ({pct(float(tr.next_prob[t]))}, rank {int(tr.next_rank[t])})."
                 if actual != w else " — and that is what comes next.")
     else:
         nxt += "."

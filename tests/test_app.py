@@ -35,21 +35,57 @@ def assert_clean(at: AppTest):
     assert not at.error, [e.value for e in at.error]
 
 
-def specs(at: AppTest) -> list[dict]:
+def charts(at: AppTest) -> list[dict]:
+    """The Plotly specs the app sent, as the browser gets them."""
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
+def specs(at: AppTest) -> list[dict]:
+    return charts(at)
+
+
+def panels(at: AppTest) -> list[tuple[dict, dict, int]]:
+    """(chart spec, panel meta, panel index) for every view drawn; combined figures (the step view,
+    the heatmaps) hold several panels, each described in layout.meta.panels."""
+    out = []
+    for s in charts(at):
+        m = s["layout"]["meta"]
+        for i, pm in enumerate(m["panels"] if m["view"] == "combined" else [m]):
+            out.append((s, pm, i))
+    return out
+
+
 def view(at: AppTest, name: str, quantity: str | None = None) -> dict:
-    found = [s for s in specs(at) if s["layout"]["meta"]["view"] == name
-             and (quantity is None or s["layout"]["meta"].get("quantity") == quantity)]
-    assert found, f"no {name} chart {quantity or ''}"
-    return found[0]
+    """The panel of one view as a standalone spec: its meta, its x axis and its first trace."""
+    for s, pm, i in panels(at):
+        if pm["view"] == name and (quantity is None or pm.get("quantity") == quantity):
+            return panel_spec(s, i)
+    raise AssertionError(f"no {name} chart {quantity or ''}")
+
+
+def panel_spec(s: dict, i: int) -> dict:
+    """Cut panel i out of a combined spec: its traces, axes (renamed back to x/y), shapes, meta."""
+    m = s["layout"]["meta"]
+    if m["view"] != "combined":
+        return s
+    pm = m["panels"][i]
+    # panels are laid out in order; each heatmap panel has one trace and one x/y axis pair
+    view = pm["view"]
+    if view == "heatmap":
+        tr = s["data"][i]
+        sfx = tr["xaxis"][1:]
+        xref = tr["xaxis"]
+        shapes = [sh for sh in s["layout"].get("shapes", []) if sh.get("xref") == xref]
+        title = next(a["text"] for a in s["layout"]["annotations"] if a.get("name") == "title"
+                     and a["text"].startswith(f"<b>{pm['quantity']}</b>"))
+        return {"data": [tr], "layout": {"xaxis": s["layout"]["xaxis" + sfx], "shapes": shapes, "meta": pm,
+                                         "title": {"text": title}}}
+    return {"data": [d for d in s["data"]], "layout": dict(s["layout"], meta=pm)}
 
 
 def views_drawn(at: AppTest) -> list[str]:
     """'heatmaph', 'heatmapc', ... for heatmaps; the bare view name for the others."""
-    m = [s["layout"]["meta"] for s in specs(at)]
-    return [x["view"] + (x["quantity"] if x["view"] == "heatmap" else "") for x in m]
+    return [pm["view"] + (pm["quantity"] if pm["view"] == "heatmap" else "") for _, pm, _ in panels(at)]
 
 
 def html_with(at: AppTest, marker: str) -> str:
@@ -88,15 +124,15 @@ def test_explore_opens_on_the_default_preset(app, tiny_lstm):
 
 
 def test_typing_a_new_text_redraws_every_chart(app, tiny_lstm):
-    before = specs(app)
+    before = charts(app)
     text = "the cat saw the dog ."
     app.text_area(key="text").input(text).run()
     assert_clean(app)
     h = view(app, "heatmap", "h")
     assert h["layout"]["xaxis"]["ticktext"][:-1] == esc(labels(text, tiny_lstm))[:-1]
     assert h["layout"]["xaxis"]["ticktext"].count("the") == 2     # repeated words keep two columns
-    after = specs(app)
-    assert len(after) == len(before)
+    after = charts(app)
+    assert len(after) == len(before) == 2                        # the step view and the heatmaps
     for a, b in zip(before, after):
         assert a != b, a["layout"]["meta"]
     assert view(app, "topk")["layout"]["meta"]["position"] == len(labels(text, tiny_lstm)) - 1
@@ -206,8 +242,10 @@ def test_switching_to_an_rnn(app, models_dir):
     app.selectbox(key="model").set_value(str(models_dir / "tiny-rnn")).run()
     assert_clean(app)
     assert views_drawn(app) == ["topk", "step", "heatmaph"]
-    assert any("no gates" in i.value for i in app.info)
-    assert {d["name"] for d in view(app, "step")["data"]} == {"Δh"}
+    assert any("no gates" in c.value for c in app.caption)
+    step = next(s for s in charts(app) if s["layout"]["meta"]["view"] == "combined"
+                and s["layout"]["meta"]["panels"][1]["view"] == "step")
+    assert {d.get("name") for d in step["data"]} >= {"Δh"} and "Δc" not in {d.get("name") for d in step["data"]}
     app.radio(key="layer").set_value(0).run()
     assert_clean(app)
     app.selectbox(key="model").set_value(str(models_dir / "tiny-lstm")).run()

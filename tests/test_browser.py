@@ -124,20 +124,36 @@ def wait_selected(pg, pos: int):
     pg.wait_for_function(f"document.querySelector('{STRIP}')?.dataset.selected === '{pos}'")
 
 
+def chart_texts(pg) -> list[str]:
+    """Titles and annotations drawn in every chart (combined figures carry panel titles as annotations)."""
+    return pg.eval_on_selector_all(".js-plotly-plot .gtitle, .js-plotly-plot .annotation-text",
+                                   "els => els.map(e => e.textContent)")
+
+
 def heat_titles(pg) -> list[str]:
-    return pg.eval_on_selector_all(".js-plotly-plot .gtitle", "els => els.map(e => e.textContent)")
+    return [t for t in chart_texts(pg) if len(t) > 2 and t[1:4] == " · "]
 
 
-def heat_ticks(pg, quantity: str) -> list[str]:
-    """x tick labels of the heatmap whose title starts with `quantity`."""
+def heat_ticks(pg, quantity: str) -> list[str] | None:
+    """The drawn x tick labels of the heatmap panel of `quantity` (None if it is not drawn)."""
     return pg.evaluate("""(q) => {
         for (const plot of document.querySelectorAll('.js-plotly-plot')) {
-            const t = plot.querySelector('.gtitle');
-            if (t && t.textContent.startsWith(q + ' ·'))
-                return Array.from(plot.querySelectorAll('.xtick text')).map(e => e.textContent);
+            const meta = (plot.layout || {}).meta || {};
+            const panels = meta.view === 'combined' ? meta.panels : [meta];
+            const i = panels.findIndex(p => p && p.view === 'heatmap' && p.quantity === q);
+            if (i < 0) continue;
+            const id = i === 0 ? 'x' : 'x' + (i + 1);
+            return Array.from(plot.querySelectorAll(`.xaxislayer-above .${id}tick text`)).map(e => e.textContent);
         }
         return null;
     }""", quantity)
+
+
+def wait_texts(pg, js_predicate: str):
+    """Wait until the chart titles/annotations satisfy a JS predicate over `texts` (an array)."""
+    pg.wait_for_function("() => { const texts = Array.from(document.querySelectorAll("
+                         "'.js-plotly-plot .gtitle, .js-plotly-plot .annotation-text')).map(e => e.textContent); "
+                         f"return {js_predicate}; }}")
 
 
 def keyboard_focus_page(pg):
@@ -147,6 +163,8 @@ def keyboard_focus_page(pg):
 
 def shoot(pg, name: str, full: bool = True, height: int = 3000):
     SHOTS.mkdir(parents=True, exist_ok=True)
+    pg.mouse.move(2, 2)                            # no tooltip or hover label in the picture
+    time.sleep(0.3)
     if full:  # Streamlit scrolls inside its own container: grow the viewport to capture the page
         old = pg.viewport_size
         pg.set_viewport_size({"width": old["width"], "height": height})
@@ -162,17 +180,22 @@ def shoot(pg, name: str, full: bool = True, height: int = 3000):
 def test_01_opens_with_every_chart(page):
     pg = page
     pg.wait_for_selector(STRIP)
-    wait_charts(pg, 10)
+    wait_charts(pg, 2)                             # the step view and the h/c heatmaps
     no_exceptions(pg)
     titles = heat_titles(pg)
-    for q in "hcifgo":
+    for q in "hc":
         assert any(t.startswith(f"{q} ·") for t in titles), titles
+    assert any(t.startswith("Next word after") for t in chart_texts(pg))
     assert heat_ticks(pg, "h")[0] == "<eos>"      # escaped for Plotly, shown as typed
     n = int(pg.locator(STRIP).get_attribute("data-n"))
     assert selected(pg) == str(n - 1)
-    shoot(pg, "explore.png")
-    pg.locator('[data-testid="stHorizontalBlock"]').filter(has=pg.locator(".js-plotly-plot")).first.screenshot(
-        path=str(SHOTS / "step-view.png"))
+    # the bartender preset: select the comma before "miss", where the model has to remember "she"
+    for k in range(1, 4):
+        pg.get_by_role("button", name="Back").click()
+        wait_selected(pg, n - 1 - k)
+    wait_texts(pg, "texts.some(t => t.startsWith('Next word after “,”'))")
+    shoot(pg, "explore.png", height=1900)
+    pg.locator('[data-testid="stPlotlyChart"]').first.screenshot(path=str(SHOTS / "step-view.png"))
     pg.locator(STRIP).screenshot(path=str(SHOTS / "token-strip.png"))
 
 
@@ -184,20 +207,14 @@ def test_02_typing_a_sentence_redraws_the_charts(page):
     box.press("Control+Enter")
     pg.wait_for_function(f"document.querySelector('{STRIP}').dataset.n === '13'")
     pg.wait_for_function("""() => {
-        const plots = document.querySelectorAll('.js-plotly-plot');
-        let ok = 0;
-        for (const p of plots) {
-            const t = p.querySelector('.gtitle');
-            if (t && /^[hcifgo] ·/.test(t.textContent)) {
-                const ticks = Array.from(p.querySelectorAll('.xtick text')).map(e => e.textContent);
-                if (ticks.length === 13 && ticks[3] === 'saw') ok++;
-            }
-        }
-        return ok === 6;
+        const ticks = Array.from(document.querySelectorAll('.js-plotly-plot .xaxislayer-above text'))
+            .map(e => e.textContent);
+        return ticks.filter(t => t === 'saw').length === 4;     // h and c panels, two "saw" each
     }""")
-    ticks = heat_ticks(pg, "c")
-    assert ticks[1:] == text.split() and ticks.count("the") == 4
-    assert "“.”" in pg.locator(".js-plotly-plot .gtitle").first.text_content()
+    for q in "hc":
+        ticks = heat_ticks(pg, q)
+        assert ticks[1:] == text.split() and ticks.count("the") == 4, ticks
+    wait_texts(pg, "texts.some(t => t.startsWith('Next word after “.”'))")
     no_exceptions(pg)
 
 
@@ -212,8 +229,7 @@ def test_03_stepping_with_keys_buttons_and_slider(page):
     wait_selected(pg, 2)
     pg.get_by_role("button", name="Next").click()
     wait_selected(pg, 3)
-    pg.wait_for_function("Array.from(document.querySelectorAll('.js-plotly-plot .gtitle'))"
-                         ".some(t => t.textContent.startsWith('Next word after “saw”'))")
+    wait_texts(pg, "texts.some(t => t.startsWith('Next word after “saw”'))")
     pg.get_by_role("button", name="Back").click()
     wait_selected(pg, 2)
     pg.keyboard.press("End")
@@ -254,12 +270,21 @@ def test_04_play_and_pause(page):
 def test_05_switch_layer(page):
     pg = page
     pg.locator('[data-testid="stSidebar"] label').filter(has_text="Layer 1").click()
-    pg.wait_for_function("Array.from(document.querySelectorAll('.js-plotly-plot .gtitle'))"
-                         ".filter(t => /^[hcifgo] ·/.test(t.textContent) && t.textContent.endsWith('layer 1')).length === 6")
+    wait_texts(pg, "texts.filter(t => /^[hc] ·/.test(t) && t.endsWith('layer 1')).length === 2 && "
+                   "texts.some(t => t.startsWith('Change at') && t.endsWith('(layer 1)'))")
     no_exceptions(pg)
+    # the gate heatmaps live in a tab that is drawn when opened
+    pg.get_by_role("tab", name="Gates i · f · o and candidate g").click()
+    wait_texts(pg, "texts.filter(t => /^[ifog] ·/.test(t) && t.endsWith('layer 1')).length === 4")
+    assert heat_ticks(pg, "f")[3] == "saw"
+    no_exceptions(pg)
+    shoot(pg, "explore-gates.png", height=2000)
+    pg.get_by_role("tab", name="Unit inspector").click()
+    wait_texts(pg, "texts.some(t => t.includes('of chosen units (layer 1)'))")
+    no_exceptions(pg)
+    pg.get_by_role("tab", name="States h · c").click()
     pg.locator('[data-testid="stSidebar"] label').filter(has_text="Layer 2").click()
-    pg.wait_for_function("Array.from(document.querySelectorAll('.js-plotly-plot .gtitle'))"
-                         ".filter(t => t.textContent.endsWith('layer 2')).length >= 6")
+    wait_texts(pg, "texts.filter(t => /^[hc] ·/.test(t) && t.endsWith('layer 2')).length === 2")
 
 
 def _pick_model(pg, name: str):
@@ -271,13 +296,13 @@ def test_06_switch_model(page, browser_models):
     pg = page
     _pick_model(pg, "tiny-rnn")
     pg.get_by_text("A simple RNN has no gates").wait_for()
-    pg.wait_for_function("Array.from(document.querySelectorAll('.js-plotly-plot .gtitle'))"
-                         ".filter(t => /^[cifgo] ·/.test(t.textContent)).length === 0")
+    wait_texts(pg, "texts.some(t => /^h ·/.test(t)) && !texts.some(t => /^[cifgo] ·/.test(t)) && "
+                   "!texts.some(t => t.startsWith('Gates after'))")
     assert heat_ticks(pg, "h") is not None
     no_exceptions(pg)
     shoot(pg, "explore-rnn.png", height=2200)
     _pick_model(pg, "fiction-lstm" if (browser_models / "fiction-lstm").exists() else "tiny-lstm")
-    wait_charts(pg, 10)
+    wait_texts(pg, "texts.some(t => /^c ·/.test(t))")
     no_exceptions(pg)
 
 
@@ -294,7 +319,7 @@ def test_07_empty_and_long_text(page):
     pg.locator('[data-testid="unknown-words"]').wait_for()
     assert "qwertyuiop" in pg.locator('[data-testid="unknown-words"]').inner_text()
     assert pg.locator(f'{STRIP} .tok.unk').count() >= 1
-    wait_charts(pg, 10)
+    wait_charts(pg, 2)
     no_exceptions(pg)
 
 
@@ -313,7 +338,7 @@ def test_08_bad_upload_shows_what_is_wrong(page):
     assert "bad-bundle.zip is not a usable bundle" in err.inner_text()
     no_exceptions(pg)
     pg.locator('[data-testid="stSidebar"]').screenshot(path=str(SHOTS / "upload-error.png"))
-    wait_charts(pg, 10)                              # the page keeps working on the old model
+    wait_charts(pg, 2)                               # the page keeps working on the old model
 
 
 def test_09_guide_page(page):
@@ -323,5 +348,5 @@ def test_09_guide_page(page):
     no_exceptions(pg)
     shoot(pg, "guide.png", height=2000)
     pg.get_by_role("link", name="Explore").click()
-    wait_charts(pg, 10)
+    wait_charts(pg, 2)
     no_exceptions(pg)

@@ -93,13 +93,16 @@ def test_cell_state_colours_by_symlog_and_hovers_the_value(tr):
 
 
 def test_heatmap_hover_names_token_unit_and_value(tr):
+    # plotly.js fills %{x} / %{y} of a hover template with the axes' tick text (checked in the
+    # browser test): the hover box reads the token and unit without a per-cell text array
     fig = F.heatmap_figure(tr, 0, "h")
     heat = fig.data[0]
     tmpl = heat.hovertemplate
-    assert "%{text}" in tmpl and "unit %{y}" in tmpl and "%{z:.3f}" in tmpl
-    text = np.asarray(heat.text)
-    assert text.shape == np.asarray(heat.z).shape
-    assert text[5, 0] == "&lt;eos&gt;" and text[5, 4] == "the" and text[0, 5] == "dog"
+    assert "<b>%{x}</b>" in tmpl and "unit %{y}" in tmpl and "h = %{z:.3f}" in tmpl
+    assert heat.text is None
+    assert fig.layout.xaxis.ticktext[4] == "the" and fig.layout.xaxis.ticktext[0] == "&lt;eos&gt;"
+    units = F.heatmap_figure(tr, 0, "h", units=[7, 3])
+    assert units.layout.yaxis.ticktext == ("u7", "u3") and "unit %{y}" in units.data[0].hovertemplate
 
 
 def test_heatmap_marks_the_selected_token(tr):
@@ -116,7 +119,6 @@ def test_user_text_is_escaped_in_plotly_labels(tiny_lstm):
     s = spec(F.heatmap_figure(t, 0, "h"))
     ticks = s["layout"]["xaxis"]["ticktext"]
     assert "<" not in "".join(ticks) and "&lt;" in "".join(ticks) and "&amp;" in ticks
-    assert all("<" not in str(x) for row in s["data"][0]["text"] for x in row)
 
 
 def test_heatmap_window_keeps_absolute_positions(tiny_lstm):
@@ -135,7 +137,6 @@ def test_heatmap_of_chosen_units(tr):
     np.testing.assert_allclose(z[0], tr.layers[1].h[:, 5])
     np.testing.assert_allclose(z[1], tr.layers[1].h[:, 2])
     assert list(fig.layout.yaxis.ticktext) == ["u5", "u2"]
-    assert np.asarray(fig.data[0].text)[1, 4] == "token 4: <b>the</b><br>unit 2"
 
 
 # --------------------------------------------------------------------------------- token strip
@@ -311,3 +312,44 @@ def test_bad_positions_raise(tr):
         F.step_frame(tr, 0, len(tr))
     with pytest.raises(IndexError):
         F.heatmap_frame(tr, 5, "h")
+
+
+# ------------------------------------------------------------------------------------- combined
+def test_heatmaps_figure_combines_panels_with_linked_axes(tiny_lstm, tr):
+    ranges = V.value_ranges(tiny_lstm)
+    fig = F.heatmaps_figure(tr, 1, ["h", "c"], selected=4, ranges=ranges)
+    s = spec(fig)
+    meta = s["layout"]["meta"]
+    assert meta["view"] == "combined" and [p["quantity"] for p in meta["panels"]] == ["h", "c"]
+    h, c = s["data"]
+    assert (h["xaxis"], h["yaxis"], c["xaxis"], c["yaxis"]) == ("x", "y", "x2", "y2")
+    assert s["layout"]["xaxis2"]["matches"] == "x"                  # zoom one, zoom both
+    assert s["layout"]["xaxis"]["ticktext"] == s["layout"]["xaxis2"]["ticktext"]
+    assert s["layout"]["xaxis"]["domain"][1] < s["layout"]["xaxis2"]["domain"][0]   # side by side
+    for ax in ("xaxis", "xaxis2", "yaxis", "yaxis2"):
+        d0, d1 = s["layout"][ax]["domain"]
+        assert 0 <= d0 < d1 <= 1
+    assert h["colorbar"]["x"] < c["colorbar"]["x"] <= 1.0           # each panel keeps its colour bar
+    assert (h["zmin"], h["zmax"]) == (-1.0, 1.0)
+    assert [sh["xref"] for sh in s["layout"]["shapes"]] == ["x", "x2"]   # the selection box in both
+    titles = [a["text"] for a in s["layout"]["annotations"] if a.get("name") == "title"]
+    assert titles[0].startswith("<b>h</b>") and titles[1].startswith("<b>c</b>")
+    stacked = spec(F.heatmaps_figure(tr, 1, ["h", "c"], cols=1))
+    assert stacked["layout"]["yaxis"]["domain"][0] > stacked["layout"]["yaxis2"]["domain"][1]
+
+
+def test_step_view_figure_holds_the_three_panels(tr, tiny_rnn):
+    s = spec(F.step_view_figure(tr, 0, 3, k=5))
+    assert [p["view"] for p in s["layout"]["meta"]["panels"]] == ["topk", "step", "gates"]
+    assert s["layout"]["meta"]["position"] == 3
+    # panel-relative annotations (labels of the biggest changes) now point at the renamed axes
+    refs = {a.get("xref") for a in s["layout"]["annotations"]}
+    assert "x2" in refs                                       # the Δh panel is the second x axis
+    assert all(d["xaxis"] in {f"x{'' if i == 1 else i}" for i in range(1, 8)} for d in s["data"])
+    r = E.trace(tiny_rnn, "the cat saw the dog")
+    assert [p["view"] for p in spec(F.step_view_figure(r, 0, 2))["layout"]["meta"]["panels"]] == ["topk", "step"]
+
+
+def test_pct():
+    assert V.pct(0.122) == "12.2%" and V.pct(0.0004) == "0.04%" and V.pct(3e-6) == "0.0003%"
+    assert V.pct(0.0) == "0%" and V.pct(float("nan")) == "–"

@@ -108,18 +108,11 @@ def _player(ctx: common.ModelContext, tr, layer: int):
     st.html('<div data-testid="step-readout" style="font-size:15px;padding:2px 0 4px 0">'
             f"{html.escape(V.describe_step(tr, pos))}</div>")
 
-    # ---- step view
-    c1, c2, c3 = st.columns([1, 1.25, 1])
-    with c1:
-        _chart(F.topk_figure(tr, pos, k=common.TOP_K), "fig_topk")
-    with c2:
-        _chart(F.step_figure(tr, layer, pos), "fig_step")
-    with c3:
-        if V.GATES[tr.cell]:
-            _chart(F.gates_figure(tr, layer, pos), "fig_gates")
-        else:
-            st.info("A simple RNN has no gates: it rewrites its whole state h at every step, "
-                    "h_t = tanh(W x_t + U h_{t-1} + b).", icon=":material/info:")
+    # ---- step view: next word, change of h and c, gates (one figure: one Plotly draw, not three)
+    _chart(F.step_view_figure(tr, layer, pos, k=common.TOP_K), "fig_step_view")
+    if not V.GATES[tr.cell]:
+        st.caption("A simple RNN has no gates: it rewrites its whole state h at every step, "
+                   "h_t = tanh(W x_t + U h_{t-1} + b).")
 
     # ---- heatmaps and unit inspector, in lazy tabs: only the open tab is computed and drawn
     if win != (0, n):
@@ -154,11 +147,8 @@ def _heatmaps(ctx, tr, layer, qs, pos, win):
                "gates white (closed) to green (open). Hover for token, unit and value; the box marks the "
                "selected token.")
     per_row = 2 if (win[1] - win[0]) <= 20 else 1   # long texts: full-width heatmaps, readable ticks
-    for i in range(0, len(qs), per_row):
-        row = st.columns(per_row)
-        for col, q in zip(row, qs[i:i + per_row]):
-            with col:
-                _chart(F.heatmap_figure(tr, layer, q, selected=pos, ranges=ctx.ranges, window=win), f"fig_heat_{q}")
+    _chart(F.heatmaps_figure(tr, layer, qs, selected=pos, ranges=ctx.ranges, window=win, cols=per_row),
+           "fig_heatmaps")
 
 
 def _unit_inspector(ctx, tr, layer, pos, win):

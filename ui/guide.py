@@ -29,20 +29,23 @@ use the arrow keys).
 text actually continues with is **orange**; when it is not among the ten it is added at the bottom
 with its rank.
 
-**Change at this step.** Δh = h<sub>t</sub> − h<sub>t−1</sub> for every unit (red up, blue down),
-and for an LSTM also Δc, the change of the cell state. The axis is fixed for the whole text, so tall
-bars really are big changes. The three largest changes are labelled with their unit number.
+**Change at this step.** Δh = hₜ − hₜ₋₁ for every unit (red up, blue down), and for an LSTM also
+Δc, the change of the cell state. The axis is fixed for the whole text, so tall bars really are big
+changes. The three largest changes are labelled with their unit number.
 
-**Gates.** For an LSTM, each dot is one unit's gate value after the selected token: the input gate
-*i* (how much new content is written), the forget gate *f* (how much of the old cell state is kept),
-the output gate *o* (how much of the cell state is shown as h). 0 means closed, 1 open; the triangle
-marks the mean. A GRU shows its reset and update gates; a simple RNN has none.
+**Gates.** For an LSTM, how open each gate is after the selected token, as a histogram over the
+units: the input gate *i* (how much new content is written), the forget gate *f* (how much of the
+old cell state is kept), the output gate *o* (how much of the cell state is shown as h). 0 means
+closed, 1 open; the triangle marks the mean. A GRU shows its reset and update gates; a simple RNN
+has none.
 
-**Heatmaps.** One column per token, one row per unit. Colours are fixed, so a colour means the same
-value in every sentence, layer and step: blue negative, white zero, red positive for h, the candidate
-g and the cell state c; white (closed) to dark green (open) for the gates. The cell state has no
-natural bound; its scale is set once per model (see below). Hover over a cell to read the token, unit
-and value. The box marks the selected token.
+**Heatmaps.** One column per token, one row per unit; the tabs hold the states (h, c) and the gates
+(i, f, o and the candidate g). Colours are fixed, so a colour means the same value in every
+sentence, layer and step: blue negative, white zero, red positive for h, g and c; white (closed) to
+dark green (open) for the gates. The cell state has no natural bound: it is coloured on a symmetric
+log scale (its colour bar is labelled in units of c) whose range is set once per model, see below.
+Hover over a cell to read the token, unit and value; the box marks the selected token. Zooming one
+heatmap zooms the others.
 
 **Unit inspector.** Lines of a few units across the text: the *most active* (largest mean |value|;
 for gates, furthest from ½ on average), the units that *changed most at this step*, or units *by
@@ -66,7 +69,7 @@ def page():
         rows.append({"quantity": q, "meaning": DESCRIPTIONS[q], "colour range": f"{lo:g} … {hi:g}"})
     st.dataframe(rows, hide_index=True, width="stretch")
     st.caption("The cell state's range is the 99.5th percentile of |c| while this model reads the preset "
-               "sentences, rounded up (explorer.views.value_ranges).")
+               "sentences, rounded up (explorer.views.value_ranges); it is drawn on a symmetric log scale.")
     with st.expander("Full model card (card.json)"):
         st.code(json.dumps(card, indent=2, ensure_ascii=False)[:20000], language="json")
 

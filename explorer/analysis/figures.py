@@ -264,7 +264,7 @@ def unrolled_figure(tr, layer: int = -1, start: int = 0, max_steps: int = 8, n_u
     fig = go.Figure()
     for b in d["boxes"].itertuples():
         fig.add_shape(type="rect", x0=b.x0, x1=b.x1, y0=b.y0, y1=b.y1, line=dict(color="#444", width=2),
-                      fillcolor="#f2f5fa")
+                      fillcolor="#f2f5fa", layer="below")     # below the sparkline (shapes default to above)
         fig.add_annotation(x=(b.x0 + b.x1) / 2, y=-0.75, text=f"x<sub>{b.step}</sub> = {_label(b.token)}",
                            showarrow=False, font=dict(size=16))
         fig.add_annotation(x=(b.x0 + b.x1) / 2, y=1.75, text=f"{_label(b.top_word)} {b.top_prob:.0%}",

@@ -1,0 +1,342 @@
+"""The Contrast, Memory, Generate and Lesson pages through streamlit.testing.v1.AppTest, on the tiny
+bundles of conftest.py: every page runs without an exception, changing a widget changes what is drawn
+(read from the Plotly specs and the st.html strips the app sends), and the lesson restores its step
+and sentence from the URL's query string."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from explorer import lesson as LS
+from explorer.classify import KIND, AuthorClassifier, save_author_classifier
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+TIMEOUT = 90  # the first run imports torch and loads a model; AppTest's default of 3 s is too short
+
+
+def open_page(models: Path, monkeypatch, page: str, query: dict | None = None) -> AppTest:
+    monkeypatch.setenv("RNN_EXPLORER_MODELS", str(models))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.switch_page(page).run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest):
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def specs(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def titles(at: AppTest) -> list[str]:
+    out = []
+    for s in specs(at):
+        t = s["layout"].get("title")
+        out.append(t.get("text", "") if isinstance(t, dict) else "")
+    return out
+
+
+def chart(at: AppTest, title_start: str) -> dict:
+    found = [s for s, t in zip(specs(at), titles(at)) if t.startswith(title_start)]
+    assert found, f"no chart titled {title_start!r}; have {titles(at)}"
+    return found[0]
+
+
+def meta_chart(at: AppTest, view: str) -> dict:
+    found = [s for s in specs(at) if (s["layout"].get("meta") or {}).get("view") == view]
+    assert found, f"no {view} chart"
+    return found[0]
+
+
+def html_with(at: AppTest, marker: str) -> str:
+    for h in at.get("html"):
+        if marker in h.proto.body:
+            return h.proto.body
+    raise AssertionError(f"no st.html element containing {marker!r}")
+
+
+def data_of(s: dict) -> list:
+    return s["data"]
+
+
+@pytest.fixture
+def models(models_dir) -> Path:
+    return models_dir
+
+
+# ------------------------------------------------------------------------------------- contrast
+def test_contrast_opens_on_the_bartender_pair(models, monkeypatch):
+    at = open_page(models, monkeypatch, "ui/contrast.py")
+    assert at.text_area(key="ct_a").value == LS.PAIRS["bartender"].a
+    strip = html_with(at, 'data-testid="pair-strip"')
+    step = int(re.search(r'data-selected="(\d+)"', strip).group(1))
+    assert at.select_slider(key="ct_step").value == step
+    assert "Certainly" in strip and strip.count("lx-col diff") == 3          # girl/boy, she/he, miss/sir
+    bag = html_with(at, 'data-testid="bag-line"')
+    assert "differ in their words" in bag
+    chosen = chart(at, "The chosen words")
+    assert [d["name"] for d in chosen["data"]] == ["A: girl / she", "B: boy / he"]
+    assert "miss" in chosen["layout"]["xaxis"]["ticktext"] and "sir" in chosen["layout"]["xaxis"]["ticktext"]
+    assert chart(at, "How far apart")["data"] and chart(at, "h(B) − h(A)")["data"]
+    assert len(at.dataframe) == 2
+
+
+def test_contrast_pair_button_and_widgets_change_the_charts(models, monkeypatch):
+    at = open_page(models, monkeypatch, "ui/contrast.py")
+    lines = chart(at, "How far apart")
+    at.button(key="ct_pair_mary-john").click().run()
+    assert_clean(at)
+    assert at.text_area(key="ct_a").value == "Mary loves John ." and at.text_input(key="ct_words").value == "he, she"
+    assert "identical" in html_with(at, 'data-testid="bag-line"')
+    lines2 = chart(at, "How far apart")
+    assert lines2 != lines and len(lines2["layout"]["xaxis"]["tickvals"]) == 5
+    assert at.select_slider(key="ct_step").value == 4                      # the last step of Mary/John
+    before = chart(at, "The chosen words")
+    at.select_slider(key="ct_step").set_value(2).run()
+    assert_clean(at)
+    after = chart(at, "The chosen words")
+    assert after != before and "(step 2)" in after["layout"]["title"]["text"]
+    heat = chart(at, "h(B) − h(A)")
+    at.radio(key="ct_q").set_value("c").run()
+    assert_clean(at)
+    assert chart(at, "c(B) − c(A)") != heat
+    at.radio(key="ct_align").set_value("end").run()
+    assert_clean(at)
+
+
+def test_contrast_unknown_words_and_empty_text(models, monkeypatch):
+    at = open_page(models, monkeypatch, "ui/contrast.py")
+    at.text_input(key="ct_words").input("zyzzyva, sir").run()
+    assert_clean(at)
+    assert any("zyzzyva" in c.value for c in at.caption)
+    at.text_area(key="ct_b").input("  ").run()
+    assert_clean(at)
+    assert not specs(at) and any("both boxes" in i.value for i in at.info)
+
+
+# --------------------------------------------------------------------------------------- memory
+def test_memory_page_draws_every_section(models, monkeypatch):
+    at = open_page(models, monkeypatch, "ui/memory.py")
+    strip = html_with(at, 'data-testid="attr-strip"')
+    assert 'data-method="occlusion"' in strip
+    check = html_with(at, 'data-testid="provenance-check"')
+    diff = float(re.search(r"difference ([0-9.e+-]+);", check).group(1))
+    assert diff < 1e-5
+    assert chart(at, "c = ")["data"] and chart(at, "What each token wrote")["data"]
+    assert chart(at, "Memory half-life")["data"]
+    fade = meta_chart(at, "fade_panels")
+    assert fade["layout"]["meta"]["models"] == ["tiny-lstm", "tiny-rnn"]
+    assert fade["layout"]["meta"]["replacements"] == ["<unk>", "john", "she", "the"]
+    assert "tiny-lstm" in html_with(at, 'data-testid="fade-summary"')
+
+
+def test_memory_widgets_change_the_views(models, monkeypatch):
+    at = open_page(models, monkeypatch, "ui/memory.py")
+    strip = html_with(at, 'data-testid="attr-strip"')
+    at.radio(key="mem_method").set_value("integrated_gradients").run()
+    assert_clean(at)
+    assert 'data-method="integrated_gradients"' in html_with(at, 'data-testid="attr-strip"')
+    at.button(key="mem_example").click().run()                     # miss versus sir
+    assert_clean(at)
+    s2 = html_with(at, 'data-testid="attr-strip"')
+    assert 'data-target="miss"' in s2 and s2 != strip
+    assert "log P(&#x27;miss&#x27;) − log P(&#x27;sir&#x27;)" in html_with(at, 'data-testid="attr-readout"')
+    at.toggle(key="mem_all").set_value(True).run()
+    assert_clean(at)
+    assert len(chart(at, "Attribution of")["data"]) == 3
+    at.text_input(key="mem_word").input("zyzzyva").run()           # not in the vocabulary: a warning
+    assert_clean(at)
+    assert any("zyzzyva" in w.value for w in at.warning)
+    at.text_input(key="mem_word").input("").run()                  # back to the top word
+    prov = chart(at, "c = ")
+    u = 3 if at.selectbox(key="mem_unit").value != 3 else 4
+    at.selectbox(key="mem_unit").set_value(u).run()
+    assert_clean(at)
+    assert chart(at, "c = ") != prov and f"unit {u}," in chart(at, "c = ")["layout"]["title"]["text"]
+    mm = chart(at, "What each token wrote")
+    at.radio(key="mem_mm").set_value("layer").run()
+    assert "norm over units" in chart(at, "What each token wrote")["layout"]["title"]["text"]
+    assert chart(at, "What each token wrote") != mm
+    at.select_slider(key="mem_step").set_value(4).run()
+    assert_clean(at)
+    assert 'data-step="4"' in html_with(at, 'data-testid="attr-strip"')
+    fade = meta_chart(at, "fade_panels")
+    at.multiselect(key="mem_fade_reps").set_value(["<unk>", "he"]).run()
+    assert_clean(at)
+    fade2 = meta_chart(at, "fade_panels")
+    assert fade2 != fade and fade2["layout"]["meta"]["replacements"] == ["<unk>", "he"]
+    at.selectbox(key="mem_fade_metric").set_value("tv").run()
+    assert meta_chart(at, "fade_panels")["layout"]["meta"]["metric"] == "tv"
+    assert_clean(at)
+
+
+def test_memory_with_a_vanilla_rnn(models, monkeypatch):
+    at = open_page(models, monkeypatch, "ui/memory.py")
+    at.selectbox(key="model").set_value(str(models / "tiny-rnn")).run()
+    assert_clean(at)
+    assert any("no cell state" in i.value for i in at.info)
+    assert 'data-testid="attr-strip"' in html_with(at, 'data-testid="attr-strip"')
+    assert meta_chart(at, "fade_panels")
+
+
+# ------------------------------------------------------------------------------------- generate
+def test_generate_samples_and_shows_the_state(models, monkeypatch):
+    at = open_page(models, monkeypatch, "ui/generate.py")
+    text = html_with(at, 'data-testid="generated-text"')
+    heat = chart(at, "<b>h</b>")
+    assert any(s.get("name") == "generated" for s in heat["layout"]["shapes"])
+    assert chart(at, "How probable each token was")["data"]
+    topk = meta_chart(at, "topk")
+    at.button(key="gen_reseed").click().run()                      # a new seed: other words
+    assert_clean(at)
+    assert at.number_input(key="gen_seed").value == 1
+    assert html_with(at, 'data-testid="generated-text"') != text
+    at.slider(key="gen_n").set_value(5).run()
+    assert_clean(at)
+    assert chart(at, "<b>h</b>") != heat
+    n = len(chart(at, "<b>h</b>")["layout"]["xaxis"]["tickvals"])
+    at.select_slider(key="gen_pos").set_value(n - 1).run()
+    assert_clean(at)
+    assert meta_chart(at, "topk")["layout"]["meta"]["position"] == n - 1 != topk["layout"]["meta"]["position"]
+
+
+def test_generate_is_reproducible_and_greedy_at_zero(models, monkeypatch):
+    at = open_page(models, monkeypatch, "ui/generate.py")
+    at.slider(key="gen_temp").set_value(0.0).run()
+    a = html_with(at, 'data-testid="generated-text"')
+    at.number_input(key="gen_seed").set_value(7).run()             # greedy: the seed does not matter
+    assert html_with(at, 'data-testid="generated-text"') == a
+    at.text_input(key="gen_prompt").input("").run()
+    assert_clean(at)
+    assert not specs(at)
+
+
+# --------------------------------------------------------------------------------------- lesson
+def test_lesson_opens_on_reading_and_steps(models, monkeypatch):
+    at = open_page(models, monkeypatch, "ui/lesson.py")
+    assert at.session_state["lesson_step"] == "reading"
+    assert at.query_params.get("step") == "reading" and at.query_params.get("pos") == "1"
+    topk = meta_chart(at, "topk")
+    at.button(key="lesson_next").click().run()
+    assert_clean(at)
+    assert meta_chart(at, "topk")["layout"]["meta"]["position"] == 2 and meta_chart(at, "topk") != topk
+    assert at.query_params.get("pos") == "2"
+    assert "changed the memory" in html_with(at, 'data-testid="reading-readout"')
+
+
+@pytest.mark.parametrize("step", list(LS.STEPS))
+def test_every_lesson_step_runs(models, monkeypatch, step):
+    at = open_page(models, monkeypatch, "ui/lesson.py")
+    at.session_state["lesson_step"] = step
+    at.run()
+    assert_clean(at)
+    assert at.query_params.get("step") == step
+    assert specs(at) or step == "shapes"
+
+
+def test_lesson_order_and_bartender(models, monkeypatch):
+    at = open_page(models, monkeypatch, "ui/lesson.py", {"step": "order"})
+    assert "identical" in html_with(at, 'data-testid="order-readout"')
+    assert at.metric[0].value == "0"                                   # the bag-of-embeddings distance
+    at.session_state["lesson_step"] = "bartender"
+    at.run()
+    assert_clean(at)
+    chips = [h.proto.body for h in at.get("html") if 'data-testid="attr-strip"' in h.proto.body]
+    assert len(chips) == 2 and all('data-target="miss"' in c for c in chips)
+    assert all("saturate at ±0.5" in c for c in chips)
+    assert "“girl”" in html_with(at, 'data-testid="attribution-readout"')
+    at.radio(key="lesson_method").set_value("grad_x_input").run()
+    assert_clean(at)
+    assert 'data-method="grad_x_input"' in html_with(at, 'data-testid="attr-strip"')
+
+
+def test_lesson_restores_step_and_sentence_from_the_url(models, monkeypatch):
+    a, b = 'A girl said "Certainly,', 'A boy said "Certainly,'
+    at = open_page(models, monkeypatch, "ui/lesson.py", {"step": "bartender", "text": a, "text_b": b})
+    assert at.session_state["lesson_step"] == "bartender"
+    assert at.text_area(key="lesson_text_bartender").value == a
+    assert at.text_area(key="lesson_textb_bartender").value == b
+    # <eos> A girl said " Certainly , : both attributions explain the prediction after the comma (row 6)
+    assert len([h for h in at.get("html") if 'data-step="6"' in h.proto.body]) == 2
+    assert at.query_params == {"step": "bartender", "text": a, "text_b": b}
+    # and back: editing the sentence writes it into the URL
+    at.text_area(key="lesson_text_bartender").input('A girl said "Certainly, miss."').run()
+    assert at.query_params["text"] == 'A girl said "Certainly, miss."'
+
+
+def test_lesson_url_restores_position_and_shape(models, monkeypatch):
+    at = open_page(models, monkeypatch, "ui/lesson.py", {"step": "reading", "text": "the cat saw the dog .", "pos": "3"})
+    assert at.select_slider(key="lesson_pos").value == 3
+    assert meta_chart(at, "topk")["layout"]["meta"]["position"] == 3
+    at = open_page(models, monkeypatch, "ui/lesson.py", {"step": "shapes", "shape": "many-to-many"})
+    assert at.session_state["lesson_shape"] == "many-to-many"
+    assert 'data-testid="synced-strip"' in html_with(at, 'data-testid="synced-strip"')
+    at = open_page(models, monkeypatch, "ui/lesson.py", {"step": "no-such-step", "pos": "x"})
+    assert at.session_state["lesson_step"] == "reading"
+
+
+@pytest.mark.parametrize("shape", list(LS.SHAPES))
+def test_every_shape_runs(models, monkeypatch, shape):
+    at = open_page(models, monkeypatch, "ui/lesson.py", {"step": "shapes", "shape": shape})
+    assert "shape-readout" in html_with(at, 'data-testid="shape-readout"')
+    if shape == "many-to-one":                        # the tiny bundles have no author classifier
+        assert any("python -m explorer classify" in i.value for i in at.info)
+    elif shape == "encoder-decoder":
+        assert any("Illustration only" in w.value for w in at.warning)
+        assert meta_chart(at, "final_state")
+    elif shape != "many-to-many":
+        assert specs(at)
+
+
+@pytest.fixture
+def models_with_classifier(models_dir, tmp_path) -> Path:
+    """A copy of the tiny LSTM bundle with an author classifier beside it (random weights)."""
+    root = tmp_path / "models"
+    shutil.copytree(models_dir / "tiny-lstm", root / "tiny-lstm")
+    D = 16 * 2 * 2                                     # h and c of two layers of 16 units
+    g = torch.Generator().manual_seed(0)
+    clf = AuthorClassifier(torch.randn(D, generator=g, dtype=torch.float64), 0.1, torch.zeros(D, dtype=torch.float64),
+                           torch.ones(D, dtype=torch.float64),
+                           {"kind": KIND, "version": 1, "labels": ["austen", "doyle"], "feature": "state", "dim": D,
+                            "layer": 1, "passage_tokens": 30,
+                            "model": {"name": "tiny-lstm", "cell": "lstm", "hidden_size": 16, "layers": 2,
+                                      "vocab_size": 70},
+                            "metrics": {"test": {"accuracy": 0.5, "n": 10}}})
+    save_author_classifier(clf, root / "tiny-lstm" / "classifier")
+    return root
+
+
+def test_many_to_one_with_a_classifier(models_with_classifier, monkeypatch):
+    at = open_page(models_with_classifier, monkeypatch, "ui/lesson.py", {"step": "shapes", "shape": "many-to-one"})
+    bars = chart(at, "Who wrote it?")
+    at.button(key="lesson_author_0").click().run()                  # an Austen passage
+    assert_clean(at)
+    assert at.text_area(key="lesson_text_shapes").value == list(LS.AUTHOR_EXAMPLES.values())[0]
+    assert chart(at, "Who wrote it?") != bars
+    assert any("50%" in c.value for c in at.caption)
+
+
+def test_a_broken_classifier_is_reported(models_with_classifier, monkeypatch):
+    (models_with_classifier / "tiny-lstm" / "classifier" / "classifier.safetensors").write_bytes(b"\x80\x04pickle")
+    at = open_page(models_with_classifier, monkeypatch, "ui/lesson.py", {"step": "shapes", "shape": "many-to-one"})
+    assert any("cannot be used" in i.value and "pickle" in i.value for i in at.info)
+
+
+def test_pages_survive_switching(models, monkeypatch):
+    at = open_page(models, monkeypatch, "ui/contrast.py")
+    for page in ("ui/memory.py", "ui/generate.py", "ui/lesson.py", "ui/explore.py", "ui/contrast.py"):
+        at.switch_page(page).run()
+        assert_clean(at)
+    assert at.text_area(key="ct_a").value == LS.PAIRS["bartender"].a

@@ -1,0 +1,140 @@
+"""Contrast: the same model reads two texts; every state and prediction is compared step by step.
+
+Layout: pair presets and two text boxes -> the bag-of-words sentence -> aligned token strips and the
+compared step -> next-word comparison and final-state distances -> ‖Δh‖/‖Δc‖ lines -> Δ heatmap.
+"""
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+
+from explorer import lesson as LS
+from explorer.analysis import figures as AF
+from ui import analysis_common as AC
+from ui import common
+
+
+def _set_pair(key: str):
+    p = LS.PAIRS[key]
+    st.session_state["ct_a"], st.session_state["ct_b"] = p.a, p.b
+    st.session_state["ct_words"] = ", ".join(p.words)
+
+
+def _pair_of(a: str, b: str) -> LS.Pair | None:
+    for p in LS.PAIRS.values():
+        if (a.strip(), b.strip()) == (p.a, p.b):
+            return p
+    return None
+
+
+def page():
+    ctx = common.require_model()
+    layer = common.layer_picker(ctx)
+    ss = st.session_state
+    first = LS.PAIRS["bartender"]
+    ss.setdefault("ct_a", first.a)
+    ss.setdefault("ct_b", first.b)
+    ss.setdefault("ct_words", ", ".join(first.words))
+
+    st.markdown("#### Contrast two texts: the same model reads both")
+    st.caption("Every step of A is compared with the same step of B. Where the texts differ, the states "
+               "part; how far apart they stay shows what the network carries forward.")
+    bar = st.container(horizontal=True, gap="small")
+    for key, p in LS.PAIRS.items():
+        bar.button(p.label, key=f"ct_pair_{key}", on_click=_set_pair, args=(key,), icon=":material/compare_arrows:")
+    ca, cb = st.columns(2)
+    a = ca.text_area("Text A", key="ct_a", height=90, persist_state="session")
+    b = cb.text_area("Text B", key="ct_b", height=90, persist_state="session")
+    if not a.strip() or not b.strip():
+        st.info("Type a text in both boxes, or pick one of the pairs above.", icon=":material/edit:")
+        return
+    o1, o2, o3 = st.columns([1.2, 2.2, 1.2], vertical_alignment="bottom")
+    align = o1.radio("Align", ["start", "end"], key="ct_align", horizontal=True, persist_state="session",
+                     format_func=lambda s: {"start": "first tokens", "end": "last tokens"}[s],
+                     help="Compare step t of A with step t of B (first tokens), or line the texts up at their ends.")
+    words_raw = o2.text_input("Next words to compare", key="ct_words", persist_state="session",
+                              help="Comma-separated words whose probabilities are compared at the chosen step.")
+    words = [w.strip() for w in words_raw.split(",") if w.strip()][:8]
+
+    c = AC.contrast(ctx, a, b, align)
+    if len(c.common) == 0:
+        st.info("The texts have no step in common.", icon=":material/info:")
+        return
+    pair = _pair_of(a, b)
+    name_a, name_b = (pair.name_a, pair.name_b) if pair else ("A", "B")
+    bow = AC.bow_distance(ctx.path, ctx.stamp, c.a.text, c.b.text, align)
+    st.html(f'<div data-testid="bag-line" style="font-size:18px;padding:6px 0 2px 0">'
+            f"{html.escape(LS.bag_sentence(c, bow))}</div>")
+
+    # ---- the compared step
+    sig = (ctx.path, c.a.text, c.b.text, align)
+    com = [int(j) for j in c.common]
+    if ss.get("_ct_sig") != sig or ss.get("ct_step") not in com:
+        ss["_ct_sig"] = sig
+        ss["ct_step"] = LS.compare_step(c, pair.at if pair else "last")
+    labels = {j: (c.tokens_a[j] if c.same_token[j] else f"{c.tokens_a[j]} | {c.tokens_b[j]}") for j in com}
+    step = o3.select_slider("Compared step", com, key="ct_step", format_func=lambda j: f"{j} · {labels[j]}",
+                            help="The step whose next-word predictions are compared (outlined in the strip).")
+    st.html(LS.pair_strip_html(c, step, name_a, name_b))
+
+    left, right = st.columns([1.6, 1])
+    with left:
+        try:
+            df = AC.next_words(ctx, a, b, align, step, words)
+        except (ValueError, IndexError) as e:
+            st.warning(AC.friendly(e), icon=":material/warning:")
+            df = None
+        if df is not None:
+            after = f"after “{c.tokens_a[step]}”" + ("" if c.same_token[step] else f" | “{c.tokens_b[step]}”")
+            chosen = df[df["kind"] == "chosen"]
+            missing = list(chosen[~chosen["in_vocab"]]["word"])
+            if missing:
+                st.caption("Not in the vocabulary: " + ", ".join(missing))
+            if chosen["in_vocab"].any():
+                fig = AF.next_word_bars(chosen, top=len(chosen))
+                fig.update_layout(title=f"The chosen words {after} (step {step})", height=360,
+                                  legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom"))
+                fig.data[0].name, fig.data[1].name = f"A: {name_a}", f"B: {name_b}"
+                AC.chart(fig, "ct_fig_chosen")
+                if {"miss", "sir"} <= set(chosen[chosen["in_vocab"]]["word"]):
+                    st.markdown(LS.address_sentence(df, name_a, name_b))
+            top = df[df["kind"] == "top"]
+            fig = AF.next_word_bars(top, top=12)
+            fig.update_layout(title=f"The most probable next words {after}", height=360,
+                              legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom"))
+            fig.data[0].name, fig.data[1].name = f"A: {name_a}", f"B: {name_b}"
+            AC.chart(fig, "ct_fig_top")
+    with right:
+        st.markdown("**How different are the final states?**")
+        fd = LS.final_distances(c)
+        st.dataframe(fd, hide_index=True, width="stretch",
+                     column_config={"state": "state after the last token",
+                                    "cosine_distance": st.column_config.NumberColumn("cosine distance", format="%.4f")})
+        st.caption("Cosine distance: 0 = pointing the same way, 1 = unrelated, 2 = opposite.")
+        if df is not None:
+            tab = LS.chosen_probs(df)
+            st.markdown(f"**Chosen words at step {step}**")
+            st.dataframe(tab[["word", "p_a", "p_b", "ratio"]], hide_index=True, width="stretch",
+                         column_config={"p_a": st.column_config.NumberColumn(f"P · {name_a}", format="%.5f"),
+                                        "p_b": st.column_config.NumberColumn(f"P · {name_b}", format="%.5f"),
+                                        "ratio": st.column_config.NumberColumn("A / B", format="%.2f")})
+
+    fig = LS.one_based_layers(AF.delta_norm_lines(c))
+    fig.update_xaxes(tickangle=-45 if c.n > 12 else 0)
+    fig.update_layout(height=460, legend=dict(orientation="h", y=-0.32, x=0, yanchor="top"),
+                      margin=dict(b=150))
+    AC.chart(fig, "ct_fig_lines")
+
+    qs = ["h", "c"] if c.dc is not None else ["h"]
+    q = st.radio("Difference of", qs, key="ct_q", horizontal=True, persist_state="session",
+                 format_func=lambda q: {"h": "hidden state h", "c": "cell state c"}[q])
+    fig = AF.delta_heatmap(c, q, layer)
+    fig.update_xaxes(tickangle=-45 if c.n > 12 else 0)
+    fig.update_layout(height=460, title=f"{q}(B) − {q}(A) for every unit, layer {layer + 1} "
+                                        "(red: larger in B, blue: larger in A)")
+    AC.chart(fig, "ct_fig_heat")
+
+
+with common.guard("the Contrast page"):
+    page()

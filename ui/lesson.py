@@ -1,0 +1,373 @@
+"""Lesson: a guided walk through the beginner's guide, every idea a live widget on the real model.
+
+Steps: reading word by word · order matters · prediction needs memory · the unrolled network · the
+five input/output shapes. The step, its sentence(s), the shape and a position live in the URL's query
+string (?step=bartender&text=...), so a lecturer can bookmark a demo; explorer.lesson parses and
+writes it. Text is short and plain; charts are big (explorer.lesson.projector).
+"""
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+
+import explorer as E
+from explorer import figures as F
+from explorer import lesson as LS
+from explorer import views as V
+from explorer.analysis import attribution as AT
+from explorer.analysis import figures as AF
+from ui import analysis_common as AC
+from ui import common
+
+BIG = 18          # chart font size for a projector
+
+
+def _say(text: str, testid: str | None = None, size: int = 20):
+    """A short paragraph in large type (user text is escaped)."""
+    tid = f' data-testid="{testid}"' if testid else ""
+    st.html(f'<div{tid} style="font-size:{size}px;line-height:1.45;padding:4px 0 8px 0">{text}</div>')
+
+
+def _e(s) -> str:
+    return html.escape(str(s))
+
+
+# -------------------------------------------------------------------------------- the URL state
+def _load_query():
+    """Once per browser session: the URL's query string sets the step, its text(s), shape and position."""
+    ss = st.session_state
+    if ss.get("_lesson_loaded"):
+        return
+    ss["_lesson_loaded"] = True
+    state = LS.lesson_from_query(st.query_params.to_dict())
+    ss["lesson_step"] = state.step
+    ss[f"lesson_text_{state.step}"] = state.text
+    if LS.LESSON_TEXTS[state.step][1]:
+        ss[f"lesson_textb_{state.step}"] = state.text_b
+    ss["lesson_shape"] = state.shape
+    if state.pos is not None:
+        ss["_lesson_pos_request"] = state.pos
+
+
+def _save_query(state: LS.LessonState):
+    q = LS.lesson_to_query(state)
+    if st.query_params.to_dict() != q:
+        st.query_params.from_dict(q)
+
+
+def _texts(step: str, two: bool, height: int = 68) -> tuple[str, str]:
+    ss = st.session_state
+    a0, b0 = LS.LESSON_TEXTS[step]
+    ss.setdefault(f"lesson_text_{step}", a0)
+    if not two:
+        return st.text_area("Sentence", key=f"lesson_text_{step}", height=height, persist_state="session"), ""
+    ss.setdefault(f"lesson_textb_{step}", b0)
+    ca, cb = st.columns(2)
+    a = ca.text_area("Sentence A", key=f"lesson_text_{step}", height=height, persist_state="session")
+    b = cb.text_area("Sentence B", key=f"lesson_textb_{step}", height=height, persist_state="session")
+    return a, b
+
+
+def _pos(key: str, n: int, default: int) -> None:
+    """Initialise a position widget's state: a position from the URL first, else `default` when the text changed."""
+    ss = st.session_state
+    req = ss.pop("_lesson_pos_request", None)
+    if req is not None:
+        ss[key] = min(max(int(req), 0), n - 1)
+    elif ss.get(key) is None or ss[key] >= n:
+        ss[key] = default
+
+
+# -------------------------------------------------------------------------------------- steps
+def _move(key: str, delta: int, n: int):
+    ss = st.session_state
+    ss[key] = min(max(int(ss.get(key, 0)) + delta, 0), n - 1)
+
+
+def step_reading(ctx) -> tuple[str, str, int | None]:
+    _say("A recurrent network reads <b>one word at a time</b>. After each word it updates its memory "
+         "(the <i>state</i>, a list of numbers) and guesses the next word. Step through the sentence.")
+    text, _ = _texts("reading", False)
+    tr = common.get_trace(ctx, text) if text.strip() else None
+    if tr is None or len(tr) <= 1:
+        st.info("Type a sentence.", icon=":material/edit:")
+        return text, "", None
+    n = len(tr)
+    ss = st.session_state
+    sig = (ctx.path, tr.text)
+    if ss.get("_lesson_read_sig") != sig:
+        ss["_lesson_read_sig"] = sig
+        if "_lesson_pos_request" not in ss:
+            ss["lesson_pos"] = 1
+    _pos("lesson_pos", n, 1)
+    labels = V.token_labels(tr)
+    bar = st.container(horizontal=True, vertical_alignment="bottom")
+    bar.button("Back", key="lesson_back", icon=":material/chevron_left:", on_click=_move, args=("lesson_pos", -1, n))
+    bar.button("Next word", key="lesson_next", icon=":material/chevron_right:", type="primary",
+               on_click=_move, args=("lesson_pos", 1, n))
+    pos = st.select_slider("Word", list(range(n)), key="lesson_pos", format_func=lambda i: f"{i} · {labels[i]}",
+                           label_visibility="collapsed")
+    st.html(F.token_strip_html(tr, pos, legend=False))
+    ch = LS.step_change(tr, len(tr.layers) - 1, pos)
+    w, p = tr.top_words(pos, 1)[0]
+    moved = (f"Reading “{_e(labels[pos])}” changed the memory of the top layer ({ch['units']} numbers): the change "
+             f"has length ‖Δh‖ = <b>{ch['dh']:.2f}</b>" + (f" (cell state: ‖Δc‖ = {ch['dc']:.2f})" if "dc" in ch else "")
+             + ". "
+             f"Best guess for the next word: <b>“{_e(w)}”</b> ({p:.0%}).")
+    _say(moved, "reading-readout")
+    top = len(tr.layers) - 1
+    a, b = st.columns([1, 1.2])
+    with a:
+        AC.chart(LS.projector(F.topk_figure(tr, pos, k=8), BIG, height=430), "lesson_fig_topk")
+    with b:
+        AC.chart(LS.projector(F.step_figure(tr, top, pos), BIG, height=430), "lesson_fig_step")
+    fig = F.heatmap_figure(tr, top, "h", selected=pos, ranges=ctx.ranges,
+                           title=f"The memory h after every word (top layer, {ch['units']} numbers per column; "
+                                 "red +, blue −)")
+    AC.chart(LS.projector(fig, BIG - 2, height=440), "lesson_fig_heat")
+    return text, "", pos
+
+
+def step_order(ctx) -> tuple[str, str, None]:
+    _say("<b>Order matters.</b> These two sentences use exactly the same words. A model that only counts words "
+         "cannot tell them apart. The recurrent network reads them in order, so its memory ends up different.")
+    a, b = _texts("order", True)
+    if not a.strip() or not b.strip():
+        st.info("Type two sentences.", icon=":material/edit:")
+        return a, b, None
+    c = AC.contrast(ctx, a, b)
+    bow = AC.bow_distance(ctx.path, ctx.stamp, c.a.text, c.b.text, "start")
+    bag = lambda cnt: " ".join(f"{w}×{k}" if k > 1 else w for w, k in sorted(cnt.items()))  # noqa: E731
+    _say(f"Bag of words A: <code>{_e(bag(c.bag_a))}</code> &nbsp; B: <code>{_e(bag(c.bag_b))}</code> — "
+         + ("<b>identical</b>." if c.same_bag else "<b>different</b>."), size=18)
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Order-blind model: distance between the two inputs", f"{bow:.3g}",
+              help="‖sum of word embeddings of A − sum for B‖: what a bag-of-embeddings model sees.")
+    m2.metric(f"{c.a.cell.upper()}: cosine distance of the final states", f"{c.final_cosine.get('state', float('nan')):.3f}",
+              help="The whole final state (h and c of every layer).")
+    m3.metric("… of the top layer's h alone", f"{c.final_cosine.get('h_top', float('nan')):.3f}")
+    _say(_e(LS.bag_sentence(c, bow)), "order-readout", size=18)
+    try:
+        df = AC.next_words(ctx, a, b, "start", LS.compare_step(c, "last"), ("he", "she"), k=6)
+    except (ValueError, IndexError) as e:
+        st.warning(AC.friendly(e), icon=":material/warning:")
+        return a, b, None
+    _say(_e(LS.compare_sentence(df, "A", "B")), "order-next", size=18)
+    left, right = st.columns(2)
+    with left:
+        fig = AF.next_word_bars(df, top=8)
+        fig.update_layout(title="What each sentence makes the model expect next",
+                          legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom"))
+        AC.chart(LS.projector(fig, BIG, height=430), "lesson_fig_order_next")
+    with right:
+        fig = LS.one_based_layers(AF.delta_norm_lines(c))
+        fig.update_layout(title="How far apart the two memories are after each word",
+                          legend=dict(orientation="h", y=-0.3, x=0, yanchor="top"), margin=dict(b=150))
+        fig.update_yaxes(title="‖A − B‖")
+        AC.chart(LS.projector(fig, BIG, height=430), "lesson_fig_order_lines")
+    return a, b, None
+
+
+def step_bartender(ctx) -> tuple[str, str, None]:
+    _say("<b>Predicting the next word needs memory.</b> “A girl walked into a bar, and she said … The bartender "
+         "said “Certainly, …” — miss or sir? The clue came many words earlier. Does the network still have it?")
+    a, b = _texts("bartender", True, height=90)
+    if not a.strip() or not b.strip():
+        st.info("Type two sentences.", icon=":material/edit:")
+        return a, b, None
+    if isinstance(ctx.model.tokenizer, E.CharTokenizer):
+        st.info(f"{ctx.name} reads characters, not words, so it has no single probability for “miss” or “sir”. "
+                "Choose a word-level model (fiction-lstm) in the sidebar for this step.", icon=":material/info:")
+        return a, b, None
+    c = AC.contrast(ctx, a, b)
+    step = LS.compare_step(c, "last")
+    try:
+        df = AC.next_words(ctx, a, b, "start", step, LS.ADDRESS_WORDS, k=6)
+    except (ValueError, IndexError) as e:
+        st.warning(AC.friendly(e), icon=":material/warning:")
+        return a, b, None
+    chosen = df[df["kind"] == "chosen"]
+    left, right = st.columns([1, 1.1])
+    with left:
+        if chosen["in_vocab"].any():
+            fig = AF.next_word_bars(chosen, top=len(chosen))
+            fig.data[0].name, fig.data[1].name = "girl / she (A)", "boy / he (B)"
+            fig.update_layout(title=f"P(next word) after “{c.tokens_a[step]}”",
+                              legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom"))
+            AC.chart(LS.projector(fig, BIG, height=440), "lesson_fig_address")
+    with right:
+        _say(_e(LS.address_sentence(df, "girl / she", "boy / he")), "bartender-readout", size=19)
+        if not chosen["in_vocab"].all():
+            st.caption("Not in this model's vocabulary: " + ", ".join(chosen[~chosen["in_vocab"]]["word"]))
+    unknown = V.unknown_words(c.a)
+    if unknown:
+        st.caption("Unknown to the model (read as <unk>): " + ", ".join(unknown))
+
+    st.markdown("##### Which words pushed the model towards “miss” rather than “sir”?")
+    ss = st.session_state
+    ss.setdefault("lesson_method", "occlusion")
+    method = st.radio("Method", list(AT.METHODS), key="lesson_method", horizontal=True, persist_state="session",
+                      format_func=lambda m: AT.LABELS[m],
+                      help="Occlusion: replace one word by <unk> and see how much log P(miss)/P(sir) drops. "
+                           "The gradient methods estimate the same from derivatives.")
+    try:
+        at_a = AC.attribution(ctx, c.a.text, int(c.rows_a[step]), "miss", "sir", (method,))
+        at_b = AC.attribution(ctx, c.b.text, int(c.rows_b[step]), "miss", "sir", (method,))
+    except (ValueError, IndexError) as e:
+        st.warning(AC.friendly(e), icon=":material/warning:")
+        return a, b, None
+    st.markdown("**girl / she**")
+    st.html(LS.attribution_chips_html(at_a, method, LS.LESSON_ATTR_VMAX, font_px=20))
+    st.markdown("**boy / he**")
+    st.html(LS.attribution_chips_html(at_b, method, LS.LESSON_ATTR_VMAX, font_px=20))
+    _say(_e(LS.attribution_sentence(at_a, at_b, method)), "attribution-readout", size=18)
+    return a, b, None
+
+
+def step_unrolled(ctx) -> tuple[str, str, int | None]:
+    _say("<b>The unrolled network.</b> It is one network used again at every word: the same weights, drawn once "
+         "per step. Each box gets a word x<sub>t</sub> from below and the memory h<sub>t−1</sub> from the left; it "
+         "passes h<sub>t</sub> to the right and a guess for the next word upwards. The line in each box is the "
+         "real h<sub>t</sub> (its first 24 numbers).")
+    text, _ = _texts("unrolled", False)
+    tr = common.get_trace(ctx, text) if text.strip() else None
+    if tr is None or len(tr) == 0:
+        st.info("Type a sentence.", icon=":material/edit:")
+        return text, "", None
+    n = len(tr)
+    start = 0
+    if n > 8:
+        _pos("lesson_start", n - 7, 0)
+        start = st.slider("First step drawn", 0, n - 8, key="lesson_start")
+    else:
+        st.session_state.pop("_lesson_pos_request", None)
+    fig = AF.unrolled_figure(tr, layer=-1, start=start, max_steps=8)
+    fig.update_layout(title="The network unrolled: one box per word, the memory h<sub>t</sub> (top layer) inside, "
+                            "the next-word guess above")
+    AC.chart(LS.projector(fig, BIG, height=460), "lesson_fig_unrolled")
+    _say("Above each box: the model's most likely next word and its probability. The blue arrows carry the "
+         "memory; that is the only way anything read earlier can affect a later guess.", size=18)
+    return text, "", (start if n > 8 else None)
+
+
+def step_shapes(ctx) -> tuple[str, str, None]:
+    _say("<b>Five shapes.</b> The same recurrent cell can map one or many inputs to one or many outputs. "
+         "Each example below really runs on the model.")
+    text, _ = _texts("shapes", False)
+    ss = st.session_state
+    ss.setdefault("lesson_shape", "one-to-one")
+    shape = st.segmented_control("Shape", list(LS.SHAPES), key="lesson_shape", format_func=LS.SHAPES.get,
+                                 required=True)
+    if not text.strip():
+        st.info("Type a sentence.", icon=":material/edit:")
+        return text, "", None
+    {"one-to-one": _one_to_one, "one-to-many": _one_to_many, "many-to-one": _many_to_one,
+     "many-to-many": _many_to_many, "encoder-decoder": _encoder_decoder}[shape](ctx, text)
+    return text, "", None
+
+
+def _one_to_one(ctx, text):
+    w = LS.first_word(ctx.model, text)
+    if w is None:
+        st.info("Type a word.", icon=":material/edit:")
+        return
+    _say(f"<b>One in, one out:</b> the network reads a single word, “{_e(w)}” (the first of your sentence), "
+         "and outputs one thing: a probability for every possible next word. No memory is used yet.", "shape-readout")
+    tr = common.get_trace(ctx, w)
+    if tr is not None:
+        AC.chart(LS.projector(F.topk_figure(tr, len(tr) - 1, k=10), BIG, height=460), "lesson_fig_shape")
+
+
+def _one_to_many(ctx, text):
+    w = LS.first_word(ctx.model, text)
+    if w is None:
+        st.info("Type a word.", icon=":material/edit:")
+        return
+    ss = st.session_state
+    ss.setdefault("lesson_seed", 0)
+    c1, _ = st.columns([1, 4])
+    seed = c1.number_input("Seed", 0, 2**31 - 1, key="lesson_seed", persist_state="session")
+    gen = AC.generation(ctx, w, 20, 0.8, 40, seed)
+    words = " ".join("¶" if x == "<eos>" else x for x in gen.words)
+    _say(f"<b>One in, many out:</b> from the single word “{_e(w)}” the network writes a sequence, feeding each "
+         f"sampled word back in as its next input:<br><span style='color:#2166ac'>{_e(w)}</span> "
+         f"<b style='color:#b2182b'>{_e(words)}</b>", "shape-readout")
+    fig = AF.generation_bars(gen)
+    fig.update_xaxes(tickangle=-45)
+    AC.chart(LS.projector(fig, BIG - 2, height=420), "lesson_fig_shape")
+    st.caption("Sampled with temperature 0.8 among the 40 most probable words; change the seed for another draw. "
+               "The Generate page has every setting.")
+
+
+def _many_to_one(ctx, text):
+    _say("<b>Many in, one out:</b> the network reads the whole passage; only its final state is kept and fed to a "
+         "small classifier: who wrote it, Austen or Doyle?", "shape-readout")
+    clf, why = AC.author_classifier(ctx)
+    if clf is None:
+        st.info(why, icon=":material/info:")
+        return
+    bar = st.container(horizontal=True)
+    for i, (label, passage) in enumerate(LS.AUTHOR_EXAMPLES.items()):
+        bar.button(label, key=f"lesson_author_{i}", on_click=_set_text, args=("lesson_text_shapes", passage))
+    probs = AC.predict_author(ctx, text)
+    fig = AF.author_bars(probs)
+    AC.chart(LS.projector(fig, BIG + 2, height=300), "lesson_fig_shape")
+    st.caption(LS.classifier_summary(clf) + " The example buttons hold passages from those two held-out books; "
+               "the third is one the classifier gets wrong.")
+
+
+def _set_text(key: str, text: str):
+    st.session_state[key] = text
+
+
+def _many_to_many(ctx, text):
+    tr = common.get_trace(ctx, text)
+    if tr is None:
+        return
+    _say("<b>Many in, many out, in step:</b> after every word the network outputs a guess for the next one. "
+         "This is how a language model is trained: every guess is compared with the word that really follows.",
+         "shape-readout")
+    st.html(LS.synced_html(tr, font_px=19))
+
+
+def _encoder_decoder(ctx, text):
+    tr = common.get_trace(ctx, text)
+    if tr is None:
+        return
+    _say("<b>Many in, then many out (encoder → decoder).</b> An <i>encoder</i> reads the whole input; its final "
+         "state is handed to a <i>decoder</i>, which writes the output word by word — as in translation.",
+         "shape-readout")
+    st.warning("Illustration only: this model was not trained to translate, and there is no separate decoder. "
+               "Below is the real encoder side (the state after reading your sentence). As a stand-in for a "
+               "decoder, the same language model continues from that state.", icon=":material/school:")
+    AC.chart(LS.projector(LS.final_state_figure(tr), BIG - 2, height=360), "lesson_fig_shape")
+    gen = AC.generation(ctx, text, 12, 0.0, 0, 0)
+    words = " ".join("¶" if x == "<eos>" else x for x in gen.words)
+    _say(f"Continuing from that state (most probable word each time): <b style='color:#b2182b'>{_e(words)}</b>. "
+         "Everything the continuation knows about your sentence passed through the numbers above.",
+         "decoder-readout", size=18)
+
+
+STEPS = {"reading": step_reading, "order": step_order, "bartender": step_bartender,
+         "unrolled": step_unrolled, "shapes": step_shapes}
+
+
+def page():
+    ctx = common.require_model()
+    _load_query()
+    ss = st.session_state
+    ss.setdefault("lesson_step", "reading")
+    st.markdown("## How a recurrent network reads")
+    step = st.segmented_control("Lesson step", list(LS.STEPS), key="lesson_step", format_func=LS.STEPS.get,
+                                required=True, label_visibility="collapsed")
+    step = step if step in LS.STEPS else "reading"
+    st.caption(f"Live on {ctx.name} ({common.card_summary(ctx.model)}). The address bar keeps the step and the "
+               "sentence: bookmark it to come back to this demo.")
+    text, text_b, pos = STEPS[step](ctx)
+    _save_query(LS.LessonState(step=step, text=text, text_b=text_b or LS.LESSON_TEXTS[step][1],
+                               shape=ss.get("lesson_shape", "one-to-one"), pos=pos))
+
+
+with common.guard("the Lesson page"):
+    page()
