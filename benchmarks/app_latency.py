@@ -15,7 +15,8 @@ For each of N different sentences it fills the text box, presses Ctrl+Enter and 
 the DOM shows every chart updated: each heatmap's (and the unit chart's) tick labels are exactly the
 new sentence's tokens, the step-view titles name its last token, and the token strip holds it. The
 medians and their ratio are printed, and the time from launching the app's server process to the
-first full render (cold start). Two sentences per server are a warm-up and are not counted.
+first full render (cold start), and how long one step (→) takes on a 100-token text. Two sentences
+per server are a warm-up and are not counted.
 """
 from __future__ import annotations
 
@@ -162,11 +163,49 @@ def run_server(browser, kind: str, sentences, port: int, env: dict, log, viewpor
         for s in ("a warm up sentence for the cache", "and a second one to warm up everything"):
             submit(page, s, done, 60_000)
         times = [submit(page, s, done, 60_000) for s in sentences]
+        steps = {n: step_times(page, n) for n in (30, 100)} if kind == "app" else {}
         errors = page.locator('[data-testid="stException"]').count()
     finally:
         page.close()
         stop(proc)
-    return {"cold": cold, "times": times, "exceptions": errors}
+    return {"cold": cold, "times": times, "steps": steps, "exceptions": errors}
+
+
+STEP_DONE = """([i, word]) => {
+    const strip = document.querySelector('[data-testid="token-strip"]');
+    if (!strip || strip.dataset.selected !== String(i)) return false;
+    let heat = false, step = false;
+    for (const p of document.querySelectorAll('.js-plotly-plot')) {
+        const meta = (p.layout || {}).meta || {};
+        const texts = Array.from(p.querySelectorAll('.annotation-text')).map(e => e.textContent);
+        if (meta.view === 'combined' && meta.panels[0].view === 'heatmap')
+            heat = meta.selected === i && p.querySelectorAll('.shapelayer path').length > 0;
+        if (meta.view === 'combined' && meta.panels[0].view === 'topk')
+            step = texts.some(t => t.startsWith('Next word after \u201c' + word + '\u201d'));
+    }
+    return heat && step;
+}"""
+
+
+def step_times(page, n_tokens: int = 100, n_steps: int = 10) -> list[float]:
+    """A text of n_tokens tokens (h and c heatmaps of as many columns): time from pressing → until
+    the token strip, the step view and the heatmaps' selection box show the next token."""
+    words = " ".join(SENTENCES).split()[:n_tokens - 1]
+    box = page.locator("textarea").first
+    box.fill(" ".join(words))
+    box.press("Control+Enter")
+    page.wait_for_function(f"document.querySelector('[data-testid=token-strip]')?.dataset.n === '{len(words) + 1}'",
+                           timeout=60_000)
+    page.locator('[data-testid="stMainBlockContainer"] h4').first.click()
+    page.keyboard.press("Home")
+    page.wait_for_function(STEP_DONE, arg=[0, "<eos>"], polling="raf", timeout=60_000)
+    out = []
+    for i in range(1, n_steps + 1):
+        t0 = time.perf_counter()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function(STEP_DONE, arg=[i, words[i - 1]], polling="raf", timeout=60_000)
+        out.append(time.perf_counter() - t0)
+    return out
 
 
 def main(argv=None):
@@ -195,7 +234,7 @@ def main(argv=None):
     chunks = [pool[i::a.rounds] for i in range(a.rounds)]
     env = dict(os.environ, RNN_EXPLORER_MODELS=str(a.models), BARE_UNITS=str(units), PYTHONUNBUFFERED="1")
     log = open(Path(tempfile.gettempdir()) / "app_latency_servers.log", "wb")
-    res = {"app": {"times": [], "cold": []}, "bare": {"times": [], "cold": []}}
+    res = {"app": {"times": [], "cold": [], "steps": {30: [], 100: []}}, "bare": {"times": [], "cold": [], "steps": {}}}
     viewport = {"width": 1440, "height": 3000}    # every chart in view, so all of them are drawn
     print(f"model {default.name}: {cfg['cell']} {cfg['layers']}x{cfg['hidden_size']}; bare heatmap {units} rows; "
           f"{n} sentences x 2 apps in {a.rounds} rounds", flush=True)
@@ -207,6 +246,8 @@ def main(argv=None):
                                  plots=2)
                 res[kind]["times"] += out["times"]
                 res[kind]["cold"].append(out["cold"])
+                for n_tok, ts in out["steps"].items():
+                    res[kind]["steps"][n_tok] += ts
                 print(f"  round {r + 1} {kind:4s}: median {statistics.median(out['times']) * 1000:6.0f} ms over "
                       f"{len(out['times'])} sentences, cold start {out['cold']:.2f} s, "
                       f"exceptions on page: {out['exceptions']}", flush=True)
@@ -220,6 +261,11 @@ def main(argv=None):
     print(f"  ratio explorer / bare      {app_med / bare_med:7.2f}    (target <= 1.5)")
     print(f"cold start, server launch -> first full render of the explorer: "
           f"{', '.join(f'{c:.2f} s' for c in res['app']['cold'])} (target <= 5 s)")
+    for n_tok, ts in res["app"]["steps"].items():
+        if ts:
+            print(f"one step (→) on a {n_tok}-token text, until strip, step view and h/c heatmaps "
+                  f"({units} units x {n_tok} tokens) show it: median {statistics.median(ts) * 1000:.0f} ms "
+                  f"over {len(ts)} steps")
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2))
 

@@ -10,6 +10,11 @@ drawing step (`*_figure`, a plotly ``go.Figure`` built from that frame):
   gates_frame / gates_figure         how open each gate is after a token (histogram over units)
   units_frame / units_figure         chosen units across the sentence
 
+and `combine(figs)` puts several of these side by side in ONE figure (`step_view_figure`: next word,
+change and gates; `heatmaps_figure`: several quantities with linked x axes). The app draws those:
+each Plotly figure has a fixed cost in the browser, so one figure of three panels draws faster than
+three figures.
+
 Conventions (see docs/HOUSE.md, "Traps"):
 
 * Token axes use integer positions with ``tickvals``/``ticktext``: category axes would merge

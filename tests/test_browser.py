@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -215,6 +214,18 @@ def test_02_typing_a_sentence_redraws_the_charts(page):
         ticks = heat_ticks(pg, q)
         assert ticks[1:] == text.split() and ticks.count("the") == 4, ticks
     wait_texts(pg, "texts.some(t => t.startsWith('Next word after “.”'))")
+    # hovering a heatmap cell names the token (the axis tick text), the unit and the value
+    plot = pg.locator(".js-plotly-plot").filter(has=pg.locator(".xaxislayer-above .x2tick")).first
+    plot.scroll_into_view_if_needed()
+    time.sleep(0.5)
+    area = plot.locator(".nsewdrag").first.bounding_box()
+    col = 3                                          # the first "saw"
+    pg.mouse.move(area["x"] + area["width"] * (col + 0.5) / 13 - 3, area["y"] + area["height"] * 0.5)
+    pg.mouse.move(area["x"] + area["width"] * (col + 0.5) / 13, area["y"] + area["height"] * 0.5)
+    pg.wait_for_function("document.querySelector('.js-plotly-plot .hoverlayer .hovertext') !== null")
+    hover = pg.evaluate("document.querySelector('.js-plotly-plot .hoverlayer .hovertext').textContent")
+    assert "token saw" in hover and "unit" in hover and "h = " in hover, hover
+    pg.mouse.move(2, 2)
     no_exceptions(pg)
 
 
@@ -337,6 +348,7 @@ def test_08_bad_upload_shows_what_is_wrong(page):
     err.wait_for()
     assert "bad-bundle.zip is not a usable bundle" in err.inner_text()
     no_exceptions(pg)
+    pg.mouse.move(2, 2)
     pg.locator('[data-testid="stSidebar"]').screenshot(path=str(SHOTS / "upload-error.png"))
     wait_charts(pg, 2)                               # the page keeps working on the old model
 

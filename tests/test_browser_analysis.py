@@ -145,7 +145,7 @@ def shoot(pg, name: str, max_height: int = 7000):
     h = pg.evaluate("() => { const m = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
                     " if (!m) return 2000;"
                     " const b = Array.from(m.querySelectorAll('[data-testid=\"stElementContainer\"]'))"
-                    "   .filter(e => e.offsetParent !== null && e.getBoundingClientRect().height > 0)"
+                    "   .filter(e => e.checkVisibility() && e.getBoundingClientRect().height > 0)"
                     "   .map(e => e.getBoundingClientRect().bottom);"
                     " return Math.ceil(Math.max(...b, 0)) + 80; }")
     old = pg.viewport_size

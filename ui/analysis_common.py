@@ -15,7 +15,6 @@ import streamlit as st
 import explorer as E
 from explorer import analysis as A
 from explorer import classify as C
-from explorer import lesson as LS
 from explorer.presets import REFERENCE_TEXT
 from ui import common
 
@@ -76,7 +75,7 @@ def _fade(paths: tuple, stamps: tuple, names: tuple, text: str, replacements: tu
     return A.replacement_fade(models, text, replacements)
 
 
-def fade(paths: dict, text: str, replacements) -> "pd.DataFrame":  # noqa: F821
+def fade(paths: dict, text: str, replacements):
     names = tuple(paths)
     ps = tuple(paths[n] for n in names)
     return _fade(ps, tuple(common._stamp(p) for p in ps), names, text, tuple(replacements))

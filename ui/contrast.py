@@ -122,8 +122,8 @@ def page():
 
     fig = LS.one_based_layers(AF.delta_norm_lines(c))
     fig.update_xaxes(tickangle=-45 if c.n > 12 else 0)
-    fig.update_layout(height=460, legend=dict(orientation="h", y=-0.32, x=0, yanchor="top"),
-                      margin=dict(b=150))
+    fig.update_layout(height=440, legend=dict(orientation="v", x=1.01, xanchor="left", y=1, yanchor="top"),
+                      margin=dict(r=170))
     AC.chart(fig, "ct_fig_lines")
 
     qs = ["h", "c"] if c.dc is not None else ["h"]

@@ -1,8 +1,10 @@
 """Explore: type a sentence and watch the network read it, token by token.
 
-Layout: text box -> (fragment "player": playback controls, token strip, step view, heatmaps, unit
-inspector). Editing the text or switching model/layer reruns the page; stepping, playing and the
-inspector's widgets rerun only the fragment (the trace is cached per model and text).
+Layout: text box -> fragment "player": playback controls, token strip, the step view (one figure:
+next word, Δh/Δc, gates) and lazy tabs (h/c heatmaps, gate heatmaps, unit inspector; only the open
+tab is computed and drawn). Editing the text or switching model/layer reruns the page; stepping,
+playing and the widgets below the text box rerun only the fragment (the trace is cached per model
+and text).
 """
 from __future__ import annotations
 

@@ -273,7 +273,8 @@ def _one_to_one(ctx, text):
         st.info("Type a word.", icon=":material/edit:")
         return
     _say(f"<b>One in, one out:</b> the network reads a single word, “{_e(w)}” (the first of your sentence), "
-         "and outputs one thing: a probability for every possible next word. No memory is used yet.", "shape-readout")
+         "and outputs one thing: a probability for every possible next word. There is nothing earlier to remember "
+         "(only the paragraph-start token &lt;eos&gt; came before).", "shape-readout")
     tr = common.get_trace(ctx, w)
     if tr is not None:
         AC.chart(LS.projector(F.topk_figure(tr, len(tr) - 1, k=10), BIG, height=460), "lesson_fig_shape")
