@@ -108,3 +108,13 @@ def test_generation_and_author_figures(tiny_lstm):
     assert list(fig.data[0].marker.color).count("#b2182b") == 5
     ab = F.author_bars({"austen": 0.7, "doyle": 0.3})
     assert list(ab.data[0].x) == [0.7, 0.3] and list(ab.layout.yaxis.ticktext) == ["austen", "doyle"]
+
+
+def test_user_tokens_are_shown_as_typed_not_as_html(tiny_lstm):
+    """Plotly reads HTML tags in labels: a typed "<b>" must stay visible text, not turn bold."""
+    from explorer.analysis import attribute, figures as AF
+    a = attribute(tiny_lstm, "Mary <b> loves", methods=("occlusion",))
+    fig = AF.attribution_strip(a, "occlusion")
+    ticks = list(fig.layout.xaxis.ticktext)
+    assert "&lt;" in ticks and "&gt;" in ticks and "&lt;eos&gt;" in ticks
+    assert not any("<" in t or ">" in t for t in ticks)

@@ -9,6 +9,7 @@ Conventions (see docs/HOUSE.md "Traps"):
 """
 from __future__ import annotations
 
+import html as _html
 from typing import Sequence
 
 import numpy as np
@@ -31,7 +32,9 @@ def _ticks(tokens: Sequence[str]) -> dict:
 
 
 def _label(t: str) -> str:
-    return t.replace("\n", "⏎") if t else "·"
+    """A token as Plotly text. Plotly reads a subset of HTML in labels, so a token such as "<b>" or
+    "<eos>" is escaped to be shown as typed, never interpreted."""
+    return _html.escape(t.replace("\n", "⏎"), quote=False) if t else "·"
 
 
 def _sym(values, vmax: float | None) -> float:
@@ -84,7 +87,7 @@ def attribution_strip(attr, method: str = "integrated_gradients", vmax: float | 
     fig = go.Figure(go.Heatmap(
         z=[s], x=list(range(len(s))), y=[0], colorscale=DIVERGING, zmid=0, zmin=-vmax, zmax=vmax,
         text=[[_label(t) for t in attr.tokens]], texttemplate="%{text}", textfont=dict(size=16),
-        customdata=[list(attr.tokens)], hovertemplate="%{customdata}: %{z:.4f}<extra></extra>",
+        customdata=[[_label(t) for t in attr.tokens]], hovertemplate="%{customdata}: %{z:.4f}<extra></extra>",
         colorbar=dict(title="Δ log P")))
     fig.update_xaxes(**_ticks(attr.tokens), showgrid=False)
     fig.update_yaxes(visible=False)
@@ -99,14 +102,14 @@ def attribution_bars(attr) -> go.Figure:
     fig = go.Figure([go.Bar(x=x, y=np.asarray(v), name=LABELS.get(m, m)) for m, v in attr.scores.items()])
     fig.update_xaxes(**_ticks(attr.tokens))
     fig.update_yaxes(title="contribution to log P", zeroline=True)
-    return _layout(fig, f"Attribution of {attr.quantity} after {attr.tokens[-1]!r}",
+    return _layout(fig, f"Attribution of {attr.quantity} after “{_label(attr.tokens[-1])}”",
                    barmode="group")
 
 
 # ------------------------------------------------------------------------------------------ contrast
 
 def _pair_ticks(c) -> list[str]:
-    return [a if a == b else f"{_label(a)} | {_label(b)}" for a, b in zip(c.tokens_a, c.tokens_b)]
+    return [_label(a) if a == b else f"{_label(a)} | {_label(b)}" for a, b in zip(c.tokens_a, c.tokens_b)]
 
 
 def delta_norm_data(c):
@@ -192,7 +195,7 @@ def provenance_bars(prov, unit: int) -> go.Figure:
     fig.update_xaxes(**_ticks(prov.tokens))
     fig.update_yaxes(title="part of c now", zeroline=True)
     return _layout(fig, f"c = {prov.c[unit]:.3f} (unit {unit}, layer {prov.layer}, after "
-                        f"{prov.tokens[-1]!r}) = sum of these bars" + (
+                        f"“{_label(prov.tokens[-1])}”) = sum of these bars" + (
                             f" + {prov.initial[unit]:.3f} from c₀" if prov.initial[unit] else ""))
 
 
