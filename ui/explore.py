@@ -1,10 +1,11 @@
 """Explore: type a sentence and watch the network read it, token by token.
 
-Layout: text box -> fragment "player": playback controls, token strip, the step view (one figure:
-next word, Δh/Δc, gates) and lazy tabs (h/c heatmaps, gate heatmaps, unit inspector; only the open
-tab is computed and drawn). Editing the text or switching model/layer reruns the page; stepping,
-playing and the widgets below the text box rerun only the fragment (the trace is cached per model
-and text).
+Layout: text box -> fragment "player": playback controls, token strip and the step view (one figure:
+next word, Δh/Δc, gates) -> lazy tabs outside the fragment (h/c heatmaps, gate heatmaps, unit
+inspector; only the open tab is computed and drawn). Editing the text or switching model/layer reruns
+the page; stepping and playing rerun only the fragment (the trace is cached per model and text), so
+a step never resends the heatmaps. With the unit inspector open, or when the selection leaves the
+window drawn for a long text, a step redraws the page.
 """
 from __future__ import annotations
 
@@ -116,7 +117,25 @@ def _player(ctx: common.ModelContext, tr, layer: int):
         st.caption("A simple RNN has no gates: it rewrites its whole state h at every step, "
                    "h_t = tanh(W x_t + U h_{t-1} + b).")
 
-    # ---- heatmaps and unit inspector, in lazy tabs: only the open tab is computed and drawn
+    # The heatmaps and the unit inspector are drawn outside this fragment, so a step does not
+    # resend 2 x units x tokens numbers. Two things they show depend on the selection: the unit
+    # inspector (its marker, "most changed at this step") and, for long texts, the window of tokens.
+    # When either would go stale, redraw the whole page instead of only the fragment.
+    drawn = ss.get("_drawn", {})
+    tab_open = ss.get(f"views_tab_{tr.cell}")
+    lo, hi = drawn.get("win", (0, n))
+    if drawn.get("sig") == ss.get("_pos_sig") and (
+            (tab_open == UNITS_TAB and drawn.get("pos") != pos) or not lo <= pos < hi):
+        st.rerun(scope="app")
+
+
+def views(ctx: common.ModelContext, tr, layer: int):
+    """Heatmaps and unit inspector, in lazy tabs: only the open tab is computed and drawn."""
+    ss = st.session_state
+    n = len(tr)
+    pos = _clamp(ss.get("pos", n - 1), n)
+    win = V.window(n, pos, common.WINDOW)
+    ss["_drawn"] = {"sig": ss.get("_pos_sig"), "pos": pos, "win": win}
     if win != (0, n):
         st.caption(f"The text has {n} tokens; the charts below show tokens {win[0]}–{win[1] - 1}, "
                    "a window that follows the selected token.")
@@ -129,7 +148,7 @@ def _player(ctx: common.ModelContext, tr, layer: int):
     for tab, (name, qs_) in zip(tabs, groups):
         with tab:
             if tab.open:
-                _heatmaps(ctx, tr, layer, qs_, pos, win)
+                _heatmaps(ctx, tr, layer, qs_, win)
     with tabs[-1]:
         if tabs[-1].open:
             _unit_inspector(ctx, tr, layer, pos, win)
@@ -144,12 +163,13 @@ HEATMAP_TABS = {
 UNITS_TAB = "Unit inspector"
 
 
-def _heatmaps(ctx, tr, layer, qs, pos, win):
+def _heatmaps(ctx, tr, layer, qs, win):
     st.caption(f"Units × tokens, layer {layer + 1}. Fixed colours: blue negative, white 0, red positive; "
-               "gates white (closed) to green (open). Hover for token, unit and value; the box marks the "
-               "selected token.")
+               "gates white (closed) to green (open). Hover for token, unit and value. The selected "
+               "token is outlined in the strip and the step view above: stepping leaves these maps as "
+               "they are, so playback stays smooth.")
     per_row = 2 if (win[1] - win[0]) <= 20 else 1   # long texts: full-width heatmaps, readable ticks
-    _chart(F.heatmaps_figure(tr, layer, qs, selected=pos, ranges=ctx.ranges, window=win, cols=per_row),
+    _chart(F.heatmaps_figure(tr, layer, qs, selected=None, ranges=ctx.ranges, window=win, cols=per_row),
            "fig_heatmaps")
 
 
@@ -214,6 +234,8 @@ def page():
         ss["playing"] = False
     interval = SPEEDS.get(ss.get("speed", "1 token/s"), 1.0) if ss.get("playing") else None
     st.fragment(player, run_every=interval, key="player")(ctx, tr, layer)
+    with common.guard("the heatmaps"):
+        views(ctx, tr, layer)
 
 
 with common.guard("the Explore page"):
