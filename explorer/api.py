@@ -1,12 +1,16 @@
 """LoadedModel: a trained network with its tokenizer and card, and the questions one asks of it."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from .tokenizer import EOS, Token
+from .tokenizer import Token
+
+if TYPE_CHECKING:
+    from .model import LanguageModel
 
 
 @dataclass(eq=False)

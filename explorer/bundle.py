@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-import math
+
 import os
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
@@ -22,6 +23,9 @@ from safetensors.torch import load_file, save_file
 from .errors import BundleError
 from .model import LanguageModel, ModelConfig
 from .tokenizer import tokenizer_from_dict
+
+if TYPE_CHECKING:
+    from .api import LoadedModel
 
 WEIGHTS, TOKENIZER, CARD = "weights.safetensors", "tokenizer.json", "card.json"
 FILES = (WEIGHTS, TOKENIZER, CARD)

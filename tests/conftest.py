@@ -2,7 +2,6 @@
 without the shipped weights and without ../shared."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

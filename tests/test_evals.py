@@ -1,5 +1,4 @@
 """The n-gram baseline and the minimal-pair evaluation."""
-import json
 import math
 import random
 
