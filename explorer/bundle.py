@@ -66,11 +66,11 @@ def save_bundle(path, lm: LanguageModel, tokenizer, card: dict) -> Path:
     return path
 
 
-def _read_json(p: Path) -> dict:
+def read_json_file(p: Path, max_bytes: int = MAX_JSON_BYTES) -> dict:
     if not p.is_file():
         raise BundleError(f"{p.parent.name}/{p.name} is missing")
-    if p.stat().st_size > MAX_JSON_BYTES:
-        raise BundleError(f"{p.name} is larger than {MAX_JSON_BYTES // 2**20} MB")
+    if p.stat().st_size > max_bytes:
+        raise BundleError(f"{p.name} is larger than {max_bytes / 2**20:g} MB")
     try:
         d = json.loads(p.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
@@ -80,19 +80,21 @@ def _read_json(p: Path) -> dict:
     return d
 
 
-def _check_weights_file(p: Path) -> None:
+def check_safetensors_file(p: Path, max_header: int = 100 * 2**20) -> None:
+    """Refuse, without opening it as a model, anything that is not a plausible safetensors file:
+    missing, a pickle / torch.save zip, truncated, or with an impossible header length."""
     if not p.is_file():
-        raise BundleError(f"{p.parent.name}/{WEIGHTS} is missing")
+        raise BundleError(f"{p.parent.name}/{p.name} is missing")
     with open(p, "rb") as f:
         head = f.read(16)
     if head[:1] == b"\x80" or head[:2] == b"PK":
-        raise BundleError(f"{WEIGHTS} is a pickle / torch.save file, not safetensors; it was not "
+        raise BundleError(f"{p.name} is a pickle / torch.save file, not safetensors; it was not "
                           "opened (pickles can run code). Convert it with safetensors.torch.save_file")
     if len(head) < 8:
-        raise BundleError(f"{WEIGHTS} is truncated ({len(head)} bytes)")
+        raise BundleError(f"{p.name} is truncated ({len(head)} bytes)")
     n = int.from_bytes(head[:8], "little")
-    if n <= 0 or n > min(p.stat().st_size - 8, 100 * 2**20):
-        raise BundleError(f"{WEIGHTS} is not a safetensors file (bad header length {n})")
+    if n <= 0 or n > min(p.stat().st_size - 8, max_header):
+        raise BundleError(f"{p.name} is not a safetensors file (bad header length {n})")
 
 
 def load_model(path, device: str = "cpu") -> "LoadedModel":
@@ -102,20 +104,20 @@ def load_model(path, device: str = "cpu") -> "LoadedModel":
     path = Path(path)
     if not path.is_dir():
         raise BundleError(f"model bundle {path} is not a folder (expected {', '.join(FILES)})")
-    card = _read_json(path / CARD)
+    card = read_json_file(path / CARD)
     try:
         config = ModelConfig.from_dict(card.get("config"))
     except (TypeError, ValueError) as e:
         raise BundleError(f"{CARD}: bad 'config': {e}") from None
     try:
-        tok = tokenizer_from_dict(_read_json(path / TOKENIZER))
+        tok = tokenizer_from_dict(read_json_file(path / TOKENIZER))
     except ValueError as e:
         raise BundleError(str(e)) from None
     if len(tok) != config.vocab_size:
         raise BundleError(f"{TOKENIZER} has {len(tok)} words but {CARD} says vocab_size="
                           f"{config.vocab_size}: the vocabulary does not match the weights")
     wp = path / WEIGHTS
-    _check_weights_file(wp)
+    check_safetensors_file(wp)
     try:
         sd = load_file(str(wp))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:

@@ -39,6 +39,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .bundle import check_safetensors_file, read_json_file
 from .errors import BundleError, CorpusError
 
 LABELS = ("austen", "doyle")
@@ -266,36 +267,13 @@ def save_author_classifier(clf: AuthorClassifier, out_dir) -> Path:
     return out
 
 
-def _check_safetensors(p: Path) -> None:
-    if not p.is_file():
-        raise BundleError(f"{p.parent.name}/{p.name} is missing")
-    with open(p, "rb") as f:
-        head = f.read(16)
-    if head[:1] == b"\x80" or head[:2] == b"PK":
-        raise BundleError(f"{p.name} is a pickle / torch.save file, not safetensors; it was not opened "
-                          "(pickles can run code)")
-    if len(head) < 8:
-        raise BundleError(f"{p.name} is truncated ({len(head)} bytes)")
-    n = int.from_bytes(head[:8], "little")
-    if n <= 0 or n > min(p.stat().st_size - 8, 1 << 20):
-        raise BundleError(f"{p.name} is not a safetensors file (bad header length {n})")
-
-
 def load_author_classifier(path) -> AuthorClassifier:
     """Load and validate a classifier folder; raise BundleError naming the file that is wrong."""
     path = Path(path)
     if not path.is_dir():
         raise BundleError(f"classifier {path} is not a folder (expected {WEIGHTS} and {META})")
-    mp = path / META
-    if not mp.is_file():
-        raise BundleError(f"{path.name}/{META} is missing")
-    if mp.stat().st_size > MAX_JSON_BYTES:
-        raise BundleError(f"{META} is larger than {MAX_JSON_BYTES >> 20} MB")
-    try:
-        meta = json.loads(mp.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BundleError(f"{META} is not valid UTF-8 JSON: {e}") from None
-    if not isinstance(meta, dict) or meta.get("kind") != KIND:
+    meta = read_json_file(path / META, MAX_JSON_BYTES)
+    if meta.get("kind") != KIND:
         raise BundleError(f"{META} is not an author classifier (kind must be {KIND!r})")
     labels = meta.get("labels")
     if not (isinstance(labels, list) and len(labels) == 2 and all(isinstance(s, str) for s in labels)):
@@ -314,7 +292,7 @@ def load_author_classifier(path) -> AuthorClassifier:
     except ValueError as e:
         raise BundleError(f"{META}: {e}") from None
     wp = path / WEIGHTS
-    _check_safetensors(wp)
+    check_safetensors_file(wp, max_header=1 << 20)
     try:
         t = load_file(str(wp))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:

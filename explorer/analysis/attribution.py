@@ -17,7 +17,7 @@ log-ratio, which isolates the evidence that tells the two words apart. Three met
 * occlusion: f(x) − f(x with token k replaced by <unk>). Needs no gradient; works for any model.
 
 Safe on a model shared between threads (Streamlit sessions): gradients are taken only with
-`torch.autograd.grad` with respect to an embedding tensor created here; no `.backward()`, no
+`torch.autograd.grad` with respect to an embedding tensor created here; no backward pass on the model, no
 parameter `.grad`, no hooks, no change to train/eval mode. Grad mode is thread-local in PyTorch.
 """
 from __future__ import annotations
