@@ -69,7 +69,13 @@ def selected(pg) -> str:
 
 
 def wait_selected(pg, pos: int):
+    """Until the whole player fragment shows token `pos`: the strip first, the step view last. A key
+    pressed before the fragment has finished redrawing may be lost, as it would be for a person."""
     pg.wait_for_function(f"document.querySelector('{STRIP}')?.dataset.selected === '{pos}'")
+    pg.wait_for_function("""(pos) => Array.from(document.querySelectorAll('.js-plotly-plot')).some(p => {
+        const m = (p.layout || {}).meta || {};
+        return m.view === 'combined' && m.panels && m.panels[0].view === 'topk' && m.panels[0].position === pos;
+    })""", arg=pos)
 
 
 def chart_texts(pg) -> list[str]:
