@@ -18,23 +18,14 @@ from explorer import classify as C
 from explorer.presets import REFERENCE_TEXT
 from ui import common
 
-PLOT_CONFIG = {"displaylogo": False, "displayModeBar": "hover",
-               "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
-
-
-def chart(fig, key: str):
-    st.plotly_chart(fig, key=key, theme=None, config=PLOT_CONFIG, width="stretch")
-
-
-def model_at(path: str):
-    """A bundle by path, from the app's shared model cache (loaded once for every page)."""
-    return common._load_model(path, common._stamp(path))
+chart = common.chart
+model_at = common.model_at
 
 
 # ------------------------------------------------------------------------------------ cached calls
 @st.cache_resource(max_entries=64, show_spinner=False)
 def _contrast(path: str, stamp: float, a: str, b: str, align: str):
-    ta, tb = common._trace(path, stamp, a, common.TOP_K), common._trace(path, stamp, b, common.TOP_K)
+    ta, tb = common.cached_trace(path, stamp, a), common.cached_trace(path, stamp, b)
     return A.contrast_traces(ta, tb, align=align)
 
 
@@ -78,7 +69,7 @@ def _fade(paths: tuple, stamps: tuple, names: tuple, text: str, replacements: tu
 def fade(paths: dict, text: str, replacements):
     names = tuple(paths)
     ps = tuple(paths[n] for n in names)
-    return _fade(ps, tuple(common._stamp(p) for p in ps), names, text, tuple(replacements))
+    return _fade(ps, tuple(common.stamp(p) for p in ps), names, text, tuple(replacements))
 
 
 @st.cache_resource(max_entries=16, show_spinner="Sampling…")
@@ -93,7 +84,7 @@ def generation(ctx, prompt: str, n: int, temperature: float, top_k: int, seed: i
 
 def reference_trace(ctx):
     """The model reading the preset paragraphs (for half-lives averaged over more than one sentence)."""
-    return common._trace(ctx.path, ctx.stamp, REFERENCE_TEXT, common.TOP_K)
+    return common.cached_trace(ctx.path, ctx.stamp, REFERENCE_TEXT)
 
 
 # ------------------------------------------------------------------------------ author classifier

@@ -60,7 +60,7 @@ def models_root() -> Path:
     return Path(raw).expanduser() if raw else ROOT / "pretrained"
 
 
-def _stamp(path: str | Path) -> float:
+def stamp(path: str | Path) -> float:
     """Modification time of the weights: a bundle rewritten on disk (a new epoch) is loaded afresh."""
     try:
         return (Path(path) / WEIGHTS).stat().st_mtime
@@ -73,6 +73,25 @@ def _stamp(path: str | Path) -> float:
 def _load_model(path: str, stamp: float) -> E.LoadedModel:
     # Shared read-only by every session: explorer.load_model puts it in eval mode with frozen params.
     return E.load_model(path)
+
+
+def model_at(path: str) -> E.LoadedModel:
+    """A bundle by path, from the app's shared model cache (loaded once for every page and session)."""
+    return _load_model(path, stamp(path))
+
+
+def cached_trace(path: str, stamp_: float, text: str) -> E.Trace:
+    """The shared, cached trace of `text` by the bundle at `path` (no messages; errors raise)."""
+    return _trace(path, stamp_, text, TOP_K)
+
+
+PLOT_CONFIG = {"displaylogo": False, "displayModeBar": "hover",
+               "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
+
+
+def chart(fig, key: str):
+    """Place a Plotly figure the same way on every page."""
+    st.plotly_chart(fig, key=key, theme=None, config=PLOT_CONFIG, width="stretch")
 
 
 @st.cache_resource(max_entries=8, show_spinner="Calibrating colour ranges…")
@@ -153,7 +172,7 @@ def load_upload(data: bytes, filename: str = "bundle.zip") -> tuple[str, str]:
     digest = hashlib.sha256(data).hexdigest()[:12]
     dest = Path(tempfile.gettempdir()) / "rnn-explorer-uploads" / digest
     path = extract_bundle_zip(data, dest, settings.MAX_UPLOAD_BYTES)
-    model = _load_model(str(path), _stamp(path))          # full validation happens here
+    model = _load_model(str(path), stamp(path))          # full validation happens here
     stem = Path(filename).stem or "upload"
     return str(path), f"{stem} (uploaded: {model.name})"
 
@@ -210,9 +229,9 @@ def model_sidebar() -> ModelContext | None:
         return None
     path = st.session_state["model"]
     try:
-        stamp = _stamp(path)
-        model = _load_model(path, stamp)
-        ranges = _value_ranges(path, stamp)
+        st_ = stamp(path)
+        model = _load_model(path, st_)
+        ranges = _value_ranges(path, st_)
     except E.ExplorerError as e:
         st.session_state["_no_model"] = f"The model bundle `{path}` cannot be used: {e}"
         return None
@@ -220,7 +239,7 @@ def model_sidebar() -> ModelContext | None:
         log.exception("loading %s failed", path)
         st.session_state["_no_model"] = f"The model bundle `{path}` could not be loaded: {type(e).__name__}: {e}"
         return None
-    ctx = ModelContext(path, stamp, model, ranges, uploaded=path in st.session_state.get("_uploads", {}))
+    ctx = ModelContext(path, st_, model, ranges, uploaded=path in st.session_state.get("_uploads", {}))
     st.sidebar.caption(card_summary(model))
     st.session_state["_ctx"] = ctx
     return ctx
@@ -262,6 +281,19 @@ def preset_buttons(target: str = "text"):
 
 def default_text() -> str:
     return PRESETS[DEFAULT_PRESET]
+
+
+def trace_or_prompt(ctx: ModelContext, text: str, empty: str, no_words: str) -> E.Trace | None:
+    """The trace of a page's text, or None after a friendly message: `empty` for blank text,
+    `no_words` when nothing but the boundary token was read, get_trace's messages otherwise."""
+    if not text.strip():
+        st.info(empty, icon=":material/edit:")
+        return None
+    tr = get_trace(ctx, text)
+    if tr is not None and len(tr) <= 1:
+        st.info(no_words, icon=":material/edit:")
+        return None
+    return tr
 
 
 def get_trace(ctx: ModelContext, text: str) -> E.Trace | None:

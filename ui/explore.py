@@ -21,14 +21,6 @@ from ui import common
 
 #: Playback speeds: label -> seconds per token.
 SPEEDS = {"½ token/s": 2.0, "1 token/s": 1.0, "2 tokens/s": 0.5, "4 tokens/s": 0.25}
-PLOT_CONFIG = {"displaylogo": False, "displayModeBar": "hover",
-               "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
-
-
-def _chart(fig, key: str):
-    st.plotly_chart(fig, key=key, theme=None, config=PLOT_CONFIG, width="stretch")
-
-
 # ------------------------------------------------------------------------------------ callbacks
 def _clamp(i: int, n: int) -> int:
     return min(max(int(i), 0), n - 1)
@@ -112,7 +104,7 @@ def _player(ctx: common.ModelContext, tr, layer: int):
             f"{html.escape(V.describe_step(tr, pos))}</div>")
 
     # ---- step view: next word, change of h and c, gates (one figure: one Plotly draw, not three)
-    _chart(F.step_view_figure(tr, layer, pos, k=common.TOP_K), "fig_step_view")
+    common.chart(F.step_view_figure(tr, layer, pos, k=common.TOP_K), "fig_step_view")
     if not V.GATES[tr.cell]:
         st.caption("A simple RNN has no gates: it rewrites its whole state h at every step, "
                    "h_t = tanh(W x_t + U h_{t-1} + b).")
@@ -169,7 +161,7 @@ def _heatmaps(ctx, tr, layer, qs, win):
                "token is outlined in the strip and the step view above: stepping leaves these maps as "
                "they are, so playback stays smooth.")
     per_row = 2 if (win[1] - win[0]) <= 20 else 1   # long texts: full-width heatmaps, readable ticks
-    _chart(F.heatmaps_figure(tr, layer, qs, selected=None, ranges=ctx.ranges, window=win, cols=per_row),
+    common.chart(F.heatmaps_figure(tr, layer, qs, selected=None, ranges=ctx.ranges, window=win, cols=per_row),
            "fig_heatmaps")
 
 
@@ -193,7 +185,7 @@ def _unit_inspector(ctx, tr, layer, pos, win):
         k = c3.slider("How many units", 1, 10, key="unit_k", persist_state="session")
         chosen = V.choose_units(tr, layer, q, how, pos, k)
     if chosen:
-        _chart(F.units_figure(tr, layer, q, chosen, selected=pos, ranges=ctx.ranges, window=win), "fig_units")
+        common.chart(F.units_figure(tr, layer, q, chosen, selected=pos, ranges=ctx.ranges, window=win), "fig_units")
     else:
         st.caption("Choose at least one unit.")
 
@@ -209,15 +201,11 @@ def page():
     text = st.text_area("Text", key="text", height=90, persist_state="session", label_visibility="collapsed",
                         placeholder="Type a sentence…",
                         help="Press Ctrl+Enter (or click outside the box) to trace the new text.")
-    if not text.strip():
-        st.info("Type a sentence above, or pick a preset sentence in the sidebar, to watch the network "
-                "read it word by word.", icon=":material/edit:")
-        return
-    tr = common.get_trace(ctx, text)
+    tr = common.trace_or_prompt(
+        ctx, text, empty="Type a sentence above, or pick a preset sentence in the sidebar, to watch the "
+                         "network read it word by word.",
+        no_words="The text holds no words the tokenizer can read. Type a sentence.")
     if tr is None:
-        return
-    if len(tr) <= 1:
-        st.info("The text holds no words the tokenizer can read. Type a sentence.", icon=":material/edit:")
         return
     unknown = V.unknown_words(tr)
     if unknown:

@@ -43,14 +43,9 @@ def page():
     ss.setdefault("mem_text", DEFAULT_TEXT)
     st.markdown("#### Memory: what the network kept, and from where")
     text = st.text_area("Text", key="mem_text", height=80, persist_state="session", label_visibility="collapsed")
-    if not text.strip():
-        st.info("Type a text to see what the network remembers of it.", icon=":material/edit:")
-        return
-    tr = common.get_trace(ctx, text)
+    tr = common.trace_or_prompt(ctx, text, empty="Type a text to see what the network remembers of it.",
+                                no_words="The text holds no words the tokenizer can read.")
     if tr is None:
-        return
-    if len(tr) <= 1:
-        st.info("The text holds no words the tokenizer can read.", icon=":material/edit:")
         return
     labels = V.token_labels(tr)
     sig = (ctx.path, tr.text)
