@@ -234,6 +234,15 @@ def normalize_state(cell: str, state):
     return state
 
 
+def read_tokens(tokenizer, text: str, boundary: bool = True, tokens: Sequence[Token] | None = None) -> list[Token]:
+    """The tokens trace() reads: `tokens` (or the tokenization of `text`), after the boundary token
+    <eos> when `boundary` is set and the text does not already start with one."""
+    toks = tokenizer.tokenize(text) if tokens is None else list(tokens)
+    if boundary and not (toks and toks[0].special):
+        toks = [Token(EOS, EOS, 0, 0, tokenizer.eos_id, False, True)] + toks
+    return toks
+
+
 def clip_text(text: str, limit: int | None = None) -> tuple[str, bool]:
     """The part of `text` that trace() accepts, and whether anything was cut."""
     limit = settings.MAX_CHARS if limit is None else limit
@@ -263,9 +272,7 @@ def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=
     cfg = lm.config
     if boundary is None:
         boundary = state is None
-    tokens = tok.tokenize(text) if tokens is None else list(tokens)
-    if boundary and not (tokens and tokens[0].special):
-        tokens = [Token(EOS, EOS, 0, 0, tok.eos_id, False, True)] + tokens
+    tokens = read_tokens(tok, text, boundary, tokens)
     T = len(tokens)
     V = cfg.vocab_size
     k = max(1, min(top_k, V))

@@ -7,20 +7,13 @@ import contextlib
 import numpy as np
 import torch
 
-from ..tokenizer import EOS, Token
-
-
-def boundary_token(tok) -> Token:
-    return Token(EOS, EOS, 0, 0, tok.eos_id, False, True)
+from ..tokenizer import Token
+from ..trace import read_tokens
 
 
 def tokens_for(model, text: str, boundary: bool = True) -> list[Token]:
     """The tokens trace() reads for `text` (the boundary <eos> first, as trace does by default)."""
-    tok = model.tokenizer
-    toks = tok.tokenize(text)
-    if boundary and not (toks and toks[0].special):
-        toks = [boundary_token(tok)] + toks
-    return toks
+    return read_tokens(model.tokenizer, text, boundary)
 
 
 def word_id(model, word: str) -> int | None:
