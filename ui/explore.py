@@ -1,149 +1,60 @@
 """Explore: type a sentence and watch the network read it, token by token.
 
-Layout: text box -> fragment "player": playback controls, token strip and the step view (one figure:
-next word, Δh/Δc, gates) -> lazy tabs outside the fragment (h/c heatmaps, gate heatmaps, unit
-inspector; only the open tab is computed and drawn). Editing the text or switching model/layer reruns
-the page; stepping and playing rerun only the fragment (the trace is cached per model and text), so
-a step never resends the heatmaps. With the unit inspector open, or when the selection leaves the
-window drawn for a long text, a step redraws the page.
+Layout: text box -> the player (ui/player.py, a v2 component drawing explorer.player.player_data):
+playback controls, token strip, step view (next word, Δh/Δc, gates), heatmap tabs and the heatmaps
+-> the unit inspector (Plotly, below the player when its tab is chosen).
+
+Stepping, playing and hovering happen in the browser: the player holds every step of the window it
+was sent, so a step never waits for the server. It reports the selected token back (debounced),
+which reruns only the player's fragment: the unit inspector follows it, and for a long text the
+server sends the window of tokens around it. Editing the text or switching model/layer reruns the
+page (the trace is cached per model and text).
 """
 from __future__ import annotations
 
+import hashlib
 import html
-import time
 
 import streamlit as st
 
 from explorer import figures as F
 from explorer import views as V
+from explorer.player import player_data
 from explorer.trace import QUANTITIES
 from ui import common
+from ui import player as P
 
-#: Playback speeds: label -> seconds per token.
-SPEEDS = {"½ token/s": 2.0, "1 token/s": 1.0, "2 tokens/s": 0.5, "4 tokens/s": 0.25}
-# ------------------------------------------------------------------------------------ callbacks
+PLAYER_KEY = "player"
+
+
 def _clamp(i: int, n: int) -> int:
     return min(max(int(i), 0), n - 1)
 
 
-def _step(delta: int, n: int):
-    st.session_state["pos"] = _clamp(st.session_state.get("pos", 0) + delta, n)
+def _component_state(name: str):
+    state = st.session_state.get(PLAYER_KEY)
+    try:
+        return state.get(name) if state is not None else None
+    except AttributeError:
+        return None
 
 
-def _go(i: int, n: int):
-    st.session_state["pos"] = _clamp(i, n)
+def _pos_changed():
+    """The player selected another token of the text it was sent (`sig`); older reports are ignored."""
+    v = _component_state("pos")
+    if isinstance(v, dict) and v.get("sig") == st.session_state.get("_pos_sig") and isinstance(v.get("pos"), int):
+        st.session_state["pos"] = v["pos"]
 
 
-def _slider_moved():
-    st.session_state["pos"] = int(st.session_state["pos_slider"])
+def _view_changed():
+    v = _component_state("view")
+    if isinstance(v, str):
+        st.session_state["view"] = v
 
 
-def _toggle_play(n: int):
-    ss = st.session_state
-    ss["playing"] = not ss.get("playing", False)
-    if ss["playing"]:
-        if ss.get("pos", 0) >= n - 1:
-            ss["pos"] = 0
-        ss["_next_due"] = time.monotonic() + SPEEDS[ss.get("speed", "1 token/s")]
-    st.rerun()  # a full run: the fragment's timer (run_every) is set when it is defined
-
-
-def _speed_changed():
-    if st.session_state.get("playing"):
-        st.rerun()
-
-
-# --------------------------------------------------------------------------------------- player
-def player(ctx: common.ModelContext, tr, layer: int):
-    """Everything that depends on the selected token. Runs as a fragment: on a timer while playing."""
-    with common.guard("the token views"):
-        _player(ctx, tr, layer)
-
-
-def _player(ctx: common.ModelContext, tr, layer: int):
-    ss = st.session_state
-    n = len(tr)
-    pos = _clamp(ss.get("pos", n - 1), n)
-    playing = ss.get("playing", False)
-    if playing:
-        now = time.monotonic()
-        if now >= ss.get("_next_due", 0.0) - 0.05:      # a timer tick, not a click
-            if pos >= n - 1:
-                ss["playing"] = False
-                st.rerun()                                # full run: stops the timer
-            pos += 1
-            ss["_next_due"] = now + SPEEDS[ss.get("speed", "1 token/s")]
-    ss["pos"] = pos
-    labels = V.token_labels(tr)
-
-    # ---- playback controls (keyboard: ← → step, Home/End, P play/pause)
-    bar = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
-    bar.button("First", key="first", icon=":material/first_page:", shortcut="Home", on_click=_go,
-               args=(0, n), help="First token (Home)")
-    bar.button("Back", key="back", icon=":material/chevron_left:", shortcut="Left", on_click=_step,
-               args=(-1, n), help="Previous token (←)")
-    bar.button("Pause" if playing else "Play", key="play", type="primary",
-               icon=":material/pause:" if playing else ":material/play_arrow:", shortcut="P",
-               on_click=_toggle_play, args=(n,), help="Play / pause the reading animation (P)")
-    bar.button("Next", key="next", icon=":material/chevron_right:", shortcut="Right", on_click=_step,
-               args=(1, n), help="Next token (→)")
-    bar.button("Last", key="last", icon=":material/last_page:", shortcut="End", on_click=_go,
-               args=(n - 1, n), help="Last token (End)")
-    ss.setdefault("speed", "1 token/s")
-    bar.selectbox("Speed", list(SPEEDS), key="speed", on_change=_speed_changed, width=150,
-                  label_visibility="collapsed", help="Playback speed")
-    ss["pos_slider"] = pos
-    st.select_slider("Selected token", options=list(range(n)), key="pos_slider", on_change=_slider_moved,
-                     format_func=lambda i: f"{i} · {labels[i]}", label_visibility="collapsed",
-                     help="Drag, or focus it and use the arrow keys")
-
-    # ---- token strip and a one-line reading of the selected token
-    win = V.window(n, pos, common.WINDOW)
-    st.html(F.token_strip_html(tr, pos, window=win))
-    st.html('<div data-testid="step-readout" style="font-size:15px;padding:2px 0 4px 0">'
-            f"{html.escape(V.describe_step(tr, pos))}</div>")
-
-    # ---- step view: next word, change of h and c, gates (one figure: one Plotly draw, not three)
-    common.chart(F.step_view_figure(tr, layer, pos, k=common.TOP_K), "fig_step_view")
-    if not V.GATES[tr.cell]:
-        st.caption("A simple RNN has no gates: it rewrites its whole state h at every step, "
-                   "h_t = tanh(W x_t + U h_{t-1} + b).")
-
-    # The heatmaps and the unit inspector are drawn outside this fragment, so a step does not
-    # resend 2 x units x tokens numbers. Two things they show depend on the selection: the unit
-    # inspector (its marker, "most changed at this step") and, for long texts, the window of tokens.
-    # When either would go stale, redraw the whole page instead of only the fragment.
-    drawn = ss.get("_drawn", {})
-    tab_open = ss.get(f"views_tab_{tr.cell}")
-    lo, hi = drawn.get("win", (0, n))
-    if drawn.get("sig") == ss.get("_pos_sig") and (
-            (tab_open == UNITS_TAB and drawn.get("pos") != pos) or not lo <= pos < hi):
-        st.rerun(scope="app")
-
-
-def views(ctx: common.ModelContext, tr, layer: int):
-    """Heatmaps and unit inspector, in lazy tabs: only the open tab is computed and drawn."""
-    ss = st.session_state
-    n = len(tr)
-    pos = _clamp(ss.get("pos", n - 1), n)
-    win = V.window(n, pos, common.WINDOW)
-    ss["_drawn"] = {"sig": ss.get("_pos_sig"), "pos": pos, "win": win}
-    if win != (0, n):
-        st.caption(f"The text has {n} tokens; the charts below show tokens {win[0]}–{win[1] - 1}, "
-                   "a window that follows the selected token.")
-    groups = HEATMAP_TABS[tr.cell]
-    labels_ = [name for name, _ in groups] + [UNITS_TAB]
-    tab_key = f"views_tab_{tr.cell}"                   # LSTM, GRU and RNN have different tabs
-    if ss.get(tab_key) not in labels_:
-        ss[tab_key] = labels_[0]
-    tabs = st.tabs(labels_, key=tab_key, on_change="rerun")
-    for tab, (name, qs_) in zip(tabs, groups):
-        with tab:
-            if tab.open:
-                _heatmaps(ctx, tr, layer, qs_, win)
-    with tabs[-1]:
-        if tabs[-1].open:
-            _unit_inspector(ctx, tr, layer, pos, win)
+def text_sig(ctx: common.ModelContext, text: str) -> str:
+    """Identifies a text read by a model: a new one selects its last token."""
+    return hashlib.sha1(f"{ctx.path}|{ctx.stamp}|{text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 #: Heatmap tabs per cell: (tab label, quantities).
@@ -153,16 +64,6 @@ HEATMAP_TABS = {
     "rnn": [("State h", ["h"])],
 }
 UNITS_TAB = "Unit inspector"
-
-
-def _heatmaps(ctx, tr, layer, qs, win):
-    st.caption(f"Units × tokens, layer {layer + 1}. Fixed colours: blue negative, white 0, red positive; "
-               "gates white (closed) to green (open). Hover for token, unit and value. The selected "
-               "token is outlined in the strip and the step view above: stepping leaves these maps as "
-               "they are, so playback stays smooth.")
-    per_row = 2 if (win[1] - win[0]) <= 20 else 1   # long texts: full-width heatmaps, readable ticks
-    common.chart(F.heatmaps_figure(tr, layer, qs, selected=None, ranges=ctx.ranges, window=win, cols=per_row),
-           "fig_heatmaps")
 
 
 def _unit_inspector(ctx, tr, layer, pos, win):
@@ -190,6 +91,38 @@ def _unit_inspector(ctx, tr, layer, pos, win):
         st.caption("Choose at least one unit.")
 
 
+# --------------------------------------------------------------------------------------- player
+def view_labels(cell: str) -> list[str]:
+    return [name for name, _ in HEATMAP_TABS[cell]] + [UNITS_TAB]
+
+
+def current_view(cell: str) -> str:
+    labels = view_labels(cell)
+    v = st.session_state.get("view")
+    return v if v in labels else labels[0]
+
+
+def player(ctx: common.ModelContext, tr, layer: int, sig: str):
+    """The player and, under it, the unit inspector. A fragment: the player's reports rerun only this."""
+    with common.guard("the token views"):
+        ss = st.session_state
+        n = len(tr)
+        pos = _clamp(ss.get("pos", n - 1), n)
+        ss["pos"] = pos
+        win = V.window(n, pos, common.WINDOW)
+        view = current_view(tr.cell)
+        heat = dict(HEATMAP_TABS[tr.cell]).get(view, [])
+        if win != (0, n):
+            st.caption(f"The text has {n} tokens; the player holds tokens {win[0]}–{win[1] - 1}, a window "
+                       "that follows the selected token.")
+        data = player_data(tr, layer, pos=pos, window=win, ranges=ctx.ranges, heat=heat, k=common.TOP_K,
+                           sig=sig, model=ctx.name, view=view)
+        data["views"] = view_labels(tr.cell)
+        P.mount(data, key=PLAYER_KEY, on_pos_change=_pos_changed, on_view_change=_view_changed)
+        if view == UNITS_TAB:
+            _unit_inspector(ctx, tr, layer, pos, win)
+
+
 # ----------------------------------------------------------------------------------------- page
 def page():
     ctx = common.require_model()
@@ -214,16 +147,12 @@ def page():
                 f'<span style="color:#7b2cbf;font-weight:600">{len(unknown)} word{"s" if len(unknown) > 1 else ""} '
                 f'unknown to {html.escape(ctx.name)}</span> (read as &lt;unk&gt;, dashed in the strip): {words}</div>')
 
-    sig = (ctx.path, ctx.stamp, tr.text)
+    sig = text_sig(ctx, tr.text)
     ss = st.session_state
     if ss.get("_pos_sig") != sig:                      # a new text or model: select its last token
         ss["_pos_sig"] = sig
         ss["pos"] = len(tr) - 1
-        ss["playing"] = False
-    interval = SPEEDS.get(ss.get("speed", "1 token/s"), 1.0) if ss.get("playing") else None
-    st.fragment(player, run_every=interval, key="player")(ctx, tr, layer)
-    with common.guard("the heatmaps"):
-        views(ctx, tr, layer)
+    st.fragment(player)(ctx, tr, layer, sig)
 
 
 with common.guard("the Explore page"):

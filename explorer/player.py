@@ -1,0 +1,121 @@
+"""What the Explore page's player draws, as one JSON-ready dict. Pure: no Streamlit, no plotting.
+
+The player (ui/player.js, a Streamlit v2 component) draws the token strip, the step view (next-word
+top-k, Δh/Δc per unit, gate openness) and the units × tokens heatmaps on canvases, and steps through
+the tokens in the browser: a step, a play tick or a key press never waits for the server. So it gets,
+for one window of token positions, everything each step can show:
+
+* per token: label, flags, chip colours and tooltip, a one-line reading (views.describe_step), the
+  top-k next words and the word that actually follows with its probability and rank;
+* the layer's h (and c) rows for the window plus the row before it, as little-endian float32 in
+  base64 (exact values: Δ and hover are computed from them in the browser), with fixed Δ axes;
+* per gate: the histogram of its units' openness per token and the mean;
+* the heatmap quantities asked for (h·c or the gates), float32 base64 (h and c are not sent twice),
+  each with its fixed colour scale (figures.colour_range: the same colours as every Plotly view of the app).
+
+`player_data` is what tests assert on; the browser only renders it.
+"""
+from __future__ import annotations
+
+import base64
+import math
+
+import numpy as np
+
+from . import figures as F
+from . import views as V
+from .trace import DESCRIPTIONS, Trace
+
+#: Bins of the gate-openness histograms in the step view.
+GATE_BINS = 20
+
+
+def b64_f32(a: np.ndarray) -> str:
+    """A float array as base64 of little-endian float32, row-major."""
+    return base64.b64encode(np.ascontiguousarray(a, dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_f32(s: str, shape) -> np.ndarray:
+    """Inverse of b64_f32 (for tests and notebooks)."""
+    return np.frombuffer(base64.b64decode(s), dtype="<f4").reshape(shape)
+
+
+def _finite(x: float, digits: int = 6):
+    x = float(x)
+    return round(x, digits) if math.isfinite(x) else None
+
+
+def colour_scale(quantity: str, ranges: dict | None) -> dict:
+    """How the player colours a quantity: the same scale as figures.heatmap_figure. For log-scaled
+    quantities the colour position is symlog(value) on [zmin, zmax]; `lo`/`hi` are in the value's units."""
+    cr = F.colour_range(quantity, ranges)
+    lo, hi = V.fixed_range(quantity, ranges)
+    return {"zmin": cr["zmin"], "zmax": cr["zmax"], "log": F.log_scaled(quantity), "lo": lo, "hi": hi,
+            "stops": cr["colorscale"], "signed": lo < 0 < hi,
+            "title": F.LONG_NAMES.get(quantity, quantity), "description": DESCRIPTIONS.get(quantity, quantity)}
+
+
+def tokens_data(tr: Trace, lo: int, hi: int) -> list[dict]:
+    """Chips of positions lo..hi-1: label, flags, colours by surprisal and a tooltip."""
+    df = F.token_frame(tr).iloc[lo:hi]
+    return [{"label": r.label, "special": bool(r.special), "unk": bool(r.unk), "bg": r.colour, "ink": r.ink,
+             "bits": _finite(r.surprisal_bits, 3), "title": F.chip_title(r)} for r in df.itertuples(index=False)]
+
+
+def next_words(tr: Trace, t: int, k: int) -> dict:
+    """The k most probable next tokens after t and the token that actually follows (with its
+    probability and rank; `in_top` says whether it is among the k)."""
+    top = [[w, _finite(p)] for w, p in tr.top_words(t, k)]
+    actual = None
+    if t + 1 < len(tr):
+        word = tr.vocab[tr.tokens[t + 1].id]
+        rank = int(tr.next_rank[t])
+        actual = {"word": word, "label": V.token_label(tr.tokens[t + 1]), "prob": _finite(tr.next_prob[t]),
+                  "rank": rank, "in_top": any(w == word for w, _ in top), "unk": bool(tr.tokens[t + 1].unk)}
+    return {"top": top, "actual": actual}
+
+
+def player_data(tr: Trace, layer: int, *, pos: int, window: tuple[int, int] | None = None,
+                ranges: dict | None = None, heat: list[str] | tuple[str, ...] = ("h", "c"), k: int = 10,
+                sig: str = "", model: str = "", speed: float = 1.0, view: str = "") -> dict:
+    """Everything the player draws for token positions window[0]..window[1]-1 of one layer.
+
+    `pos` is the selected position (kept inside the window); `heat` the quantities drawn as heatmaps
+    (none: the player draws no heatmaps); `sig` identifies the text and model: when it changes the
+    player selects `pos` afresh, otherwise it keeps its own selection.
+    """
+    V._check(tr, layer)
+    n = len(tr)
+    if n == 0:
+        raise ValueError("an empty trace has nothing to play")
+    lo, hi = (0, n) if window is None else (max(0, int(window[0])), min(n, int(window[1])))
+    pos = min(max(int(pos), lo), hi - 1)
+    lay = tr.layers[layer].values
+    units = int(lay["h"].shape[1])
+    states = [q for q in ("h", "c") if q in lay]
+    prev = {q: V.previous(lay[q], lo) for q in states}
+    gates = {}
+    if V.GATES[tr.cell]:
+        hist = V.gate_histograms(tr, layer, GATE_BINS)
+        for g in V.GATES[tr.cell]:
+            gates[g] = {"hist": np.round(hist[g][lo:hi], 5).tolist(),
+                        "mean": np.round(lay[g][lo:hi].mean(axis=1), 5).tolist(),
+                        "name": F.LONG_NAMES.get(g, g)}
+    heat = [q for q in heat if q in lay]
+    return {
+        "sig": sig, "model": model, "cell": tr.cell, "layer": int(layer), "layers": len(tr.layers),
+        "n": n, "lo": lo, "hi": hi, "pos": pos, "units": units, "speed": float(speed), "view": view,
+        "tokens": tokens_data(tr, lo, hi),
+        "readout": [V.describe_step(tr, t) for t in range(lo, hi)],
+        "next": [next_words(tr, t, k) for t in range(lo, hi)],
+        "states": {q: b64_f32(lay[q][lo:hi]) for q in states},
+        "prev": {q: b64_f32(prev[q]) for q in states},
+        "dlim": {q: _finite(v) for q, v in V.delta_limits(tr, layer).items()},
+        "gates": gates,
+        # h and c are in "states" already: their heatmaps reuse those rows ("data": None)
+        "heat": [{"q": q, "data": None if q in states else b64_f32(lay[q][lo:hi]), "scale": colour_scale(q, ranges)}
+                 for q in heat],
+        "surprisal_stops": [[x / F.SURPRISAL_MAX, c] for x, c in F.SURPRISAL_STOPS],
+        "surprisal_max": F.SURPRISAL_MAX,
+        "gate_stops": F.SEQUENTIAL,
+    }

@@ -1,0 +1,26 @@
+"""The Explore page's player: a Streamlit v2 component (ui/assets/player.js and player.css) that draws
+explorer.player.player_data and steps through the tokens in the browser.
+
+Mounted in the page's DOM (isolate_styles=False; every class is prefixed) so that browser tests and
+benchmarks/app_latency.py can read it. Its state goes back to Python as `pos` ({"pos", "sig"}: the
+selected token of the text `sig`) and `view` (the heatmap tab).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+_ASSETS = Path(__file__).resolve().parent / "assets"
+
+_component = st.components.v2.component(
+    "rnn_explorer_player",
+    js=(_ASSETS / "player.js").read_text(encoding="utf-8"),
+    css=(_ASSETS / "player.css").read_text(encoding="utf-8"),
+    isolate_styles=False,
+)
+
+
+def mount(data: dict, *, key: str, on_pos_change, on_view_change):
+    """Place the player; returns its result (states `pos` and `view`)."""
+    return _component(key=key, data=data, on_pos_change=on_pos_change, on_view_change=on_view_change)
