@@ -64,29 +64,19 @@ SENTENCES = [
     "at last the long winter came to an end",
 ]
 
-# A chart counts as updated when its drawn SVG text shows the new sentence: every token axis (heatmaps,
-# unit lines) reads exactly its tokens, and every step-view panel title names its last token. Which
-# panels a chart holds is read from the figure's layout.meta.
+# The explorer counts as updated when its player (ui/assets/player.js) has drawn the new sentence:
+# the token strip, the heatmaps' token axis and the step view's title all read the new tokens. The
+# player draws strip, step view and both heatmap canvases in one synchronous pass before it sets
+# these attributes, and the check runs on animation frames, so the frame that shows them is painted.
 APP_DONE = """([labels, last]) => {
     const strip = document.querySelector('[data-testid="token-strip"]');
-    if (!strip || strip.dataset.n !== String(labels.length)) return false;
-    const plots = document.querySelectorAll('.js-plotly-plot');
-    if (plots.length < window.__expectedPlots) return false;
+    const heat = document.querySelector('[data-testid="heatmaps"]');
+    const topk = document.querySelector('[data-testid="step-topk"] .rsx-title');
+    if (!strip || !heat || !topk) return false;
     const want = labels.join('|');
-    for (const p of plots) {
-        const meta = (p.layout || {}).meta || {};
-        const panels = meta.view === 'combined' ? meta.panels : [meta];
-        const kinds = panels.map(x => x && x.view);
-        const ticks = Array.from(p.querySelectorAll('.xaxislayer-above text')).map(e => e.textContent);
-        if (kinds.every(k => k === 'heatmap' || k === 'units')) {
-            if (ticks.join('|') !== Array(panels.length).fill(want).join('|')) return false;
-        } else {
-            const text = Array.from(p.querySelectorAll('.annotation-text, .gtitle')).map(e => e.textContent).join(' ');
-            const quoted = '\u201c' + last + '\u201d';
-            if (text.split(quoted).length - 1 < kinds.filter(k => k !== 'heatmap' && k !== 'units').length) return false;
-        }
-    }
-    return true;
+    return strip.dataset.labels === want && heat.dataset.labels === want && heat.dataset.quantities === 'h,c'
+        && heat.querySelectorAll('canvas.rsx-heatcanvas').length === 2
+        && topk.textContent.includes('\u201c' + last + '\u201d');
 }"""
 
 BARE_DONE = """([labels, last]) => {
@@ -138,7 +128,7 @@ def submit(page, sentence: str, done_js: str, timeout_ms: int) -> float:
     return time.perf_counter() - t0
 
 
-def run_server(browser, kind: str, sentences, port: int, env: dict, log, viewport, plots: int = 5) -> dict:
+def run_server(browser, kind: str, sentences, port: int, env: dict, log, viewport) -> dict:
     """Start one server, measure cold start (app only) and the given sentences, stop it."""
     script = "app.py" if kind == "app" else "benchmarks/bare_heatmap_app.py"
     page = browser.new_page(viewport=viewport)
@@ -148,12 +138,10 @@ def run_server(browser, kind: str, sentences, port: int, env: dict, log, viewpor
         wait_health(port, proc)
         page.goto(f"http://localhost:{port}")
         if kind == "app":
-            page.wait_for_selector('[data-testid="token-strip"]', timeout=120_000)
-            page.wait_for_function("document.querySelectorAll('.js-plotly-plot .xtick text').length > 0 && "
-                                   f"document.querySelectorAll('.js-plotly-plot').length >= {plots}",
+            page.wait_for_function("document.querySelectorAll('[data-testid=heatmaps] canvas.rsx-heatcanvas').length"
+                                   " === 2 && !!document.querySelector('[data-testid=step-topk] .rsx-title')",
                                    timeout=120_000)
             cold = time.perf_counter() - t0
-            page.evaluate("window.__expectedPlots = document.querySelectorAll('.js-plotly-plot').length")
             page.locator('[data-testid="stMainBlockContainer"] h4').first.click()
         else:
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot .xtick text').length > 0",
@@ -173,15 +161,11 @@ def run_server(browser, kind: str, sentences, port: int, env: dict, log, viewpor
 
 STEP_DONE = """([i, word]) => {
     const strip = document.querySelector('[data-testid="token-strip"]');
-    if (!strip || strip.dataset.selected !== String(i)) return false;
-    let step = false;   // the heatmaps are outside the player fragment: a step leaves them as they are
-    for (const p of document.querySelectorAll('.js-plotly-plot')) {
-        const meta = (p.layout || {}).meta || {};
-        const texts = Array.from(p.querySelectorAll('.annotation-text')).map(e => e.textContent);
-        if (meta.view === 'combined' && meta.panels[0].view === 'topk')
-            step = texts.some(t => t.startsWith('Next word after \u201c' + word + '\u201d'));
-    }
-    return step;
+    const topk = document.querySelector('[data-testid="step-topk"]');
+    const heat = document.querySelector('[data-testid="heatmaps"]');
+    if (!strip || strip.dataset.selected !== String(i) || !topk || topk.dataset.position !== String(i)) return false;
+    return heat.dataset.selected === String(i)
+        && topk.querySelector('.rsx-title').textContent.startsWith('Next word after \u201c' + word + '\u201d');
 }"""
 
 
@@ -192,7 +176,7 @@ def step_times(page, n_tokens: int = 100, n_steps: int = 10) -> list[float]:
     box = page.locator("textarea").first
     box.fill(" ".join(words))
     box.press("Control+Enter")
-    page.wait_for_function(f"document.querySelector('[data-testid=token-strip]')?.dataset.n === '{len(words) + 1}'",
+    page.wait_for_function(f"document.querySelector('[data-testid=heatmaps]')?.dataset.labels?.split('|').length === {len(words) + 1}",
                            timeout=60_000)
     page.locator('[data-testid="stMainBlockContainer"] h4').first.click()
     page.keyboard.press("Home")
@@ -240,8 +224,7 @@ def main(argv=None):
         browser = p.chromium.launch(executable_path=a.chromium, headless=True, args=CHROMIUM_ARGS)
         for r, chunk in enumerate(chunks):
             for kind in ("bare", "app"):
-                out = run_server(browser, kind, chunk, a.port, env, log, viewport,
-                                 plots=2)
+                out = run_server(browser, kind, chunk, a.port, env, log, viewport)
                 res[kind]["times"] += out["times"]
                 res[kind]["cold"].append(out["cold"])
                 for n_tok, ts in out["steps"].items():

@@ -259,7 +259,7 @@ def token_frame(tr: Trace) -> pd.DataFrame:
     return df
 
 
-def _chip_title(row) -> str:
+def chip_title(row) -> str:
     if row.special:
         return "boundary token <eos>: the network reads it first, as at the start of a paragraph"
     parts = [f"#{row.position} “{row.text}”"]
@@ -308,7 +308,7 @@ def token_strip_html(tr: Trace, selected: int | None = None, legend: bool = True
         badge = '<span class="badge">unk</span>' if row.unk else ""
         chips.append(
             f'<span class="{" ".join(cls)}" data-pos="{row.position}" data-unk="{str(row.unk).lower()}" '
-            f'style="background:{row.colour};color:{row.ink}" title="{html.escape(_chip_title(row), quote=True)}">'
+            f'style="background:{row.colour};color:{row.ink}" title="{html.escape(chip_title(row), quote=True)}">'
             f'{badge}<span class="w">{html.escape(row.label)}</span><span class="pos">{row.position}</span></span>')
     if hi < len(tr):
         chips.append(f'<span class="more">{len(tr) - hi} tokens after …</span>')

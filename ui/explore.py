@@ -5,10 +5,11 @@ playback controls, token strip, step view (next word, Δh/Δc, gates), heatmap t
 -> the unit inspector (Plotly, below the player when its tab is chosen).
 
 Stepping, playing and hovering happen in the browser: the player holds every step of the window it
-was sent, so a step never waits for the server. It reports the selected token back (debounced),
-which reruns only the player's fragment: the unit inspector follows it, and for a long text the
-server sends the window of tokens around it. Editing the text or switching model/layer reruns the
-page (the trace is cached per model and text).
+was sent, so a step never waits for the server. It reports the selected token back (debounced): the
+unit inspector follows it, and for a long text the server sends the window of tokens around it.
+The text box, the player and the unit inspector are one fragment, so a new sentence or a report
+reruns only them; switching model or layer in the sidebar reruns the page (traces are cached per
+model and text).
 """
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ def current_view(cell: str) -> str:
 
 
 def player(ctx: common.ModelContext, tr, layer: int, sig: str):
-    """The player and, under it, the unit inspector. A fragment: the player's reports rerun only this."""
+    """The player and, under it, the unit inspector."""
     with common.guard("the token views"):
         ss = st.session_state
         n = len(tr)
@@ -128,9 +129,19 @@ def page():
     ctx = common.require_model()
     layer = common.layer_picker(ctx)
     common.preset_buttons("text")
-
     st.markdown("#### Type a sentence and watch the network read it")
     st.session_state.setdefault("text", common.default_text())
+    # The text box and everything under it form one fragment: a new sentence, a step reported by
+    # the player or a tab reruns only this part, not the sidebar and navigation.
+    st.fragment(body)(ctx, layer)
+
+
+def body(ctx: common.ModelContext, layer: int):
+    with common.guard("the Explore page"):
+        _body(ctx, layer)
+
+
+def _body(ctx: common.ModelContext, layer: int):
     text = st.text_area("Text", key="text", height=90, persist_state="session", label_visibility="collapsed",
                         placeholder="Type a sentence…",
                         help="Press Ctrl+Enter (or click outside the box) to trace the new text.")
@@ -152,7 +163,7 @@ def page():
     if ss.get("_pos_sig") != sig:                      # a new text or model: select its last token
         ss["_pos_sig"] = sig
         ss["pos"] = len(tr) - 1
-    st.fragment(player)(ctx, tr, layer, sig)
+    player(ctx, tr, layer, sig)
 
 
 with common.guard("the Explore page"):

@@ -530,6 +530,7 @@ export default function (component) {
   }
   S.setState = setStateValue;
   if (!data) return;
+  const t0 = performance.now();
   const newText = S.sig !== data.sig;
   S.data = data;
   S.drawSig = (S.drawSig || 0) + 1;
@@ -549,6 +550,7 @@ export default function (component) {
   render(S);
   S.box.dataset.sig = data.sig;
   S.box.dataset.drawn = String(S.drawSig);
+  S.box.dataset.ms = (performance.now() - t0).toFixed(1);      // draw time, for benchmarks and debugging
   const keys = e => onKey(S, e);
   document.addEventListener("keydown", keys);
   return () => {
