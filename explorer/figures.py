@@ -532,7 +532,8 @@ def units_figure(tr: Trace, layer: int, quantity: str, units, selected: int | No
                      margin=dict(l=58, r=10, t=44, b=token_margin(labels[lo:hi])),
                      yaxis=dict(range=[vmin - pad, vmax + pad], title=dict(text=quantity), zeroline=True,
                                 zerolinecolor="#bbb"),
-                     meta=dict(view="units", layer=layer, quantity=quantity, units=[int(u) for u in units]))
+                     meta=dict(view="units", layer=layer, quantity=quantity, units=[int(u) for u in units],
+                               selected=selected))
     return go.Figure(data=data, layout=layout)
 
 

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 import explorer as E
 from explorer import settings
+from explorer.player import decode_f32
 from explorer.presets import DEFAULT_PRESET, PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,109 +112,131 @@ def esc(words):
 
 
 # ------------------------------------------------------------------------------------ explore
+def player(at: AppTest) -> dict:
+    """The data the Explore page sent to its player component (explorer.player.player_data)."""
+    found = at.get("bidi_component")
+    assert len(found) == 1, f"{len(found)} player components"
+    assert found[0].proto.component_name == "rnn_explorer_player"
+    return json.loads(found[0].proto.json)
+
+
+def no_player(at: AppTest) -> bool:
+    return not at.get("bidi_component")
+
+
+def token_labels(d: dict) -> list[str]:
+    return [t["label"] for t in d["tokens"]]
+
+
+def heat(d: dict, q: str) -> np.ndarray:
+    """A heatmap's values [tokens, units] as the browser decodes them (h and c come from "states")."""
+    (hm,) = [h for h in d["heat"] if h["q"] == q]
+    raw = hm["data"] if hm["data"] is not None else d["states"][q]
+    return decode_f32(raw, (d["hi"] - d["lo"], d["units"]))
+
+
 def test_explore_opens_on_the_default_preset(app, tiny_lstm):
     assert app.text_area(key="text").value == PRESETS[DEFAULT_PRESET]
     assert app.selectbox(key="model").value.endswith("tiny-lstm")
-    assert views_drawn(app) == ["topk", "step", "gates", "heatmaph", "heatmapc"]   # other tabs are lazy
+    d = player(app)
     n = len(labels(PRESETS[DEFAULT_PRESET], tiny_lstm))
-    h = view(app, "heatmap", "h")
-    assert h["layout"]["xaxis"]["tickvals"] == list(range(n))
-    assert view(app, "step")["layout"]["meta"]["position"] == n - 1   # a new text selects its last token
-    strip = html_with(app, 'data-testid="token-strip"')
-    assert strip.count('class="tok') >= n and f'data-selected="{n - 1}"' in strip
+    assert token_labels(d) == labels(PRESETS[DEFAULT_PRESET], tiny_lstm)
+    assert (d["n"], d["lo"], d["hi"], d["pos"]) == (n, 0, n, n - 1)       # a new text selects its last token
+    assert [h["q"] for h in d["heat"]] == ["h", "c"]                      # the other tabs are sent when chosen
+    assert d["views"] == ["States h · c", GATES_TAB, "Unit inspector"] and d["view"] == "States h · c"
+    assert d["layer"] == 1 and set(d["gates"]) == {"i", "f", "o"}
+    assert len(d["next"]) == len(d["readout"]) == n and d["next"][-1]["actual"] is None
+    assert not app.get("plotly_chart")                                    # no Plotly figure on the default view
 
 
 def test_typing_a_new_text_redraws_every_chart(app, tiny_lstm):
-    before = charts(app)
+    before = player(app)
     text = "the cat saw the dog ."
     app.text_area(key="text").input(text).run()
     assert_clean(app)
-    h = view(app, "heatmap", "h")
-    assert h["layout"]["xaxis"]["ticktext"][:-1] == esc(labels(text, tiny_lstm))[:-1]
-    assert h["layout"]["xaxis"]["ticktext"].count("the") == 2     # repeated words keep two columns
-    after = charts(app)
-    assert len(after) == len(before) == 2                        # the step view and the heatmaps
-    for a, b in zip(before, after):
-        assert a != b, a["layout"]["meta"]
-    assert view(app, "topk")["layout"]["meta"]["position"] == len(labels(text, tiny_lstm)) - 1
+    d = player(app)
+    assert d["sig"] != before["sig"]
+    assert token_labels(d) == labels(text, tiny_lstm)
+    assert token_labels(d).count("the") == 2                          # repeated words keep their own columns
+    assert d["pos"] == len(labels(text, tiny_lstm)) - 1
+    tr = E.trace(tiny_lstm, text, top_k=10)
+    np.testing.assert_array_equal(heat(d, "h"), tr.layers[1].values["h"])   # exact float32 values
+    np.testing.assert_array_equal(heat(d, "c"), tr.layers[1].values["c"])
 
 
-def heatmaps_spec(at: AppTest) -> dict:
-    return next(s for s in charts(at) if any(pm["view"] == "heatmap" for pm in s["layout"]["meta"]["panels"]))
-
-
-def test_stepping_moves_the_selection_and_leaves_the_heatmaps(app):
-    n = len(view(app, "heatmap", "h")["layout"]["xaxis"]["tickvals"])
-    maps = heatmaps_spec(app)
-    app.button(key="back").click().run()
+def test_the_selection_is_kept_and_drawn(app):
+    d = player(app)
+    app.session_state["pos"] = 2                 # what the player reports after a step (ui.explore._pos_changed)
+    app.run()
     assert_clean(app)
-    assert app.session_state["pos"] == n - 2
-    assert view(app, "topk")["layout"]["meta"]["position"] == n - 2
-    assert view(app, "step")["layout"]["meta"]["position"] == n - 2
-    assert f'data-selected="{n - 2}"' in html_with(app, 'data-testid="token-strip"')
-    assert heatmaps_spec(app) == maps          # a step does not redraw (or resend) the heatmaps
-    app.button(key="first").click().run()
-    assert view(app, "gates")["layout"]["meta"]["position"] == 0
-    app.button(key="next").click().run()
-    app.button(key="next").click().run()
-    assert view(app, "step")["layout"]["meta"]["position"] == 2
-    app.select_slider(key="pos_slider").set_value(5).run()
+    d2 = player(app)
+    assert d2["pos"] == 2 and d2["sig"] == d["sig"] and d2["states"] == d["states"]
+    app.session_state["pos"] = 10_000            # clamped to the text
+    app.run()
+    assert player(app)["pos"] == d["n"] - 1
+
+
+def test_a_long_text_is_sent_a_window_at_a_time(app, monkeypatch):
+    from ui import common
+
+    monkeypatch.setattr(common, "WINDOW", 12)
+    text = " ".join(["the cat saw the dog ."] * 6)           # 37 tokens
+    app.text_area(key="text").input(text).run()
     assert_clean(app)
-    assert view(app, "topk")["layout"]["meta"]["position"] == 5
-    assert heatmaps_spec(app) == maps
-    app.button(key="last").click().run()
-    app.button(key="next").click().run()                         # stays on the last token
-    assert app.session_state["pos"] == n - 1
-    app.button(key="first").click().run()
-    app.button(key="back").click().run()                         # stays on the first
-    assert app.session_state["pos"] == 0
-    assert_clean(app)
+    d = player(app)
+    assert (d["n"], d["lo"], d["hi"], d["pos"]) == (37, 25, 37, 36)
+    assert len(d["tokens"]) == len(d["next"]) == 12
+    assert any("a window" in c.value for c in app.caption)
+    app.session_state["pos"] = 3
+    app.run()
+    d = player(app)
+    assert (d["lo"], d["hi"], d["pos"]) == (0, 12, 3)
 
 
 def test_switching_layer_redraws_the_heatmaps(app):
-    top = view(app, "heatmap", "h")
-    assert top["layout"]["meta"]["layer"] == 1                  # opens on the top layer
+    top = player(app)
+    assert top["layer"] == 1                                  # opens on the top layer
     app.radio(key="layer").set_value(0).run()
     assert_clean(app)
-    low = view(app, "heatmap", "h")
-    assert low["layout"]["meta"]["layer"] == 0 and "layer 1" in low["layout"]["title"]["text"]
-    assert not np.allclose(z_of(top), z_of(low))
-    assert view(app, "step")["layout"]["meta"]["layer"] == 0
+    low = player(app)
+    assert low["layer"] == 0 and low["sig"] == top["sig"]      # same text: the player keeps its selection
+    assert not np.allclose(heat(top, "h"), heat(low, "h"))
 
 
 GATES_TAB = "Gates i · f · o and candidate g"
 
 
-def open_tab(at: AppTest, label: str, cell: str = "lstm"):
-    at.session_state[f"views_tab_{cell}"] = label
+def open_tab(at: AppTest, label: str):
+    at.session_state["view"] = label          # what the player's tab buttons set (ui.explore._view_changed)
     at.run()
     assert_clean(at)
 
 
 def test_colour_ranges_stay_fixed_across_texts(app):
     open_tab(app, GATES_TAB)
-    gates = {q: (view(app, "heatmap", q)["data"][0]["zmin"], view(app, "heatmap", q)["data"][0]["zmax"]) for q in "ifog"}
+    d = player(app)
+    gates = {h["q"]: (h["scale"]["zmin"], h["scale"]["zmax"]) for h in d["heat"]}
     assert gates == {"i": (0.0, 1.0), "f": (0.0, 1.0), "o": (0.0, 1.0), "g": (-1.0, 1.0)}
+    assert heat(d, "i").min() >= 0 and heat(d, "i").max() <= 1
     open_tab(app, "States h · c")
 
-    def ranges():
-        return {q: (view(app, "heatmap", q)["data"][0]["zmin"], view(app, "heatmap", q)["data"][0]["zmax"])
-                for q in "hc"}
-    first = ranges()
-    assert first["h"] == (-1.0, 1.0)
-    assert first["c"][0] == -first["c"][1] and view(app, "heatmap", "c")["data"][0]["zmid"] == 0
+    def scales():
+        return {h["q"]: h["scale"] for h in player(app)["heat"]}
+    first = scales()
+    assert (first["h"]["zmin"], first["h"]["zmax"]) == (-1.0, 1.0) and not first["h"]["log"]
+    assert first["c"]["log"] and first["c"]["zmin"] == -first["c"]["zmax"] and first["c"]["signed"]
     app.text_area(key="text").input("Holmes said nothing .").run()
-    assert ranges() == first
+    assert scales() == first
 
 
 def test_empty_text_shows_a_friendly_prompt(app):
     app.text_area(key="text").input("").run()
     assert_clean(app)
-    assert not specs(app)
+    assert no_player(app) and not specs(app)
     assert any("Type a sentence" in i.value for i in app.info)
     app.text_area(key="text").input("   \n ").run()
     assert_clean(app)
-    assert not specs(app)
+    assert no_player(app)
 
 
 def test_over_long_text_is_cut_with_a_warning(app, monkeypatch):
@@ -223,9 +246,8 @@ def test_over_long_text_is_cut_with_a_warning(app, monkeypatch):
     assert_clean(app)
     (w,) = app.warning
     assert "40" in w.value and f"{len(text)}" in w.value
-    ticks = view(app, "heatmap", "h")["layout"]["xaxis"]["ticktext"]
     clipped = text[:40]
-    assert len(ticks) == 1 + len(clipped.split())             # traced: the allowed part
+    assert len(player(app)["tokens"]) == 1 + len(clipped.split())      # traced: the allowed part
 
 
 def test_unknown_words_are_marked(app):
@@ -233,31 +255,32 @@ def test_unknown_words_are_marked(app):
     assert_clean(app)
     note = html_with(app, 'data-testid="unknown-words"')
     assert "zyzzyva" in note and "quokka" in note
-    strip = html_with(app, 'data-testid="token-strip"')
-    assert strip.count('data-unk="true"') == 2
+    toks = player(app)["tokens"]
+    assert [t["label"] for t in toks if t["unk"]] == ["zyzzyva", "quokka"]
+    assert all("unknown" in t["title"] for t in toks if t["unk"])
 
 
 def test_user_text_cannot_inject_html(app):
-    app.text_area(key="text").input('she said <img src=x onerror="alert(1)"> & left').run()
+    text = 'she said <img src=x onerror="alert(1)"> & left'
+    app.text_area(key="text").input(text).run()
     assert_clean(app)
-    for marker in ('data-testid="token-strip"', 'data-testid="step-readout"'):
-        body = html_with(app, marker)
-        assert "<img" not in body and "&lt;" in body
+    d = player(app)
+    assert "<img" in "".join(t["label"] for t in d["tokens"])     # sent as text: the player sets textContent
+    js = (ROOT / "ui" / "assets" / "player.js").read_text()
+    assert ".innerHTML" not in js and "insertAdjacentHTML" not in js and "textContent" in js
 
 
 def test_switching_to_an_rnn(app, models_dir):
     app.selectbox(key="model").set_value(str(models_dir / "tiny-rnn")).run()
     assert_clean(app)
-    assert views_drawn(app) == ["topk", "step", "heatmaph"]
-    assert any("no gates" in c.value for c in app.caption)
-    step = next(s for s in charts(app) if s["layout"]["meta"]["view"] == "combined"
-                and s["layout"]["meta"]["panels"][1]["view"] == "step")
-    assert {d.get("name") for d in step["data"]} >= {"Δh"} and "Δc" not in {d.get("name") for d in step["data"]}
+    d = player(app)
+    assert d["cell"] == "rnn" and d["gates"] == {} and set(d["states"]) == {"h"}
+    assert [h["q"] for h in d["heat"]] == ["h"] and d["views"] == ["State h", "Unit inspector"]
     app.radio(key="layer").set_value(0).run()
     assert_clean(app)
     app.selectbox(key="model").set_value(str(models_dir / "tiny-lstm")).run()
     assert_clean(app)
-    assert "heatmapc" in views_drawn(app)
+    assert [h["q"] for h in player(app)["heat"]] == ["h", "c"]
 
 
 def test_preset_buttons_fill_the_text_box(app, tiny_lstm):
@@ -266,32 +289,14 @@ def test_preset_buttons_fill_the_text_box(app, tiny_lstm):
     app.button(key=f"preset_{i}").click().run()
     assert_clean(app)
     assert app.text_area(key="text").value == "Mary loves John ."
-    assert view(app, "heatmap", "h")["layout"]["xaxis"]["ticktext"][1:4] == ["Mary", "loves", "John"]
+    assert token_labels(player(app))[1:4] == ["Mary", "loves", "John"]
     app.button(key=f"preset_{names.index('John loves Mary .')}").click().run()
-    assert view(app, "heatmap", "h")["layout"]["xaxis"]["ticktext"][1:4] == ["John", "loves", "Mary"]
-
-
-def test_play_and_pause(app):
-    app.button(key="first").click().run()
-    app.button(key="play").click().run()
-    assert_clean(app)
-    assert app.session_state["playing"] is True
-    assert app.button(key="play").label == "Pause"
-    app.button(key="play").click().run()
-    assert app.session_state["playing"] is False
-    assert app.button(key="play").label == "Play"
-    app.selectbox(key="speed").set_value("4 tokens/s").run()
-    assert_clean(app)
-
-
-def test_play_from_the_end_restarts(app):
-    app.button(key="play").click().run()
-    assert app.session_state["pos"] == 0 and app.session_state["playing"]
+    assert token_labels(player(app))[1:4] == ["John", "loves", "Mary"]
 
 
 def test_unit_inspector(app, tiny_lstm):
     open_tab(app, "Unit inspector")
-    assert views_drawn(app) == ["topk", "step", "gates", "units"]
+    assert player(app)["heat"] == [] and player(app)["view"] == "Unit inspector"
     app.radio(key="unit_how").set_value("by number").run()
     assert_clean(app)
     app.multiselect(key="unit_ids").set_value([3, 1]).run()
@@ -303,19 +308,22 @@ def test_unit_inspector(app, tiny_lstm):
     assert_clean(app)
     a = view(app, "units")["layout"]["meta"]["units"]
     assert len(a) == 2
+    app.session_state["pos"] = 1                                  # the selection moved: other units
+    app.run()
+    assert view(app, "units")["layout"]["meta"]["selected"] == 1
     app.selectbox(key="unit_q").set_value("c").run()
     assert view(app, "units")["layout"]["meta"]["quantity"] == "c"
     assert_clean(app)
 
 
-def test_tabs_draw_only_the_open_one(app):
+def test_tabs_send_only_the_open_one(app):
     open_tab(app, GATES_TAB)
-    assert views_drawn(app) == ["topk", "step", "gates", "heatmapi", "heatmapf", "heatmapo", "heatmapg"]
-    app.button(key="back").click().run()                  # stepping keeps the tab
-    assert_clean(app)
-    assert views_drawn(app)[3:] == ["heatmapi", "heatmapf", "heatmapo", "heatmapg"]
+    assert [h["q"] for h in player(app)["heat"]] == ["i", "f", "o", "g"]
+    assert not app.get("plotly_chart")
     open_tab(app, "States h · c")
-    assert views_drawn(app)[3:] == ["heatmaph", "heatmapc"]
+    assert [h["q"] for h in player(app)["heat"]] == ["h", "c"]
+    open_tab(app, "no such tab")                                  # a stale value falls back to the first tab
+    assert player(app)["view"] == "States h · c"
 
 
 def test_guide_page(app):

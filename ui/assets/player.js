@@ -298,7 +298,7 @@ function renderChange(S, i) {
   S.changeCanvases = [];
   for (const q of qs) {
     const cap = el("div", "rsx-cap");
-    cap.innerHTML = `Δ${q} = ${q}<sub>t</sub> − ${q}<sub>t−1</sub>`;        // fixed text, no user input
+    cap.append(`Δ${q} = ${q}`, el("sub", null, "t"), ` − ${q}`, el("sub", null, "t−1"));
     S.change.appendChild(cap);
     const cv = el("canvas", "rsx-canvas");
     S.change.appendChild(cv);

@@ -1,0 +1,113 @@
+"""explorer.player: the data the Explore page's player draws (every number it shows comes from here)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import explorer as E
+from explorer import figures as F
+from explorer import views as V
+from explorer.player import GATE_BINS, b64_f32, decode_f32, player_data
+
+TEXT = "the cat saw the dog and the dog saw the cat ."
+
+
+@pytest.fixture(scope="module")
+def tr(tiny_lstm):
+    return E.trace(tiny_lstm, TEXT, top_k=5)
+
+
+def rows(d, key, q):
+    return decode_f32(d[key][q], (-1, d["units"]))
+
+
+def test_float32_round_trip_is_exact():
+    a = np.random.default_rng(0).standard_normal((7, 5)).astype(np.float32)
+    np.testing.assert_array_equal(decode_f32(b64_f32(a), a.shape), a)
+
+
+def test_whole_text(tr):
+    n = len(tr)
+    d = player_data(tr, 1, pos=n - 1, k=5, sig="s1")
+    json.dumps(d)                                           # JSON-ready as it is
+    assert (d["n"], d["lo"], d["hi"], d["pos"], d["units"]) == (n, 0, n, n - 1, 16)
+    assert [t["label"] for t in d["tokens"]] == V.token_labels(tr)
+    np.testing.assert_array_equal(rows(d, "states", "h"), tr.layers[1].values["h"])
+    np.testing.assert_array_equal(rows(d, "states", "c"), tr.layers[1].values["c"])
+    np.testing.assert_array_equal(rows(d, "prev", "h"), np.zeros((1, 16), np.float32))   # before token 0
+    assert d["readout"] == [V.describe_step(tr, t) for t in range(n)]
+    assert d["dlim"]["h"] == pytest.approx(V.delta_limits(tr, 1)["h"], rel=1e-5)
+
+
+def test_next_words_match_the_trace(tr):
+    d = player_data(tr, 0, pos=0, k=3)
+    for t, nx in enumerate(d["next"]):
+        assert [w for w, _ in nx["top"]] == [w for w, _ in tr.top_words(t, 3)]
+        assert sum(p for _, p in nx["top"]) <= 1 + 1e-6
+        if t + 1 < len(tr):
+            a = nx["actual"]
+            assert a["word"] == tr.vocab[tr.tokens[t + 1].id] and a["rank"] == int(tr.next_rank[t])
+            assert a["prob"] == pytest.approx(float(tr.next_prob[t]), abs=1e-6)
+            assert a["in_top"] == (a["rank"] <= 3)
+        else:
+            assert nx["actual"] is None
+
+
+def test_gate_histograms_and_means(tr):
+    d = player_data(tr, 1, pos=2)
+    assert set(d["gates"]) == {"i", "f", "o"}
+    for g, v in d["gates"].items():
+        hist = np.asarray(v["hist"])
+        assert hist.shape == (len(tr), GATE_BINS)
+        np.testing.assert_allclose(hist.sum(1), 1.0, atol=1e-4)          # shares of units
+        np.testing.assert_allclose(v["mean"], tr.layers[1].values[g].mean(1), atol=1e-5)
+
+
+def test_a_window_and_the_row_before_it(tr):
+    d = player_data(tr, 1, pos=1, window=(4, 9), heat=["i", "h"])
+    assert (d["lo"], d["hi"], d["pos"]) == (4, 9, 4)                  # pos is kept inside the window
+    assert len(d["tokens"]) == len(d["next"]) == len(d["readout"]) == 5
+    lay = tr.layers[1].values
+    np.testing.assert_array_equal(rows(d, "states", "h"), lay["h"][4:9])
+    np.testing.assert_array_equal(rows(d, "prev", "c"), lay["c"][3:4])   # Δc at token 4 needs c_3
+    (i, h) = d["heat"]
+    assert i["q"] == "i" and h["q"] == "h" and h["data"] is None         # h is not sent twice
+    np.testing.assert_array_equal(decode_f32(i["data"], (5, 16)), lay["i"][4:9])
+    assert np.asarray(d["gates"]["f"]["hist"]).shape == (5, GATE_BINS)
+
+
+def test_colour_scales_are_the_app_wide_ones(tiny_lstm, tr):
+    ranges = V.value_ranges(tiny_lstm)
+    d = player_data(tr, 0, pos=0, ranges=ranges, heat=["h", "c", "f", "g"])
+    for hm in d["heat"]:
+        cr = F.colour_range(hm["q"], ranges)
+        assert (hm["scale"]["zmin"], hm["scale"]["zmax"]) == (cr["zmin"], cr["zmax"])
+        assert hm["scale"]["stops"] == cr["colorscale"]
+    scale = {hm["q"]: hm["scale"] for hm in d["heat"]}
+    assert scale["c"]["log"] and scale["c"]["signed"] and not scale["h"]["log"]
+    assert not scale["f"]["signed"] and scale["g"]["signed"]
+
+
+def test_rnn_and_gru(tiny_rnn, tiny_gru):
+    r = player_data(E.trace(tiny_rnn, TEXT), 0, pos=3)
+    assert r["cell"] == "rnn" and r["gates"] == {} and set(r["states"]) == {"h"} and set(r["dlim"]) == {"h"}
+    assert [h["q"] for h in r["heat"]] == ["h"]                          # "c" asked for by default, absent
+    g = player_data(E.trace(tiny_gru, TEXT), 1, pos=3, heat=["h", "n"])
+    assert set(g["gates"]) == {"r", "z"} and [h["q"] for h in g["heat"]] == ["h", "n"]
+
+
+def test_bad_arguments(tiny_lstm, tr):
+    with pytest.raises(IndexError):
+        player_data(tr, 5, pos=0)
+    d = player_data(tr, 0, pos=10_000)
+    assert d["pos"] == len(tr) - 1
+
+
+def test_unknown_words_and_markup_travel_as_text(tiny_lstm):
+    tr = E.trace(tiny_lstm, 'zyzzyva <b>bold</b> & "quoted"')
+    d = player_data(tr, 0, pos=0)
+    labels = [t["label"] for t in d["tokens"]]
+    assert "zyzzyva" in labels and any("<" in w for w in labels)        # raw: the player sets textContent
+    assert all(t["unk"] for t in d["tokens"] if t["label"] == "zyzzyva")
