@@ -551,11 +551,13 @@ export default function (component) {
   S.box.dataset.sig = data.sig;
   S.box.dataset.drawn = String(S.drawSig);
   S.box.dataset.ms = (performance.now() - t0).toFixed(1);      // draw time, for benchmarks and debugging
-  const keys = e => onKey(S, e);
-  document.addEventListener("keydown", keys);
+  if (!S.keys) {                    // one listener per player, however often Streamlit calls this
+    S.keys = e => onKey(S, e);
+    document.addEventListener("keydown", S.keys);
+  }
   return () => {
-    document.removeEventListener("keydown", keys);
-    clearTimeout(S.reportTimer);
-    if (!parentElement.isConnected) { clearInterval(S.timer); S.timer = null; S.playing = false; }
+    document.removeEventListener("keydown", S.keys);
+    S.keys = null;
+    if (!parentElement.isConnected) { clearTimeout(S.reportTimer); clearInterval(S.timer); S.timer = null; S.playing = false; }
   };
 }
