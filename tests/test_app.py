@@ -160,8 +160,9 @@ def test_typing_a_new_text_redraws_every_chart(app, tiny_lstm):
     assert token_labels(d).count("the") == 2                          # repeated words keep their own columns
     assert d["pos"] == len(labels(text, tiny_lstm)) - 1
     tr = E.trace(tiny_lstm, text, top_k=10)
-    np.testing.assert_array_equal(heat(d, "h"), tr.layers[1].values["h"])   # exact float32 values
-    np.testing.assert_array_equal(heat(d, "c"), tr.layers[1].values["c"])
+    # the same float32 values (up to the last bit: the app's torch uses another thread count)
+    np.testing.assert_allclose(heat(d, "h"), tr.layers[1].values["h"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(heat(d, "c"), tr.layers[1].values["c"], rtol=0, atol=1e-6)
 
 
 def test_the_selection_is_kept_and_drawn(app):
