@@ -22,8 +22,9 @@ the model. Words outside the model's vocabulary are **dashed and tagged `unk`**:
 all as the same token `<unk>`. The outlined chip is the selected token.
 
 **Playback.** *Next* / *Back* (or → / ←) move the selection, *Home* / *End* jump to the ends, *Play*
-(or P) walks through the text at the chosen speed. The slider moves the selection too (focus it and
-use the arrow keys).
+(or P) walks through the text at the chosen speed. Clicking a chip, dragging the slider or clicking a
+heatmap column selects that token. Stepping happens in your browser, so it is instant; the keys work
+whenever the cursor is not in the text box.
 
 **Next word.** The ten tokens the model finds most probable after the selected token. The token the
 text actually continues with is **orange**; when it is not among the ten it is added at the bottom
@@ -44,8 +45,8 @@ has none.
 sentence, layer and step: blue negative, white zero, red positive for h, g and c; white (closed) to
 dark green (open) for the gates. The cell state has no natural bound: it is coloured on a symmetric
 log scale (its colour bar is labelled in units of c) whose range is set once per model, see below.
-Hover over a cell to read the token, unit and value; the box marks the selected token. Zooming one
-heatmap zooms the others.
+Hover over a cell to read the token, unit and value; the box marks the selected token and moves as
+you step. Click a column to select its token.
 
 **Unit inspector.** Lines of a few units across the text: the *most active* (largest mean |value|;
 for gates, furthest from ½ on average), the units that *changed most at this step*, or units *by
