@@ -6,17 +6,17 @@ Drives headless Chromium (Playwright) against two Streamlit servers, one at a ti
 rounds so that background load hits both alike:
 
 * the explorer (app.py), opened on the model the app picks by default (pretrained/fiction-lstm), as
-  it opens: token strip, the step view (next word, Δh/Δc, gates) and the h and c heatmaps (the
-  other heatmap tab and the unit inspector are drawn only when opened);
+  it opens: the player (ui/assets/player.js) with its token strip, step view (next word, Δh/Δc,
+  gates) and the h and c heatmaps (the gate tab and the unit inspector are sent only when opened);
 * benchmarks/bare_heatmap_app.py: a text box and one Plotly heatmap of random numbers of the same
   size (units x tokens), the cheapest page Streamlit can draw for this input.
 
 For each of N different sentences it fills the text box, presses Ctrl+Enter and stops the clock when
-the DOM shows every chart updated: each heatmap's (and the unit chart's) tick labels are exactly the
-new sentence's tokens, the step-view titles name its last token, and the token strip holds it. The
-medians and their ratio are printed, and the time from launching the app's server process to the
-first full render (cold start), and how long one step (→) takes on a 100-token text. Two sentences
-per server are a warm-up and are not counted.
+the DOM shows every view updated: the token strip and the heatmaps' token axis read exactly the new
+sentence's tokens, both heatmap canvases are drawn, and the step view's title names its last token.
+The medians and their ratio are printed, and the time from launching the app's server process to the
+first full render (cold start), and how long one step (→) takes on a 30- and a 100-token text
+(stepping runs in the browser). Two sentences per server are a warm-up and are not counted.
 """
 from __future__ import annotations
 
@@ -244,7 +244,7 @@ def main(argv=None):
           f"{', '.join(f'{c:.2f} s' for c in res['app']['cold'])} (target <= 5 s)")
     for n_tok, ts in res["app"]["steps"].items():
         if ts:
-            print(f"one step (→) on a {n_tok}-token text, until strip and step view "
+            print(f"one step (→) on a {n_tok}-token text, until strip, step view and heatmap outline "
                   f"({units} units x {n_tok} tokens) show it: median {statistics.median(ts) * 1000:.0f} ms "
                   f"over {len(ts)} steps")
     if a.json:

@@ -399,3 +399,21 @@ def test_upload_size_limit(monkeypatch):
     monkeypatch.setattr(settings, "MAX_UPLOAD_BYTES", 10)
     with pytest.raises(E.BundleError, match="limit"):
         common.load_upload(b"x" * 100, "big.zip")
+
+
+def test_old_uploads_are_pruned(tmp_path):
+    import os
+    import time
+
+    from ui import common
+
+    old, new, keep = (tmp_path / n for n in ("aaa", "bbb", "ccc"))
+    for p in (old, new, keep):
+        (p / "bundle").mkdir(parents=True)
+    week_ago = time.time() - 8 * 24 * 3600
+    for p in (old, keep):
+        os.utime(p, (week_ago, week_ago))
+    (tmp_path / "stray-file").write_text("x")
+    removed = common.prune_uploads(tmp_path, keep="ccc")
+    assert removed == [old] and not old.exists() and new.exists() and keep.exists()
+    assert common.prune_uploads(tmp_path / "missing") == []

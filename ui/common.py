@@ -170,11 +170,41 @@ def load_upload(data: bytes, filename: str = "bundle.zip") -> tuple[str, str]:
     """Validate an uploaded bundle zip; return (path, label). Raises ExplorerError with a message
     that says what is wrong (missing file, pickle instead of safetensors, shapes, size, ...)."""
     digest = hashlib.sha256(data).hexdigest()[:12]
-    dest = Path(tempfile.gettempdir()) / "rnn-explorer-uploads" / digest
+    root = Path(tempfile.gettempdir()) / "rnn-explorer-uploads"
+    prune_uploads(root, keep=digest)
+    dest = root / digest
     path = extract_bundle_zip(data, dest, settings.MAX_UPLOAD_BYTES)
     model = _load_model(str(path), stamp(path))          # full validation happens here
     stem = Path(filename).stem or "upload"
     return str(path), f"{stem} (uploaded: {model.name})"
+
+
+#: Unpacked uploads older than this are removed when the next bundle is uploaded.
+UPLOAD_MAX_AGE_S = 7 * 24 * 3600
+
+
+def prune_uploads(root: Path, keep: str = "", max_age_s: float | None = None) -> list[Path]:
+    """Remove unpacked upload folders under `root` not touched for `max_age_s` seconds (except
+    `keep`); returns what was removed. Errors (a folder in use, permissions) are logged, not raised."""
+    import shutil
+    import time
+
+    limit = UPLOAD_MAX_AGE_S if max_age_s is None else max_age_s
+    removed = []
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for p in entries:
+        try:
+            if p.name == keep or not p.is_dir() or p.is_symlink() or now - p.stat().st_mtime < limit:
+                continue
+            shutil.rmtree(p)
+            removed.append(p)
+        except OSError as e:
+            log.warning("could not remove old upload %s: %s", p, e)
+    return removed
 
 
 def _on_upload():
