@@ -54,7 +54,9 @@ function pct(p) {
 
 function short(s, n) { return s.length <= n ? s : s.slice(0, n - 1) + "…"; }
 
-function fmt(v) { return (v >= 0 ? "+" : "") + v.toFixed(3); }
+// A value with 3 decimals, or 3 significant digits when it is smaller than that.
+function num(v) { return v === 0 || Math.abs(v) >= 0.001 ? v.toFixed(3) : v.toExponential(2); }
+function fmt(v) { return (v >= 0 ? "+" : "") + num(v); }
 
 // A canvas sized in CSS pixels, drawn at the device's resolution.
 function sizeCanvas(cv, w, h) {
@@ -136,6 +138,16 @@ function build(root, S) {
   box.appendChild(S.tip);
   root.appendChild(box);
   S.box = box;
+  // Redraw the canvases when the page width changes (a projector, a collapsed sidebar).
+  S.width = 0;
+  S.resize = new ResizeObserver(() => {
+    const w = box.clientWidth;
+    if (!S.data || Math.abs(w - S.width) < 16) return;
+    S.width = w;
+    clearTimeout(S.resizeTimer);
+    S.resizeTimer = setTimeout(() => { drawHeat(S); render(S); }, 120);
+  });
+  S.resize.observe(box);
 }
 
 // ------------------------------------------------------------------------------------- actions
@@ -332,7 +344,7 @@ function renderChange(S, i) {
     cv.addEventListener("mousemove", e => {
       const u = Math.floor((e.offsetX - L) / bw);
       if (u < 0 || u >= U) return hideTip(S);
-      showTip(S, e, `unit ${u}\nΔ${q} = ${fmt(delta[u])}\n${q}: ${prev[u].toFixed(3)} → ${cur[u].toFixed(3)}`);
+      showTip(S, e, `unit ${u}\nΔ${q} = ${fmt(delta[u])}\n${q}: ${num(prev[u])} → ${num(cur[u])}`);
     });
     cv.addEventListener("mouseleave", () => hideTip(S));
   }
@@ -366,8 +378,9 @@ function renderGates(S, i) {
     c.strokeStyle = "#c8ccd2"; c.beginPath(); c.moveTo(L, T + ph + 0.5); c.lineTo(L + pw, T + ph + 0.5); c.stroke();
     const mx = L + mean * pw;
     c.fillStyle = MARK; c.beginPath(); c.moveTo(mx - 5, T); c.lineTo(mx + 5, T); c.lineTo(mx, T + 8); c.fill();
-    c.textBaseline = "top"; c.textAlign = mean < 0.7 ? "left" : "right";
-    c.fillText(`mean ${mean.toFixed(2)}`, mean < 0.7 ? mx + 7 : mx - 7, T);
+    const label = `mean ${mean.toFixed(2)}`, right = mx + 7 + c.measureText(label).width <= W;
+    c.textBaseline = "top"; c.textAlign = right ? "left" : "right";
+    c.fillText(label, right ? mx + 7 : mx - 7, T);
     c.textAlign = "left"; c.textBaseline = "middle"; c.font = "bold 12px sans-serif";
     c.fillText(g, 4, T + ph / 2 - 6);
     c.font = "11px sans-serif"; c.fillStyle = "#555";
@@ -469,7 +482,7 @@ function drawHeat(S) {
       const t = Math.floor((e.offsetX - L) / cw), u = Math.floor((e.offsetY - TOP) / (ph / U));
       if (t < 0 || t >= T || u < 0 || u >= U) { overlay.style.cursor = "default"; return hideTip(S); }
       overlay.style.cursor = "pointer";
-      showTip(S, e, `token “${labels[t]}” (#${d.lo + t})\nunit ${u}\n${hm.q} = ${vals[t * U + u].toFixed(3)}`);
+      showTip(S, e, `token “${labels[t]}” (#${d.lo + t})\nunit ${u}\n${hm.q} = ${num(vals[t * U + u])}`);
     });
     overlay.addEventListener("mouseleave", () => hideTip(S));
     overlay.addEventListener("click", e => {
@@ -548,6 +561,7 @@ export default function (component) {
   S.heat.classList.remove("rsx-waiting");
   drawHeat(S);
   render(S);
+  S.width = S.box.clientWidth;
   S.box.dataset.sig = data.sig;
   S.box.dataset.drawn = String(S.drawSig);
   S.box.dataset.ms = (performance.now() - t0).toFixed(1);      // draw time, for benchmarks and debugging
@@ -558,6 +572,9 @@ export default function (component) {
   return () => {
     document.removeEventListener("keydown", S.keys);
     S.keys = null;
-    if (!parentElement.isConnected) { clearTimeout(S.reportTimer); clearInterval(S.timer); S.timer = null; S.playing = false; }
+    if (!parentElement.isConnected) {
+      clearTimeout(S.reportTimer); clearInterval(S.timer); S.timer = null; S.playing = false;
+      S.resize.disconnect();
+    }
   };
 }
