@@ -171,7 +171,7 @@ def surprisal_colour(bits: float) -> str:
     return SURPRISAL_STOPS[-1][1]
 
 
-def _ink(bg: str) -> str:
+def ink(bg: str) -> str:
     r, g, b = _hex(bg)
     return "#ffffff" if (0.299 * r + 0.587 * g + 0.114 * b) < 140 else "#1b1b1b"
 
@@ -255,7 +255,7 @@ def token_frame(tr: Trace) -> pd.DataFrame:
     """views.token_table plus the chip colours: background by surprisal, readable ink."""
     df = views.token_table(tr)
     df["colour"] = [surprisal_colour(b) for b in df["surprisal_bits"]]
-    df["ink"] = [_ink(c) for c in df["colour"]]
+    df["ink"] = [ink(c) for c in df["colour"]]
     return df
 
 

@@ -57,9 +57,13 @@ def colour_scale(quantity: str, ranges: dict | None) -> dict:
 
 def tokens_data(tr: Trace, lo: int, hi: int) -> list[dict]:
     """Chips of positions lo..hi-1: label, flags, colours by surprisal and a tooltip."""
-    df = F.token_frame(tr).iloc[lo:hi]
-    return [{"label": r.label, "special": bool(r.special), "unk": bool(r.unk), "bg": r.colour, "ink": r.ink,
-             "bits": _finite(r.surprisal_bits, 3), "title": F.chip_title(r)} for r in df.itertuples(index=False)]
+    df = V.token_table(tr).iloc[lo:hi]
+    out = []
+    for r in df.itertuples(index=False):
+        bg = F.surprisal_colour(r.surprisal_bits)
+        out.append({"label": r.label, "special": bool(r.special), "unk": bool(r.unk), "bg": bg, "ink": F.ink(bg),
+                    "bits": _finite(r.surprisal_bits, 3), "title": F.chip_title(r)})
+    return out
 
 
 def next_words(tr: Trace, t: int, k: int) -> dict:
@@ -96,9 +100,9 @@ def player_data(tr: Trace, layer: int, *, pos: int, window: tuple[int, int] | No
     prev = {q: V.previous(lay[q], lo) for q in states}
     gates = {}
     if V.GATES[tr.cell]:
-        hist = V.gate_histograms(tr, layer, GATE_BINS)
+        hist = V.gate_histograms(tr, layer, GATE_BINS, window=(lo, hi))
         for g in V.GATES[tr.cell]:
-            gates[g] = {"hist": np.round(hist[g][lo:hi], 5).tolist(),
+            gates[g] = {"hist": np.round(hist[g], 5).tolist(),
                         "mean": np.round(lay[g][lo:hi].mean(axis=1), 5).tolist(),
                         "name": F.LONG_NAMES.get(g, g)}
     heat = [q for q in heat if q in lay]

@@ -199,17 +199,18 @@ def gate_summary(tr: Trace, layer: int, t: int, closed: float = 0.1, open_: floa
             .reset_index())
 
 
-def gate_histograms(tr: Trace, layer: int, bins: int = 20) -> dict[str, np.ndarray]:
+def gate_histograms(tr: Trace, layer: int, bins: int = 20, window=None) -> dict[str, np.ndarray]:
     """Per gate, an array [tokens, bins]: the share of units whose value after token t falls in each of
-    `bins` equal bins of [0, 1]. Empty for a simple RNN."""
+    `bins` equal bins of [0, 1]. Empty for a simple RNN. `window` (a, b) keeps token positions a..b-1."""
     _check(tr, layer)
+    a_, b_ = (0, len(tr)) if window is None else (max(0, int(window[0])), min(len(tr), int(window[1])))
     out = {}
     for g in GATES[tr.cell]:
-        a = tr.layers[layer].values[g]
-        idx = np.clip((a * bins).astype(np.int64), 0, bins - 1)          # [T, U]
-        counts = np.zeros((a.shape[0], bins), np.float32)
-        np.add.at(counts, (np.repeat(np.arange(a.shape[0]), a.shape[1]), idx.ravel()), 1.0)
-        out[g] = counts / max(1, a.shape[1])
+        a = tr.layers[layer].values[g][a_:b_]
+        T, U = a.shape
+        idx = np.clip((a * bins).astype(np.int64), 0, bins - 1) + bins * np.arange(T)[:, None]
+        counts = np.bincount(idx.ravel(), minlength=T * bins).reshape(T, bins).astype(np.float32)
+        out[g] = counts / max(1, U)
     return out
 
 

@@ -111,3 +111,13 @@ def test_unknown_words_and_markup_travel_as_text(tiny_lstm):
     labels = [t["label"] for t in d["tokens"]]
     assert "zyzzyva" in labels and any("<" in w for w in labels)        # raw: the player sets textContent
     assert all(t["unk"] for t in d["tokens"] if t["label"] == "zyzzyva")
+
+
+def test_gate_histograms_of_a_window_are_the_rows_of_the_whole(tr):
+    whole = V.gate_histograms(tr, 1, 8)
+    part = V.gate_histograms(tr, 1, 8, window=(2, 5))
+    for g in ("i", "f", "o"):
+        np.testing.assert_array_equal(part[g], whole[g][2:5])
+        # each row counts every unit once, in the bin its value falls in
+        expected = np.stack([np.histogram(np.clip(v, 0, 1 - 1e-9), bins=8, range=(0, 1))[0] for v in tr.layers[1].values[g]])
+        np.testing.assert_allclose(whole[g] * 16, expected, atol=1e-4)
