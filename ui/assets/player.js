@@ -95,7 +95,11 @@ function build(root, S) {
     const o = el("option", null, label); o.value = String(sec); S.speedSel.appendChild(o);
   }
   S.speedSel.value = String(S.speed);
-  S.speedSel.addEventListener("change", () => { S.speed = parseFloat(S.speedSel.value); if (S.playing) play(S, true); });
+  S.speedSel.addEventListener("change", () => {
+    S.speed = parseFloat(S.speedSel.value);
+    try { sessionStorage.setItem("rsx-speed", String(S.speed)); } catch (e) { /* storage off */ }
+    if (S.playing) play(S, true);
+  });
   bar.appendChild(S.speedSel);
   S.slider = el("input", "rsx-slider");
   S.slider.type = "range"; S.slider.min = "0"; S.slider.step = "1";
@@ -538,7 +542,10 @@ export default function (component) {
   const { data, parentElement, setStateValue } = component;
   let S = parentElement.__rsx;
   if (!S || !S.box || !S.box.isConnected) {
-    S = parentElement.__rsx = { pos: null, sig: null, playing: false, timer: null, speed: 1.0 };
+    let speed = 1.0;             // the speed chosen last in this tab survives a rerun or page switch
+    try { speed = parseFloat(sessionStorage.getItem("rsx-speed")) || 1.0; } catch (e) { /* storage off */ }
+    if (!SPEEDS.some(([, v]) => v === speed)) speed = 1.0;
+    S = parentElement.__rsx = { pos: null, sig: null, playing: false, timer: null, speed };
     build(parentElement, S);
   }
   S.setState = setStateValue;
