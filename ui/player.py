@@ -11,12 +11,15 @@ from pathlib import Path
 
 import streamlit as st
 
+from explorer import figures as F
+
 _ASSETS = Path(__file__).resolve().parent / "assets"
 
 _component = st.components.v2.component(
     "rnn_explorer_player",
     js=(_ASSETS / "player.js").read_text(encoding="utf-8"),
-    css=(_ASSETS / "player.css").read_text(encoding="utf-8"),
+    # the chips look the same as in every other strip of the app (figures.TOKEN_STRIP_CSS)
+    css=F.TOKEN_STRIP_CSS.replace("<style>", "").replace("</style>", "") + (_ASSETS / "player.css").read_text(encoding="utf-8"),
     isolate_styles=False,
 )
 
