@@ -1,5 +1,10 @@
-"""The real app in headless Chromium (Playwright): type, step, play, switch model and layer, upload a
-bad bundle, visit every page; no exception element may appear. Saves screenshots to docs/screenshots/.
+"""The real app in headless Chromium (Playwright): type, step, play, switch model, layer and heatmap tab,
+hover a heatmap, upload a bad bundle, visit every page; no exception element (and no uncaught script
+error) may appear. Saves screenshots to docs/screenshots/.
+
+The Explore page is drawn by the player (ui/assets/player.js, a Streamlit v2 component mounted in the
+page DOM): the tests read its data attributes (data-selected, data-labels, data-quantities, data-layer,
+data-drawn ...) and the tooltip of its canvases; only the unit inspector is still a Plotly chart.
 
 Runs wherever Debian's Chromium is installed (CI installs it: `apt-get install chromium`); skips with
 that reason otherwise. Override the browser with RNN_EXPLORER_CHROMIUM=/path/to/chromium.
@@ -7,6 +12,7 @@ that reason otherwise. Override the browser with RNN_EXPLORER_CHROMIUM=/path/to/
 from __future__ import annotations
 
 import io
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -39,6 +45,9 @@ def server(browser_models, tmp_path_factory):
     stop_server(proc)
 
 
+PAGE_ERRORS: list[str] = []       # uncaught script errors (the player's included), checked by no_exceptions
+
+
 @pytest.fixture(scope="module")
 def page(server):
     from playwright.sync_api import sync_playwright
@@ -47,21 +56,60 @@ def page(server):
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         pg = browser.new_page(viewport={"width": 1440, "height": 1000})
         pg.set_default_timeout(60_000)
+        PAGE_ERRORS.clear()
+        pg.on("pageerror", lambda e: PAGE_ERRORS.append(str(e)))
         pg.goto(server)
         yield pg
         browser.close()
 
 
 # ------------------------------------------------------------------------------------ helpers
+PLAYER = '[data-testid="player"]'
 STRIP = '[data-testid="token-strip"]'
+HEAT = '[data-testid="heatmaps"]'
+TOPK = '[data-testid="step-topk"]'
+
+# Every place that names the selected token, as one JS expression over `p` (the player root). Stepping
+# happens in the browser: all of them must agree, and the player must not be waiting for the server.
+_SHOWN = """(() => {
+    const q = s => p.querySelector(s);
+    return {player: p.dataset.selected, strip: q('[data-testid="token-strip"]')?.dataset.selected,
+            heatmaps: q('[data-testid="heatmaps"]')?.dataset.selected,
+            topk: q('[data-testid="step-topk"]')?.dataset.position,
+            change: q('[data-testid="step-change"]')?.dataset.position,
+            gates: q('[data-testid="step-gates"]')?.dataset.position,
+            slider: q('.rsx-slider')?.value,
+            chips: Array.from(p.querySelectorAll('.tok.sel')).map(c => c.dataset.pos).join(',')};
+})()"""
 
 
 def no_exceptions(pg):
-    assert pg.locator('[data-testid="stException"]').count() == 0, pg.locator('[data-testid="stException"]').first.inner_text()
+    exc = pg.locator('[data-testid="stException"]')
+    assert exc.count() == 0, exc.first.inner_text()
+    assert not PAGE_ERRORS, PAGE_ERRORS
 
 
-def wait_charts(pg, n: int):
-    pg.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n}")
+def wait_player(pg, predicate: str = "true", timeout: float | None = None):
+    """Until the player is drawn, not waiting for the server, and the JS `predicate` over `p` (the
+    player root) holds."""
+    pg.wait_for_function(
+        "() => { const p = document.querySelector('" + PLAYER + "');"
+        " if (!p || !p.dataset.drawn || p.classList.contains('rsx-waiting')"
+        "     || p.querySelector('.rsx-heat.rsx-waiting')) return false;"
+        f" return ({predicate}); }}", timeout=timeout)
+
+
+def mark_drawn(pg):
+    """Remember the player as drawn now; `redrawn` (JS) is then true once it has drawn new data."""
+    pg.evaluate("() => { const p = document.querySelector('" + PLAYER + "');"
+                " window.__rsxMark = {el: p, drawn: p && p.dataset.drawn}; }")
+
+
+REDRAWN = "(p !== window.__rsxMark.el || p.dataset.drawn !== window.__rsxMark.drawn)"
+
+
+def shown(pg) -> dict:
+    return pg.evaluate(f"() => {{ const p = document.querySelector('{PLAYER}'); return {_SHOWN}; }}")
 
 
 def selected(pg) -> str:
@@ -69,50 +117,81 @@ def selected(pg) -> str:
 
 
 def wait_selected(pg, pos: int):
-    """Until the whole player fragment shows token `pos`: the strip first, the step view last. A key
-    pressed before the fragment has finished redrawing may be lost, as it would be for a person."""
-    pg.wait_for_function(f"document.querySelector('{STRIP}')?.dataset.selected === '{pos}'")
-    pg.wait_for_function("""(pos) => Array.from(document.querySelectorAll('.js-plotly-plot')).some(p => {
-        const m = (p.layout || {}).meta || {};
-        return m.view === 'combined' && m.panels && m.panels[0].view === 'topk' && m.panels[0].position === pos;
-    })""", arg=pos)
+    """Until the strip, the chip outline, the slider, the heatmaps and all three step panels show `pos`."""
+    try:
+        wait_player(pg, f"Object.values({_SHOWN}).every(v => v === '{pos}')", timeout=30_000)
+    except Exception as e:  # noqa: BLE001 - say what was shown instead
+        raise AssertionError(f"the player did not select {pos}: {shown(pg)}") from e
 
 
-def chart_texts(pg) -> list[str]:
-    """Titles and annotations drawn in every chart (combined figures carry panel titles as annotations)."""
-    return pg.eval_on_selector_all(".js-plotly-plot .gtitle, .js-plotly-plot .annotation-text",
-                                   "els => els.map(e => e.textContent)")
+def strip_labels(pg) -> list[str]:
+    return pg.locator(STRIP).get_attribute("data-labels").split("|")
+
+
+def heat_labels(pg) -> list[str]:
+    return pg.locator(HEAT).get_attribute("data-labels").split("|")
+
+
+def quantities(pg) -> str:
+    return pg.locator(HEAT).get_attribute("data-quantities")
 
 
 def heat_titles(pg) -> list[str]:
-    return [t for t in chart_texts(pg) if len(t) > 2 and t[1:4] == " · "]
+    return pg.locator(f"{HEAT} .rsx-title").all_inner_texts()
 
 
-def heat_ticks(pg, quantity: str) -> list[str] | None:
-    """The drawn x tick labels of the heatmap panel of `quantity` (None if it is not drawn)."""
-    return pg.evaluate("""(q) => {
-        for (const plot of document.querySelectorAll('.js-plotly-plot')) {
-            const meta = (plot.layout || {}).meta || {};
-            const panels = meta.view === 'combined' ? meta.panels : [meta];
-            const i = panels.findIndex(p => p && p.view === 'heatmap' && p.quantity === q);
-            if (i < 0) continue;
-            const id = i === 0 ? 'x' : 'x' + (i + 1);
-            return Array.from(plot.querySelectorAll(`.xaxislayer-above .${id}tick text`)).map(e => e.textContent);
-        }
-        return null;
-    }""", quantity)
+def heat_layers(pg) -> list[int]:
+    """The layer each heatmap title names ("h · hidden state … · layer 2 · …")."""
+    return [int(re.search(r" · layer (\d+)( ·|$)", t)[1]) for t in heat_titles(pg)]
 
 
-def wait_texts(pg, js_predicate: str):
-    """Wait until the chart titles/annotations satisfy a JS predicate over `texts` (an array)."""
-    pg.wait_for_function("() => { const texts = Array.from(document.querySelectorAll("
-                         "'.js-plotly-plot .gtitle, .js-plotly-plot .annotation-text')).map(e => e.textContent); "
-                         f"return {js_predicate}; }}")
+def title(pg, panel: str) -> str:
+    return pg.locator(f'[data-testid="{panel}"] .rsx-title').first.inner_text()
+
+
+def tabs(pg) -> list[str]:
+    return pg.locator(f"{PLAYER} .rsx-tab").all_inner_texts()
+
+
+def active_tab(pg) -> str:
+    return pg.locator(f"{PLAYER} .rsx-tab.rsx-active").inner_text()
+
+
+def open_tab(pg, name: str, quantities_js: str):
+    """Click a heatmap tab (the server sends that view) and wait for its heatmaps (data-quantities)."""
+    mark_drawn(pg)
+    pg.locator(f"{PLAYER} .rsx-tab", has_text=name).click()
+    wait_player(pg, f"{REDRAWN} && p.querySelector('{HEAT}').dataset.quantities === '{quantities_js}'")
+    assert active_tab(pg) == name
+
+
+def unit_plot_meta(pg) -> dict | None:
+    return pg.evaluate("() => { const p = document.querySelector('.js-plotly-plot');"
+                       " return p && p.layout ? p.layout.meta || null : null; }")
+
+
+def plot_titles(pg) -> list[str]:
+    return pg.eval_on_selector_all(".js-plotly-plot .gtitle", "els => els.map(e => e.textContent)")
 
 
 def keyboard_focus_page(pg):
     """Move focus off the text box so the playback shortcuts reach the page."""
     pg.locator('[data-testid="stMainBlockContainer"] h4').first.click()
+
+
+def heat_cell(pg, quantity: str, t: int, dy: float = 60) -> tuple[float, float]:
+    """Page coordinates of the middle of token column `t` of a heatmap, `dy` px below its top. The plot
+    area is inset as player.js drawHeat draws it: 50 px left, 70 px right (colour bar), 8 px top, and it
+    is at least 180 px high."""
+    canvas = pg.locator(f'{HEAT} canvas.rsx-heatcanvas[data-q="{quantity}"]')
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    n = len(heat_labels(pg))
+    return box["x"] + 50 + (t + 0.5) * (box["width"] - 120) / n, box["y"] + 8 + dy
+
+
+def current_model(pg) -> str:
+    return pg.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"] input').first.input_value()
 
 
 def shoot(pg, name: str, full: bool = True, height: int = 3000):
@@ -131,60 +210,87 @@ def shoot(pg, name: str, full: bool = True, height: int = 3000):
 
 
 # -------------------------------------------------------------------------------------- tests
-def test_01_opens_with_every_chart(page):
+def test_01_opens_with_every_view(page):
     pg = page
-    pg.wait_for_selector(STRIP)
-    wait_charts(pg, 2)                             # the step view and the h/c heatmaps
+    wait_player(pg, f"p.querySelectorAll('{HEAT} canvas.rsx-heatcanvas').length === 2")
     no_exceptions(pg)
+    assert pg.locator(PLAYER).evaluate("p => p.getRootNode() === document")      # not in a shadow root
+    n = int(pg.locator(PLAYER).get_attribute("data-n"))
+    labels = strip_labels(pg)
+    assert len(labels) == n and pg.locator(STRIP).get_attribute("data-n") == str(n)
+    assert labels[0] == "<eos>"                                                  # the boundary comes first
+    assert heat_labels(pg) == labels
+    assert pg.locator(f"{STRIP} .tok").count() == n
+    assert pg.locator(f'{STRIP} .tok[data-pos="0"] .w').inner_text() == "<eos>"  # escaped, shown as typed
+    wait_selected(pg, n - 1)                                                     # a new text: its last token
+    assert quantities(pg) == "h,c"
+    assert pg.eval_on_selector_all(f"{HEAT} canvas.rsx-heatcanvas", "cs => cs.map(c => c.dataset.q)") == ["h", "c"]
+    assert pg.locator(f"{HEAT} canvas.rsx-overlay").count() == 2
     titles = heat_titles(pg)
     for q in "hc":
         assert any(t.startswith(f"{q} ·") for t in titles), titles
-    assert any(t.startswith("Next word after") for t in chart_texts(pg))
-    assert heat_ticks(pg, "h")[0] == "<eos>"      # escaped for Plotly, shown as typed
-    n = int(pg.locator(STRIP).get_attribute("data-n"))
-    assert selected(pg) == str(n - 1)
+    assert tabs(pg) == ["States h · c", "Gates i · f · o and candidate g", "Unit inspector"]
+    assert active_tab(pg) == "States h · c"
+    assert title(pg, "step-topk").startswith("Next word after")
+    assert pg.locator(f"{TOPK} .rsx-row").count() >= 5
+    assert title(pg, "step-change").startswith("Change at")
+    assert pg.locator('[data-testid="step-change"] canvas').count() == 2                # Δh and Δc
+    assert pg.locator('[data-testid="step-gates"] canvas').count() == 3                 # i, f, o
+    assert pg.locator(".js-plotly-plot").count() == 0          # the unit inspector is not open
     # the bartender preset: select the comma before "miss", where the model has to remember "she"
     for k in range(1, 4):
-        pg.get_by_role("button", name="Back").click()
+        pg.locator(f"{PLAYER} .rsx-back").click()
         wait_selected(pg, n - 1 - k)
-    wait_texts(pg, "texts.some(t => t.startsWith('Next word after “,”'))")
+    assert title(pg, "step-topk") == "Next word after “,”"
+    assert pg.locator(f"{PLAYER} .rsx-where").inner_text() == f"{n - 4} / {n - 1} · ,"
+    assert pg.locator('[data-testid="step-readout"]').inner_text().startswith(f"Token {n - 4} “,”")
+    # the word that actually follows is marked among the candidates
+    actual = pg.locator(f"{TOPK} .rsx-row.actual")
+    assert actual.count() == 1
+    assert actual.locator(".rsx-word").inner_text().lower().startswith(labels[n - 3].lower())
+    no_exceptions(pg)
     shoot(pg, "explore.png", height=1900)
-    pg.locator('[data-testid="stPlotlyChart"]').first.screenshot(path=str(SHOTS / "step-view.png"))
+    pg.locator('[data-testid="step-view"]').screenshot(path=str(SHOTS / "step-view.png"))
     pg.locator(STRIP).screenshot(path=str(SHOTS / "token-strip.png"))
 
 
-def test_02_typing_a_sentence_redraws_the_charts(page):
+def test_02_typing_a_sentence_redraws_the_player(page, browser_models):
+    from explorer import load_model, trace
+
     pg = page
     text = "the cat saw the dog and the dog saw the cat ."
+    words = ["<eos>"] + text.split()
+    mark_drawn(pg)
     box = pg.locator("textarea").first
     box.fill(text)
     box.press("Control+Enter")
-    pg.wait_for_function(f"document.querySelector('{STRIP}').dataset.n === '13'")
-    pg.wait_for_function("""() => {
-        const ticks = Array.from(document.querySelectorAll('.js-plotly-plot .xaxislayer-above text'))
-            .map(e => e.textContent);
-        return ticks.filter(t => t === 'saw').length === 4;     // h and c panels, two "saw" each
-    }""")
-    for q in "hc":
-        ticks = heat_ticks(pg, q)
-        assert ticks[1:] == text.split() and ticks.count("the") == 4, ticks
-    wait_texts(pg, "texts.some(t => t.startsWith('Next word after “.”'))")
-    # hovering a heatmap cell names the token (the axis tick text), the unit and the value
-    plot = pg.locator(".js-plotly-plot").filter(has=pg.locator(".xaxislayer-above .x2tick")).first
-    plot.scroll_into_view_if_needed()
-    time.sleep(0.5)
-    area = plot.locator(".nsewdrag").first.bounding_box()
-    col = 3                                          # the first "saw"
-    pg.mouse.move(area["x"] + area["width"] * (col + 0.5) / 13 - 3, area["y"] + area["height"] * 0.5)
-    pg.mouse.move(area["x"] + area["width"] * (col + 0.5) / 13, area["y"] + area["height"] * 0.5)
-    pg.wait_for_function("document.querySelector('.js-plotly-plot .hoverlayer .hovertext') !== null")
-    hover = pg.evaluate("document.querySelector('.js-plotly-plot .hoverlayer .hovertext').textContent")
-    assert "token saw" in hover and "unit" in hover and "h = " in hover, hover
+    wait_player(pg, f"{REDRAWN} && p.dataset.n === '13'")
+    assert strip_labels(pg) == words and heat_labels(pg) == words
+    assert pg.locator(f"{STRIP} .tok").count() == 13
+    wait_selected(pg, 12)                                  # a new text selects its last token
+    assert title(pg, "step-topk") == "Next word after “.”"
+    assert quantities(pg) == "h,c"
+    # hovering a heatmap cell names the token, the unit and the exact value the model computed
+    layer = int(pg.locator(PLAYER).get_attribute("data-layer"))
+    tr = trace(load_model(browser_models / current_model(pg)), text)
+    tip = pg.locator(f"{PLAYER} .rsx-tip")
+    for q, col, dy in (("h", 3, 40), ("c", 9, 120)):       # the first and the second "saw"
+        x, y = heat_cell(pg, q, col, dy)
+        pg.mouse.move(x - 3, y)
+        pg.mouse.move(x, y)
+        tip.wait_for(state="visible")
+        pg.wait_for_function("(c) => document.querySelector('.rsx-tip').textContent.includes(`(#${c})`)", arg=col)
+        m = re.fullmatch(r"token “(.+)” \(#(\d+)\)\nunit (\d+)\n(\w) = (\S+)", tip.inner_text().strip())
+        assert m, tip.inner_text()
+        assert (m[1], int(m[2]), m[4]) == ("saw", col, q), tip.inner_text()
+        expected = float(tr.layers[layer].values[q][col, int(m[3])])
+        assert float(m[5]) == pytest.approx(expected, abs=1.5e-3, rel=1e-2), (tip.inner_text(), expected)
     pg.mouse.move(2, 2)
+    tip.wait_for(state="hidden")
     no_exceptions(pg)
 
 
-def test_03_stepping_with_keys_buttons_and_slider(page):
+def test_03_stepping_with_keys_buttons_slider_and_clicks(page):
     pg = page
     keyboard_focus_page(pg)
     pg.keyboard.press("Home")
@@ -193,64 +299,160 @@ def test_03_stepping_with_keys_buttons_and_slider(page):
     wait_selected(pg, 1)
     pg.keyboard.press("ArrowRight")
     wait_selected(pg, 2)
-    pg.get_by_role("button", name="Next").click()
+    pg.locator(f"{PLAYER} .rsx-next").click()
     wait_selected(pg, 3)
-    wait_texts(pg, "texts.some(t => t.startsWith('Next word after “saw”'))")
-    pg.get_by_role("button", name="Back").click()
+    assert title(pg, "step-topk") == "Next word after “saw”"
+    assert pg.locator(f"{PLAYER} .rsx-where").inner_text() == "3 / 12 · saw"
+    pg.locator(f"{PLAYER} .rsx-back").click()
     wait_selected(pg, 2)
     pg.keyboard.press("End")
     wait_selected(pg, 12)
-    slider = pg.locator('[data-testid="stSlider"] input[type=range]').first
+    pg.keyboard.press("ArrowRight")                         # stays on the last token
+    pg.locator(f"{PLAYER} .rsx-first").click()
+    wait_selected(pg, 0)
+    pg.keyboard.press("ArrowLeft")                          # stays on the first token
+    time.sleep(0.5)
+    wait_selected(pg, 0)
+    for _ in range(10):                                     # no key is lost: no server round trip per step
+        pg.keyboard.press("ArrowRight")
+    wait_selected(pg, 10)
+    pg.locator(f"{PLAYER} .rsx-last").click()
+    wait_selected(pg, 12)
+    slider = pg.locator(f"{PLAYER} input.rsx-slider")
     slider.focus()
-    pg.keyboard.press("ArrowLeft")                # the slider moves one token, not two
+    pg.keyboard.press("ArrowLeft")                          # the slider moves one token, not two
     wait_selected(pg, 11)
     time.sleep(1.0)
-    assert selected(pg) == "11"
-    # typing in the text box never triggers the playback shortcuts
-    box = pg.locator("textarea").first
-    box.focus()
-    box.press("ArrowLeft")
-    box.press("p")
-    time.sleep(1.0)
-    assert selected(pg) == "11" and pg.get_by_role("button", name="Play").count() == 1
-    box.press("Backspace")                         # undo the typed "p" (the text box is not submitted)
+    wait_selected(pg, 11)
+    # clicking a chip, or a heatmap column, selects that token
+    pg.locator(f'{STRIP} .tok[data-pos="5"]').click()
+    wait_selected(pg, 5)
+    x, y = heat_cell(pg, "h", 7)
+    pg.mouse.click(x, y)
+    wait_selected(pg, 7)
+    assert title(pg, "step-topk") == "Next word after “the”"
     no_exceptions(pg)
 
 
-def test_04_play_and_pause(page):
+def test_04_keys_in_the_text_box_do_not_step(page):
     pg = page
+    pg.locator(f'{STRIP} .tok[data-pos="5"]').click()
+    wait_selected(pg, 5)
+    box = pg.locator("textarea").first
+    before = box.input_value()
+    caret = lambda: box.evaluate("e => e.selectionStart")  # noqa: E731
+    box.focus()
+    box.press("Home")                                       # each key works in the box, as typed ...
+    assert caret() == 0
+    box.press("ArrowRight")
+    box.press("ArrowRight")
+    box.press("ArrowLeft")
+    assert caret() == 1
+    box.press("End")
+    assert caret() == len(before)
+    box.press("p")
+    box.press("P")
+    assert box.input_value() == before + "pP"
+    time.sleep(1.5)                                         # longer than one tick of play at 1 token/s
+    wait_selected(pg, 5)                                    # ... and none of them reaches the player
+    assert pg.locator(f"{PLAYER} .rsx-play").inner_text() == "▶ Play"
+    box.press("Backspace")
+    box.press("Backspace")                                  # the box is as it was: nothing to submit
+    assert box.input_value() == before
+    # the same keys outside the text box do step (the check above could fail)
+    keyboard_focus_page(pg)
+    pg.keyboard.press("ArrowRight")
+    wait_selected(pg, 6)
+    pg.keyboard.press("Home")
+    wait_selected(pg, 0)
+    assert box.input_value() == before
+    no_exceptions(pg)
+
+
+def test_05_play_and_pause(page):
+    pg = page
+    play = pg.locator(f"{PLAYER} .rsx-play")
     keyboard_focus_page(pg)
     pg.keyboard.press("Home")
     wait_selected(pg, 0)
-    pg.get_by_role("button", name="Play").click()
+    assert pg.locator(f"{PLAYER} .rsx-speed").input_value() == "1"          # 1 token/s
+    play.click()
+    assert play.inner_text() == "⏸ Pause"
     pg.wait_for_function(f"Number(document.querySelector('{STRIP}').dataset.selected) >= 2", timeout=30_000)
-    pg.get_by_role("button", name="Pause").click()
-    pg.get_by_role("button", name="Play").wait_for()
+    play.click()
+    assert play.inner_text() == "▶ Play"
     time.sleep(1.0)
     stopped = selected(pg)
+    assert 2 <= int(stopped) < 12, stopped
     time.sleep(2.5)
     assert selected(pg) == stopped
+    wait_selected(pg, int(stopped))
+    # P plays and pauses too, at the speed chosen
+    pg.locator(f"{PLAYER} .rsx-speed").select_option(label="4 tokens/s")
+    keyboard_focus_page(pg)
+    pg.keyboard.press("Home")
+    wait_selected(pg, 0)
+    t0 = time.time()
+    pg.keyboard.press("p")
+    assert play.inner_text() == "⏸ Pause"
+    pg.wait_for_function(f"Number(document.querySelector('{STRIP}').dataset.selected) >= 4", timeout=30_000)
+    assert time.time() - t0 < 3.0                           # 4 steps at 1 token/s would take 4 s
+    pg.keyboard.press("P")
+    assert play.inner_text() == "▶ Play"
+    time.sleep(1.0)
+    stopped = selected(pg)
+    time.sleep(1.5)
+    assert selected(pg) == stopped
+    pg.locator(f"{PLAYER} .rsx-speed").select_option(label="1 token/s")
     no_exceptions(pg)
 
 
-def test_05_switch_layer(page):
+def test_06_switch_layer_and_tabs(page):
     pg = page
+    keyboard_focus_page(pg)
+    pg.keyboard.press("Home")
+    pg.keyboard.press("ArrowRight")
+    pg.keyboard.press("ArrowRight")
+    pg.keyboard.press("ArrowRight")
+    wait_selected(pg, 3)
+    mark_drawn(pg)
     pg.locator('[data-testid="stSidebar"] label').filter(has_text="Layer 1").click()
-    wait_texts(pg, "texts.filter(t => /^[hc] ·/.test(t) && t.endsWith('layer 1')).length === 2 && "
-                   "texts.some(t => t.startsWith('Change at') && t.endsWith('(layer 1)'))")
+    wait_player(pg, f"{REDRAWN} && p.dataset.layer === '0'")
+    titles = heat_titles(pg)
+    assert [t[0] for t in titles] == ["h", "c"] and heat_layers(pg) == [1, 1], titles
+    assert title(pg, "step-change").endswith("(layer 1)") and title(pg, "step-gates").endswith("(layer 1)")
+    wait_selected(pg, 3)                                    # the selection survives the layer switch
     no_exceptions(pg)
-    # the gate heatmaps live in a tab that is drawn when opened
-    pg.get_by_role("tab", name="Gates i · f · o and candidate g").click()
-    wait_texts(pg, "texts.filter(t => /^[ifog] ·/.test(t) && t.endsWith('layer 1')).length === 4")
-    assert heat_ticks(pg, "f")[3] == "saw"
+    # the gate heatmaps are sent when their tab is opened
+    open_tab(pg, "Gates i · f · o and candidate g", "i,f,o,g")
+    assert pg.eval_on_selector_all(f"{HEAT} canvas.rsx-heatcanvas", "cs => cs.map(c => c.dataset.q)") == list("ifog")
+    titles = heat_titles(pg)
+    assert [t[0] for t in titles] == list("ifog") and heat_layers(pg) == [1, 1, 1, 1], titles
+    assert heat_labels(pg)[3] == "saw"
+    wait_selected(pg, 3)
     no_exceptions(pg)
     shoot(pg, "explore-gates.png", height=2000)
-    pg.get_by_role("tab", name="Unit inspector").click()
-    wait_texts(pg, "texts.some(t => t.includes('of chosen units (layer 1)'))")
+    # the unit inspector: a Plotly chart under the player, following the selected token
+    open_tab(pg, "Unit inspector", "")
+    assert pg.locator(f"{HEAT} canvas").count() == 0
+    pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1")
+    assert any("of chosen units (layer 1)" in t for t in plot_titles(pg)), plot_titles(pg)
+    pg.wait_for_function("document.querySelector('.js-plotly-plot')?.layout?.meta?.selected === 3")
+    assert unit_plot_meta(pg)["layer"] == 0
+    keyboard_focus_page(pg)
+    pg.keyboard.press("ArrowRight")
+    wait_selected(pg, 4)
+    pg.wait_for_function("document.querySelector('.js-plotly-plot')?.layout?.meta?.selected === 4")
     no_exceptions(pg)
-    pg.get_by_role("tab", name="States h · c").click()
+    open_tab(pg, "States h · c", "h,c")
+    pg.wait_for_function("document.querySelectorAll('.js-plotly-plot').length === 0")
+    wait_selected(pg, 4)
+    mark_drawn(pg)
     pg.locator('[data-testid="stSidebar"] label').filter(has_text="Layer 2").click()
-    wait_texts(pg, "texts.filter(t => /^[hc] ·/.test(t) && t.endsWith('layer 2')).length === 2")
+    wait_player(pg, f"{REDRAWN} && p.dataset.layer === '1'")
+    assert heat_layers(pg) == [2, 2], heat_titles(pg)
+    assert title(pg, "step-change").endswith("(layer 2)")
+    no_exceptions(pg)
 
 
 def _pick_model(pg, name: str):
@@ -258,38 +460,72 @@ def _pick_model(pg, name: str):
     pg.get_by_role("option", name=name).click()
 
 
-def test_06_switch_model(page, browser_models):
+def test_07_switch_model(page, browser_models):
     pg = page
+    sig = pg.locator(PLAYER).get_attribute("data-sig")
+    mark_drawn(pg)
     _pick_model(pg, "tiny-rnn")
-    pg.get_by_text("A simple RNN has no gates").wait_for()
-    wait_texts(pg, "texts.some(t => /^h ·/.test(t)) && !texts.some(t => /^[cifgo] ·/.test(t)) && "
-                   "!texts.some(t => t.startsWith('Gates after'))")
-    assert heat_ticks(pg, "h") is not None
+    wait_player(pg, f"{REDRAWN} && p.dataset.sig !== '{sig}' && "
+                    f"p.querySelector('{HEAT}').dataset.quantities === 'h'")
+    assert "A simple RNN has no gates" in pg.locator('[data-testid="step-gates"]').inner_text()
+    assert pg.locator('[data-testid="step-gates"] canvas').count() == 0
+    assert pg.locator('[data-testid="step-change"] canvas').count() == 1       # Δh only
+    assert tabs(pg) == ["State h", "Unit inspector"] and active_tab(pg) == "State h"
+    assert [t[0] for t in heat_titles(pg)] == ["h"]
+    assert heat_labels(pg)[0] == "<eos>" and len(heat_labels(pg)) == 13
+    wait_selected(pg, 12)                                   # another model: the text's last token
     no_exceptions(pg)
     shoot(pg, "explore-rnn.png", height=2200)
+    mark_drawn(pg)
     _pick_model(pg, "fiction-lstm" if (browser_models / "fiction-lstm").exists() else "tiny-lstm")
-    wait_texts(pg, "texts.some(t => /^c ·/.test(t))")
+    wait_player(pg, f"{REDRAWN} && p.querySelector('{HEAT}').dataset.quantities === 'h,c'")
+    assert pg.locator('[data-testid="step-gates"] canvas').count() == 3
+    assert tabs(pg)[0] == "States h · c"
     no_exceptions(pg)
 
 
-def test_07_empty_and_long_text(page):
+def test_08_empty_and_long_text(page):
     pg = page
     box = pg.locator("textarea").first
     box.fill("")
     box.press("Control+Enter")
     pg.get_by_text("Type a sentence above").wait_for()
+    pg.wait_for_function(f"!document.querySelector('{PLAYER}')")
     assert pg.locator(".js-plotly-plot").count() == 0
+    no_exceptions(pg)
+    # a long text: the player holds a window of 120 tokens around the selected one and asks the
+    # server for another window when a step leaves it
+    box.fill(" ".join(["It was the best of times , it was the worst of times ."] * 15))   # 210 words
+    box.press("Control+Enter")
+    wait_player(pg, "p.dataset.n === '211'")
+    wait_selected(pg, 210)
+    assert pg.locator(f"{STRIP} .tok").count() == 120 and len(heat_labels(pg)) == 120
+    assert pg.locator(f"{STRIP} .tok").first.get_attribute("data-pos") == "91"
+    assert pg.locator(f"{STRIP} .more").all_inner_texts() == ["… 91 tokens before"]
+    assert pg.get_by_text("the player holds tokens 91–210").count() == 1
+    keyboard_focus_page(pg)
+    pg.keyboard.press("Home")                               # outside the window: fetched from the server
+    wait_selected(pg, 0)
+    assert pg.locator(f"{STRIP} .tok").first.get_attribute("data-pos") == "0"
+    assert heat_labels(pg)[0] == "<eos>" and len(heat_labels(pg)) == 120
+    assert pg.locator(f"{STRIP} .more").all_inner_texts() == ["91 tokens after …"]
     no_exceptions(pg)
     box.fill('Holmes said "the game is afoot" and the qwertyuiop left .')
     box.press("Control+Enter")
     pg.locator('[data-testid="unknown-words"]').wait_for()
     assert "qwertyuiop" in pg.locator('[data-testid="unknown-words"]').inner_text()
-    assert pg.locator(f'{STRIP} .tok.unk').count() >= 1
-    wait_charts(pg, 2)
+    wait_player(pg, "p.dataset.n === '14'")
+    chip = pg.locator(f'{STRIP} .tok[data-pos="11"]')
+    assert chip.locator(".w").inner_text() == "qwertyuiop"
+    assert chip.get_attribute("data-unk") == "true" and "unk" in chip.get_attribute("class").split()
+    said = pg.locator(f'{STRIP} .tok[data-pos="2"]')        # a word every test model knows
+    assert said.locator(".w").inner_text() == "said" and said.get_attribute("data-unk") == "false"
+    assert "qwertyuiop" in heat_labels(pg) and quantities(pg) == "h,c"
+    wait_selected(pg, 13)
     no_exceptions(pg)
 
 
-def test_08_bad_upload_shows_what_is_wrong(page):
+def test_09_bad_upload_shows_what_is_wrong(page):
     pg = page
     pg.get_by_text("Upload a model bundle (.zip)").click()
     buf = io.BytesIO()
@@ -305,15 +541,25 @@ def test_08_bad_upload_shows_what_is_wrong(page):
     no_exceptions(pg)
     pg.mouse.move(2, 2)
     pg.locator('[data-testid="stSidebar"]').screenshot(path=str(SHOTS / "upload-error.png"))
-    wait_charts(pg, 2)                               # the page keeps working on the old model
+    # the page keeps working on the old model
+    wait_player(pg, f"p.dataset.n === '14' && p.querySelector('{HEAT}').dataset.quantities === 'h,c'")
+    keyboard_focus_page(pg)
+    pg.keyboard.press("Home")
+    wait_selected(pg, 0)
 
 
-def test_09_guide_page(page):
+def test_10_guide_page(page):
     pg = page
     pg.get_by_role("link", name="How to read it").click()
     pg.get_by_text("What you are looking at").wait_for()
+    assert pg.locator(PLAYER).count() == 0
     no_exceptions(pg)
     shoot(pg, "guide.png", height=2000)
     pg.get_by_role("link", name="Explore").click()
-    wait_charts(pg, 2)
+    wait_player(pg, f"p.dataset.n === '14' && p.querySelectorAll('{HEAT} canvas.rsx-heatcanvas').length === 2")
+    keyboard_focus_page(pg)                                 # the shortcuts work on the new player
+    pg.keyboard.press("Home")
+    wait_selected(pg, 0)
+    pg.keyboard.press("ArrowRight")
+    wait_selected(pg, 1)
     no_exceptions(pg)
