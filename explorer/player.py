@@ -28,6 +28,8 @@ from .trace import DESCRIPTIONS, Trace
 
 #: Bins of the gate-openness histograms in the step view.
 GATE_BINS = 20
+#: The step view's Δ axes reach this percentile of |Δ| over the whole text.
+DELTA_PERCENTILE = 99.0
 
 
 def b64_f32(a: np.ndarray) -> str:
@@ -114,7 +116,10 @@ def player_data(tr: Trace, layer: int, *, pos: int, window: tuple[int, int] | No
         "next": [next_words(tr, t, k) for t in range(lo, hi)],
         "states": {q: b64_f32(lay[q][lo:hi]) for q in states},
         "prev": {q: b64_f32(prev[q]) for q in states},
-        "dlim": {q: _finite(v) for q, v in V.delta_limits(tr, layer).items()},
+        # Δ axes: fixed over the text, at the 99th percentile of |Δ| (bars beyond are drawn clipped,
+        # with a mark; hover gives the value), and the largest |Δ| for the caption
+        "dlim": {q: _finite(v) for q, v in V.delta_limits(tr, layer, percentile=DELTA_PERCENTILE).items()},
+        "dmax": {q: _finite(v) for q, v in V.delta_limits(tr, layer).items()},
         "gates": gates,
         # h and c are in "states" already: their heatmaps reuse those rows ("data": None)
         "heat": [{"q": q, "data": None if q in states else b64_f32(lay[q][lo:hi]), "scale": colour_scale(q, ranges)}

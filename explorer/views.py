@@ -157,9 +157,11 @@ def step_change(tr: Trace, layer: int, t: int) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def delta_limits(tr: Trace, layer: int) -> dict[str, float]:
+def delta_limits(tr: Trace, layer: int, percentile: float | None = None) -> dict[str, float]:
     """Largest |change| of h (and c) over all steps of this trace: a fixed axis for the step view, so
-    stepping through a sentence never rescales it."""
+    stepping through a sentence never rescales it. With `percentile` (e.g. 99.5), that percentile of
+    |change| over all steps and units instead: a few counting units of c change by 10 and more while
+    most change by less than 1, and an axis wide enough for them leaves every other bar flat."""
     _check(tr, layer)
     out = {}
     for q in ("h", "c"):
@@ -170,7 +172,8 @@ def delta_limits(tr: Trace, layer: int) -> dict[str, float]:
             out[q] = 1.0
             continue
         d = np.abs(np.diff(np.vstack([np.zeros((1, a.shape[1]), a.dtype), a]), axis=0))
-        out[q] = float(max(d.max(), 1e-3))
+        top = float(d.max()) if percentile is None else float(np.percentile(d, percentile))
+        out[q] = max(top, 1e-3)
     return out
 
 

@@ -550,13 +550,19 @@ def test_09_bad_upload_shows_what_is_wrong(page):
 
 def test_10_guide_page(page):
     pg = page
-    pg.get_by_role("link", name="How to read it").click()
+    keyboard_focus_page(pg)
+    pg.keyboard.press("Home")
+    for _ in range(3):
+        pg.keyboard.press("ArrowRight")
+    wait_selected(pg, 3)
+    pg.get_by_role("link", name="How to read it").click()       # at once: before the player reports 3
     pg.get_by_text("What you are looking at").wait_for()
     assert pg.locator(PLAYER).count() == 0
     no_exceptions(pg)
     shoot(pg, "guide.png", height=2000)
     pg.get_by_role("link", name="Explore").click()
     wait_player(pg, f"p.dataset.n === '14' && p.querySelectorAll('{HEAT} canvas.rsx-heatcanvas').length === 2")
+    wait_selected(pg, 3)                                    # the player comes back where it was
     keyboard_focus_page(pg)                                 # the shortcuts work on the new player
     pg.keyboard.press("Home")
     wait_selected(pg, 0)

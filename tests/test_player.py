@@ -38,7 +38,11 @@ def test_whole_text(tr):
     np.testing.assert_array_equal(rows(d, "states", "c"), tr.layers[1].values["c"])
     np.testing.assert_array_equal(rows(d, "prev", "h"), np.zeros((1, 16), np.float32))   # before token 0
     assert d["readout"] == [V.describe_step(tr, t) for t in range(n)]
-    assert d["dlim"]["h"] == pytest.approx(V.delta_limits(tr, 1)["h"], rel=1e-5)
+    assert d["dmax"]["h"] == pytest.approx(V.delta_limits(tr, 1)["h"], rel=1e-5)
+    h = tr.layers[1].values["h"]
+    dh = np.abs(np.diff(np.vstack([np.zeros((1, 16), np.float32), h]), axis=0))
+    assert d["dlim"]["h"] == pytest.approx(float(np.percentile(dh, 99)), rel=1e-5)
+    assert d["dlim"]["h"] <= d["dmax"]["h"]
 
 
 def test_next_words_match_the_trace(tr):

@@ -32,7 +32,8 @@ with its rank.
 
 **Change at this step.** Δh = hₜ − hₜ₋₁ for every unit (red up, blue down), and for an LSTM also
 Δc, the change of the cell state. The axis is fixed for the whole text, so tall bars really are big
-changes. The three largest changes are labelled with their unit number.
+changes; it reaches the 99th percentile of all the text's changes, and the few bars beyond it are cut
+and marked ▲▼ (hover for the value). The three largest changes are labelled with their unit number.
 
 **Gates.** For an LSTM, how open each gate is after the selected token, as a histogram over the
 units: the input gate *i* (how much new content is written), the forget gate *f* (how much of the

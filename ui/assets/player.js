@@ -52,6 +52,16 @@ function pct(p) {
   return (100 * p).toFixed(digits) + "%";
 }
 
+// Append text to a node, writing "x_t" and "x_{t−1}" with real subscripts (as text nodes: no HTML).
+function withSubs(node, text) {
+  const parts = text.split(/_(\{[^}]*\}|[A-Za-z0-9])/);
+  parts.forEach((p, k) => {
+    if (k % 2 === 0) { if (p) node.append(p); }
+    else node.appendChild(el("sub", null, p.replace(/^\{|\}$/g, "")));
+  });
+  return node;
+}
+
 function short(s, n) { return s.length <= n ? s : s.slice(0, n - 1) + "…"; }
 
 // A value with 3 decimals, or 3 significant digits when it is smaller than that.
@@ -170,6 +180,7 @@ function select(S, p, fromTimer) {
   if (!fromTimer && S.playing) play(S, false);
   if (p === S.pos) return;
   S.pos = p;
+  remember(S);
   if (p < d.lo || p >= d.hi) {             // outside the window drawn: ask the server for another one
     S.box.classList.add("rsx-waiting");
     report(S, true);
@@ -193,6 +204,20 @@ function play(S, on) {
   } else {
     report(S, false);
   }
+}
+
+// The selection of this text, kept in the browser tab: playback reports nothing to the server, so
+// a player mounted again (after a visit to another page) picks up where it was.
+function remember(S) {
+  try { sessionStorage.setItem("rsx-pos", JSON.stringify({ sig: S.data.sig, pos: S.pos })); } catch (e) { /* storage off */ }
+}
+
+function recalled(d) {
+  try {
+    const v = JSON.parse(sessionStorage.getItem("rsx-pos") || "null");
+    if (v && v.sig === d.sig && Number.isInteger(v.pos) && v.pos >= 0 && v.pos < d.n) return v.pos;
+  } catch (e) { /* storage off or garbled */ }
+  return null;
 }
 
 function report(S, now) {
@@ -315,13 +340,15 @@ function renderChange(S, i) {
   for (const q of qs) {
     const cap = el("div", "rsx-cap");
     cap.append(`Δ${q} = ${q}`, el("sub", null, "t"), ` − ${q}`, el("sub", null, "t−1"));
+    if (d.dmax && d.dmax[q] > (d.dlim[q] || 1) * 1.2)
+      cap.append(el("span", "rsx-clip", ` · ▲▼ beyond the axis (largest in this text ±${d.dmax[q].toFixed(2)})`));
     S.change.appendChild(cap);
     const cv = el("canvas", "rsx-canvas");
     S.change.appendChild(cv);
     const g = sizeCanvas(cv, W, H);
     const U = d.units, cur = S.states[q].subarray(i * U, (i + 1) * U);
     const prev = i > 0 ? S.states[q].subarray((i - 1) * U, i * U) : S.prev[q];
-    const m = (d.dlim[q] || 1) * 1.2, L = 40, R = 6, T = 6, B = 16;
+    const m = (d.dlim[q] || 1) * 1.2, L = 40, R = 6, T = 8, B = 16;
     const pw = W - L - R, ph = H - T - B, y0 = T + ph / 2, bw = pw / U;
     g.fillStyle = "#fff"; g.fillRect(0, 0, W, H);
     const delta = new Float32Array(U);
@@ -330,6 +357,11 @@ function renderChange(S, i) {
       const hgt = Math.max(-1, Math.min(1, v / m)) * (ph / 2);
       g.fillStyle = v >= 0 ? POS : NEG;
       g.fillRect(L + u * bw, v >= 0 ? y0 - hgt : y0, Math.max(bw, 0.6), Math.abs(hgt));
+      if (Math.abs(v) > m) {        // beyond the axis: a mark at the clipped end (hover gives the value)
+        const x = L + (u + 0.5) * bw, y = v > 0 ? T : T + ph, s = v > 0 ? -1 : 1;
+        g.fillStyle = "#222";
+        g.beginPath(); g.moveTo(x - 3, y); g.lineTo(x + 3, y); g.lineTo(x, y + 5 * s); g.fill();
+      }
     }
     g.strokeStyle = "#888"; g.lineWidth = 1;
     g.beginPath(); g.moveTo(L, y0); g.lineTo(L + pw, y0); g.stroke();
@@ -359,7 +391,7 @@ function renderGates(S, i) {
   S.gates.dataset.position = String(S.pos);
   if (!names.length) {
     panelTitle(S.gates, "Gates");
-    S.gates.appendChild(el("div", "rsx-note", "A simple RNN has no gates: it rewrites its whole state h at every step, h_t = tanh(W x_t + U h_{t−1} + b)."));
+    S.gates.appendChild(withSubs(el("div", "rsx-note"), "A simple RNN has no gates: it rewrites its whole state h at every step, h_t = tanh(W x_t + U h_{t−1} + b)."));
     return;
   }
   panelTitle(S.gates, `Gates after “${short(d.tokens[i].label, 18)}” (layer ${d.layer + 1})`);
@@ -378,6 +410,10 @@ function renderGates(S, i) {
       const col = colours[Math.round(255 * (b + 0.5) / bins)];
       c.fillStyle = `rgb(${col[0]},${col[1]},${col[2]})`;
       c.fillRect(L + b * pw / bins + 0.5, T + ph - hgt, pw / bins - 1, hgt);
+      if (hgt > 0.5) {            // outlined: the palest (closed) bins must show as well
+        c.strokeStyle = "#5a6b5a"; c.lineWidth = 0.6;
+        c.strokeRect(L + b * pw / bins + 0.8, T + ph - hgt + 0.3, pw / bins - 1.6, hgt - 0.3);
+      }
     }
     c.strokeStyle = "#c8ccd2"; c.beginPath(); c.moveTo(L, T + ph + 0.5); c.lineTo(L + pw, T + ph + 0.5); c.stroke();
     const mx = L + mean * pw;
@@ -405,9 +441,10 @@ function drawHeat(S) {
   const d = S.data;
   S.heat.textContent = "";
   S.heatMaps = [];
-  S.heat.dataset.quantities = d.heat.map(h => h.q).join(",");
-  if (!d.heat.length) return;
   const T = d.hi - d.lo, U = d.units, labels = d.tokens.map(t => t.label);
+  S.heat.dataset.quantities = d.heat.map(h => h.q).join(",");
+  S.heat.dataset.labels = labels.join("|");
+  if (!d.heat.length) return;
   const perRow = T <= 20 && d.heat.length > 1 ? 2 : 1;
   const full = Math.max(320, S.box.clientWidth || 900);
   const W = Math.floor((full - (perRow - 1) * 16) / perRow);
@@ -424,7 +461,7 @@ function drawHeat(S) {
     const cell = el("div", "rsx-heatcell");
     const title = el("div", "rsx-title");
     title.appendChild(el("b", null, hm.q));
-    title.append(` · ${sc.description} · layer ${d.layer + 1}` + (sc.log ? " · colour on a log scale" : ""));
+    withSubs(title, ` · ${sc.description} · layer ${d.layer + 1}` + (sc.log ? " · colour on a log scale" : ""));
     cell.appendChild(title);
     const wrap = el("div", "rsx-heatwrap");
     const cv = el("canvas", "rsx-canvas rsx-heatcanvas");
@@ -494,7 +531,6 @@ function drawHeat(S) {
       if (t >= 0 && t < T) select(S, d.lo + t);
     });
   }
-  S.heat.dataset.labels = labels.join("|");
 }
 
 function renderTabs(S) {
@@ -551,15 +587,17 @@ export default function (component) {
   S.setState = setStateValue;
   if (!data) return;
   const t0 = performance.now();
-  const newText = S.sig !== data.sig;
+  const fresh = S.sig === null, newText = S.sig !== data.sig;
   S.data = data;
   S.drawSig = (S.drawSig || 0) + 1;
   S.gateMax = null;
   S.states = {}; S.prev = {};
   for (const q of Object.keys(data.states)) { S.states[q] = decodeF32(data.states[q]); S.prev[q] = decodeF32(data.prev[q]); }
+  let resume = null;
   if (newText) {
     S.sig = data.sig; S.pos = data.pos; S.sentPos = data.pos; S.sentSig = data.sig;
     if (S.playing) play(S, false);
+    if (fresh) resume = recalled(data);              // mounted again on the same text
   } else if (S.pos === null || S.pos < data.lo || S.pos >= data.hi) {
     S.pos = data.pos;
   }
@@ -572,6 +610,7 @@ export default function (component) {
   S.box.dataset.sig = data.sig;
   S.box.dataset.drawn = String(S.drawSig);
   S.box.dataset.ms = (performance.now() - t0).toFixed(1);      // draw time, for benchmarks and debugging
+  if (resume !== null && resume !== S.pos) select(S, resume);   // and tells the server
   if (!S.keys) {                    // one listener per player, however often Streamlit calls this
     S.keys = e => onKey(S, e);
     document.addEventListener("keydown", S.keys);
