@@ -33,11 +33,13 @@ from __future__ import annotations
 import html
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 
 from . import views
+from ._lazy import LazyModule
 from .trace import DESCRIPTIONS, RANGES, Trace
+
+pd = LazyModule("pandas")     # the Explore page's first render needs no pandas (cold start)
 
 DIVERGING = [[0.0, "#2166ac"], [0.25, "#92c5de"], [0.5, "#f7f7f7"], [0.75, "#f4a582"], [1.0, "#b2182b"]]
 SEQUENTIAL = [[0.0, "#f7fcf5"], [0.35, "#a1d99b"], [0.7, "#31a354"], [1.0, "#00441b"]]

@@ -59,9 +59,8 @@ def colour_scale(quantity: str, ranges: dict | None) -> dict:
 
 def tokens_data(tr: Trace, lo: int, hi: int) -> list[dict]:
     """Chips of positions lo..hi-1: label, flags, colours by surprisal and a tooltip."""
-    df = V.token_table(tr).iloc[lo:hi]
     out = []
-    for r in df.itertuples(index=False):
+    for r in V.token_rows(tr, lo, hi):
         bg = F.surprisal_colour(r.surprisal_bits)
         out.append({"label": r.label, "special": bool(r.special), "unk": bool(r.unk), "bg": bg, "ink": F.ink(bg),
                     "bits": _finite(r.surprisal_bits, 3), "title": F.chip_title(r)})

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-import pandas as pd
+from typing import NamedTuple
 
+import numpy as np
+
+from ._lazy import LazyModule
 from .trace import DESCRIPTIONS, QUANTITIES, RANGES, Trace
+
+pd = LazyModule("pandas")
 
 #: The gates of each cell: sigmoids in [0, 1], 0 = closed, 1 = open. (g and n are candidates, not gates.)
 GATES = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "rnn": ()}
@@ -99,14 +103,12 @@ def token_labels(tr: Trace) -> list[str]:
     return [token_label(t) for t in tr.tokens]
 
 
-def token_table(tr: Trace) -> pd.DataFrame:
-    """One row per token: position, label, surface text, character span, flags, surprisal (bits of
-    this token given the ones before it), its probability and rank when it was predicted, and the
-    most probable next token after it."""
+def token_columns(tr: Trace) -> dict[str, list | np.ndarray]:
+    """The columns of `token_table`, as plain lists and arrays."""
     s = tr.surprisal
     prev_p = np.concatenate([[tr.first_prob], tr.next_prob[:-1]]) if len(tr) else np.zeros(0)
     prev_rank = np.concatenate([[-1], tr.next_rank[:-1]]) if len(tr) else np.zeros(0, np.int64)
-    return pd.DataFrame({
+    return {
         "position": np.arange(len(tr)),
         "label": token_labels(tr),
         "text": [t.text for t in tr.tokens],
@@ -119,7 +121,37 @@ def token_table(tr: Trace) -> pd.DataFrame:
         "prob": prev_p.astype(np.float32),
         "rank": prev_rank.astype(np.int64),
         "top1_next": [tr.vocab[int(i)] for i in tr.topk_ids[:, 0]] if len(tr) else [],
-    })
+    }
+
+
+class TokenRow(NamedTuple):
+    """One row of `token_table`."""
+    position: int
+    label: str
+    text: str
+    norm: str
+    start: int
+    end: int
+    unk: bool
+    special: bool
+    surprisal_bits: float
+    prob: float
+    rank: int
+    top1_next: str
+
+
+def token_rows(tr: Trace, lo: int = 0, hi: int | None = None) -> list[TokenRow]:
+    """Rows lo..hi-1 of `token_table` without building a DataFrame."""
+    cols = token_columns(tr)
+    hi = len(tr) if hi is None else hi
+    return [TokenRow(*(cols[f][i] for f in TokenRow._fields)) for i in range(lo, hi)]
+
+
+def token_table(tr: Trace) -> pd.DataFrame:
+    """One row per token: position, label, surface text, character span, flags, surprisal (bits of
+    this token given the ones before it), its probability and rank when it was predicted, and the
+    most probable next token after it."""
+    return pd.DataFrame(token_columns(tr))
 
 
 def unknown_words(tr: Trace) -> list[str]:

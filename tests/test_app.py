@@ -117,7 +117,8 @@ def player(at: AppTest) -> dict:
     found = at.get("bidi_component")
     assert len(found) == 1, f"{len(found)} player components"
     assert found[0].proto.component_name == "rnn_explorer_player"
-    return json.loads(found[0].proto.json)
+    (data,) = json.loads(found[0].proto.json)          # a one-element list (ui/player.py says why)
+    return data
 
 
 def no_player(at: AppTest) -> bool:
@@ -417,3 +418,19 @@ def test_old_uploads_are_pruned(tmp_path):
     removed = common.prune_uploads(tmp_path, keep="ccc")
     assert removed == [old] and not old.exists() and new.exists() and keep.exists()
     assert common.prune_uploads(tmp_path / "missing") == []
+
+
+def test_the_first_render_does_not_import_pandas(models_dir):
+    """pandas costs 0.4 s of the cold start and the Explore page's first render does not need it
+    (explorer._lazy; ui/player.py sends a list, not a dict). A fresh interpreter, as a server starts."""
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
+              f"at = AppTest.from_file({APP!r}, default_timeout={TIMEOUT}).run()\n"
+              "assert not at.exception and len(at.get('bidi_component')) == 1, at.exception\n"
+              "print('pandas' in sys.modules)\n")
+    env = dict(__import__("os").environ, RNN_EXPLORER_MODELS=str(models_dir))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -25,5 +25,8 @@ _component = st.components.v2.component(
 
 
 def mount(data: dict, *, key: str, on_pos_change, on_view_change):
-    """Place the player; returns its result (states `pos` and `view`)."""
-    return _component(key=key, data=data, on_pos_change=on_pos_change, on_view_change=on_view_change)
+    """Place the player; returns its result (states `pos` and `view`).
+
+    The data goes as a one-element list: Streamlit scans the values of a dict for DataFrames, and
+    that check imports pandas (0.4 s of the app's cold start) although the player has none."""
+    return _component(key=key, data=[data], on_pos_change=on_pos_change, on_view_change=on_view_change)

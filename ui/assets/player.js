@@ -575,7 +575,8 @@ function hideTip(S) { S.tip.style.display = "none"; }
 
 // ------------------------------------------------------------------------------------- entry
 export default function (component) {
-  const { data, parentElement, setStateValue } = component;
+  const { parentElement, setStateValue } = component;
+  const data = Array.isArray(component.data) ? component.data[0] : component.data;   // see ui/player.py
   let S = parentElement.__rsx;
   if (!S || !S.box || !S.box.isConnected) {
     let speed = 1.0;             // the speed chosen last in this tab survives a rerun or page switch
