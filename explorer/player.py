@@ -99,12 +99,13 @@ def player_data(tr: Trace, layer: int, *, pos: int, window: tuple[int, int] | No
     units = int(lay["h"].shape[1])
     states = [q for q in ("h", "c") if q in lay]
     prev = {q: V.previous(lay[q], lo) for q in states}
-    gates = {}
+    gates, gate_max = {}, None
     if V.GATES[tr.cell]:
-        hist = V.gate_histograms(tr, layer, GATE_BINS, window=(lo, hi))
+        hist = V.gate_histograms(tr, layer, GATE_BINS)      # the whole text: one y axis for every window
+        gate_max = float(max(h.max() for h in hist.values())) if n else None
         for g in V.GATES[tr.cell]:
-            gates[g] = {"hist": np.round(hist[g], 5).tolist(),
-                        "mean": np.round(lay[g][lo:hi].mean(axis=1), 5).tolist(),
+            gates[g] = {"hist": np.round(hist[g][lo:hi], 5).tolist(),
+                        "mean": [_finite(m, 5) for m in lay[g][lo:hi].mean(axis=1)],
                         "name": F.LONG_NAMES.get(g, g)}
     heat = [q for q in heat if q in lay]
     return {
@@ -119,7 +120,7 @@ def player_data(tr: Trace, layer: int, *, pos: int, window: tuple[int, int] | No
         # with a mark; hover gives the value), and the largest |Δ| for the caption
         "dlim": {q: _finite(v) for q, v in V.delta_limits(tr, layer, percentile=DELTA_PERCENTILE).items()},
         "dmax": {q: _finite(v) for q, v in V.delta_limits(tr, layer).items()},
-        "gates": gates,
+        "gates": gates, "gate_max": gate_max,
         # h and c are in "states" already: their heatmaps reuse those rows ("data": None)
         "heat": [{"q": q, "data": None if q in states else b64_f32(lay[q][lo:hi]), "scale": colour_scale(q, ranges)}
                  for q in heat],
@@ -127,3 +128,12 @@ def player_data(tr: Trace, layer: int, *, pos: int, window: tuple[int, int] | No
         "surprisal_max": F.SURPRISAL_MAX,
         "gate_stops": F.SEQUENTIAL,
     }
+
+
+def reported_position(value, sig: str) -> int | None:
+    """The position in a report from the player ({"pos", "sig", "seq"}), or None when the report is
+    not about the text `sig` (an older text's report can arrive after a new one) or is malformed."""
+    if not isinstance(value, dict) or value.get("sig") != sig:
+        return None
+    pos = value.get("pos")
+    return pos if isinstance(pos, int) and not isinstance(pos, bool) and pos >= 0 else None

@@ -243,8 +243,9 @@ def gate_histograms(tr: Trace, layer: int, bins: int = 20, window=None) -> dict[
     for g in GATES[tr.cell]:
         a = tr.layers[layer].values[g][a_:b_]
         T, U = a.shape
-        idx = np.clip((a * bins).astype(np.int64), 0, bins - 1) + bins * np.arange(T)[:, None]
-        counts = np.bincount(idx.ravel(), minlength=T * bins).reshape(T, bins).astype(np.float32)
+        ok = np.isfinite(a)                                   # a diverged model's NaN counts in no bin
+        idx = np.clip((np.where(ok, a, 0) * bins).astype(np.int64), 0, bins - 1) + bins * np.arange(T)[:, None]
+        counts = np.bincount(idx[ok], minlength=T * bins).reshape(T, bins).astype(np.float32)
         out[g] = counts / max(1, U)
     return out
 

@@ -9,7 +9,7 @@ import pytest
 import explorer as E
 from explorer import figures as F
 from explorer import views as V
-from explorer.player import GATE_BINS, b64_f32, decode_f32, player_data
+from explorer.player import GATE_BINS, b64_f32, decode_f32, player_data, reported_position
 
 TEXT = "the cat saw the dog and the dog saw the cat ."
 
@@ -125,3 +125,27 @@ def test_gate_histograms_of_a_window_are_the_rows_of_the_whole(tr):
         # each row counts every unit once, in the bin its value falls in
         expected = np.stack([np.histogram(np.clip(v, 0, 1 - 1e-9), bins=8, range=(0, 1))[0] for v in tr.layers[1].values[g]])
         np.testing.assert_allclose(whole[g] * 16, expected, atol=1e-4)
+
+
+def test_position_reports():
+    assert reported_position({"pos": 3, "sig": "a", "seq": 17}, "a") == 3
+    assert reported_position({"pos": 3, "sig": "old text", "seq": 18}, "a") is None   # arrives late: ignored
+    for bad in (None, 3, "3", {"pos": "3", "sig": "a"}, {"pos": -1, "sig": "a"}, {"pos": True, "sig": "a"},
+                {"sig": "a"}, {"pos": 2.5, "sig": "a"}):
+        assert reported_position(bad, "a") is None, bad
+
+
+def test_gate_axis_is_the_whole_texts_and_nan_travels_as_null(tr):
+    import dataclasses
+
+    from explorer.trace import LayerTrace
+
+    whole = V.gate_histograms(tr, 1, GATE_BINS)
+    d = player_data(tr, 1, pos=5, window=(4, 8))
+    assert d["gate_max"] == pytest.approx(max(float(h.max()) for h in whole.values()))
+    vals = {q: np.array(a) for q, a in tr.layers[1].values.items()}
+    vals["i"][2, :] = np.nan                                  # a diverged model
+    bad = dataclasses.replace(tr, layers=(tr.layers[0], LayerTrace(1, vals)))
+    d = player_data(bad, 1, pos=2)
+    assert d["gates"]["i"]["mean"][2] is None
+    json.dumps(d, allow_nan=False)                          # the browser's JSON.parse takes no NaN

@@ -20,7 +20,7 @@ import streamlit as st
 
 from explorer import figures as F
 from explorer import views as V
-from explorer.player import player_data
+from explorer.player import player_data, reported_position
 from explorer.trace import QUANTITIES
 from ui import common
 from ui import player as P
@@ -42,9 +42,9 @@ def _component_state(name: str):
 
 def _pos_changed():
     """The player selected another token of the text it was sent (`sig`); older reports are ignored."""
-    v = _component_state("pos")
-    if isinstance(v, dict) and v.get("sig") == st.session_state.get("_pos_sig") and isinstance(v.get("pos"), int):
-        st.session_state["pos"] = v["pos"]
+    pos = reported_position(_component_state("pos"), st.session_state.get("_pos_sig"))
+    if pos is not None:
+        st.session_state["pos"] = pos
 
 
 def _view_changed():
@@ -116,8 +116,12 @@ def player(ctx: common.ModelContext, tr, layer: int, sig: str):
         if win != (0, n):
             st.caption(f"The text has {n} tokens; the player holds tokens {win[0]}–{win[1] - 1}, a window "
                        "that follows the selected token.")
-        data = player_data(tr, layer, pos=pos, window=win, ranges=ctx.ranges, heat=heat, k=common.TOP_K,
-                           sig=sig, model=ctx.name, view=view)
+        # The player steps on its own inside a window; the position it is sent changes only with the
+        # text or the window, so its reports (which rerun this) resend the same data.
+        if ss.get("_anchor") is None or ss["_anchor"][:2] != (sig, win):
+            ss["_anchor"] = (sig, win, pos)
+        data = player_data(tr, layer, pos=ss["_anchor"][2], window=win, ranges=ctx.ranges, heat=heat,
+                           k=common.TOP_K, sig=sig, model=ctx.name, view=view)
         data["views"] = view_labels(tr.cell)
         P.mount(data, key=PLAYER_KEY, on_pos_change=_pos_changed, on_view_change=_view_changed)
         if view == UNITS_TAB:

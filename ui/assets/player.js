@@ -9,7 +9,10 @@
 
 const SPEEDS = [["½ token/s", 2.0], ["1 token/s", 1.0], ["2 tokens/s", 0.5], ["4 tokens/s", 0.25]];
 const POS = "#b2182b", NEG = "#2166ac", HIGHLIGHT = "#e8590c", MUTED = "#9db4cc", MARK = "#111111";
-const REPORT_MS = 350;
+const NAN_RGB = [150, 150, 150];  // a value that is not a number (a diverged model) is grey
+const REPORT_MS = 350;          // a selection inside the window: told to the server once stepping pauses
+const WINDOW_MS = 120;          // one outside it: the server sends the window around it (dragging: the last one)
+const PENDING_MS = 4000;        // how long to wait for that window before giving up on it
 
 // ------------------------------------------------------------------------------------- helpers
 function el(tag, cls, text) {
@@ -182,10 +185,13 @@ function select(S, p, fromTimer) {
   S.pos = p;
   remember(S);
   if (p < d.lo || p >= d.hi) {             // outside the window drawn: ask the server for another one
+    S.pending = p; S.pendingSince = Date.now();
     S.box.classList.add("rsx-waiting");
-    report(S, true);
+    hideTip(S);
+    report(S, "window");
     return;
   }
+  S.pending = null;
   render(S);
   report(S, false);
 }
@@ -220,15 +226,20 @@ function recalled(d) {
   return null;
 }
 
-function report(S, now) {
+// Tell the server the selection. `how`: false = once stepping pauses (not while playing),
+// "window" = soon (a window outside the one drawn is needed). Every report carries a new `seq`:
+// Streamlit runs the Python callback only when the value changes, and the same position can be
+// news again (the server reset it for a new text and the user came back to the old one).
+function report(S, how) {
   clearTimeout(S.reportTimer);
-  if (S.playing && !now) return;
+  if (S.playing && how !== "window") return;
   const send = () => {
     if (S.sentPos === S.pos && S.sentSig === S.data.sig) return;
     S.sentPos = S.pos; S.sentSig = S.data.sig;
-    S.setState("pos", { pos: S.pos, sig: S.data.sig });
+    S.seq = (S.seq || Date.now()) + 1;
+    S.setState("pos", { pos: S.pos, sig: S.data.sig, seq: S.seq });
   };
-  if (now) send(); else S.reportTimer = setTimeout(send, REPORT_MS);
+  S.reportTimer = setTimeout(send, how === "window" ? WINDOW_MS : REPORT_MS);
 }
 
 function onKey(S, e) {
@@ -247,12 +258,15 @@ function onKey(S, e) {
 // ------------------------------------------------------------------------------------- render
 function render(S) {
   const d = S.data, i = S.pos - d.lo;
+  if (i < 0 || S.pos >= d.hi) return;        // waiting for the window around the selection
+  hideTip(S);
   S.box.classList.remove("rsx-waiting");
   S.box.dataset.n = String(d.n);
   S.box.dataset.selected = String(S.pos);
   S.box.dataset.layer = String(d.layer);
   S.slider.max = String(d.n - 1);
   S.slider.value = String(S.pos);
+  S.slider.setAttribute("aria-valuetext", `token ${S.pos}: ${d.tokens[i].label}`);
   S.where.textContent = `${S.pos} / ${d.n - 1} · ${d.tokens[i].label}`;
   renderStrip(S);
   S.readout.textContent = d.readout[i];
@@ -294,7 +308,10 @@ function renderStrip(S) {
   S.chips.forEach((c, j) => c.classList.toggle("sel", d.lo + j === S.pos));
   S.strip.dataset.selected = String(S.pos);
   const sel = S.chips[S.pos - d.lo];
-  if (sel && S.playing) sel.scrollIntoView({ block: "nearest", inline: "nearest" });
+  if (sel && S.playing) {           // keep the chip in view, but never pull the page up from the heatmaps
+    const r = S.strip.getBoundingClientRect();
+    if (r.bottom > 0 && r.top < window.innerHeight) sel.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
 }
 
 function panelTitle(panel, title, sub) {
@@ -396,13 +413,13 @@ function renderGates(S, i) {
   }
   panelTitle(S.gates, `Gates after “${short(d.tokens[i].label, 18)}” (layer ${d.layer + 1})`);
   const W = Math.max(200, S.gates.clientWidth - 4), H = Math.floor(236 / names.length) + 4;
-  if (!S.gateMax) S.gateMax = Math.max(...names.map(g => Math.max(...d.gates[g].hist.flat()))) * 1.15 || 1;
+  if (!S.gateMax) S.gateMax = (d.gate_max || Math.max(...names.map(g => Math.max(...d.gates[g].hist.flat())))) * 1.15 || 1;
   const colours = lut(d.gate_stops);
   for (const g of names) {
     const cv = el("canvas", "rsx-canvas");
     S.gates.appendChild(cv);
     const c = sizeCanvas(cv, W, H);
-    const hist = d.gates[g].hist[i], mean = d.gates[g].mean[i], bins = hist.length;
+    const hist = d.gates[g].hist[i], bins = hist.length, mean = d.gates[g].mean[i] ?? NaN;
     const L = 70, R = 8, T = 4, B = 14, pw = W - L - R, ph = H - T - B;
     c.fillStyle = "#fff"; c.fillRect(0, 0, W, H);
     for (let b = 0; b < bins; b++) {
@@ -416,11 +433,13 @@ function renderGates(S, i) {
       }
     }
     c.strokeStyle = "#c8ccd2"; c.beginPath(); c.moveTo(L, T + ph + 0.5); c.lineTo(L + pw, T + ph + 0.5); c.stroke();
-    const mx = L + mean * pw;
-    c.fillStyle = MARK; c.beginPath(); c.moveTo(mx - 5, T); c.lineTo(mx + 5, T); c.lineTo(mx, T + 8); c.fill();
-    const label = `mean ${mean.toFixed(2)}`, right = mx + 7 + c.measureText(label).width <= W;
-    c.textBaseline = "top"; c.textAlign = right ? "left" : "right";
-    c.fillText(label, right ? mx + 7 : mx - 7, T);
+    if (Number.isFinite(mean)) {
+      const mx = L + mean * pw;
+      c.fillStyle = MARK; c.beginPath(); c.moveTo(mx - 5, T); c.lineTo(mx + 5, T); c.lineTo(mx, T + 8); c.fill();
+      const label = `mean ${mean.toFixed(2)}`, right = mx + 7 + c.measureText(label).width <= W;
+      c.textBaseline = "top"; c.textAlign = right ? "left" : "right";
+      c.fillText(label, right ? mx + 7 : mx - 7, T);
+    }
     c.textAlign = "left"; c.textBaseline = "middle"; c.font = "bold 12px sans-serif";
     c.fillText(g, 4, T + ph / 2 - 6);
     c.font = "11px sans-serif"; c.fillStyle = "#555";
@@ -430,7 +449,7 @@ function renderGates(S, i) {
     cv.addEventListener("mousemove", e => {
       const b = Math.floor((e.offsetX - L) / (pw / bins));
       if (b < 0 || b >= bins) return hideTip(S);
-      showTip(S, e, `${g} in [${(b / bins).toFixed(2)}, ${((b + 1) / bins).toFixed(2)}): ${(100 * hist[b]).toFixed(0)}% of units\nmean ${mean.toFixed(3)}`);
+      showTip(S, e, `${g} in [${(b / bins).toFixed(2)}, ${((b + 1) / bins).toFixed(2)}): ${(100 * hist[b]).toFixed(0)}% of units\nmean ${Number.isFinite(mean) ? mean.toFixed(3) : "–"}`);
     });
     cv.addEventListener("mouseleave", () => hideTip(S));
   }
@@ -439,6 +458,7 @@ function renderGates(S, i) {
 // ------------------------------------------------------------------------------------- heatmaps
 function drawHeat(S) {
   const d = S.data;
+  hideTip(S);
   S.heat.textContent = "";
   S.heatMaps = [];
   const T = d.hi - d.lo, U = d.units, labels = d.tokens.map(t => t.label);
@@ -481,7 +501,7 @@ function drawHeat(S) {
         let v = vals[t * U + u];
         if (sc.log) v = symlog(v);
         const k = Math.max(0, Math.min(255, Math.round(255 * (v - z0) / (z1 - z0))));
-        const c = colours[k], o = 4 * (u * T + t);
+        const c = Number.isFinite(v) ? colours[k] : NAN_RGB, o = 4 * (u * T + t);
         img.data[o] = c[0]; img.data[o + 1] = c[1]; img.data[o + 2] = c[2]; img.data[o + 3] = 255;
       }
     }
@@ -534,7 +554,16 @@ function drawHeat(S) {
 }
 
 function renderTabs(S) {
-  const d = S.data;
+  const d = S.data, key = (d.views || []).join("|");
+  if (S.tabsKey === key) {        // same tabs: keep the buttons (and the keyboard focus on them)
+    for (const b of S.tabs.children) {
+      const on = b.textContent === d.view;
+      b.classList.toggle("rsx-active", on);
+      b.setAttribute("aria-selected", String(on));
+    }
+    return;
+  }
+  S.tabsKey = key;
   S.tabs.textContent = "";
   for (const v of d.views || []) {
     const b = el("button", "rsx-tab" + (v === d.view ? " rsx-active" : ""), v);
@@ -573,6 +602,14 @@ function showTip(S, e, text) {
 }
 function hideTip(S) { S.tip.style.display = "none"; }
 
+function teardown(S) {
+  if (S.keys) document.removeEventListener("keydown", S.keys);
+  S.keys = null;
+  clearTimeout(S.reportTimer); clearTimeout(S.resizeTimer); clearInterval(S.timer);
+  S.timer = null; S.playing = false;
+  S.resize.disconnect();
+}
+
 // ------------------------------------------------------------------------------------- entry
 export default function (component) {
   const { parentElement, setStateValue } = component;
@@ -595,11 +632,18 @@ export default function (component) {
   S.states = {}; S.prev = {};
   for (const q of Object.keys(data.states)) { S.states[q] = decodeF32(data.states[q]); S.prev[q] = decodeF32(data.prev[q]); }
   let resume = null;
+  const inside = p => p !== null && p >= data.lo && p < data.hi;
   if (newText) {
-    S.sig = data.sig; S.pos = data.pos; S.sentPos = data.pos; S.sentSig = data.sig;
+    S.sig = data.sig; S.pos = data.pos; S.sentPos = data.pos; S.sentSig = data.sig; S.pending = null;
     if (S.playing) play(S, false);
     if (fresh) resume = recalled(data);              // mounted again on the same text
-  } else if (S.pos === null || S.pos < data.lo || S.pos >= data.hi) {
+  } else if (S.pending !== null && S.pending !== undefined) {
+    if (inside(S.pending)) { S.pos = S.pending; S.pending = null; }
+    else if (Date.now() - S.pendingSince < PENDING_MS) {
+      // an older window (dragging the slider, holding a key): the one asked for is on its way
+      return () => { if (!parentElement.isConnected) teardown(S); };
+    } else { S.pos = data.pos; S.pending = null; }
+  } else if (!inside(S.pos)) {
     S.pos = data.pos;
   }
   if (S.speedSel) S.speedSel.value = String(S.speed);
@@ -612,16 +656,12 @@ export default function (component) {
   S.box.dataset.drawn = String(S.drawSig);
   S.box.dataset.ms = (performance.now() - t0).toFixed(1);      // draw time, for benchmarks and debugging
   if (resume !== null && resume !== S.pos) select(S, resume);   // and tells the server
+  else remember(S);
   if (!S.keys) {                    // one listener per player, however often Streamlit calls this
     S.keys = e => onKey(S, e);
     document.addEventListener("keydown", S.keys);
   }
-  return () => {
-    document.removeEventListener("keydown", S.keys);
-    S.keys = null;
-    if (!parentElement.isConnected) {
-      clearTimeout(S.reportTimer); clearInterval(S.timer); S.timer = null; S.playing = false;
-      S.resize.disconnect();
-    }
-  };
+  // Streamlit may call a cleanup for a render that a newer one overtook: only a player that has
+  // left the page lets go of the keyboard, its timers and its resize observer.
+  return () => { if (!parentElement.isConnected) teardown(S); };
 }
