@@ -53,8 +53,7 @@ def colour_scale(quantity: str, ranges: dict | None) -> dict:
     cr = F.colour_range(quantity, ranges)
     lo, hi = V.fixed_range(quantity, ranges)
     return {"zmin": cr["zmin"], "zmax": cr["zmax"], "log": F.log_scaled(quantity), "lo": lo, "hi": hi,
-            "stops": cr["colorscale"], "signed": lo < 0 < hi,
-            "title": F.LONG_NAMES.get(quantity, quantity), "description": DESCRIPTIONS.get(quantity, quantity)}
+            "stops": cr["colorscale"], "signed": lo < 0 < hi, "description": DESCRIPTIONS.get(quantity, quantity)}
 
 
 def tokens_data(tr: Trace, lo: int, hi: int) -> list[dict]:
@@ -63,7 +62,7 @@ def tokens_data(tr: Trace, lo: int, hi: int) -> list[dict]:
     for r in V.token_rows(tr, lo, hi):
         bg = F.surprisal_colour(r.surprisal_bits)
         out.append({"label": r.label, "special": bool(r.special), "unk": bool(r.unk), "bg": bg, "ink": F.ink(bg),
-                    "bits": _finite(r.surprisal_bits, 3), "title": F.chip_title(r)})
+                    "title": F.chip_title(r)})
     return out
 
 
@@ -76,13 +75,13 @@ def next_words(tr: Trace, t: int, k: int) -> dict:
         word = tr.vocab[tr.tokens[t + 1].id]
         rank = int(tr.next_rank[t])
         actual = {"word": word, "label": V.token_label(tr.tokens[t + 1]), "prob": _finite(tr.next_prob[t]),
-                  "rank": rank, "in_top": any(w == word for w, _ in top), "unk": bool(tr.tokens[t + 1].unk)}
+                  "rank": rank, "in_top": any(w == word for w, _ in top)}
     return {"top": top, "actual": actual}
 
 
 def player_data(tr: Trace, layer: int, *, pos: int, window: tuple[int, int] | None = None,
                 ranges: dict | None = None, heat: list[str] | tuple[str, ...] = ("h", "c"), k: int = 10,
-                sig: str = "", model: str = "", speed: float = 1.0, view: str = "") -> dict:
+                sig: str = "", view: str = "") -> dict:
     """Everything the player draws for token positions window[0]..window[1]-1 of one layer.
 
     `pos` is the selected position (kept inside the window); `heat` the quantities drawn as heatmaps
@@ -109,8 +108,8 @@ def player_data(tr: Trace, layer: int, *, pos: int, window: tuple[int, int] | No
                         "name": F.LONG_NAMES.get(g, g)}
     heat = [q for q in heat if q in lay]
     return {
-        "sig": sig, "model": model, "cell": tr.cell, "layer": int(layer), "layers": len(tr.layers),
-        "n": n, "lo": lo, "hi": hi, "pos": pos, "units": units, "speed": float(speed), "view": view,
+        "sig": sig, "cell": tr.cell, "layer": int(layer),
+        "n": n, "lo": lo, "hi": hi, "pos": pos, "units": units, "view": view,
         "tokens": tokens_data(tr, lo, hi),
         "readout": [V.describe_step(tr, t) for t in range(lo, hi)],
         "next": [next_words(tr, t, k) for t in range(lo, hi)],

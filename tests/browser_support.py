@@ -2,6 +2,7 @@
 free port. Browser tests skip with the reason below only where Chromium is absent."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -63,3 +64,13 @@ def stop_server(proc):
         proc.wait(5)
 
 
+
+
+@contextlib.contextmanager
+def running_server(models: Path, log: Path):
+    """A Streamlit server on `models` for the duration of the block; yields its url."""
+    proc, url = start_server(models, log)
+    try:
+        yield url
+    finally:
+        stop_server(proc)

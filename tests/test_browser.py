@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from browser_support import (BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, ROOT, SHOTS,
-                             start_server, stop_server)
+                             running_server)
 
 REAL = ROOT / "pretrained" / "fiction-lstm"
 pytestmark = BROWSER_MARKS
@@ -39,10 +39,8 @@ def browser_models(models_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(browser_models, tmp_path_factory):
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    proc, url = start_server(browser_models, log)
-    yield url
-    stop_server(proc)
+    with running_server(browser_models, tmp_path_factory.mktemp("server") / "streamlit.log") as url:
+        yield url
 
 
 PAGE_ERRORS: list[str] = []       # uncaught script errors (the player's included), checked by no_exceptions

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from browser_support import (BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, ROOT, SHOTS,
-                             start_server, stop_server)
+                             running_server)
 
 REAL = {"fiction-lstm": ROOT / "pretrained" / "fiction-lstm", "fiction-rnn": ROOT / "pretrained" / "fiction-rnn"}
 WIDTH = 1500
@@ -41,10 +41,8 @@ def browser_models(models_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(browser_models, tmp_path_factory):
-    log = tmp_path_factory.mktemp("server-analysis") / "streamlit.log"
-    proc, url = start_server(browser_models, log)
-    yield url
-    stop_server(proc)
+    with running_server(browser_models, tmp_path_factory.mktemp("server-analysis") / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

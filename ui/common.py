@@ -17,7 +17,9 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,9 +188,6 @@ UPLOAD_MAX_AGE_S = 7 * 24 * 3600
 def prune_uploads(root: Path, keep: str = "", max_age_s: float | None = None) -> list[Path]:
     """Remove unpacked upload folders under `root` not touched for `max_age_s` seconds (except
     `keep`); returns what was removed. Errors (a folder in use, permissions) are logged, not raised."""
-    import shutil
-    import time
-
     limit = UPLOAD_MAX_AGE_S if max_age_s is None else max_age_s
     removed = []
     try:

@@ -121,7 +121,7 @@ def player(ctx: common.ModelContext, tr, layer: int, sig: str):
         if ss.get("_anchor") is None or ss["_anchor"][:2] != (sig, win):
             ss["_anchor"] = (sig, win, pos)
         data = player_data(tr, layer, pos=ss["_anchor"][2], window=win, ranges=ctx.ranges, heat=heat,
-                           k=common.TOP_K, sig=sig, model=ctx.name, view=view)
+                           k=common.TOP_K, sig=sig, view=view)
         data["views"] = view_labels(tr.cell)
         P.mount(data, key=PLAYER_KEY, on_pos_change=_pos_changed, on_view_change=_view_changed)
         if view == UNITS_TAB:

@@ -87,7 +87,6 @@ function build(root, S) {
   // Leave what Streamlit put in the parent (the component's <style>): replace only an old player.
   for (const old of root.querySelectorAll(":scope > .rsx")) old.remove();
   const box = el("div", "rsx");
-  box.dataset.testid = "player";
   box.setAttribute("data-testid", "player");
   const bar = el("div", "rsx-bar");
   const btn = (name, label, title, key) => {
