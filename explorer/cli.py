@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--max-minutes", type=_nonneg_float, default=0.0,
                     help="stop before an epoch that would end past this many minutes")
     tr.add_argument("--weight-decay", type=_nonneg_float, default=0.0)
+    tr.add_argument("--init", help="fine-tune this bundle (its tokenizer and sizes; the size flags are ignored)")
+    tr.add_argument("--augment", choices=["gender-swap"],
+                    help="add a copy of the training text with gendered words swapped (counterfactual augmentation)")
 
     e = sub.add_parser("eval", help="perplexity of a model on a split of a corpus")
     e.add_argument("--model", required=True)
@@ -114,7 +117,7 @@ def main(argv=None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["classify"]:   # the many-to-one author classifier has its own parser
-        from .classify import main as classify_main
+        from .training.classify import main as classify_main
         return classify_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:

@@ -9,7 +9,7 @@ from .errors import ExplorerError
 
 
 def cmd_train(args, command):
-    from .train import Interrupted, TrainConfig, train
+    from .training.train import Interrupted, TrainConfig, train
     cfg = TrainConfig(corpus=args.corpus, out=args.out, split=args.split, tokenizer=args.tokenizer,
                       vocab_size=args.vocab_size, cell=args.cell, emb_size=args.emb_size,
                       hidden_size=args.hidden_size, layers=args.layers, dropout=args.dropout,
@@ -18,6 +18,7 @@ def cmd_train(args, command):
                       threads=args.threads, checkpoint_minutes=args.checkpoint_minutes,
                       dry_run=args.dry_run, max_batches=args.max_batches, resume=args.resume,
                       device=args.device, max_minutes=args.max_minutes, weight_decay=args.weight_decay,
+                      init=args.init, augment=args.augment,
                       command=command)
     try:
         card = train(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -30,8 +31,8 @@ def cmd_train(args, command):
 
 def cmd_eval(args, command):
     from .bundle import load_model
-    from .data import batchify, encode_texts, read_corpus
-    from .train import evaluate
+    from .training.data import batchify, encode_texts, read_corpus
+    from .training.train import evaluate
     m = load_model(args.model)
     corpus = read_corpus(args.corpus, args.split_file)
     stream = encode_texts(m.tokenizer, corpus[args.split])
@@ -53,7 +54,7 @@ def cmd_trace(args, command):
 
 
 def cmd_score(args, command):
-    from .data import read_text
+    from .training.data import read_text
     m = _load(args.model)
     p = Path(args.file)
     if not p.is_file():
@@ -85,8 +86,8 @@ def _record(model_dir, key, value):
 
 def cmd_ngram(args, command):
     import time
-    from .data import encode_texts, read_corpus
-    from .ngram import KneserNey
+    from .training.data import encode_texts, read_corpus
+    from .training.ngram import KneserNey
     m = _load(args.model)
     corpus = read_corpus(args.corpus, args.split_file)
     t0 = time.time()
@@ -103,7 +104,7 @@ def cmd_ngram(args, command):
 
 
 def cmd_syneval(args, command):
-    from .evals import agreement_pairs, bartender_margin, minimal_pairs, run_suite_folder
+    from .training.evals import agreement_pairs, bartender_margin, minimal_pairs, run_suite_folder
     m = _load(args.model)
     out = {"syneval": run_suite_folder(m, args.suite, args.max_items),
            "agreement": minimal_pairs(m, agreement_pairs()),

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from explorer import BundleError, CorpusError
-from explorer.classify import (author_of, final_states, load_author_classifier, main, predict,
+from explorer.training.classify import (author_of, final_states, load_author_classifier, main, predict,
                                predict_batch, train_author_classifier)
 
 from conftest import make_model

@@ -8,7 +8,7 @@ import pytest
 from explorer import trace
 from explorer.analysis import (attribute, compare_fade, contrast, generate_trace, half_lives,
                                memory_matrix, next_word_comparison, cell_provenance, replacement_fade)
-from explorer.analysis import figures as F
+from explorer.present import analysis_figures as F
 
 REPEAT = "the girl and the boy and the bartender"
 
@@ -112,7 +112,8 @@ def test_generation_and_author_figures(tiny_lstm):
 
 def test_user_tokens_are_shown_as_typed_not_as_html(tiny_lstm):
     """Plotly reads HTML tags in labels: a typed "<b>" must stay visible text, not turn bold."""
-    from explorer.analysis import attribute, figures as AF
+    from explorer.analysis import attribute
+    from explorer.present import analysis_figures as AF
     a = attribute(tiny_lstm, "Mary <b> loves", methods=("occlusion",))
     fig = AF.attribution_strip(a, "occlusion")
     ticks = list(fig.layout.xaxis.ticktext)

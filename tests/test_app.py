@@ -14,8 +14,8 @@ from streamlit.testing.v1 import AppTest
 
 import explorer as E
 from explorer import settings
-from explorer.player import decode_f32
-from explorer.presets import DEFAULT_PRESET, PRESETS
+from explorer.present.player import decode_f32
+from explorer.present.presets import DEFAULT_PRESET, PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -113,7 +113,7 @@ def esc(words):
 
 # ------------------------------------------------------------------------------------ explore
 def player(at: AppTest) -> dict:
-    """The data the Explore page sent to its player component (explorer.player.player_data)."""
+    """The data the Explore page sent to its player component (explorer.present.player.player_data)."""
     found = at.get("bidi_component")
     assert len(found) == 1, f"{len(found)} player components"
     assert found[0].proto.component_name == "rnn_explorer_player"
@@ -422,7 +422,7 @@ def test_old_uploads_are_pruned(tmp_path):
 
 def test_the_first_render_does_not_import_pandas(models_dir):
     """pandas costs 0.4 s of the cold start and the Explore page's first render does not need it
-    (explorer._lazy; ui/player.py sends a list, not a dict). A fresh interpreter, as a server starts."""
+    (explorer.present._lazy; ui/player.py sends a list, not a dict). A fresh interpreter, as a server starts."""
     import subprocess
     import sys
 

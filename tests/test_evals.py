@@ -4,9 +4,9 @@ import random
 
 import pytest
 
-from explorer.evals import (BARTENDER_BOY, BARTENDER_GIRL, agreement_pairs, bartender_margin, minimal_pairs,
+from explorer.training.evals import (BARTENDER_BOY, BARTENDER_GIRL, agreement_pairs, bartender_margin, minimal_pairs,
                             run_suite_folder)
-from explorer.ngram import KneserNey
+from explorer.training.ngram import KneserNey
 
 from conftest import SYNEVAL
 

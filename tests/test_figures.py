@@ -1,4 +1,4 @@
-"""explorer.views and explorer.figures: the data behind each view, and the Plotly specs drawn from it."""
+"""explorer.present.views and explorer.present.figures: the data behind each view, and the Plotly specs drawn from it."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import explorer as E
-from explorer import figures as F
-from explorer import views as V
+from explorer.present import figures as F
+from explorer.present import views as V
 from explorer.trace import RANGES
 
 REPEATED = "the cat saw the dog and the dog saw the cat ."

@@ -1,4 +1,4 @@
-"""explorer.lesson: the numbers, sentences, HTML strips and URL state behind the analysis pages."""
+"""explorer.present.lesson: the numbers, sentences, HTML strips and URL state behind the analysis pages."""
 from __future__ import annotations
 
 import json
@@ -9,11 +9,11 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from explorer import lesson as LS
+from explorer.present import lesson as LS
 from explorer import trace
 from explorer.analysis import (attribute, bow_embedding_distance, cell_provenance, contrast, half_lives,
                                next_word_comparison, replacement_fade)
-from explorer.presets import PRESETS
+from explorer.present.presets import PRESETS
 
 GIRL, BOY = PRESETS["Bartender (girl / she)"], PRESETS["Bartender (boy / he)"]
 
@@ -234,7 +234,7 @@ def test_first_word(tiny_lstm):
 
 
 def test_classifier_summary():
-    from explorer.classify import AuthorClassifier
+    from explorer.training.classify import AuthorClassifier
     clf = AuthorClassifier(torch.zeros(4, dtype=torch.float64), 0.0, torch.zeros(4, dtype=torch.float64),
                            torch.ones(4, dtype=torch.float64),
                            {"feature": "state", "passage_tokens": 30,
@@ -258,7 +258,7 @@ def test_comparison_helpers_on_a_model(tiny_lstm):
 def test_unrolled_boxes_lie_below_the_sparklines(tiny_lstm):
     """Regression: the boxes were drawn above the traces (plotly's default shape layer), which hid
     the sparkline of h_t inside every box."""
-    from explorer.analysis.figures import unrolled_figure
+    from explorer.present.analysis_figures import unrolled_figure
     fig = unrolled_figure(trace(tiny_lstm, "Mary loves John ."))
     boxes = [s for s in fig.layout.shapes if s.type == "rect"]
     assert len(boxes) == 5 and all(s.layer == "below" for s in boxes)

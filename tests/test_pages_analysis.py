@@ -13,8 +13,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from explorer import lesson as LS
-from explorer.classify import KIND, AuthorClassifier, save_author_classifier
+from explorer.present import lesson as LS
+from explorer.training.classify import KIND, AuthorClassifier, save_author_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")

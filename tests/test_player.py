@@ -1,4 +1,4 @@
-"""explorer.player: the data the Explore page's player draws (every number it shows comes from here)."""
+"""explorer.present.player: the data the Explore page's player draws (every number it shows comes from here)."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import explorer as E
-from explorer import figures as F
-from explorer import views as V
-from explorer.player import GATE_BINS, b64_f32, decode_f32, player_data, reported_position
+from explorer.present import figures as F
+from explorer.present import views as V
+from explorer.present.player import GATE_BINS, b64_f32, decode_f32, player_data, reported_position
 
 TEXT = "the cat saw the dog and the dog saw the cat ."
 

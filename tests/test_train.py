@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from explorer import CorpusError, load_model
-from explorer.data import batchify, bptt_windows, read_corpus
-from explorer.train import Interrupted, TrainConfig, train
+from explorer.training.data import batchify, bptt_windows, read_corpus
+from explorer.training.train import Interrupted, TrainConfig, train
 
 from conftest import FICTION, ROOT, TEXT, needs_fiction
 
@@ -74,7 +74,7 @@ def test_same_seed_same_weights(corpus, tmp_path):
 def test_interrupted_run_resumes_with_nothing_lost(corpus, tmp_path, monkeypatch):
     train(cfg(corpus, tmp_path / "full"), log=lambda m: None)
 
-    import explorer.train as T
+    import explorer.training.train as T
     real_clip = T.nn.utils.clip_grad_norm_
     calls = {"n": 0}
 

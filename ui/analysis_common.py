@@ -1,5 +1,5 @@
 """Helpers shared by the analysis pages (Contrast, Memory, Generate, Lesson): cached calls into
-explorer.analysis / explorer.classify, chart placement and small widgets.
+explorer.analysis / explorer.training.classify, chart placement and small widgets.
 
 Every number comes from `explorer`; this module only caches and places. Heavy results are cached
 with st.cache_resource (they are frozen dataclasses holding read-only arrays, shared safely between
@@ -14,8 +14,8 @@ import streamlit as st
 
 import explorer as E
 from explorer import analysis as A
-from explorer import classify as C
-from explorer.presets import REFERENCE_TEXT
+from explorer.training import classify as C
+from explorer.present.presets import REFERENCE_TEXT
 from ui import common
 
 chart = common.chart

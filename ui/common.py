@@ -27,9 +27,10 @@ import streamlit as st
 import torch
 
 import explorer as E
-from explorer import settings, views
+from explorer import settings
+from explorer.present import views
 from explorer.bundle import WEIGHTS, extract_bundle_zip
-from explorer.presets import DEFAULT_PRESET, PRESETS
+from explorer.present.presets import DEFAULT_PRESET, PRESETS
 
 log = logging.getLogger("rnn_explorer.ui")
 

@@ -9,8 +9,8 @@ import html
 
 import streamlit as st
 
-from explorer import lesson as LS
-from explorer.analysis import figures as AF
+from explorer.present import lesson as LS
+from explorer.present import analysis_figures as AF
 from ui import analysis_common as AC
 from ui import common
 

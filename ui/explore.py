@@ -1,6 +1,6 @@
 """Explore: type a sentence and watch the network read it, token by token.
 
-Layout: text box -> the player (ui/player.py, a v2 component drawing explorer.player.player_data):
+Layout: text box -> the player (ui/player.py, a v2 component drawing explorer.present.player.player_data):
 playback controls, token strip, step view (next word, Δh/Δc, gates), heatmap tabs and the heatmaps
 -> the unit inspector (Plotly, below the player when its tab is chosen).
 
@@ -18,9 +18,9 @@ import html
 
 import streamlit as st
 
-from explorer import figures as F
-from explorer import views as V
-from explorer.player import player_data, reported_position
+from explorer.present import figures as F
+from explorer.present import views as V
+from explorer.present.player import player_data, reported_position
 from explorer.trace import QUANTITIES
 from ui import common
 from ui import player as P

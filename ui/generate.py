@@ -11,10 +11,10 @@ import html
 
 import streamlit as st
 
-from explorer import figures as F
-from explorer import lesson as LS
-from explorer import views as V
-from explorer.analysis import figures as AF
+from explorer.present import figures as F
+from explorer.present import lesson as LS
+from explorer.present import views as V
+from explorer.present import analysis_figures as AF
 from ui import analysis_common as AC
 from ui import common
 

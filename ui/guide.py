@@ -5,7 +5,7 @@ import json
 
 import streamlit as st
 
-from explorer import views as V
+from explorer.present import views as V
 from explorer.trace import DESCRIPTIONS, QUANTITIES
 from ui import common
 
@@ -71,7 +71,7 @@ def page():
         rows.append({"quantity": q, "meaning": DESCRIPTIONS[q], "colour range": f"{lo:g} … {hi:g}"})
     st.dataframe(rows, hide_index=True, width="stretch")
     st.caption("The cell state's range is the 99.5th percentile of |c| while this model reads the preset "
-               "sentences, rounded up (explorer.views.value_ranges); it is drawn on a symmetric log scale.")
+               "sentences, rounded up (explorer.present.views.value_ranges); it is drawn on a symmetric log scale.")
     with st.expander("Full model card (card.json)"):
         st.code(json.dumps(card, indent=2, ensure_ascii=False)[:20000], language="json")
 

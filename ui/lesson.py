@@ -2,8 +2,8 @@
 
 Steps: reading word by word · order matters · prediction needs memory · the unrolled network · the
 five input/output shapes. The step, its sentence(s), the shape and a position live in the URL's query
-string (?step=bartender&text=...), so a lecturer can bookmark a demo; explorer.lesson parses and
-writes it. Text is short and plain; charts are big (explorer.lesson.projector).
+string (?step=bartender&text=...), so a lecturer can bookmark a demo; explorer.present.lesson parses and
+writes it. Text is short and plain; charts are big (explorer.present.lesson.projector).
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import html
 import streamlit as st
 
 import explorer as E
-from explorer import figures as F
-from explorer import lesson as LS
-from explorer import views as V
+from explorer.present import figures as F
+from explorer.present import lesson as LS
+from explorer.present import views as V
 from explorer.analysis import attribution as AT
-from explorer.analysis import figures as AF
+from explorer.present import analysis_figures as AF
 from ui import analysis_common as AC
 from ui import common
 

@@ -10,11 +10,11 @@ import html
 
 import streamlit as st
 
-from explorer import lesson as LS
-from explorer import views as V
+from explorer.present import lesson as LS
+from explorer.present import views as V
 from explorer.analysis import attribution as AT
 from explorer.analysis import cell_provenance, half_lives, memory_matrix
-from explorer.analysis import figures as AF
+from explorer.present import analysis_figures as AF
 from ui import analysis_common as AC
 from ui import common
 
@@ -123,7 +123,7 @@ def _provenance(ctx, tr, layer, step):
     notes = {held: " (holds an old word longest)", strongest: " (largest |c| now)"}
     unit = c1.selectbox("Unit", list(range(U)), key="mem_unit", format_func=lambda u: f"unit {u}" + notes.get(u, ""),
                         help="Opens on the unit whose cell state is held most by a single word read at least 5 "
-                             "steps earlier (explorer.lesson.long_memory_units).")
+                             "steps earlier (explorer.present.lesson.long_memory_units).")
     chk = LS.provenance_check(prov, unit)
     old = LS.oldest_share(prov, unit)
     c2.html(f'<div data-testid="provenance-check" style="font-size:15px;line-height:1.5">'

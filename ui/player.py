@@ -1,5 +1,5 @@
 """The Explore page's player: a Streamlit v2 component (ui/assets/player.js and player.css) that draws
-explorer.player.player_data and steps through the tokens in the browser.
+explorer.present.player.player_data and steps through the tokens in the browser.
 
 Mounted in the page's DOM (isolate_styles=False; every class is prefixed) so that browser tests and
 benchmarks/app_latency.py can read it. Its state goes back to Python as `pos` ({"pos", "sig"}: the
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from explorer import figures as F
+from explorer.present import figures as F
 
 _ASSETS = Path(__file__).resolve().parent / "assets"
 

@@ -24,7 +24,8 @@ import numpy as np
 
 from . import figures as F
 from . import views as V
-from .trace import DESCRIPTIONS, Trace
+from ..trace import Trace
+from .scales import colour_scale
 
 #: Bins of the gate-openness histograms in the step view.
 GATE_BINS = 20
@@ -45,15 +46,6 @@ def decode_f32(s: str, shape) -> np.ndarray:
 def _finite(x: float, digits: int = 6):
     x = float(x)
     return round(x, digits) if math.isfinite(x) else None
-
-
-def colour_scale(quantity: str, ranges: dict | None) -> dict:
-    """How the player colours a quantity: the same scale as figures.heatmap_figure. For log-scaled
-    quantities the colour position is symlog(value) on [zmin, zmax]; `lo`/`hi` are in the value's units."""
-    cr = F.colour_range(quantity, ranges)
-    lo, hi = V.fixed_range(quantity, ranges)
-    return {"zmin": cr["zmin"], "zmax": cr["zmax"], "log": F.log_scaled(quantity), "lo": lo, "hi": hi,
-            "stops": cr["colorscale"], "signed": lo < 0 < hi, "description": DESCRIPTIONS.get(quantity, quantity)}
 
 
 def tokens_data(tr: Trace, lo: int, hi: int) -> list[dict]:

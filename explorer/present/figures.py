@@ -37,12 +37,11 @@ import plotly.graph_objects as go
 
 from . import views
 from ._lazy import LazyModule
-from .trace import DESCRIPTIONS, RANGES, Trace
+from ..trace import DESCRIPTIONS, Trace
+from .scales import DIVERGING, SEQUENTIAL, colorbar_ticks as _colorbar_ticks, colour_range, log_scaled, symlog  # noqa: F401
 
 pd = LazyModule("pandas")     # the Explore page's first render needs no pandas (cold start)
 
-DIVERGING = [[0.0, "#2166ac"], [0.25, "#92c5de"], [0.5, "#f7f7f7"], [0.75, "#f4a582"], [1.0, "#b2182b"]]
-SEQUENTIAL = [[0.0, "#f7fcf5"], [0.35, "#a1d99b"], [0.7, "#31a354"], [1.0, "#00441b"]]
 POSITIVE, NEGATIVE = "#b2182b", "#2166ac"
 HIGHLIGHT, MUTED, MARK = "#e8590c", "#9db4cc", "#111111"
 FONT = dict(family="Source Sans Pro, Helvetica, Arial, sans-serif", size=13, color="#262730")
@@ -119,41 +118,6 @@ def token_axis(labels: list[str], selected: int | None = None, title: str | None
         ax["title"] = dict(text=title)
     ax.update(kw)
     return ax
-
-
-def symlog(x):
-    """sign(x)·ln(1 + |x|): linear near 0, logarithmic far out. Used to colour unbounded quantities."""
-    return np.sign(x) * np.log1p(np.abs(x))
-
-
-def log_scaled(quantity: str) -> bool:
-    """Unbounded quantities (the LSTM cell state c) are coloured on a symmetric log scale: in trained
-    LSTMs most |c| are below ~2 while some units count up to 100 and more, and a linear scale wide
-    enough for those would leave everything else white."""
-    lo, hi = RANGES.get(quantity, (None, None))
-    return lo is None or hi is None
-
-
-def colour_range(quantity: str, ranges: dict | None = None) -> dict:
-    """zmin/zmax (and zmid=0 for signed quantities) and the colour scale of a quantity. For unbounded
-    quantities zmin/zmax are symlog(∓R) of the fixed range ±R (the heatmap's z is symlog(value))."""
-    lo, hi = views.fixed_range(quantity, ranges)
-    if log_scaled(quantity):
-        r = float(symlog(max(abs(lo), abs(hi))))
-        return dict(zmin=-r, zmax=r, zmid=0.0, colorscale=DIVERGING)
-    if lo < 0 < hi:
-        return dict(zmin=lo, zmax=hi, zmid=0.0, colorscale=DIVERGING)
-    return dict(zmin=lo, zmax=hi, colorscale=SEQUENTIAL)
-
-
-def _colorbar_ticks(quantity: str, ranges: dict | None) -> dict:
-    """Colour-bar ticks in the quantity's own units (for the symlog scale: 0, ±1, ±10, ..., ±R)."""
-    if not log_scaled(quantity):
-        return {}
-    _, r = views.fixed_range(quantity, ranges)
-    vals = [v for v in (1, 10, 100, 1000) if v < r * 0.6] + [r]
-    vals = sorted({-v for v in vals} | {0.0} | set(vals))
-    return dict(tickmode="array", tickvals=[float(symlog(v)) for v in vals], ticktext=[f"{v:g}" for v in vals])
 
 
 def _hex(c: str) -> tuple[int, int, int]:

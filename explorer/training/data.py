@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import CorpusError
-from .tokenizer import EOS
+from ..errors import CorpusError
+from ..tokenizer import EOS
 
 SPLITS = ("train", "valid", "test")
 

@@ -19,75 +19,15 @@ from typing import NamedTuple
 import numpy as np
 
 from ._lazy import LazyModule
-from .trace import DESCRIPTIONS, QUANTITIES, RANGES, Trace
+from ..trace import DESCRIPTIONS, Trace
+from .scales import C_RANGE_DEFAULT, fixed_range, is_signed, nice_ceiling, value_ranges  # noqa: F401 (re-exported)
 
 pd = LazyModule("pandas")
 
 #: The gates of each cell: sigmoids in [0, 1], 0 = closed, 1 = open. (g and n are candidates, not gates.)
 GATES = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "rnn": ()}
 
-#: Fallback colour range of the LSTM cell state c when no model calibration is at hand: |c| can grow
-#: past 1 (c_t = f ⊙ c_{t-1} + i ⊙ g sums over time), but in trained word-level LSTMs it rarely
-#: passes 3 on ordinary prose.
-C_RANGE_DEFAULT = 3.0
-
 UNIT_CHOICES = ("most active", "most changed at this step", "by number")
-
-
-def nice_ceiling(x: float) -> float:
-    """The smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 15, 20, ... that is >= x (and >= 1)."""
-    if not math.isfinite(x) or x <= 1.0:
-        return 1.0
-    mag = 10 ** math.floor(math.log10(x))
-    for step in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if step * mag >= x - 1e-9:
-            return float(step * mag)
-    return float(10 * mag)
-
-
-def fixed_range(quantity: str, ranges: dict | None = None) -> tuple[float, float]:
-    """The colour/axis range of a quantity: from `ranges` (e.g. value_ranges(model)) if given there,
-    else explorer.trace.RANGES, else ±C_RANGE_DEFAULT for unbounded quantities."""
-    if ranges and quantity in ranges:
-        lo, hi = ranges[quantity]
-        return float(lo), float(hi)
-    lo, hi = RANGES.get(quantity, (None, None))
-    if lo is None or hi is None:
-        return -C_RANGE_DEFAULT, C_RANGE_DEFAULT
-    return float(lo), float(hi)
-
-
-def is_signed(quantity: str, ranges: dict | None = None) -> bool:
-    lo, hi = fixed_range(quantity, ranges)
-    return lo < 0 < hi
-
-
-def value_ranges(model, text: str | None = None, percentile: float = 99.5) -> dict[str, tuple[float, float]]:
-    """Fixed (lo, hi) per quantity of this model's cell.
-
-    Bounded quantities keep their mathematical range (explorer.trace.RANGES: tanh outputs [-1, 1],
-    gates [0, 1]). Unbounded ones (the LSTM cell state c) get a symmetric range ±R, where R is the
-    `percentile` of |value| over every layer while the model reads `text` (default: the presets and
-    a few classic sentences), rounded up by `nice_ceiling`. Computed once per model, it stays the same
-    for every sentence, layer and step.
-    """
-    from .presets import REFERENCE_TEXT
-    from .trace import trace
-
-    cell = model.config.cell
-    out: dict[str, tuple[float, float]] = {}
-    tr = None
-    for q in QUANTITIES[cell]:
-        lo, hi = RANGES.get(q, (None, None))
-        if lo is not None and hi is not None:
-            out[q] = (float(lo), float(hi))
-            continue
-        if tr is None:
-            tr = trace(model, text or REFERENCE_TEXT, top_k=1)
-        vals = np.concatenate([np.abs(lay.values[q]).ravel() for lay in tr.layers])
-        r = nice_ceiling(float(np.percentile(vals, percentile))) if vals.size else C_RANGE_DEFAULT
-        out[q] = (-r, r)
-    return out
 
 
 def token_label(tok) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .analysis.figures import token_colors
+from .analysis_figures import token_colors
 from .presets import PRESETS
 
 # ------------------------------------------------------------------------------------ preset pairs

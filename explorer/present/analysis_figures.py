@@ -81,7 +81,7 @@ def attribution_strip_data(attr, method: str = "integrated_gradients", vmax: flo
 
 def attribution_strip(attr, method: str = "integrated_gradients", vmax: float | None = None) -> go.Figure:
     """One row of tokens coloured by their contribution to log P(target) (red raises it)."""
-    from .attribution import LABELS
+    from ..analysis.attribution import LABELS
     s = np.asarray(attr.scores[method], np.float64)
     vmax = _sym(s, vmax)
     fig = go.Figure(go.Heatmap(
@@ -97,7 +97,7 @@ def attribution_strip(attr, method: str = "integrated_gradients", vmax: float | 
 
 def attribution_bars(attr) -> go.Figure:
     """Every method's scores side by side, one group of bars per token."""
-    from .attribution import LABELS
+    from ..analysis.attribution import LABELS
     x = list(range(len(attr.tokens)))
     fig = go.Figure([go.Bar(x=x, y=np.asarray(v), name=LABELS.get(m, m)) for m, v in attr.scores.items()])
     fig.update_xaxes(**_ticks(attr.tokens))

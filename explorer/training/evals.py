@@ -12,7 +12,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from .errors import CorpusError
+from ..errors import CorpusError
 
 BARTENDER = ('A {person} walked into a bar, and {pron} said "Can I have a drink please?" '
              'The bartender said "Certainly,')

@@ -39,8 +39,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .bundle import check_safetensors_file, read_json_file
-from .errors import BundleError, CorpusError
+from ..bundle import check_safetensors_file, read_json_file
+from ..errors import BundleError, CorpusError
 
 LABELS = ("austen", "doyle")
 PREFIXES = {"austen_": 0, "holmes_": 1}
@@ -348,8 +348,8 @@ def main(argv=None) -> int:
     ap.add_argument("--l2", type=float, default=1e-2)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
-    from .bundle import load_model
-    from .errors import ExplorerError
+    from ..bundle import load_model
+    from ..errors import ExplorerError
     try:
         m = load_model(a.model)
         clf = train_author_classifier(m, a.corpus, None, passage_tokens=a.passage_tokens,

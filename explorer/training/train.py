@@ -27,11 +27,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from .bundle import save_bundle
+from ..bundle import save_bundle
 from .data import batchify, bptt_windows, encode_texts, read_corpus
-from .errors import CorpusError
-from .model import LanguageModel, ModelConfig, detach_state
-from .tokenizer import CharTokenizer, WordTokenizer
+from ..errors import CorpusError
+from ..model import LanguageModel, ModelConfig, detach_state
+from ..tokenizer import CharTokenizer, WordTokenizer
 
 
 @dataclass
@@ -63,6 +63,8 @@ class TrainConfig:
     device: str = "cpu"            # cpu | cuda
     max_minutes: float = 0.0       # stop before an epoch that would end past this budget (0: none)
     weight_decay: float = 0.0
+    init: str | None = None        # a bundle to fine-tune: its tokenizer, sizes and weights
+    augment: str | None = None     # "gender-swap": add a swapped copy of the training text (augment.py)
     command: str = ""
 
     def model_config(self, vocab_size: int) -> ModelConfig:
@@ -172,22 +174,38 @@ def train(cfg: TrainConfig, log=print) -> dict:
     corpus = read_corpus(cfg.corpus, cfg.split)
     if cfg.dry_run:  # a few thousand characters of each split
         corpus = {s: [(n, t[:20_000 if s == "train" else 5_000]) for n, t in v[:2]] for s, v in corpus.items()}
-    tok_cls = {"word": WordTokenizer, "char": CharTokenizer}[cfg.tokenizer]
-    vocab_size = cfg.vocab_size
-    try:
-        tokenizer = tok_cls.build((t for _, t in corpus["train"]),
-                                  max_size=None if cfg.dry_run else vocab_size)
-    except ValueError as e:
-        raise CorpusError(str(e)) from None
-    if cfg.dry_run:
-        tokenizer = tok_cls(tokenizer.itos[:min(len(tokenizer), vocab_size)])
-    streams = {s: encode_texts(tokenizer, corpus[s]) for s in corpus}
+    init = None
+    if cfg.init:  # fine-tune: the starting bundle fixes the tokenizer and the sizes
+        from ..bundle import load_model
+        init = load_model(cfg.init)
+        tokenizer = init.tokenizer
+        ic = init.lm.config
+        cfg.tokenizer, cfg.cell, cfg.emb_size, cfg.hidden_size = tokenizer.kind, ic.cell, ic.emb_size, ic.hidden_size
+        cfg.layers, cfg.tied, cfg.vocab_size = ic.layers, ic.tied, ic.vocab_size
+    else:
+        tok_cls = {"word": WordTokenizer, "char": CharTokenizer}[cfg.tokenizer]
+        vocab_size = cfg.vocab_size
+        try:
+            tokenizer = tok_cls.build((t for _, t in corpus["train"]),
+                                      max_size=None if cfg.dry_run else vocab_size)
+        except ValueError as e:
+            raise CorpusError(str(e)) from None
+        if cfg.dry_run:
+            tokenizer = tok_cls(tokenizer.itos[:min(len(tokenizer), vocab_size)])
+    train_texts = corpus["train"]
+    if cfg.augment:  # only the training text: validation and test stay the books as written
+        from .augment import augment
+        train_texts = augment(train_texts, cfg.augment)
+    streams = {s: encode_texts(tokenizer, train_texts if s == "train" else corpus[s]) for s in corpus}
     dev = torch.device(cfg.device)
     train_data = batchify(streams["train"], cfg.batch_size).to(dev)
     valid_data = batchify(streams["valid"], 10).to(dev)
     test_data = batchify(streams["test"], 10).to(dev)
     mcfg = cfg.model_config(len(tokenizer))
-    lm = LanguageModel(mcfg).to(dev)
+    lm = LanguageModel(mcfg)
+    if init is not None:
+        lm.load_state_dict(init.lm.state_dict())
+    lm = lm.to(dev)
     opt = torch.optim.Adam(lm.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     progress = {"epoch": 0, "batch": 0, "best_valid": None, "history": [], "bad_epochs": 0,
                 "train_seconds": 0.0, "tokens_seen": 0}
@@ -296,7 +314,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
     # Final: test perplexity of the best (saved) model.
-    from .bundle import load_model
+    from ..bundle import load_model
     best = load_model(cfg.out)
     best.lm.to(dev)
     t = evaluate(best.lm, test_data, max_batches=3 if cfg.dry_run else 0)
@@ -309,6 +327,21 @@ def train(cfg: TrainConfig, log=print) -> dict:
     card["training"]["epochs_total"] = progress["epoch"]
     save_bundle(cfg.out, best.lm, best.tokenizer, card)
     return card
+
+
+def _weights_hash(bundle) -> str:
+    import hashlib
+    from ..bundle import WEIGHTS
+    p = Path(bundle) / WEIGHTS
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "unknown"
+
+
+def _augment_doc(kind: str) -> dict:
+    from . import augment as A
+    return {"kind": kind, "what": "each training file is followed by a copy with gendered words swapped "
+                                  "(explorer/training/augment.py); validation and test text are not augmented",
+            "pairs": [list(p) for p in A.PAIRS], "one_way": A.ONE_WAY,
+            "rule_her": "her -> his before a content word, else him"}
 
 
 def _main_thread() -> bool:
@@ -325,6 +358,8 @@ def _card(cfg, corpus, tokenizer, lm, progress, valid, test) -> dict:
             "corpus": str(cfg.corpus),
             "split": {s: [n for n, _ in corpus[s]] for s in corpus},
             "seed": cfg.seed,
+            **({"init": {"bundle": str(cfg.init), "weights_sha256": _weights_hash(cfg.init)}} if cfg.init else {}),
+            **({"augment": _augment_doc(cfg.augment)} if cfg.augment else {}),
             "epochs_run": progress["epoch"],
             "history": progress["history"],
             "tokens_seen": progress["tokens_seen"],

@@ -1,0 +1,115 @@
+"""The folder layout is the architecture: each part of explorer/ may import only the parts below it.
+
+Read from the source (ast), not by importing, so a lazy import inside a function counts too.
+
+    core (explorer/*.py: tokenizer, model, trace, bundle, api, errors, settings)
+      <- training/          <- corpus/          <- analysis/          <- present/
+      <- the command line (cli.py, commands.py, __main__.py), which may import every part
+
+Nothing under explorer/ imports Streamlit; ui/ and app.py are the only places that do.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "explorer"
+
+CORE = {"tokenizer", "model", "trace", "bundle", "api", "errors", "settings", "__init__"}
+ENTRY = {"cli", "commands", "__main__"}
+#: Rank of each part: a module may import a part of the same or a lower rank only.
+RANK = {"core": 0, "training": 1, "corpus": 2, "analysis": 3, "present": 4, "entry": 5}
+
+
+def part_of_module(dotted: str) -> str | None:
+    """'explorer.training.train' -> 'training'; 'explorer.trace' -> 'core'; other packages -> None."""
+    bits = dotted.split(".")
+    if bits[0] != "explorer":
+        return None
+    if len(bits) == 1:
+        return "core"
+    if bits[1] in ("training", "corpus", "analysis", "present"):
+        return bits[1]
+    if bits[1] in ENTRY:
+        return "entry"
+    return "core"
+
+
+def part_of_file(path: Path) -> str:
+    rel = path.relative_to(PKG)
+    if len(rel.parts) > 1:
+        return rel.parts[0]
+    return "entry" if path.stem in ENTRY else "core"
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    """Absolute dotted names of everything a file imports (relative imports resolved)."""
+    pkg = ["explorer", *path.relative_to(PKG).parts[:-1]]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg[: len(pkg) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            out.append((node.lineno, mod))
+            # `from . import views` imports the submodule explorer.<part>.views
+            out += [(node.lineno, f"{mod}.{a.name}") for a in node.names]
+    return out
+
+
+def violations(files) -> list[str]:
+    bad = []
+    for f in files:
+        here = part_of_file(f)
+        for line, mod in imports_of(f):
+            if mod.split(".")[0] == "streamlit":
+                bad.append(f"{f.relative_to(ROOT)}:{line} imports Streamlit")
+            there = part_of_module(mod)
+            if there is not None and RANK[there] > RANK[here]:
+                bad.append(f"{f.relative_to(ROOT)}:{line} ({here}) imports {mod} ({there})")
+    return sorted(set(bad))
+
+
+def test_every_part_imports_only_below_it():
+    files = sorted(PKG.rglob("*.py"))
+    assert len(files) > 20
+    assert violations(files) == []
+
+
+def test_the_core_holds_what_the_readme_says():
+    top = {p.stem for p in PKG.glob("*.py")}
+    assert CORE <= top
+    assert top - CORE - ENTRY == set(), f"unexpected top-level modules: {top - CORE - ENTRY}"
+    for part in ("training", "corpus", "analysis", "present"):
+        assert (PKG / part / "__init__.py").exists()
+
+
+def test_the_checker_catches_a_wrong_arrow(tmp_path, monkeypatch):
+    """The check must fail when, say, trace.py imports from present/ (or anything imports Streamlit)."""
+    fake = tmp_path / "explorer"
+    (fake / "present").mkdir(parents=True)
+    (fake / "trace.py").write_text("from .present import figures\n")
+    (fake / "model.py").write_text("def f():\n    from .training.train import train\n")
+    (fake / "present" / "figures.py").write_text("from ..trace import Trace\nimport streamlit as st\n")
+    (fake / "present" / "ok.py").write_text("from ..analysis import contrast\nfrom . import figures\n")
+    monkeypatch.setitem(globals(), "PKG", fake)
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    got = violations(sorted(fake.rglob("*.py")))
+    assert any("trace.py:1 (core) imports explorer.present" in v for v in got), got
+    assert any("model.py:2 (core) imports explorer.training.train" in v for v in got), got
+    assert any("figures.py:2 imports Streamlit" in v for v in got), got
+    assert not any("ok.py" in v for v in got), got
+
+
+@pytest.mark.parametrize("name", ["LoadedModel", "load_model", "trace", "Trace", "WordTokenizer",
+                                  "InputTooLong", "save_bundle", "list_models", "clip_text"])
+def test_public_names_stay_at_the_top(name):
+    import explorer as E
+    assert hasattr(E, name)
