@@ -1,4 +1,4 @@
-"""Command line: python -m explorer {trace,score,generate,train,eval,ngram,syneval,classify} ...
+"""Command line: python -m explorer {trace,score,generate,train,eval,ngram,syneval,classify,import} ...
 
 Every command prints JSON on stdout. A bad argument, a missing model or unusable input prints one
 line on stderr and exits with status 2.
@@ -109,6 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--suite", required=True, help="folder of *.jsonl(.gz) minimal-pair files")
     y.add_argument("--max-items", type=int, default=0, help="per suite file (0: all)")
     y.add_argument("--record", action="store_true", help="write the result into the model's card.json")
+
+    im = sub.add_parser("import", help="make a bundle from a PyTorch state dict (.pt / .safetensors) and a vocabulary")
+    im.add_argument("--weights", required=True, help="a plain state dict: torch.save(model.state_dict()) or safetensors")
+    im.add_argument("--vocab", required=True, help="JSON list or {token: id}, or a text file with one token per line")
+    im.add_argument("--out", required=True, help="bundle folder to write")
+    im.add_argument("--cell", choices=["lstm", "gru", "rnn"], help="check the cell read from the shapes")
+    im.add_argument("--map", action="append", default=[], metavar="OLD=NEW",
+                    help="rename keys starting with OLD (repeatable), e.g. --map lstm.=rnn. --map embed.=encoder.")
+    im.add_argument("--name", help="the model's name in the app (default: the weights file's name)")
+    im.add_argument("--tokenizer", choices=["whitespace", "word", "char"],
+                    help="how text is split: whitespace (default; pytorch/examples), word (this project's), char")
+    im.add_argument("--chars", action="store_true", help="a character model: VOCAB's characters are the tokens")
+    im.add_argument("--unk", help="the vocabulary's token for unknown words, if it is not <unk>")
+    im.add_argument("--eos", help="the vocabulary's boundary token, if it is not <eos>")
     return p
 
 

@@ -115,3 +115,9 @@ def cmd_syneval(args, command):
         _record(args.model, "agreement_pairs", out["agreement"])
         _record(args.model, "bartender", out["bartender"])
     return out
+
+
+def cmd_import(args, command):
+    from .importer import import_to_bundle
+    return import_to_bundle(args.out, args.weights, args.vocab, command=command, cell=args.cell, maps=args.map,
+                            name=args.name, tokenizer=args.tokenizer, chars=args.chars, unk=args.unk, eos=args.eos)

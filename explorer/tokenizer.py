@@ -1,12 +1,14 @@
 """Tokenizers: text -> tokens with character spans -> ids.
 
-Two tokenizers share one interface (`tokenize`, `encode`, `decode`, `save`, `from_dict`):
+The tokenizers share one interface (`tokenize`, `encode`, `decode`, `save`, `from_dict`):
 
 * `WordTokenizer` — word level, for English prose. Case-folded; punctuation is a token of its own
   (quotes and commas carry memory: a network can learn to track "inside a quotation"); contractions
   and forms such as "ma'am", "don't" and "o'clock" stay whole; numbers are tokens; a paragraph break
   becomes the boundary token ``<eos>``; words outside the vocabulary map to ``<unk>``.
 * `CharTokenizer` — one token per character (newlines of a paragraph break become ``<eos>``).
+* `WhitespaceTokenizer` — split on whitespace, case kept, each line end ``<eos>`` (pytorch/examples'
+  word language model; for imported checkpoints, see explorer.importer).
 
 Every token keeps its ``(start, end)`` character span in the original text, so a front end can
 highlight exactly the characters a token came from, whatever normalisation was applied.
@@ -163,8 +165,25 @@ class CharTokenizer(_Base):
                 yield s, start, end, False
 
 
+class WhitespaceTokenizer(_Base):
+    """Split on whitespace, case kept, every line end is ``<eos>``: the split of pytorch/examples'
+    word_language_model (``line.split() + ['<eos>']``) and of many imported models."""
+    kind = "whitespace"
+
+    def _pieces(self, text: str):
+        for m in re.finditer(r"\n|[^\s]+", text):
+            start, end = m.span()
+            s = m.group()
+            if s == "\n":
+                yield EOS, start, end, True
+            else:
+                s = "".join(ch for ch in s if _clean_char(ch))
+                if s:
+                    yield s, start, end, False
+
+
 Tokenizer = WordTokenizer  # the default kind
-_KINDS = {"word": WordTokenizer, "char": CharTokenizer}
+_KINDS = {"word": WordTokenizer, "char": CharTokenizer, "whitespace": WhitespaceTokenizer}
 
 
 def tokenizer_from_dict(d: dict) -> _Base:
