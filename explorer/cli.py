@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--chars", action="store_true", help="a character model: VOCAB's characters are the tokens")
     im.add_argument("--unk", help="the vocabulary's token for unknown words, if it is not <unk>")
     im.add_argument("--eos", help="the vocabulary's boundary token, if it is not <eos>")
+
+    from .corpus.commands import add_parsers as corpus_parsers   # index, match, units
+    corpus_parsers(sub, _positive_int, _nonneg_float)
     return p
 
 

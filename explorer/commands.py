@@ -121,3 +121,18 @@ def cmd_import(args, command):
     from .importer import import_to_bundle
     return import_to_bundle(args.out, args.weights, args.vocab, command=command, cell=args.cell, maps=args.map,
                             name=args.name, tokenizer=args.tokenizer, chars=args.chars, unk=args.unk, eos=args.eos)
+
+
+def cmd_index(args, command):
+    from .corpus.commands import cmd_index as run
+    return run(args, command)
+
+
+def cmd_match(args, command):
+    from .corpus.commands import cmd_match as run
+    return run(args, command)
+
+
+def cmd_units(args, command):
+    from .corpus.commands import cmd_units as run
+    return run(args, command)

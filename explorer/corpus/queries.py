@@ -1,0 +1,493 @@
+"""Queries over a corpus index: select -> match (after LSTMVis), the unit dictionary, predicate search,
+and state trajectories. Every function returns numbers (dataclasses, arrays, DataFrames).
+
+The select -> match rule (what is implemented, exactly)
+-------------------------------------------------------
+Let v_t(u) be the stored value of unit u (layer L, quantity q) after token t, and θ the threshold.
+A unit is *on* at t when v_t(u) > θ.
+
+* Selection: trace the typed text (position 0 is the boundary token <eos>) and take the token range
+  [S, E). The hypothesis H is the set of units on at every token of [S, E) (LSTMVis's rule). With
+  ``quiet_before``, a unit must also be off (v ≤ θ) at token S-1 (when S > 0): the units that switch on
+  where the selection starts.
+* Matches: every maximal run [a, b) of corpus tokens inside one file in which every unit of H is on
+  (a run is maximal, so at token a-1 some unit of H is off). With ``quiet_before``, *every* unit of H
+  must be off at token a-1 (a run at the start of a file counts as quiet).
+* Ranking (LSTMVis ranks the ranges that fit the hypothesis best first): by the length gap
+  |(b - a) - (E - S)| ascending, then by the score, the mean over the run of the mean over H of
+  v_t(u) - θ (how far above the threshold the units are), descending; ties by corpus order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .index import CorpusIndex, IndexProblem
+
+# ---------------------------------------------------------------------------------------------
+# select -> match
+
+
+@dataclass(frozen=True)
+class Selection:
+    text: str
+    tokens: tuple[str, ...]            # the trace's tokens (position 0 = <eos>)
+    start: int
+    end: int
+    layer: int
+    quantity: str
+    threshold: float
+    quiet_before: bool
+    units: tuple[int, ...]             # the hypothesis H, ascending
+    values: np.ndarray = field(repr=False)   # [len(tokens), len(units)]: H over the whole typed text
+
+
+@dataclass(frozen=True)
+class Match:
+    file: str
+    start: int                         # token positions in the file's trace, [start, end)
+    end: int
+    row: int                           # global row of `start`
+    score: float
+    length_gap: int
+    tokens: tuple[str, ...]            # context before + the match + context after
+    focus: tuple[int, int]             # the match inside `tokens`: [focus[0], focus[1])
+    values: np.ndarray = field(repr=False)   # [len(H), len(tokens)]: the hypothesis units there
+
+    def to_json(self) -> dict:
+        return {"file": self.file, "start": self.start, "end": self.end, "row": self.row,
+                "score": round(self.score, 5), "length_gap": self.length_gap,
+                "text": " ".join(self.tokens[self.focus[0]:self.focus[1]]),
+                "context": list(self.tokens), "focus": list(self.focus),
+                "values": np.round(self.values, 4).tolist()}
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    selection: Selection
+    matches: tuple[Match, ...]
+    total: int                         # matches in the corpus before `top` was applied
+    seconds: float
+
+    def to_json(self) -> dict:
+        s = self.selection
+        return {"selection": {"text": s.text, "start": s.start, "end": s.end,
+                              "tokens": list(s.tokens[s.start:s.end]), "layer": s.layer,
+                              "quantity": s.quantity, "threshold": s.threshold,
+                              "quiet_before": s.quiet_before, "units": list(s.units)},
+                "total_matches": self.total, "seconds": round(self.seconds, 4),
+                "matches": [m.to_json() for m in self.matches]}
+
+
+def select(model, text: str, start: int, end: int, layer: int, quantity: str = "h",
+           threshold: float = 0.3, quiet_before: bool = False) -> Selection:
+    """The hypothesis of a selection: the units on across tokens [start, end) of trace(model, text)."""
+    from ..trace import trace
+    tr = trace(model, text)
+    T = len(tr)
+    if not 0 <= start < end <= T:
+        raise IndexProblem(f"the selection [{start}, {end}) must lie within the text's {T} tokens "
+                           f"(0 is the boundary token <eos>) and hold at least one token")
+    if not 0 <= layer < len(tr.layers):
+        raise IndexProblem(f"the model has layers 0..{len(tr.layers) - 1}, not {layer}")
+    if quantity not in tr.layers[layer].names:
+        raise IndexProblem(f"a {tr.cell.upper()} has {', '.join(tr.layers[layer].names)}, not {quantity!r}")
+    v = np.asarray(tr.layers[layer][quantity], np.float32)
+    on = (v[start:end] > threshold).all(0)
+    if quiet_before and start > 0:
+        on &= v[start - 1] <= threshold
+    units = tuple(int(u) for u in np.flatnonzero(on))
+    return Selection(text, tuple(tr.words), start, end, layer, quantity, float(threshold),
+                     bool(quiet_before), units, v[:, list(units)])
+
+
+def _runs(mask: np.ndarray, breaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Maximal runs [a, b) of True in mask that do not cross a file start (rows in `breaks`)."""
+    m = mask.astype(np.int8)
+    d = np.diff(np.concatenate([[0], m, [0]]))
+    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    if len(breaks) and len(starts):
+        # split runs at file starts: a file start inside a run ends the run there and starts another
+        cut = breaks[(breaks > 0)]
+        cut = cut[mask[cut] & mask[cut - 1]]
+        if len(cut):
+            starts = np.sort(np.concatenate([starts, cut]))
+            ends = np.sort(np.concatenate([ends, cut]))
+    return starts, ends
+
+
+def match_units(index: CorpusIndex, layer: int, quantity: str, units, threshold: float,
+                length: int, quiet_before: bool = False, top: int = 20, context: int = 3,
+                values: np.ndarray | None = None):
+    """Every maximal run of the corpus where all `units` are on, ranked (see the module docstring).
+    Returns (matches, total). Reads only the chunks of `units`."""
+    units = [int(u) for u in units]
+    if not units:
+        return (), 0
+    V = index.units(layer, quantity, units) if values is None else values      # [N, k]
+    on = V > threshold
+    all_on = on.all(1)
+    starts_rows = np.array([f["row_start"] for f in index.files], np.int64)
+    a, b = _runs(all_on, starts_rows)
+    if quiet_before and len(a):
+        prev = a - 1
+        first = np.isin(a, starts_rows)
+        quiet = np.ones(len(a), bool)
+        ok = ~first
+        quiet[ok] = ~on[prev[ok]].any(1)
+        a, b = a[quiet], b[quiet]
+    total = int(len(a))
+    if not total:
+        return (), 0
+    gap = np.abs((b - a) - int(length))
+    margin = V - threshold
+    csum = np.concatenate([np.zeros((1,), np.float64), np.cumsum(margin.mean(1, dtype=np.float64))])
+    score = (csum[b] - csum[a]) / (b - a)
+    order = np.lexsort((a, -score, gap))[:max(0, int(top))]
+    file_i = np.searchsorted(starts_rows, a[order], side="right") - 1
+    texts = index.token_texts()
+    out = []
+    for k, o in enumerate(order):
+        fi = int(file_i[k])
+        f = index.files[fi]
+        f0, f1 = f["row_start"], f["row_start"] + f["tokens"]
+        r0, r1 = int(a[o]), int(b[o])
+        c0, c1 = max(f0, r0 - context), min(f1, r1 + context)
+        out.append(Match(f["path"], r0 - f0, r1 - f0, r0, float(score[o]), int(gap[o]),
+                         tuple(str(t) for t in texts[c0:c1]), (r0 - c0, r1 - c0),
+                         np.ascontiguousarray(V[c0:c1].T)))
+    return tuple(out), total
+
+
+def match(index: CorpusIndex, model, text: str, start: int, end: int, layer: int, quantity: str = "h",
+          threshold: float = 0.3, top: int = 20, quiet_before: bool = False, context: int = 3) -> MatchResult:
+    """Select [start, end) of `text` and find where its units are on across the corpus."""
+    import time
+    index.check_model(model)
+    index._check(layer, quantity)
+    sel = select(model, text, start, end, layer, quantity, threshold, quiet_before)
+    t0 = time.perf_counter()
+    matches, total = match_units(index, layer, quantity, sel.units, threshold, end - start,
+                                 quiet_before, top, context)
+    return MatchResult(sel, matches, total, time.perf_counter() - t0)
+
+
+def match_full_scan(index: CorpusIndex, layer: int, quantity: str, units, threshold: float, length: int,
+                    quiet_before: bool = False, top: int = 20, context: int = 3):
+    """The straightforward implementation, for the benchmark: load the whole [N, H] layer through the
+    token-major array (every chunk), then run the same rule on the selected columns."""
+    full = np.concatenate([v for _, v in index.blocks(layer, quantity)]) if index.n_tokens else \
+        np.zeros((0, index.n_units), np.float32)
+    return match_units(index, layer, quantity, units, threshold, length, quiet_before, top, context,
+                       values=full[:, list(units)])
+
+
+# ---------------------------------------------------------------------------------------------
+# the unit dictionary
+
+
+@dataclass(frozen=True)
+class Context:
+    file: str
+    position: int                      # the token's position in its file
+    row: int
+    value: float
+    tokens: tuple[str, ...]
+    values: tuple[float, ...]
+    focus: int                         # index of the token in `tokens`
+
+    def to_json(self) -> dict:
+        return {"file": self.file, "position": self.position, "row": self.row,
+                "value": round(self.value, 4), "token": self.tokens[self.focus],
+                "context": [[t, round(v, 4)] for t, v in zip(self.tokens, self.values)], "focus": self.focus}
+
+
+@dataclass(frozen=True)
+class UnitProfile:
+    layer: int
+    quantity: str
+    unit: int
+    top: tuple[Context, ...]           # most positive, highest first
+    bottom: tuple[Context, ...]        # most negative, lowest first
+    hist_counts: np.ndarray = field(repr=False)
+    hist_edges: np.ndarray = field(repr=False)
+    mean: float = 0.0
+    std: float = 0.0
+    promotes: tuple[tuple[str, float], ...] = ()    # top layer, h only: decoder weights
+    suppresses: tuple[tuple[str, float], ...] = ()
+
+    def to_json(self) -> dict:
+        return {"layer": self.layer, "quantity": self.quantity, "unit": self.unit,
+                "mean": round(self.mean, 5), "std": round(self.std, 5),
+                "most_positive": [c.to_json() for c in self.top],
+                "most_negative": [c.to_json() for c in self.bottom],
+                "histogram": {"counts": self.hist_counts.tolist(),
+                              "edges": np.round(self.hist_edges, 5).tolist()},
+                "promotes": [[w, round(x, 5)] for w, x in self.promotes],
+                "suppresses": [[w, round(x, 5)] for w, x in self.suppresses]}
+
+
+def _extremes(col: np.ndarray, k: int, spread: int, largest: bool, file_of: np.ndarray) -> list[int]:
+    """Rows of the k most extreme values, at most one per window of `spread` tokens in a file."""
+    order = np.argsort(-col if largest else col, kind="stable")
+    chosen: list[int] = []
+    for r in order[:max(50 * k, 1000)]:
+        r = int(r)
+        if all(file_of[c] != file_of[r] or abs(c - r) > spread for c in chosen):
+            chosen.append(r)
+            if len(chosen) == k:
+                break
+    return chosen
+
+
+def decoder_effects(model, unit: int, k: int = 10):
+    """The words a top-layer h unit promotes and suppresses through the decoder: the largest and smallest
+    entries of the decoder's column for the unit (logit change per unit of h_u)."""
+    w = model.lm.decoder.weight[:, unit].detach().cpu().numpy()
+    itos = model.tokenizer.itos
+    hi, lo = np.argsort(-w)[:k], np.argsort(w)[:k]
+    return (tuple((itos[i], float(w[i])) for i in hi), tuple((itos[i], float(w[i])) for i in lo))
+
+
+def unit_profile(index: CorpusIndex, layer: int, quantity: str, unit: int, top: int = 20,
+                 context: int = 6, bins: int = 60, model=None) -> UnitProfile:
+    """A unit's dictionary entry: top contexts either way, a histogram, and (top layer, h) decoder effects."""
+    col = index.units(layer, quantity, [unit])[:, 0]
+    file_of = index.file_of_rows()
+    texts = index.token_texts()
+
+    def ctx(rows):
+        out = []
+        for r in rows:
+            f = index.files[int(file_of[r])]
+            f0, f1 = f["row_start"], f["row_start"] + f["tokens"]
+            c0, c1 = max(f0, r - context), min(f1, r + 2)
+            out.append(Context(f["path"], r - f0, r, float(col[r]), tuple(str(t) for t in texts[c0:c1]),
+                               tuple(float(x) for x in col[c0:c1]), r - c0))
+        return tuple(out)
+
+    counts, edges = np.histogram(col, bins=bins)
+    prom = supp = ()
+    cfg = index.card["model"]["config"]
+    if model is not None and quantity == "h" and layer == cfg["layers"] - 1:
+        index.check_model(model)
+        prom, supp = decoder_effects(model, unit, 10)
+    return UnitProfile(layer, quantity, unit, ctx(_extremes(col, top, context, True, file_of)),
+                       ctx(_extremes(col, top, context, False, file_of)), counts, edges,
+                       float(col.mean()), float(col.std()), prom, supp)
+
+
+# ---------------------------------------------------------------------------------------------
+# predicates over the token table and unit search by AUC
+
+FEMALE = frozenset("she her hers herself woman women girl girls lady ladies miss mrs mother daughter sister "
+                   "wife aunt niece queen madam ma'am mamma mama".split())
+MALE = frozenset("he him his himself man men boy boys gentleman gentlemen mr sir father son brother husband "
+                 "uncle nephew king master".split())
+SENTENCE_END = frozenset(".!?")
+
+
+def _by_file(tokens):
+    files = tokens["file"].to_numpy()
+    cuts = np.flatnonzero(np.r_[True, files[1:] != files[:-1]]) if len(files) else np.zeros(0, int)
+    return list(zip(cuts, np.r_[cuts[1:], len(files)].astype(int)))
+
+
+def pred_inside_quotes(tokens) -> np.ndarray:
+    """1 inside a quotation, 0 outside, NaN on the quote marks. A quote mark toggles; a paragraph break
+    (<eos>) closes an open quotation (fiction reopens it on the next paragraph)."""
+    text = tokens["text"].to_numpy(dtype=object)
+    out = np.zeros(len(text), np.float32)
+    inside = False
+    for i, t in enumerate(text):
+        if t in ('"', "\u201c", "\u201d"):
+            inside = not inside if t == '"' else (t == "\u201c")
+            out[i] = np.nan
+        elif t == "<eos>":
+            inside = False
+            out[i] = np.nan
+        else:
+            out[i] = 1.0 if inside else 0.0
+    return out
+
+
+def pred_after_female(tokens) -> np.ndarray:
+    """1 after a female word, 0 after a male word (the latest gendered word since the paragraph began),
+    NaN where none has been read yet."""
+    text = tokens["text"].str.lower().to_numpy(dtype=object)
+    out = np.full(len(text), np.nan, np.float32)
+    last = np.nan
+    for i, t in enumerate(text):
+        if t == "<eos>":
+            last = np.nan
+        elif t in FEMALE:
+            last = 1.0
+        elif t in MALE:
+            last = 0.0
+        out[i] = last
+    return out
+
+
+def pred_sentence_start(tokens) -> np.ndarray:
+    """1 for the first three tokens of a sentence (after . ! ? or a paragraph break), 0 later on."""
+    text = tokens["text"].to_numpy(dtype=object)
+    out = np.zeros(len(text), np.float32)
+    k = 0
+    for i, t in enumerate(text):
+        if t == "<eos>":
+            out[i], k = np.nan, 0
+            continue
+        out[i] = 1.0 if k < 3 else 0.0
+        k = 0 if t in SENTENCE_END else k + 1
+    return out
+
+
+def pred_late_in_line(tokens) -> np.ndarray:
+    """For the character model: 1 from the 40th character of a line on, 0 before; NaN on newlines."""
+    text = tokens["text"].to_numpy(dtype=object)
+    out = np.zeros(len(text), np.float32)
+    col = 0
+    for i, t in enumerate(text):
+        if t in ("\n", "<eos>"):
+            out[i], col = np.nan, 0
+            continue
+        out[i] = 1.0 if col >= 40 else 0.0
+        col += len(t)
+    return out
+
+
+PREDICATES = {
+    "inside_quotes": ("inside quotation marks vs outside", pred_inside_quotes),
+    "after_female": ("after a female word vs after a male word", pred_after_female),
+    "sentence_start": ("first three tokens of a sentence vs later", pred_sentence_start),
+    "late_in_line": ("character model: from the 40th character of a line vs before", pred_late_in_line),
+}
+
+
+def predicate_values(index: CorpusIndex, name: str) -> np.ndarray:
+    if name not in PREDICATES:
+        raise IndexProblem(f"unknown predicate {name!r}; choose one of {', '.join(PREDICATES)}")
+    return PREDICATES[name][1](index.tokens)
+
+
+def _sort_keys(v: np.ndarray) -> np.ndarray:
+    """float16 values -> uint16 keys in the same order (sign-magnitude to offset binary)."""
+    b = np.ascontiguousarray(v, dtype=np.float16).view(np.uint16)
+    return np.where(b & 0x8000, ~b, b | 0x8000).astype(np.uint16)
+
+
+def auc(values: np.ndarray, label: np.ndarray) -> float:
+    """P(value of a positive > value of a negative) + 0.5 P(tie): the Mann-Whitney AUC, on values rounded to
+    float16 (exact for float16 storage), via counts over the 65,536 float16 keys."""
+    keys = _sort_keys(values)
+    pos = np.bincount(keys[label], minlength=65536).astype(np.float64)
+    neg = np.bincount(keys[~label], minlength=65536).astype(np.float64)
+    n_p, n_n = pos.sum(), neg.sum()
+    if not n_p or not n_n:
+        return float("nan")
+    below = np.cumsum(neg) - neg
+    return float((pos * (below + 0.5 * neg)).sum() / (n_p * n_n))
+
+
+def rank_units(index: CorpusIndex, layer: int, quantity: str, predicate: str | np.ndarray, top: int = 20,
+               group: int = 32):
+    """Units ranked by how well they separate the predicate's 1s from its 0s: AUC (0.5 = chance; far from
+    0.5 either way separates). DataFrame unit, auc, separation = |auc - 0.5|, n_pos, n_neg."""
+    import pandas as pd
+    y = predicate_values(index, predicate) if isinstance(predicate, str) else np.asarray(predicate, np.float32)
+    if len(y) != index.n_tokens:
+        raise IndexProblem(f"the predicate has {len(y)} values; the index has {index.n_tokens} tokens")
+    keep = ~np.isnan(y)
+    label = y[keep] > 0.5
+    n_p, n_n = int(label.sum()), int((~label).sum())
+    if not n_p or not n_n:
+        raise IndexProblem(f"the predicate is {'never' if not n_p else 'always'} true on this corpus; "
+                           "it cannot rank units")
+    rows = []
+    H = index.n_units
+    for g0 in range(0, H, group):
+        us = list(range(g0, min(H, g0 + group)))
+        V = index.units(layer, quantity, us)[keep]
+        for k, u in enumerate(us):
+            rows.append((u, auc(V[:, k], label)))
+    df = pd.DataFrame(rows, columns=["unit", "auc"])
+    df["separation"] = (df["auc"] - 0.5).abs()
+    df["n_pos"], df["n_neg"] = n_p, n_n
+    return df.sort_values(["separation", "unit"], ascending=[False, True]).head(top).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# trajectories
+
+
+@dataclass(frozen=True)
+class Projection:
+    layer: int
+    quantity: str
+    mean: np.ndarray
+    components: np.ndarray             # [2, H]
+    explained: np.ndarray              # [2] explained variance ratio
+    density: np.ndarray                # [bins_y, bins_x] token counts of the corpus in the PC plane
+    xedges: np.ndarray
+    yedges: np.ndarray
+
+    def project(self, values: np.ndarray) -> np.ndarray:
+        return (np.asarray(values, np.float64) - self.mean) @ self.components.T
+
+
+def fit_projection(index: CorpusIndex, layer: int, quantity: str = "h", bins: int = 80,
+                   batch: int = 8192, cache: bool = True) -> Projection:
+    """IncrementalPCA (2 components) fitted chunk by chunk over every token of the index, and the density
+    of the corpus in that plane. Cached in INDEX/extras."""
+    from sklearn.decomposition import IncrementalPCA
+    index._check(layer, quantity)
+    path = Path(index.path) / "extras" / f"pca_L{layer}_{quantity}.npz"
+    if cache and path.is_file():
+        with np.load(path) as z:
+            return Projection(layer, quantity, z["mean"], z["components"], z["explained"], z["density"],
+                              z["xedges"], z["yedges"])
+    ipca = IncrementalPCA(n_components=2)
+    carry = None
+    for _, v in index.blocks(layer, quantity, batch):
+        v = v if carry is None else np.concatenate([carry, v])
+        if len(v) < 2:            # partial_fit needs at least n_components rows
+            carry = v
+            continue
+        ipca.partial_fit(v)
+        carry = None
+    if not hasattr(ipca, "components_"):
+        raise IndexProblem("the index holds too few tokens to fit a projection")
+    mean, comp = ipca.mean_.astype(np.float64), ipca.components_.astype(np.float64)
+    # orient each component so that its largest-magnitude loading is positive (a stable picture)
+    sign = np.sign(comp[np.arange(2), np.abs(comp).argmax(1)])
+    comp = comp * sign[:, None]
+    xy = np.concatenate([(v - mean) @ comp.T for _, v in index.blocks(layer, quantity, batch)])
+    lo, hi = np.percentile(xy, [0.5, 99.5], axis=0)
+    pad = (hi - lo) * 0.15 + 1e-6
+    xedges = np.linspace(lo[0] - pad[0], hi[0] + pad[0], bins + 1)
+    yedges = np.linspace(lo[1] - pad[1], hi[1] + pad[1], bins + 1)
+    dens, _, _ = np.histogram2d(xy[:, 0], xy[:, 1], bins=[xedges, yedges])
+    proj = Projection(layer, quantity, mean, comp, ipca.explained_variance_ratio_.astype(np.float64),
+                      dens.T.copy(), xedges, yedges)
+    if cache:
+        try:
+            path.parent.mkdir(exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp.npz")
+            np.savez(tmp, mean=mean, components=comp, explained=proj.explained, density=proj.density,
+                     xedges=xedges, yedges=yedges)
+            tmp.replace(path)
+        except OSError:
+            pass              # a read-only index still answers; it refits next time
+    return proj
+
+
+def trajectory(projection: Projection, model, text: str):
+    """The typed text's path through the projection plane: DataFrame position, token, x, y."""
+    import pandas as pd
+    from ..trace import trace
+    tr = trace(model, text)
+    v = tr.layers[projection.layer][projection.quantity]
+    xy = projection.project(v) if len(tr) else np.zeros((0, 2))
+    return pd.DataFrame({"position": np.arange(len(tr)), "token": tr.words, "x": xy[:, 0], "y": xy[:, 1]})
