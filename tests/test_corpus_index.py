@@ -1,0 +1,261 @@
+"""The corpus index: equal to the trace, resumable, the same from local workers and Dask, and clear
+refusals of bad input. Tiny in-process models and short texts keep it fast."""
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import zarr
+
+from conftest import TEXT, make_model
+from explorer.bundle import load_model
+from explorer.cli import main
+from explorer.corpus import index as IX
+from explorer.corpus.index import IndexProblem, build_index, open_index
+from explorer.errors import CorpusError
+from explorer.trace import trace
+
+SEG = 40   # tokens per build segment in these tests: every file spans several, so the state is carried
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    (d / "a.txt").write_text(TEXT + "\n\n" + TEXT.upper(), encoding="utf-8")
+    (d / "sub").mkdir()
+    (d / "sub" / "b.txt").write_text("\u201cWell,\u201d said she, \u201cI am here.\u201d\n\nHe left.", encoding="utf-8")
+    (d / "c.txt").write_text(TEXT[200:700], encoding="utf-8")
+    (d / "empty.txt").write_text("  \n", encoding="utf-8")
+    return d
+
+
+def _arrays(path):
+    g = zarr.open_group(str(path / "states.zarr"), mode="r")
+    out = {}
+    for name, arr in g.arrays():
+        out[name] = arr[:]
+    for lname, grp in g.groups():
+        for qname, qg in grp.groups():
+            for kind, arr in qg.arrays():
+                out[f"{lname}/{qname}/{kind}"] = arr[:]
+    return out
+
+
+def _same_index(a, b):
+    A, B = _arrays(a), _arrays(b)
+    assert A.keys() == B.keys() and A
+    for k in A:
+        assert A[k].dtype == B[k].dtype and np.array_equal(A[k], B[k]), k
+    assert pq.read_table(a / "tokens.parquet").equals(pq.read_table(b / "tokens.parquet"))
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory, corpus, models_dir):
+    m = load_model(models_dir / "tiny-lstm")
+    out = tmp_path_factory.mktemp("idx") / "plain"
+    build_index(m, corpus, out, segment_tokens=SEG, progress=False)
+    return m, out
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_index_equals_trace(tmp_path, corpus, cell):
+    m = make_model(cell, layers=2)
+    card = build_index(m, corpus, tmp_path / "i", segment_tokens=SEG, progress=False)
+    idx = open_index(tmp_path / "i", m)
+    assert [f["path"] for f in card["files"]] == ["a.txt", "c.txt", "sub/b.txt"]   # empty.txt skipped
+    assert idx.quantities == (["h", "c"] if cell == "lstm" else ["h"])
+    tokens = idx.tokens
+    assert list(tokens.columns) == ["file", "position", "text", "id", "start", "end"]
+    assert len(tokens) == idx.n_tokens == sum(f["tokens"] for f in card["files"])
+    for f in card["files"]:
+        text = (corpus / f["path"]).read_text(encoding="utf-8")
+        tr = trace(m, text, max_chars=10**9)
+        assert f["tokens"] == len(tr)
+        if f["path"] == "a.txt":
+            assert len(tr) > 3 * SEG        # several segments: the state is carried across them
+        r0, r1 = f["row_start"], f["row_start"] + f["tokens"]
+        rows = tokens.iloc[r0:r1]
+        assert rows["text"].tolist() == tr.words
+        assert rows["id"].tolist() == [t.id for t in tr.tokens]
+        assert rows["start"].tolist() == [t.start for t in tr.tokens]
+        assert rows["end"].tolist() == [t.end for t in tr.tokens]
+        assert rows["position"].tolist() == list(range(len(tr)))
+        assert (rows["file"] == f["path"]).all()
+        for l in idx.layers:
+            for q in idx.quantities:
+                ref = tr.layers[l][q]
+                by_token = idx.rows(l, q, r0, r1)
+                by_unit = idx.units(l, q, range(idx.n_units))[r0:r1]
+                assert np.abs(by_token - ref).max() <= 1e-3, (f["path"], l, q)
+                assert np.array_equal(by_token, by_unit)
+    # the chunk layout: a few units over all tokens, all units over a few tokens
+    assert idx.array(0, "h", "by_unit").chunks == (IX.BY_UNIT_ROWS, 1)
+    assert idx.array(0, "h", "by_token").chunks == (IX.BY_TOKEN_ROWS, idx.n_units)
+
+
+def test_card_and_format_doc(plain):
+    m, out = plain
+    card = json.loads((out / "card.json").read_text())
+    assert card["complete"] and card["format"] == IX.FORMAT_NAME and card["version"] == IX.VERSION
+    assert card["model"]["weights_sha256"] == IX.weights_hash(m.lm)
+    assert card["dtype"] == {"h": "float16", "c": "float32"}
+    assert not (out / "parts").exists() and not (out / "build.json").exists()
+    for word in ("by_unit", "by_token", "tokens.parquet", "card.json", "weights_sha256"):
+        assert word in IX.FORMAT
+
+
+def test_resume_after_interrupt_equals_plain_build(tmp_path, corpus, plain):
+    m, ref = plain
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        build_index(m, corpus, out, segment_tokens=SEG, progress=False, _after_segment=stop)
+    assert (out / "build.json").is_file() and not (out / "card.json").exists()
+    assert len(list((out / "parts").rglob("s*.npz"))) == 3
+    with pytest.raises(IndexProblem, match="unfinished"):
+        open_index(out)
+    seen = []
+    build_index(m, corpus, out, segment_tokens=SEG, progress=False, _after_segment=lambda: seen.append(1))
+    total_segments = sum(len(IX._segments(f["tokens"], SEG)) for f in json.loads((ref / "card.json").read_text())["files"])
+    assert len(seen) == total_segments - 3          # it continued; it did not start over
+    _same_index(out, ref)
+
+
+def test_local_workers_equal_plain_build(tmp_path, corpus, plain):
+    m, ref = plain
+    build_index(m, corpus, tmp_path / "w2", segment_tokens=SEG, progress=False, workers=2)
+    _same_index(tmp_path / "w2", ref)
+
+
+def test_dask_local_cluster_equals_plain_build(tmp_path, corpus, plain):
+    distributed = pytest.importorskip("distributed")
+    m, ref = plain
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=50) as cluster:
+        card = build_index(m, corpus, tmp_path / "dask", segment_tokens=SEG, progress=False,
+                           scheduler=cluster.scheduler_address)
+    assert card["built"]["scheduler"].startswith("tcp://")
+    _same_index(tmp_path / "dask", ref)
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+def test_empty_folder(tmp_path, tiny_lstm):
+    (tmp_path / "c").mkdir()
+    with pytest.raises(CorpusError, match="holds no .txt files"):
+        build_index(tiny_lstm, tmp_path / "c", tmp_path / "i", progress=False)
+    (tmp_path / "c" / "x.txt").write_text("\n \n")
+    with pytest.raises(CorpusError, match="holds no text"):
+        build_index(tiny_lstm, tmp_path / "c", tmp_path / "i", progress=False)
+    assert not (tmp_path / "i").exists()
+
+
+def test_non_utf8(tmp_path, tiny_lstm):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "ok.txt").write_text("Mary loves John.")
+    (tmp_path / "c" / "latin.txt").write_bytes("caf\u00e9 au lait".encode("latin-1"))
+    with pytest.raises(CorpusError, match=r"latin.txt is not UTF-8 text \(bad byte 0xe9 at offset 3\)"):
+        build_index(tiny_lstm, tmp_path / "c", tmp_path / "i", progress=False)
+    assert not (tmp_path / "i").exists()
+
+
+@pytest.mark.parametrize("err, words", [(errno.ENOSPC, "the disk is full"), (errno.EACCES, "permission denied")])
+def test_write_error_leaves_nothing_that_looks_complete(tmp_path, corpus, tiny_lstm, monkeypatch, err, words):
+    real = IX._write_npz
+    n = {"k": 0}
+
+    def failing(path, arrays):
+        n["k"] += 1
+        if n["k"] == 2:
+            raise OSError(err, "simulated", str(path))
+        real(path, arrays)
+
+    monkeypatch.setattr(IX, "_write_npz", failing)
+    out = tmp_path / "i"
+    with pytest.raises(IndexProblem, match=f"could not write the index .*{words}.*run the same command again"):
+        build_index(tiny_lstm, corpus, out, segment_tokens=SEG, progress=False)
+    assert not (out / "card.json").exists()
+    with pytest.raises(IndexProblem, match="unfinished index build"):
+        open_index(out)
+    monkeypatch.setattr(IX, "_write_npz", real)       # space freed: the same call finishes the build
+    build_index(tiny_lstm, corpus, out, segment_tokens=SEG, progress=False)
+    assert open_index(out, tiny_lstm).n_tokens > 0
+
+
+def test_failure_while_writing_the_card(tmp_path, corpus, tiny_lstm, monkeypatch):
+    real = IX._write_json
+
+    def failing(path, obj):
+        if path.name == "card.json":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, obj)
+
+    monkeypatch.setattr(IX, "_write_json", failing)
+    with pytest.raises(IndexProblem, match="the disk is full"):
+        build_index(tiny_lstm, corpus, tmp_path / "i", segment_tokens=SEG, progress=False)
+    with pytest.raises(IndexProblem, match="unfinished"):
+        open_index(tmp_path / "i")
+
+
+def test_index_of_another_model_is_refused(tmp_path, corpus, plain, capsys):
+    m, out = plain
+    other = make_model("lstm", seed=1)
+    with pytest.raises(IndexProblem, match="was built for model 'tiny-lstm'"):
+        open_index(out, other)
+    with pytest.raises(IndexProblem, match="already holds an index of model 'tiny-lstm'"):
+        build_index(other, corpus, out, segment_tokens=SEG, progress=False)
+    # from the command line: one line, status 2
+    from explorer import save_bundle
+    save_bundle(tmp_path / "other", other.lm, other.tokenizer, {"name": "other"})
+    rc = main(["match", "--index", str(out), "--text", "Mary loves John.", "--start", "1", "--end", "2",
+               "--layer", "0", "--model", str(tmp_path / "other")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "was built for model" in err
+
+
+def test_not_an_index(tmp_path):
+    with pytest.raises(IndexProblem, match="does not exist"):
+        open_index(tmp_path / "nope")
+    (tmp_path / "x").mkdir()
+    with pytest.raises(IndexProblem, match="not a corpus index"):
+        open_index(tmp_path / "x")
+
+
+def test_out_folder_with_other_files_is_refused(tmp_path, corpus, tiny_lstm):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "precious.txt").write_text("keep me")
+    with pytest.raises(IndexProblem, match="holds other files"):
+        build_index(tiny_lstm, corpus, tmp_path / "o", progress=False)
+
+
+def test_cli_index_then_units_and_match(tmp_path, corpus, bundle_dir, capsys):
+    out = tmp_path / "cli"
+    rc = main(["index", "--model", str(bundle_dir), "--corpus", str(corpus), "--out", str(out),
+               "--quantities", "h", "--layers", "1", "--no-progress"])
+    res = json.loads(capsys.readouterr().out)
+    assert rc == 0 and res["tokens"] > 0 and res["layers"] == [1] and res["quantities"] == ["h"]
+    assert res["bytes_on_disk"] > 0
+    rc = main(["units", "--index", str(out), "--layer", "1", "--unit", "2", "--top", "3"])
+    u = json.loads(capsys.readouterr().out)
+    assert rc == 0 and len(u["most_positive"]) == 3 and u["promotes"]    # top layer: decoder effects
+    rc = main(["match", "--index", str(out), "--text", 'She said "Can I have a drink?"', "--start", "3",
+               "--end", "5", "--layer", "1", "--threshold", "0.1"])
+    r = json.loads(capsys.readouterr().out)
+    assert rc == 0 and r["selection"]["tokens"] == ['"', "Can"]
+    for bad, msg in ((["--layers", "7"], "layers 0..1"), (["--quantities", "h,x"], "not x")):
+        rc = main(["index", "--model", str(bundle_dir), "--corpus", str(corpus), "--out", str(tmp_path / "b"),
+                   "--no-progress", *bad])
+        err = capsys.readouterr().err
+        assert rc == 2 and msg in err and err.count("\n") == 1
+    rc = main(["units", "--index", str(out), "--layer", "0", "--unit", "1"])
+    assert rc == 2 and "holds layers [1]" in capsys.readouterr().err
