@@ -66,6 +66,7 @@ _DEC_NAMES = ("decoder", "fc", "linear", "out", "output", "proj", "projection", 
 _RNN_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
                       r"_l(?P<layer>\d+)(?P<rev>_reverse)?$")
 _GATES = {4: "lstm", 3: "gru", 1: "rnn"}
+_A = {"lstm": "an LSTM", "gru": "a GRU", "rnn": "an RNN"}
 #: Logit bias of a special token that the imported model never had: exp(-1e4) is 0 in float32, so
 #: the next-token distribution over the model's own vocabulary is unchanged.
 ABSENT_LOGIT = -1e4
@@ -240,7 +241,7 @@ def infer(sd: dict, cell: str | None = None) -> Inferred:
     G = whh.shape[0] // H
     found = _GATES[G]
     if cell and cell != found:
-        raise ImportRefused(f"--cell {cell}, but the weights are an {found.upper()} ({pre}weight_hh_l0 has {G}×{H} "
+        raise ImportRefused(f"--cell {cell}, but the weights are {_A[found]} ({pre}weight_hh_l0 has {G}×{H} "
                             f"rows: {G} gate{'s' if G > 1 else ''} of {H} units)")
     E = int(wih.shape[1])
     has_bias = get("bias_ih", 0) is not None
@@ -262,7 +263,7 @@ def infer(sd: dict, cell: str | None = None) -> Inferred:
             if kind.startswith("bias") and not has_bias:
                 raise ImportRefused(f"layer 0 has no biases but {pre}{kind}_l{l} exists")
             if tuple(t.shape) != shape:
-                raise ImportRefused(f"{pre}{kind}_l{l} has shape {tuple(t.shape)}; an {found.upper()} with "
+                raise ImportRefused(f"{pre}{kind}_l{l} has shape {tuple(t.shape)}; {_A[found]} with "
                                     f"{H} units reading {E if l == 0 else H} inputs needs {shape}")
             state[f"rnn.{kind}_l{l}"] = t
             keys[f"rnn.{kind}_l{l}"] = f"{pre}{kind}_l{l}"

@@ -208,11 +208,22 @@ def prune_uploads(root: Path, keep: str = "", max_age_s: float | None = None) ->
 
 
 def _on_upload():
-    """file_uploader callback: validate the new zip before the script runs, select it if it is good."""
-    f = st.session_state.get("upload")
-    if f is None:
+    """file_uploader callback: validate a new bundle zip before the script runs and select it if it is
+    good; a weights file plus a vocabulary is staged for import (ui/importing.py shows what was
+    inferred before it is used)."""
+    files = st.session_state.get("upload") or []
+    st.session_state.pop("_import", None)
+    st.session_state.pop("_import_msg", None)
+    if not files:
         st.session_state.pop("_upload_msg", None)
         return
+    if not files[-1].name.lower().endswith(".zip"):
+        from ui import importing
+        st.session_state.pop("_upload_msg", None)
+        st.session_state.pop("imp_name", None)
+        st.session_state["_import"] = importing.stage(files)
+        return
+    f = files[-1]      # the uploader keeps earlier files: the newest is the one to load
     try:
         path, label = load_upload(f.getvalue(), f.name)
     except E.ExplorerError as e:
@@ -227,14 +238,19 @@ def _on_upload():
 
 
 def _upload_box():
-    with st.sidebar.expander("Upload a model bundle (.zip)", icon=":material/upload:"):
+    from ui import importing
+    with st.sidebar.expander("Upload a model bundle (.zip) or a PyTorch checkpoint", icon=":material/upload:"):
         st.caption("A zip of a bundle folder: weights.safetensors, tokenizer.json, card.json "
-                   f"(safetensors only, at most {settings.MAX_UPLOAD_BYTES // 2**20} MB).")
-        f = st.file_uploader("Bundle zip", type=["zip"], key="upload", label_visibility="collapsed",
-                             max_upload_size=max(1, settings.MAX_UPLOAD_BYTES // 2**20), on_change=_on_upload)
+                   "(safetensors only), or a PyTorch state dict (.pt saved with "
+                   "torch.save(model.state_dict()), or .safetensors) together with its vocabulary "
+                   f"(.json or .txt); at most {settings.MAX_UPLOAD_BYTES // 2**20} MB.")
+        files = st.file_uploader("Bundle zip, or weights + vocabulary", type=importing.TYPES, key="upload",
+                                 label_visibility="collapsed", accept_multiple_files=True,
+                                 max_upload_size=max(1, settings.MAX_UPLOAD_BYTES // 2**20), on_change=_on_upload)
         msg = st.session_state.get("_upload_msg")
-        if f is not None and msg and msg[0] == f.file_id:
+        if files and msg and msg[0] == files[-1].file_id:
             (st.error if msg[1] == "error" else st.success)(msg[2])
+        importing.pending_box()
 
 
 def model_sidebar() -> ModelContext | None:

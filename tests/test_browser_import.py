@@ -1,0 +1,112 @@
+"""Importing a PyTorch checkpoint in the real app (headless Chromium): upload a pytorch/examples
+RNNModel state dict with its vocabulary, read what was inferred, use it, and see Explore trace it with
+the imported vocabulary; a hostile pickle is refused in the sidebar. Screenshot: docs/screenshots/import.png.
+"""
+from __future__ import annotations
+
+import builtins
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from browser_support import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, SHOTS, running_server
+from test_importer import WORDS, _examples_model
+
+pytestmark = BROWSER_MARKS
+SIDEBAR = '[data-testid="stSidebar"]'
+PLAYER = '[data-testid="player"]'
+
+
+@pytest.fixture(scope="module")
+def server(models_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser-import-models")
+    (root / "tiny-lstm").symlink_to(models_dir / "tiny-lstm", target_is_directory=True)
+    with running_server(root, tmp_path_factory.mktemp("server-import") / "streamlit.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def pg(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = b.new_page(viewport={"width": 1440, "height": 1100})
+        page.set_default_timeout(60_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server)
+        page.wait_for_selector(PLAYER)
+        page.errors = errors
+        yield page
+        b.close()
+
+
+def no_exceptions(pg):
+    exc = pg.locator('[data-testid="stException"]')
+    assert exc.count() == 0, exc.first.inner_text()
+    assert not pg.errors, pg.errors
+
+
+class _WritesAFile:
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (builtins.exec, (f"open({self.path!r}, 'w').write('pwned')",))
+
+
+def _upload(pg, files):
+    pg.locator(f'{SIDEBAR} [data-testid="stFileUploaderDropzoneInput"]').set_input_files(files=files)
+
+
+def test_01_import_a_pytorch_examples_checkpoint(pg, tmp_path):
+    m = _examples_model("LSTM", 12, 20)
+    buf = tmp_path / "w.pt"
+    torch.save(m.state_dict(), buf)
+    pg.get_by_text("Upload a model bundle (.zip) or a PyTorch checkpoint").click()
+    _upload(pg, [{"name": "model_state.pt", "mimeType": "application/octet-stream", "buffer": buf.read_bytes()},
+                 {"name": "vocab.json", "mimeType": "application/json", "buffer": json.dumps(WORDS).encode()}])
+    report = pg.locator(".st-key-import_report")
+    report.wait_for()
+    text = report.inner_text()
+    assert "pytorch/examples word_language_model" in text
+    assert "LSTM · 2 layers × 20 units · embedding 12" in text and "untied decoder" in text
+    assert "split on whitespace" in text
+    no_exceptions(pg)
+    pg.mouse.move(2, 2)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pg.set_viewport_size({"width": 1440, "height": 2000})     # the whole expander in the picture
+    time.sleep(1.0)
+    pg.locator(f'{SIDEBAR} [data-testid="stExpander"]').screenshot(path=str(SHOTS / "import.png"))
+    pg.set_viewport_size({"width": 1440, "height": 1100})
+    pg.locator(".st-key-imp_use button").click()
+    pg.get_by_text("Using model_state (imported: model_state.pt)").wait_for()
+    # Explore now reads the text with the imported model: its words, case kept, "<unk>" elsewhere
+    box = pg.locator('.st-key-text textarea')
+    box.fill("The cat sat on the mat .")
+    box.press("Control+Enter")
+    pg.wait_for_function("() => { const s = document.querySelector('[data-testid=\"token-strip\"]');"
+                         " return s && s.innerText.includes('The') && s.innerText.includes('mat'); }")
+    sel = pg.locator(f'{SIDEBAR} [data-testid="stSelectbox"] input').first.input_value()
+    assert "imported" in sel
+    no_exceptions(pg)
+    pg.screenshot(path=str(SHOTS / "import-explore.png"))
+
+
+def test_02_hostile_pickle_is_refused(pg, tmp_path):
+    target = Path("/tmp") / f"rsx-pwned-{time.time_ns()}.txt"
+    bad = tmp_path / "evil.pt"
+    torch.save({"rnn.weight_ih_l0": torch.zeros(4, 1), "x": _WritesAFile(target)}, bad)
+    _upload(pg, [{"name": "evil.pt", "mimeType": "application/octet-stream", "buffer": bad.read_bytes()},
+                 {"name": "vocab.json", "mimeType": "application/json", "buffer": json.dumps(WORDS).encode()}])
+    err = pg.locator(f'{SIDEBAR} [data-testid="stAlertContentError"]')
+    err.wait_for()
+    msg = err.inner_text()
+    assert "evil.pt cannot be imported" in msg and "refused unopened" in msg
+    assert "torch.save(model.state_dict(), 'weights.pt')" in msg
+    assert not target.exists()
+    no_exceptions(pg)
