@@ -10,6 +10,10 @@ The tokenizers share one interface (`tokenize`, `encode`, `decode`, `save`, `fro
 * `WhitespaceTokenizer` — split on whitespace, case kept, each line end ``<eos>`` (pytorch/examples'
   word language model; for imported checkpoints, see explorer.importer).
 
+Text is NFC-normalised before tokenising (a decomposed accent reads as the composed letter), and a
+Windows paragraph break (``\r\n\r\n``) is a paragraph break. `detokenize` is the inverse: it writes
+tokens back as text (characters joined as characters, words as words).
+
 Every token keeps its ``(start, end)`` character span in the original text, so a front end can
 highlight exactly the characters a token came from, whatever normalisation was applied.
 """
@@ -33,7 +37,7 @@ _FOLD = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"
 # Order matters: the first alternative that matches at a position wins.
 _WORD_RE = re.compile(
     r"""
-    (?P<para>\n[ \t]*\n\s*)                                  # paragraph break -> <eos>
+    (?P<para>\r?\n[ \t\r]*\n\s*)                            # paragraph break -> <eos> (\n\n or \r\n\r\n)
   | (?P<num>\d+(?:[.,:]\d+)*(?:st|nd|rd|th)?)                # 1895, 3.5, 10:30, 21st
   | (?P<word>[^\W\d_]+(?:['\u2019][^\W\d_]+)*)               # words; don't, ma'am, o'clock
   | (?P<dash>--+|\u2014+)                                    # em-dashes written as -- or —
@@ -42,6 +46,35 @@ _WORD_RE = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
+_CHAR_RE = re.compile(r"\r?\n[ \t\r]*\n\s*|.", re.DOTALL)
+
+# Detokenising words: no space before these (a space after them is kept, so "3 . 5" cannot become
+# the number "3.5"); every other pair of tokens is joined by one space.
+_NO_SPACE_BEFORE = frozenset(",.;:!?)]}")
+_NO_SPACE_AFTER = frozenset("([{")
+
+
+def _nfc_map(text: str) -> tuple[str, list[int], list[int]]:
+    """NFC-normalise `text` and say where each normalised character came from.
+
+    Returns (normalised, starts, ends): normalised[j] came from text[starts[j]:ends[j]]. The text is
+    normalised in segments (a character with its following combining marks), so each segment's
+    characters map back to that segment's span.
+    """
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        j = i + 1
+        while j < n and unicodedata.combining(text[j]):
+            j += 1
+        seg = unicodedata.normalize("NFC", text[i:j]) if j - i > 1 else text[i]
+        out.append(seg)
+        starts.extend([i] * len(seg))
+        ends.extend([j] * len(seg))
+        i = j
+    return "".join(out), starts, ends
 
 
 @dataclass(frozen=True)
@@ -85,9 +118,20 @@ class _Base:
     def _pieces(self, text: str):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _norm_pieces(self, text: str):
+        """_pieces of the NFC form of `text`, with spans pointing into `text` itself (a decomposed
+        accent, "nai\u0308ve", reads as the composed word "na\u00efve")."""
+        if unicodedata.is_normalized("NFC", text):
+            yield from self._pieces(text)
+            return
+        norm_text, starts, ends = _nfc_map(text)
+        for norm, s, e, boundary in self._pieces(norm_text):
+            yield norm, starts[s] if s < len(starts) else len(text), ends[e - 1] if e > s else starts[s], boundary
+
     def tokenize(self, text: str) -> list[Token]:
+        """Tokens of `text` (after NFC normalisation; spans and `Token.text` refer to `text` itself)."""
         out = []
-        for norm, start, end, boundary in self._pieces(text):
+        for norm, start, end, boundary in self._norm_pieces(text):
             if boundary:
                 out.append(Token(EOS, EOS, start, end, self.eos_id, False, True))
                 continue
@@ -102,6 +146,39 @@ class _Base:
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.itos[int(i)] for i in ids]
 
+    #: how a boundary token <eos> is written back into text
+    paragraph = "\n\n"
+
+    def _join(self, prev: str, piece: str) -> str:
+        """The separator written between text ending in `prev` and the next token's text `piece`."""
+        return ""
+
+    def extend_text(self, text: str, tokens: Iterable) -> tuple[str, list[tuple[int, int]]]:
+        """Append tokens (ids or vocabulary forms) to `text` as this tokenizer writes them; return the
+        new text and each token's (start, end) span in it. <eos> is written as a paragraph break."""
+        parts = [text]
+        spans = []
+        end = len(text)
+        prev = text
+        for t in tokens:
+            w = self.itos[int(t)] if not isinstance(t, str) else t
+            piece = self.paragraph if w == EOS else w
+            sep = "" if (w == EOS or not prev or prev.endswith(("\n", " ", "\t"))) else self._join(prev, piece)
+            start = end + len(sep)
+            end = start + len(piece)
+            parts.append(sep + piece)
+            spans.append((start, end))
+            prev = piece
+        return "".join(parts), spans
+
+    def detokenize(self, tokens: Iterable) -> str:
+        """Text that reads back as `tokens` (ids or vocabulary forms): characters are joined as
+        characters, words as words (one space between words, none before , . ; : ! ? and closing
+        brackets nor after opening ones), <eos> as a paragraph break. `tokenize(detokenize(ids))`
+        gives the ids back, apart from <unk> and, for characters, newlines or spaces next to a
+        paragraph break (which the tokenizer folds into that break)."""
+        return self.extend_text("", tokens)[0]
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "vocab": self.itos}
 
@@ -111,7 +188,7 @@ class _Base:
 
     def pieces(self, text: str) -> list[str]:
         """Vocabulary forms of the text, boundary tokens included (for counting)."""
-        return [EOS if b else n for n, _, _, b in self._pieces(text)]
+        return [EOS if b else n for n, _, _, b in self._norm_pieces(text)]
 
     @classmethod
     def build(cls, texts: Iterable[str], max_size: int | None = None, min_count: int = 1, **kw):
@@ -137,6 +214,9 @@ class _Base:
 class WordTokenizer(_Base):
     kind = "word"
 
+    def _join(self, prev: str, piece: str) -> str:
+        return "" if piece in _NO_SPACE_BEFORE or prev in _NO_SPACE_AFTER else " "
+
     def _pieces(self, text: str):
         for m in _WORD_RE.finditer(text):
             group = m.lastgroup
@@ -156,7 +236,7 @@ class CharTokenizer(_Base):
     kind = "char"
 
     def _pieces(self, text: str):
-        for m in re.finditer(r"\n[ \t]*\n\s*|.", text, re.DOTALL):
+        for m in _CHAR_RE.finditer(text):
             start, end = m.span()
             s = m.group()
             if len(s) > 1:
@@ -169,6 +249,10 @@ class WhitespaceTokenizer(_Base):
     """Split on whitespace, case kept, every line end is ``<eos>``: the split of pytorch/examples'
     word_language_model (``line.split() + ['<eos>']``) and of many imported models."""
     kind = "whitespace"
+    paragraph = "\n"
+
+    def _join(self, prev: str, piece: str) -> str:
+        return " "
 
     def _pieces(self, text: str):
         for m in re.finditer(r"\n|[^\s]+", text):
