@@ -140,10 +140,10 @@ def pending_box():
     if st.session_state.get("imp_name") is None:
         st.session_state["imp_name"] = Path(pending["weights_name"]).stem
     st.text_input("Name", key="imp_name")
-    c1, c2 = st.columns(2)
-    c1.selectbox("Cell", list(CELL_CHOICES), format_func=CELL_CHOICES.get, key="imp_cell",
+    # stacked, not in columns: the sidebar is too narrow for two select boxes to show their choices
+    st.selectbox("Cell", list(CELL_CHOICES), format_func=CELL_CHOICES.get, key="imp_cell",
                  help="Read from the shapes; choose one to check that the weights are that cell.")
-    c2.selectbox("Text split", list(TOKENIZER_CHOICES), format_func=TOKENIZER_CHOICES.get, key="imp_tok",
+    st.selectbox("Text split", list(TOKENIZER_CHOICES), format_func=TOKENIZER_CHOICES.get, key="imp_tok",
                  help="How text is cut into tokens; it must be the split the model was trained on. "
                       + " · ".join(f"{k}: {v}" for k, v in SPLITS.items()))
     st.text_area("Rename keys (one OLD=NEW per line)", key="imp_map", height=68,
