@@ -124,6 +124,38 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--unk", help="the vocabulary's token for unknown words, if it is not <unk>")
     im.add_argument("--eos", help="the vocabulary's boundary token, if it is not <eos>")
 
+    iv = sub.add_parser("intervene", help="set, add to or scale units of one layer and read on (Δ log P at every step)")
+    iv.add_argument("--model", required=True)
+    iv.add_argument("--text", required=True)
+    iv.add_argument("--layer", type=_positive_int, required=True, help="1 = the bottom layer")
+    iv.add_argument("--quantity", required=True, choices=["h", "c", "i", "f", "g", "o"])
+    iv.add_argument("--units", required=True, help="comma-separated unit numbers, e.g. 161,40")
+    op = iv.add_mutually_exclusive_group(required=True)
+    op.add_argument("--set", type=float, help="write this value")
+    op.add_argument("--add", type=float, help="add this value")
+    op.add_argument("--scale", type=float, help="multiply by this value")
+    iv.add_argument("--from", dest="start", type=int, default=0, help="first step (0 = the boundary <eos>)")
+    iv.add_argument("--to", dest="stop", type=int, default=None, help="last step, inclusive (default: the end)")
+    iv.add_argument("--words", default="miss,ma'am,madam,sir", help="comma-separated words to follow")
+
+    pa = sub.add_parser("patch", help="causal tracing: restore clean states into a corrupted run, layer x position")
+    pa.add_argument("--model", required=True)
+    pa.add_argument("--clean", required=True)
+    pa.add_argument("--corrupt", required=True)
+    pa.add_argument("--target", required=True)
+    pa.add_argument("--versus", required=True)
+    pa.add_argument("--quantities", default="", help="h,c (default: every state quantity of the model)")
+
+    pr = sub.add_parser("probe", help="linear probes with a control task on held-out books")
+    pr.add_argument("--model", required=True)
+    pr.add_argument("--corpus", required=True, help="a corpus folder (with SPLITS.json) or one text file")
+    pr.add_argument("--task", required=True, choices=["quote", "gender", "distance", "line"])
+    pr.add_argument("--max-train", type=_positive_int, default=10_000, help="tokens of the validation books")
+    pr.add_argument("--max-test", type=_positive_int, default=5_000, help="tokens of the test books")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--index", help="read the states from this corpus index (default: the cached one for "
+                    "this model and corpus when built, else trace the books)")
+
     from .corpus.commands import add_parsers as corpus_parsers   # index, match, units
     corpus_parsers(sub, _positive_int, _nonneg_float)
     return p

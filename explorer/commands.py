@@ -136,3 +136,48 @@ def cmd_match(args, command):
 def cmd_units(args, command):
     from .corpus.commands import cmd_units as run
     return run(args, command)
+
+
+def _units(raw: str) -> tuple[int, ...]:
+    try:
+        units = tuple(int(u) for u in raw.split(",") if u.strip())
+    except ValueError:
+        raise ExplorerError(f"--units must be comma-separated integers, not {raw!r}") from None
+    if not units:
+        raise ExplorerError("--units names no unit")
+    return units
+
+
+def cmd_intervene(args, command):
+    from .analysis.intervene import Intervention, intervene
+    m = _load(args.model)
+    op, value = next((o, v) for o, v in (("set", args.set), ("add", args.add), ("scale", args.scale)) if v is not None)
+    try:
+        iv = Intervention(args.layer - 1, args.quantity, _units(args.units), op, value, args.start, args.stop)
+        r = intervene(m, args.text, iv, words=[w.strip() for w in args.words.split(",") if w.strip()])
+    except ValueError as e:
+        raise ExplorerError(str(e)) from None
+    return {"model": m.name, "layer": args.layer, "quantity": args.quantity, "units": list(iv.units),
+            "op": op, "value": value, "from": args.start, "to": args.stop} | r.to_json() | {"command": command}
+
+
+def cmd_patch(args, command):
+    from .analysis.patch import patch_grid
+    m = _load(args.model)
+    qs = [q.strip() for q in args.quantities.split(",") if q.strip()] or None
+    try:
+        g = patch_grid(m, args.clean, args.corrupt, args.target, args.versus, qs)
+    except ValueError as e:
+        raise ExplorerError(str(e)) from None
+    return {"model": m.name, "layers": list(range(1, m.config.layers + 1))} | g.to_json() | {"command": command}
+
+
+def cmd_probe(args, command):
+    from .analysis.probe import probe
+    m = _load(args.model)
+    try:
+        r = probe(m, args.corpus, args.task, max_train=args.max_train, max_test=args.max_test, seed=args.seed,
+                  index=args.index)
+    except ValueError as e:
+        raise ExplorerError(str(e)) from None
+    return r.to_json() | {"command": command}

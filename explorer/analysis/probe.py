@@ -1,0 +1,355 @@
+"""Probes with control tasks: does a layer encode a property of the text, better than chance explains?
+
+Linear diagnostic classifiers (Hupkes et al. 2018; Giulianelli et al. 2018) read one layer's h or c
+after each token and predict a label that comes from the text itself. A probe's accuracy alone says
+little: a classifier over 384 numbers can often learn the answer from which word was just read.
+Hewitt & Liang (2019, "Designing and Interpreting Probes with Control Tasks") give each word type
+a random label instead, fixed per type and drawn from the task's own label frequencies; the same
+probe is trained on that control task. Selectivity = task accuracy − control accuracy. A probe
+that does as well on the control as on the task says nothing about the layer.
+
+Data: the probe is fitted on the states of the model reading the corpus's validation books and
+scored on its test books (both held out from the model's training, by the corpus's SPLITS.json;
+a single text file is split by position as in training). The books are traced directly with the
+engine's layer runner (`explorer.trace.run_layers`), the state carried from chunk to chunk.
+
+Tasks (labels for the state after reading token t):
+  quote     inside a quotation. “ opens, ” closes, a straight " toggles; a paragraph break (<eos>)
+            ends it (fiction opens every quoted paragraph again).
+  gender    the gender of the most recent gendered word so far: none / female / male, from
+            GENDER_WORDS below (word models).
+  distance  tokens since the last sentence end (. ! ? or a paragraph break), bucketed.
+  line      (character models) characters since the last line end, bucketed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..trace import run_layers
+
+TASKS = ("quote", "gender", "distance", "line")
+DESCRIPTIONS = {
+    "quote": "inside a quotation",
+    "gender": "gender of the most recent gendered word",
+    "distance": "distance since the last sentence end",
+    "line": "position in the line",
+}
+
+#: The documented word lists of the gender task (lower-case vocabulary forms).
+GENDER_WORDS = {
+    "female": ("she", "her", "hers", "herself", "woman", "women", "girl", "girls", "lady", "ladies", "mother",
+               "daughter", "daughters", "sister", "sisters", "wife", "aunt", "niece", "miss", "mrs", "madam",
+               "ma'am", "queen", "princess", "mistress", "widow", "bride", "grandmother", "mamma", "heroine"),
+    "male": ("he", "him", "his", "himself", "man", "men", "boy", "boys", "gentleman", "gentlemen", "father",
+             "son", "sons", "brother", "brothers", "husband", "uncle", "nephew", "sir", "mr", "lord", "king",
+             "prince", "master", "widower", "bridegroom", "grandfather", "papa", "hero"),
+}
+SENTENCE_END = {".", "!", "?"}
+WORD_BUCKETS = (1, 3, 6, 11, 21)            # 0 | 1-2 | 3-5 | 6-10 | 11-20 | 21+
+CHAR_BUCKETS = (1, 6, 16, 41, 81)           # 0 | 1-5 | 6-15 | 16-40 | 41-80 | 81+
+LINE_BUCKETS = (5, 10, 20, 30, 40)          # 0-4 | 5-9 | 10-19 | 20-29 | 30-39 | 40+
+
+
+def _bucket_names(edges) -> list[str]:
+    out, lo = [], 0
+    for e in edges:
+        out.append(f"{lo}" if e - lo == 1 else f"{lo}-{e - 1}")
+        lo = e
+    return out + [f"{lo}+"]
+
+
+def is_char_model(model) -> bool:
+    return type(model.tokenizer).__name__ == "CharTokenizer"
+
+
+def task_labels(task: str, tokens, char: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Labels [tokens] (int) and their names, for `tokens` (explorer Tokens, or anything with
+    .text, .norm, .special) read in order."""
+    n = len(tokens)
+    y = np.zeros(n, np.int64)
+    if task == "quote":
+        inside = False
+        for j, t in enumerate(tokens):
+            if t.special:
+                inside = False
+            elif t.text == "“":
+                inside = True
+            elif t.text == "”":
+                inside = False
+            elif t.text == '"':
+                inside = not inside
+            y[j] = inside
+        return y, ["outside", "inside"]
+    if task == "gender":
+        if char:
+            raise ValueError("the gender task needs a word model (its labels come from whole words)")
+        fem, mal = set(GENDER_WORDS["female"]), set(GENDER_WORDS["male"])
+        cur = 0
+        for j, t in enumerate(tokens):
+            w = t.norm.lower()
+            cur = 1 if w in fem else 2 if w in mal else cur
+            y[j] = cur
+        return y, ["none", "female", "male"]
+    if task == "distance":
+        edges = CHAR_BUCKETS if char else WORD_BUCKETS
+        d = 0
+        for j, t in enumerate(tokens):
+            if t.special or t.text in SENTENCE_END:
+                d = 0
+            else:
+                d += 1
+            y[j] = np.searchsorted(edges, d, side="right")
+        return y, _bucket_names(edges)
+    if task == "line":
+        if not char:
+            raise ValueError("position in the line needs a character model (the word tokenizer drops line ends)")
+        d = 0
+        for j, t in enumerate(tokens):
+            d = 0 if (t.special or t.text == "\n") else d + 1
+            y[j] = np.searchsorted(LINE_BUCKETS, d, side="right")
+        return y, _bucket_names(LINE_BUCKETS)
+    raise ValueError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+
+
+def control_labels(ids: np.ndarray, train_labels: np.ndarray, n_labels: int, vocab_size: int,
+                   seed: int = 0) -> np.ndarray:
+    """Hewitt & Liang's control task: one random label per word type, drawn from the task's label
+    frequencies on the training tokens, the same table for training and test tokens."""
+    freq = np.bincount(train_labels, minlength=n_labels).astype(np.float64)
+    freq /= freq.sum()
+    table = np.random.default_rng(seed).choice(n_labels, size=vocab_size, p=freq)
+    return table[np.asarray(ids)]
+
+
+@torch.no_grad()
+def states(model, ids: Sequence[int], chunk: int = 512) -> dict[tuple[int, str], np.ndarray]:
+    """{(layer, quantity): [tokens, units]} for h (and c) of every layer while reading `ids` in
+    order, the state carried from chunk to chunk (so a long book reads as one text)."""
+    lm = model.lm
+    qs = ("h", "c") if model.config.cell == "lstm" else ("h",)
+    parts: dict = {(l, q): [] for l in range(model.config.layers) for q in qs}
+    state = None
+    ids = torch.as_tensor(np.asarray(ids), dtype=torch.long)
+    for s in range(0, len(ids), chunk):
+        layers, _, state = run_layers(lm, ids[s:s + chunk], state)
+        for l, v in enumerate(layers):
+            for q in qs:
+                parts[(l, q)].append(v[q])
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def corpus_tokens(model, corpus, split: str, max_tokens: int):
+    """Tokens of a split's books, in order, up to max_tokens (each book's first part, so every book
+    of the split is represented), and the book names."""
+    from ..training.data import read_corpus
+    p = Path(corpus)
+    if p.is_dir() and not (p / "SPLITS.json").exists():
+        txts = sorted(p.glob("*.txt"))
+        if len(txts) == 1:                  # one text (Shakespeare): split by position, as in training
+            p = txts[0]
+    books = read_corpus(p)[split]
+    per = max(1, max_tokens // len(books))
+    toks, names = [], []
+    for name, text in books:
+        t = model.tokenizer.tokenize(text[: per * 12])   # enough characters for `per` tokens
+        toks.extend(t[:per])
+        names.append(name)
+    return toks, names
+
+
+@dataclass(frozen=True)
+class ProbeScore:
+    layer: int
+    quantity: str
+    accuracy: float
+    control_accuracy: float
+    majority: float
+    control_majority: float
+
+    @property
+    def selectivity(self) -> float:
+        return self.accuracy - self.control_accuracy
+
+    @property
+    def verdict(self) -> str:
+        if self.accuracy <= self.majority + 0.01:
+            return "no better than always answering the most common label"
+        if self.selectivity < 0.05:
+            return "says nothing: the probe learns the random control labels as well as the task"
+        return "selective: the layer encodes more than which word was just read"
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """Scores of one task for every layer and quantity, with the fitted probes (for readouts)."""
+    task: str
+    label_names: tuple[str, ...]
+    model: str
+    train_books: tuple[str, ...]
+    test_books: tuple[str, ...]
+    n_train: int
+    n_test: int
+    train_counts: tuple[int, ...]
+    test_counts: tuple[int, ...]
+    scores: tuple[ProbeScore, ...]
+    probes: dict = field(default_factory=dict, repr=False, compare=False)   # (layer, quantity) -> fitted pipeline
+
+    def frame(self):
+        import pandas as pd
+        return pd.DataFrame([{"layer": s.layer + 1, "quantity": s.quantity, "accuracy": s.accuracy,
+                              "control": s.control_accuracy, "selectivity": s.selectivity,
+                              "majority": s.majority, "verdict": s.verdict} for s in self.scores])
+
+    def best(self) -> ProbeScore:
+        return max(self.scores, key=lambda s: s.selectivity)
+
+    def to_json(self) -> dict:
+        r = lambda v: round(float(v), 4)
+        return {"task": self.task, "description": DESCRIPTIONS[self.task], "labels": list(self.label_names),
+                "model": self.model, "train_books": list(self.train_books), "test_books": list(self.test_books),
+                "n_train": self.n_train, "n_test": self.n_test,
+                "train_counts": dict(zip(self.label_names, self.train_counts)),
+                "test_counts": dict(zip(self.label_names, self.test_counts)),
+                "scores": [{"layer": s.layer + 1, "quantity": s.quantity, "accuracy": r(s.accuracy),
+                            "control_accuracy": r(s.control_accuracy), "selectivity": r(s.selectivity),
+                            "majority": r(s.majority), "control_majority": r(s.control_majority),
+                            "verdict": s.verdict} for s in self.scores]}
+
+
+#: Logistic regression on standardised states; C=0.1 (mild L2) because 384 features fit a few
+#: thousand tokens perfectly otherwise. Capped at MAX_ITER (a control task may not converge: its
+#: labels are random, and the cap is the same for task and control).
+C = 0.1
+MAX_ITER = 200
+
+
+def _fit(X, y, seed: int):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=MAX_ITER, C=C, tol=1e-3, random_state=seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return clf.fit(X, y)
+
+
+def probe_tokens(model, task: str, train_tokens, test_tokens, *, train_books=(), test_books=(),
+                 seed: int = 0, progress=None, states_=None) -> ProbeReport:
+    """Fit and score the task's probes and their control probes on already chosen token lists
+    (`states_`: their states, (train, test) dicts as `states` returns, when already read)."""
+    char = is_char_model(model)
+    y_tr, names = task_labels(task, train_tokens, char)
+    y_te, _ = task_labels(task, test_tokens, char)
+    if len(np.unique(y_tr)) < 2:
+        raise ValueError(f"the training text has only one label ({names[int(y_tr[0])]}) for the {task} task")
+    ids_tr = np.array([t.id for t in train_tokens])
+    ids_te = np.array([t.id for t in test_tokens])
+    V = model.config.vocab_size
+    ctl = control_labels(np.concatenate([ids_tr, ids_te]), y_tr, len(names), V, seed)
+    c_tr, c_te = ctl[:len(ids_tr)], ctl[len(ids_tr):]
+    S_tr, S_te = states_ if states_ is not None else (states(model, ids_tr), states(model, ids_te))
+    maj = float(np.mean(y_te == np.bincount(y_tr).argmax()))
+    cmaj = float(np.mean(c_te == np.bincount(c_tr).argmax()))
+    scores, probes = [], {}
+    keys = sorted(S_tr)
+    for n, key in enumerate(keys):
+        if progress:
+            progress(n / len(keys), f"layer {key[0] + 1} {key[1]}")
+        clf = _fit(S_tr[key], y_tr, seed)
+        acc = float(np.mean(clf.predict(S_te[key]) == y_te))
+        if len(np.unique(c_tr)) > 1:
+            cacc = float(np.mean(_fit(S_tr[key], c_tr, seed).predict(S_te[key]) == c_te))
+        else:
+            cacc = float(np.mean(c_te == c_tr[0]))
+        scores.append(ProbeScore(key[0], key[1], acc, cacc, maj, cmaj))
+        probes[key] = clf
+    if progress:
+        progress(1.0, "done")
+    return ProbeReport(task, tuple(names), model.name, tuple(train_books), tuple(test_books), len(ids_tr),
+                       len(ids_te), tuple(int(v) for v in np.bincount(y_tr, minlength=len(names))),
+                       tuple(int(v) for v in np.bincount(y_te, minlength=len(names))), tuple(scores), probes)
+
+
+@dataclass(frozen=True)
+class _Tok:
+    """A token read back from a corpus index's token table."""
+    text: str
+    norm: str
+    id: int
+    special: bool
+
+
+def _index_for(model, corpus, index):
+    """The corpus index to read states from: `index` (a path) when given, else the app's cached
+    index for this model and corpus when one has been built (explorer.corpus.index), else None."""
+    from ..corpus.index import index_dir_for, open_index
+    if index is not None:
+        return open_index(index, model)
+    try:
+        d = index_dir_for(model, corpus)
+    except Exception:              # noqa: BLE001 - no usable cached index: trace the corpus instead
+        return None
+    return open_index(d, model) if (d / "card.json").is_file() else None
+
+
+def _index_split(model, idx, corpus, split: str, max_tokens: int):
+    """Tokens and states of a split's books from an index, or None when the index lacks a book."""
+    from ..training.data import read_corpus
+    books = [name for name, _ in read_corpus(corpus)[split]]
+    files = {Path(f["path"]).name: f for f in idx.files}
+    if not all(b in files for b in books):
+        return None
+    per = max(1, max_tokens // len(books))
+    table = idx.tokens
+    itos = model.tokenizer.itos
+    toks, S = [], {}
+    for b in books:
+        f = files[b]
+        a, n = f["row_start"], min(per, f["tokens"])
+        rows = table.iloc[a:a + n]
+        toks += [_Tok(t, itos[i], int(i), t == "<eos>") for t, i in zip(rows["text"], rows["id"])]
+        for l in idx.layers:
+            for q in idx.quantities:
+                if q in ("h", "c"):
+                    S.setdefault((l, q), []).append(idx.rows(l, q, a, a + n))
+    return toks, {k: np.concatenate(v) for k, v in S.items()}, books
+
+
+def probe(model, corpus, task: str, *, max_train: int = 10_000, max_test: int = 5_000, seed: int = 0,
+          index=None, progress=None) -> ProbeReport:
+    """Fit on the validation books, score on the test books (see the module docstring). States
+    come from a corpus index when one exists for this model and corpus (`index`, or the app's
+    cache), else the books are traced here."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+    task_labels(task, [], is_char_model(model))          # a task the model cannot have fails here, early
+    idx = _index_for(model, corpus, index)
+    if idx is not None:
+        got_tr = _index_split(model, idx, corpus, "valid", max_train)
+        got_te = _index_split(model, idx, corpus, "test", max_test)
+        if got_tr is not None and got_te is not None:
+            return probe_tokens(model, task, got_tr[0], got_te[0], train_books=got_tr[2], test_books=got_te[2],
+                                seed=seed, progress=progress, states_=(got_tr[1], got_te[1]))
+    tr, trn = corpus_tokens(model, corpus, "valid", max_train)
+    te, ten = corpus_tokens(model, corpus, "test", max_test)
+    return probe_tokens(model, task, tr, te, train_books=trn, test_books=ten, seed=seed, progress=progress)
+
+
+def readout(report: ProbeReport, model, tr, layer: int, quantity: str = "h") -> np.ndarray:
+    """[tokens, labels] the probe's label probabilities for each token of a Trace `tr`: what the
+    layer 'thinks' the label is, word by word."""
+    clf = report.probes.get((layer, quantity))
+    if clf is None:
+        raise ValueError(f"no probe for layer {layer + 1} {quantity}")
+    X = np.asarray(tr.layers[layer][quantity])
+    p = np.zeros((len(X), len(report.label_names)))
+    p[:, clf.classes_] = clf.predict_proba(X)
+    return p
