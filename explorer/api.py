@@ -13,6 +13,24 @@ if TYPE_CHECKING:
     from .model import LanguageModel
 
 
+#: Most tokens one call samples (the CLI's `generate --n` and the app's Generate page).
+MAX_NEW_TOKENS = 2000
+MAX_SEED = 2 ** 64 - 1
+
+
+def check_sampling(n, temperature, top_k, seed) -> None:
+    """ValueError with a sentence for arguments that cannot be sampled with."""
+    import math
+    if not 0 <= int(n) <= MAX_NEW_TOKENS:
+        raise ValueError(f"n must lie between 0 and {MAX_NEW_TOKENS}, not {n}")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number of at least 0, not {temperature}")
+    if int(top_k) < 0:
+        raise ValueError(f"top_k must be at least 0 (0: no top-k), not {top_k}")
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise ValueError(f"seed must lie between 0 and 2**64 - 1, not {seed}")
+
+
 @dataclass(eq=False)
 class LoadedModel:
     lm: "LanguageModel"
@@ -33,14 +51,18 @@ class LoadedModel:
         return trace(self, text, **kw)
 
     def _ids(self, text: str) -> tuple[list[Token], torch.Tensor]:
-        toks = self.tokenizer.tokenize(text)
-        ids = [self.tokenizer.eos_id] + [t.id for t in toks]
-        return toks, torch.tensor(ids, dtype=torch.long)
+        """The ids the network reads for `text` (trace's rule, `read_tokens`: the boundary <eos>
+        first unless the text already starts with a paragraph break) and the tokens that are scored,
+        i.e. every read token after the first."""
+        from .trace import read_tokens
+        toks = read_tokens(self.tokenizer, text, boundary=True)
+        return toks[1:], torch.tensor([t.id for t in toks], dtype=torch.long)
 
     @torch.no_grad()
     def score(self, text: str) -> dict:
         """Natural-log probability of the text, each token given the ones before it; the first
-        token is conditioned on the boundary token <eos>."""
+        token is conditioned on the boundary token <eos> (the text's own when it starts with a
+        paragraph break: the same tokens `trace` reads)."""
         return self.score_batch([text])[0]
 
     @torch.no_grad()
@@ -80,8 +102,10 @@ class LoadedModel:
     @torch.no_grad()
     def sample_ids(self, prompt: str, n: int = 20, temperature: float = 1.0, top_k: int = 0,
                    seed: int = 0) -> list[int]:
-        """Token ids sampled after the prompt (read after <eos>), each fed back in: temperature 0 is
-        greedy, top_k > 0 keeps the k most probable, <unk> is never sampled. Reproducible by seed."""
+        """Token ids sampled after the prompt (read as `trace` reads it), each fed back in:
+        temperature 0 is greedy, top_k > 0 keeps the k most probable (0: all), <unk> is never
+        sampled. Reproducible by seed (0 .. 2**64 - 1). At most MAX_NEW_TOKENS tokens."""
+        check_sampling(n, temperature, top_k, seed)
         gen = torch.Generator().manual_seed(int(seed))
         _, ids = self._ids(prompt)
         logits, state = self.lm(ids[None])
@@ -93,7 +117,8 @@ class LoadedModel:
             if temperature <= 0:
                 nxt = int(last.argmax())
             else:
-                z = last / temperature
+                # shift by the maximum first, so a tiny temperature gives -inf, never inf - inf = NaN
+                z = (last - last.max()) / temperature
                 if top_k and top_k > 0:
                     kth = z.topk(min(top_k, z.numel())).values[-1]
                     z = torch.where(z < kth, torch.full_like(z, -float("inf")), z)

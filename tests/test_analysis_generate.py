@@ -65,7 +65,7 @@ def test_boundary_tokens_are_rendered_as_paragraph_breaks(tiny_lstm, monkeypatch
     g = generate_trace(tiny_lstm, "John", 3)
     assert g.words == ("<eos>", "mary", "<eos>")
     assert [t.special for t in g.trace.tokens[-3:]] == [True, False, True]
-    assert g.text == "John\n\n mary\n\n"
+    assert g.text == "John\n\nmary\n\n"
 
 
 def test_limits(tiny_lstm):

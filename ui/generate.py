@@ -57,9 +57,9 @@ def page():
         st.warning(AC.friendly(e), icon=":material/warning:")
         return
     tr = gen.trace
-    words = " ".join("¶" if w == "<eos>" else w for w in gen.words)
+    words = gen.continuation.replace("\n\n", " ¶ ")   # written by the tokenizer: characters join as characters
     st.html(f'<div data-testid="generated-text" style="font-size:19px;line-height:1.5;padding:6px 0">'
-            f'<span style="color:#2166ac">{html.escape(prompt)}</span> '
+            f'<span style="color:#2166ac">{html.escape(prompt)}</span>'
             f'<b style="color:#b2182b">{html.escape(words)}</b></div>')
     st.caption(f"Blue: your prompt ({gen.n_prompt - 1} tokens after the boundary <eos>); red: {len(gen.words)} "
                f"sampled tokens (temperature {gen.temperature:g}, top-k {gen.top_k or 'all'}, seed {gen.seed}); "

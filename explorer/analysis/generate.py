@@ -6,12 +6,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from .. import settings
+from ..api import MAX_NEW_TOKENS, check_sampling
 from ..errors import InputTooLong
 from ..tokenizer import EOS, Token
 from ..trace import Trace, trace
 from ._common import tokens_for
-
-MAX_NEW_TOKENS = 2000
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,14 @@ class Generation:
 
     @property
     def text(self) -> str:
+        """The prompt and the continuation as text, written by the tokenizer (`extend_text`):
+        characters joined as characters, words as words, <eos> as a paragraph break."""
         return self.trace.text
+
+    @property
+    def continuation(self) -> str:
+        """Only the generated part of `text`."""
+        return self.trace.text[len(self.prompt):]
 
     def frame(self):
         """One row per trace row: token, generated?, P(token | before) under the model."""
@@ -56,25 +62,17 @@ def generate_trace(model, prompt: str, n: int = 20, temperature: float = 1.0, to
     trace reads exactly the sampled ids (not a re-tokenisation of the joined text), so row
     n_prompt + j is the state after the j-th generated word was fed back in.
     """
-    if not 0 <= n <= MAX_NEW_TOKENS:
-        raise ValueError(f"n must lie between 0 and {MAX_NEW_TOKENS}, not {n}")
+    check_sampling(n, temperature, top_k, seed)
     if len(prompt) > settings.MAX_CHARS:
         raise InputTooLong(len(prompt), settings.MAX_CHARS)
     tok = model.tokenizer
     ids = sample(model, prompt, n, temperature, top_k, seed)
     toks = tokens_for(model, prompt)
-    text = prompt
-    for i in ids:
+    text, spans = tok.extend_text(prompt, ids)       # the tokenizer writes its own tokens back as text
+    for i, (start, end) in zip(ids, spans):
         w = tok.itos[i]
-        if w == EOS:
-            start = len(text)
-            text += "\n\n"
-            toks.append(Token(EOS, EOS, start, len(text), i, False, True))
-        else:
-            text += " "
-            start = len(text)
-            text += w
-            toks.append(Token(w, w, start, len(text), i, False, False))
+        toks.append(Token(EOS, EOS, start, end, i, False, True) if w == EOS
+                    else Token(w, w, start, end, i, False, False))
     tr = trace(model, text, top_k=trace_top_k, max_chars=max(len(text), 1), tokens=toks)
     return Generation(prompt=prompt, words=tuple(tok.itos[i] for i in ids), ids=tuple(ids), trace=tr,
                       n_prompt=len(toks) - len(ids), seed=int(seed), temperature=float(temperature),
