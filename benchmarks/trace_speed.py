@@ -5,7 +5,7 @@ prints the median time of
   * forward  — the plain fused forward pass (embedding, nn.LSTM, decoder) on the same ids: the floor;
   * trace    — explorer.trace(): every layer's h, c, i, f, g, o plus next-token top-k/rank/prob;
   * cell loop — the naive Python loop over nn.LSTMCell that people usually write to get the gates;
-all measured side by side in this one run, and the ratios trace/forward and loop/trace.
+all measured side by side in this one run, and the ratios trace/forward (the median of per-pair ratios over alternating runs) and loop/trace.
 
     python benchmarks/trace_speed.py [--model pretrained/fiction-lstm] [--repeats 30]
 
@@ -46,6 +46,21 @@ def median_ms(fn, repeats):
         fn()
         ts.append((time.perf_counter() - t) * 1e3)
     return statistics.median(ts)
+
+
+def alternating_ms(fa, fb, repeats):
+    """Median ms of fa and of fb, run alternately (a, b, a, b, ...) so that both see the same machine
+    load, and the median of the per-pair ratios b/a."""
+    fa(), fb()  # warm up
+    ta, tb = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fa()
+        ta.append((time.perf_counter() - t) * 1e3)
+        t = time.perf_counter()
+        fb()
+        tb.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(ta), statistics.median(tb), statistics.median(b / a for a, b in zip(ta, tb))
 
 
 @torch.no_grad()
@@ -120,10 +135,9 @@ def main():
             words = " ".join(m.tokenizer.itos[int(i)] for i in ids[1:])  # boundary + T-1 words = T tokens
         assert len(m.tokenizer.tokenize(words)) + 1 == T
         reps = args.repeats if T < 1000 else max(5, args.repeats // 3)
-        f = median_ms(lambda: forward(m, ids), reps)
-        tr = median_ms(lambda: trace(m, words), reps)
+        f, tr, ratio = alternating_ms(lambda: forward(m, ids), lambda: trace(m, words), reps)
         lp = median_ms(lambda: cell_loop(m, ids), max(3, reps // 3))
-        print(f"{T:>6} {f:>11.2f} {tr:>9.2f} {lp:>13.2f} {tr / f:>14.2f} {lp / tr:>11.1f}")
+        print(f"{T:>6} {f:>11.2f} {tr:>9.2f} {lp:>13.2f} {ratio:>14.2f} {lp / tr:>11.1f}")
 
 
 if __name__ == "__main__":

@@ -304,17 +304,21 @@ def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=
     # rank = 1 + #tokens more probable. Where the next token is in the top k its rank is its place
     # there; only the other rows need a pass over the whole vocabulary.
     hit = ti[:-1] == nxt[:, None]
-    rank = torch.where(hit.any(1), hit.int().argmax(1) + 1, 0)
-    miss = (rank == 0).nonzero()[:, 0]
-    if 2 * len(miss) > len(nxt):     # most rows: one pass over all rows beats copying them out
-        rank = torch.where(rank == 0, (logits[:-1] > l_next[:, None]).sum(1) + 1, rank)
-    elif len(miss):
-        rank[miss] = (logits[miss] > l_next[miss, None]).sum(1) + 1
+    rank = torch.where(hit.any(1), hit.int().argmax(1) + 1, 0).numpy()
+    miss = np.flatnonzero(rank == 0)
+    if len(miss):
+        # NumPy's count of a comparison is a single vectorised pass; torch's bool .sum() converts to
+        # int64 first and costs several times more (benchmarks/trace_speed.py).
+        ln, lt = logits.numpy(), l_next.numpy()
+        if 2 * len(miss) > len(nxt):     # most rows: one pass over all rows beats copying them out
+            rank = np.where(rank == 0, np.count_nonzero(ln[:-1] > lt[:, None], axis=1) + 1, rank)
+        else:
+            rank[miss] = np.count_nonzero(ln[miss] > lt[miss, None], axis=1) + 1
     logp = logits - lse[:, None] if (full_probs or entropy) else None
     p = logp.exp() if logp is not None else None
     ent = (-torch.bmm(p[:, None, :], logp[:, :, None])[:, 0, 0]).numpy().astype(np.float32) if entropy else None
     next_prob = np.append(lp_next.exp().numpy(), np.nan).astype(np.float32)
-    next_rank = np.append(rank.numpy(), -1).astype(np.int64)
+    next_rank = np.append(rank, -1).astype(np.int64)
     fs = final if isinstance(final, tuple) else (final,)
     return Trace(
         text=text, cell=cfg.cell, tokens=tuple(tokens),

@@ -2,8 +2,9 @@
 explorer.analysis / explorer.training.classify, chart placement and small widgets.
 
 Every number comes from `explorer`; this module only caches and places. Heavy results are cached
-with st.cache_resource (they are frozen dataclasses holding read-only arrays, shared safely between
-sessions; an Attribution holds a mappingproxy, which cache_data could not pickle). The model itself
+in common.results_cache(), one LRU cache bounded by bytes (they are frozen dataclasses holding
+read-only arrays, shared safely between sessions; an Attribution holds a mappingproxy, which
+cache_data could not pickle). The model itself
 comes from ui.common's cache, so each bundle is loaded once for every page.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ model_at = common.model_at
 
 
 # ------------------------------------------------------------------------------------ cached calls
-@st.cache_resource(max_entries=64, show_spinner=False)
+@common.byte_cached("contrast")
 def _contrast(path: str, stamp: float, a: str, b: str, align: str):
     ta, tb = common.cached_trace(path, stamp, a), common.cached_trace(path, stamp, b)
     return A.contrast_traces(ta, tb, align=align)
@@ -33,7 +34,7 @@ def contrast(ctx: common.ModelContext, a: str, b: str, align: str = "start"):
     return _contrast(ctx.path, ctx.stamp, E.clip_text(a)[0], E.clip_text(b)[0], align)
 
 
-@st.cache_resource(max_entries=128, show_spinner=False)
+@common.byte_cached("next_words")
 def _next_words(path: str, stamp: float, a: str, b: str, align: str, position: int, words: tuple, k: int):
     m = model_at(path)
     return A.next_word_comparison(m, _contrast(path, stamp, a, b, align), position, words, k)
@@ -49,7 +50,7 @@ def bow_distance(path: str, stamp: float, a: str, b: str, align: str) -> float:
     return A.bow_embedding_distance(model_at(path), _contrast(path, stamp, a, b, align))
 
 
-@st.cache_resource(max_entries=64, show_spinner="Attributing…")
+@common.byte_cached("attribution", "Attributing…")
 def _attribution(path: str, stamp: float, text: str, step: int, word: str | None, versus: str | None,
                  methods: tuple):
     return A.attribute(model_at(path), text, step, word, versus=versus, methods=methods)
@@ -60,7 +61,7 @@ def attribution(ctx, text: str, step: int, word: str | None, versus: str | None,
                         tuple(methods))
 
 
-@st.cache_resource(max_entries=16, show_spinner="Replacing the first word and reading again…")
+@common.byte_cached("fade", "Replacing the first word and reading again…")
 def _fade(paths: tuple, stamps: tuple, names: tuple, text: str, replacements: tuple):
     models = {n: model_at(p) for n, p in zip(names, paths)}
     return A.replacement_fade(models, text, replacements)
@@ -72,7 +73,7 @@ def fade(paths: dict, text: str, replacements):
     return _fade(ps, tuple(common.stamp(p) for p in ps), names, text, tuple(replacements))
 
 
-@st.cache_resource(max_entries=16, show_spinner="Sampling…")
+@common.byte_cached("generation", "Sampling…")
 def _generation(path: str, stamp: float, prompt: str, n: int, temperature: float, top_k: int, seed: int):
     return A.generate_trace(model_at(path), prompt, n=n, temperature=temperature, top_k=top_k, seed=seed,
                             trace_top_k=common.TOP_K)

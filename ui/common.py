@@ -30,6 +30,7 @@ import explorer as E
 from explorer import settings
 from explorer.present import views
 from explorer.bundle import WEIGHTS, extract_bundle_zip
+from explorer.cache import ByteLRU
 from explorer.present.presets import DEFAULT_PRESET, PRESETS
 
 log = logging.getLogger("rnn_explorer.ui")
@@ -102,10 +103,33 @@ def _value_ranges(path: str, stamp: float) -> dict:
     return views.value_ranges(_load_model(path, stamp))
 
 
-@st.cache_resource(max_entries=48, show_spinner=False)
+@st.cache_resource(show_spinner=False)
+def results_cache() -> ByteLRU:
+    """The one cache of traces and analysis results, shared by every session and bounded by bytes
+    (settings.CACHE_MB, env RNN_EXPLORER_CACHE_MB), not by a count of entries: one long trace holds
+    as much as thousands of short ones. Results are frozen (read-only arrays), so sharing is safe."""
+    return ByteLRU(settings.CACHE_MB * 2**20)
+
+
+def byte_cached(name: str, spinner: str | None = None):
+    """Decorator: cache a function's results in results_cache() under (name, *args).
+    `spinner` is shown while a missing result is computed."""
+    def wrap(fn):
+        def cached(*args):
+            cache = results_cache()
+            key = (name, *args)
+            if spinner and key not in cache:
+                with st.spinner(spinner):
+                    return cache.get_or_compute(key, lambda: fn(*args))
+            return cache.get_or_compute(key, lambda: fn(*args))
+        cached.__wrapped__ = fn
+        cached.__name__ = fn.__name__
+        return cached
+    return wrap
+
+
+@byte_cached("trace")
 def _trace(path: str, stamp: float, text: str, top_k: int) -> E.Trace:
-    # cache_resource, not cache_data: a Trace is frozen with read-only arrays, so sharing the one
-    # object is safe, and it skips pickling megabytes of states on every rerun.
     return E.trace(_load_model(path, stamp), text, top_k=top_k)
 
 
