@@ -124,6 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--unk", help="the vocabulary's token for unknown words, if it is not <unk>")
     im.add_argument("--eos", help="the vocabulary's boundary token, if it is not <eos>")
 
+    ex = sub.add_parser("export", help="write a trace's data (csv/parquet/json) or a figure (png/svg/html) to a file")
+    ex.add_argument("--model", required=True)
+    ex.add_argument("--text", required=True)
+    ex.add_argument("--what", required=True, help="states, predictions or figure:NAME (heatmaps, gates, step, next-words)")
+    ex.add_argument("--format", required=True, choices=["csv", "parquet", "json", "png", "svg", "html"])
+    ex.add_argument("--out", required=True)
+    ex.add_argument("--layer", type=_positive_int, help="figures: the layer, 1 = the bottom (default: the top)")
+    ex.add_argument("--position", type=int, help="figures: the selected token row (default: the last)")
+
     iv = sub.add_parser("intervene", help="set, add to or scale units of one layer and read on (Δ log P at every step)")
     iv.add_argument("--model", required=True)
     iv.add_argument("--text", required=True)

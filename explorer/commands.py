@@ -181,3 +181,19 @@ def cmd_probe(args, command):
     except ValueError as e:
         raise ExplorerError(str(e)) from None
     return r.to_json() | {"command": command}
+
+
+def cmd_export(args, command):
+    import os
+    import tempfile
+    from .present.export import export
+    m = _load(args.model)
+    data = export(m, args.text, args.what, args.format, layer=None if args.layer is None else args.layer - 1,
+                  position=args.position)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, out)
+    return {"out": str(out), "what": args.what, "format": args.format, "bytes": len(data), "model": m.name}
