@@ -26,7 +26,8 @@ def cmd_train(args, command):
         raise KeyboardInterrupt from None
     except ValueError as e:
         raise ExplorerError(str(e)) from None
-    return {"out": args.out, "metrics": card["metrics"], "epochs": card["training"]["epochs_run"]}
+    return {"out": args.out, "metrics": card["metrics"], "epochs": card["training"]["epochs_run"],
+            "files": card["training"]["split"]}
 
 
 def cmd_eval(args, command):
@@ -39,7 +40,8 @@ def cmd_eval(args, command):
     r = evaluate(m.lm, batchify(stream, 10))
     unk = (stream == m.tokenizer.unk_id).float().mean().item()
     return {"perplexity": round(r["perplexity"], 3), "tokens": r["tokens"], "unk_rate": round(unk, 5),
-            "split": args.split}
+            "split": args.split, "files": corpus.files()[args.split], "split_file": corpus.split_file,
+            "split_source": corpus.source}
 
 
 def _load(path):
@@ -97,7 +99,8 @@ def cmd_ngram(args, command):
            "vocab_size": len(m.tokenizer),
            "valid": {k: round(v, 3) for k, v in kn.evaluate(streams["valid"]).items()},
            "test": {k: round(v, 3) for k, v in kn.evaluate(streams["test"]).items()},
-           "seconds": round(time.time() - t0, 1), "command": command}
+           "seconds": round(time.time() - t0, 1), "files": corpus.files(), "split_file": corpus.split_file,
+           "split_source": corpus.source, "command": command}
     if args.record:
         _record(args.model, f"ngram_order{args.order}", out)
     return out
