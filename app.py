@@ -20,6 +20,10 @@ PAGES = {
         st.Page("ui/memory.py", title="Memory", icon=":material/memory:"),
         st.Page("ui/generate.py", title="Generate", icon=":material/edit_note:"),
     ],
+    "Corpus": [
+        st.Page("ui/corpus.py", title="Corpus", icon=":material/manage_search:"),
+        st.Page("ui/units.py", title="Units", icon=":material/neurology:"),
+    ],
     "Learn": [
         st.Page("ui/lesson.py", title="Lesson", icon=":material/school:"),
     ],

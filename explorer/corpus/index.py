@@ -391,12 +391,14 @@ def _assemble(plan: dict, out: Path, log) -> None:
 def build_index(model, corpus, out, *, quantities=None, layers="all", workers: int = 1,
                 scheduler: str | None = None, segment_tokens: int = SEGMENT_TOKENS,
                 progress: bool = True, command: str = "",
+                on_progress: Callable[[int, int], None] | None = None,
                 _after_segment: Callable[[], None] | None = None) -> dict:
     """Build (or continue building) the index of `model` (a LoadedModel) over `corpus` at `out`.
 
     Returns the card. Interrupted builds continue from the last finished segment when called again with
     the same arguments. `workers` > 1 runs files in local processes; `scheduler` (a Dask distributed
     scheduler address, or a distributed.Client) runs them on a cluster whose workers see the same files.
+    `on_progress(done_tokens, total_tokens)` is called as segments finish (the app's progress bar).
     """
     t_start = time.time()
     out = Path(out)
@@ -436,6 +438,8 @@ def build_index(model, corpus, out, *, quantities=None, layers="all", workers: i
 
         def seg_done(n):
             bar.update(n)
+            if on_progress is not None:
+                on_progress(bar.n, N)
             if _after_segment is not None:
                 _after_segment()
 

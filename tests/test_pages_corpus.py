@@ -1,0 +1,104 @@
+"""The Corpus and Units pages through AppTest, on the tiny bundles and a small default corpus: the index is
+built on first use into a temporary cache folder (never into the repository)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import TEXT
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+TIMEOUT = 120
+
+
+@pytest.fixture
+def env(models_dir, tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "one.txt").write_text(TEXT, encoding="utf-8")
+    (corpus / "two.txt").write_text('She said "yes." He said "no."\n\n' * 4, encoding="utf-8")
+    monkeypatch.setenv("RNN_EXPLORER_MODELS", str(models_dir))
+    monkeypatch.setenv("RNN_EXPLORER_DEFAULT_CORPUS", str(corpus))
+    monkeypatch.setenv("RNN_EXPLORER_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def _open(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def _specs(at):
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def _views(at):
+    return [(s["layout"].get("meta") or {}).get("view") for s in _specs(at)]
+
+
+def test_corpus_page_builds_the_default_index_and_matches(env):
+    at = _open("ui/corpus.py")
+    cards = list((env / "cache" / "indexes").glob("*/card.json"))
+    assert len(cards) == 1, "the default index is built on first use, in the cache folder"
+    assert "corpus-selection" in _views(at) and "trajectory" in _views(at)
+    n_units = int(at.metric[0].value)
+    assert n_units > 0
+    # a lower threshold puts more units on
+    at.slider(key="corpus_thr").set_value(0.05).run()
+    assert not at.exception and int(at.metric[0].value) >= n_units
+    assert int(at.metric[1].value.replace(",", "")) > 0
+    assert "corpus-match" in _views(at)
+    # the selection widget moves the range
+    at.slider(key="corpus_sel").set_value((1, 3)).run()
+    assert not at.exception
+    sel = [s for s in _specs(at) if (s["layout"].get("meta") or {}).get("view") == "corpus-selection"][0]
+    rect = sel["layout"]["shapes"][0]
+    assert (rect["x0"], rect["x1"]) == (0.5, 3.5)
+    # the bartender pair draws two paths
+    at.button(key="traj_pair_bar").click().run()
+    traj = [s for s in _specs(at) if (s["layout"].get("meta") or {}).get("view") == "trajectory"][0]
+    assert len([d for d in traj["data"] if d["type"] == "scatter"]) == 2
+
+
+def test_corpus_page_with_a_threshold_no_unit_passes(env):
+    at = _open("ui/corpus.py")
+    at.slider(key="corpus_thr").set_value(0.95).run()
+    assert not at.exception and not at.error
+    if int(at.metric[0].value) == 0:
+        assert any("No unit of layer" in i.value for i in at.info)
+
+
+def test_units_page_dictionary_and_predicate_search(env):
+    at = _open("ui/units.py")
+    views = _views(at)
+    assert "unit-histogram" in views and "unit-decoder" in views and "unit-auc" in views
+    assert any("Most positive" in m.value for m in at.markdown)
+    at.number_input(key="units_unit").set_value(7).run()
+    assert not at.exception and any("unit 7" in m.value for m in at.markdown)
+    at.selectbox(key="units_pred").set_value("after_female").run()
+    assert not at.exception and not at.error
+    label = at.button(key="units_go_0").label          # "Unit U · AUC"
+    at.button(key="units_go_0").click().run()
+    assert not at.exception
+    assert at.number_input(key="units_unit").value == int(label.split()[1])
+
+
+def test_own_folder_needs_a_button_and_bad_folder_is_a_message(env, tmp_path):
+    at = _open("ui/corpus.py")
+    at.radio(key="corpus_src").set_value("A folder on this machine").run()
+    at.text_input(key="corpus_dir").set_value(str(tmp_path / "nothing-here")).run()
+    assert not at.exception and at.error and "does not exist" in at.error[0].value
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "x.txt").write_bytes(b"caf\xe9")
+    at.text_input(key="corpus_dir").set_value(str(own)).run()
+    assert not at.exception
+    at.button(key="corpus_build").click().run()
+    assert not at.exception and at.error and "not UTF-8" in at.error[0].value

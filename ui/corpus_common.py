@@ -1,0 +1,128 @@
+"""What the Corpus and Units pages share: choosing the corpus (the default books, a folder, uploaded .txt
+files) and getting its index for the model in the sidebar, built on first use behind an st.status with
+progress. Indexes live in the user's cache directory (explorer.corpus.index.default_index_dir), never in
+the repository."""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+
+import streamlit as st
+
+from explorer.corpus import index as IX
+from ui import common
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The default corpus: the two held-out books shipped in the repository (tests point it elsewhere).
+DEFAULT_CORPUS_ENV = "RNN_EXPLORER_DEFAULT_CORPUS"
+SOURCES = ("Default: Persuasion + The Valley of Fear", "A folder on this machine", "Upload .txt files")
+#: The app indexes h only (the hidden state every page shows): half the time and disk of h and c.
+QUANTITIES = ["h"]
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def default_corpus() -> Path:
+    return Path(os.environ.get(DEFAULT_CORPUS_ENV) or ROOT / "corpora" / "heldout")
+
+
+def _uploads_dir(files) -> Path:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.getvalue())
+    d = IX.default_index_dir().parent / "uploads" / h.hexdigest()[:16]
+    if not d.is_dir():
+        d.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            (d / Path(f.name).name).write_bytes(f.getvalue())
+    return d
+
+
+def corpus_picker() -> Path | None:
+    """Sidebar: where the corpus comes from. Returns its path, or None (with a note) when not chosen yet."""
+    ss = st.session_state
+    ss.setdefault("corpus_src", SOURCES[0])
+    st.sidebar.subheader("Corpus")
+    src = st.sidebar.radio("Corpus", SOURCES, key="corpus_src", label_visibility="collapsed",
+                           persist_state="session")
+    if src == SOURCES[0]:
+        return default_corpus()
+    if src == SOURCES[1]:
+        ss.setdefault("corpus_dir", "")
+        d = st.sidebar.text_input("Folder (its .txt files are indexed)", key="corpus_dir", persist_state="session")
+        if not d.strip():
+            st.info("Type the path of a folder of .txt files in the sidebar.", icon=":material/folder:")
+            return None
+        return Path(d.strip()).expanduser()
+    files = st.sidebar.file_uploader("Text files", type=["txt"], accept_multiple_files=True, key="corpus_upload")
+    if not files:
+        st.info("Upload one or more .txt files (UTF-8) in the sidebar.", icon=":material/upload:")
+        return None
+    return _uploads_dir(files)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _open(path: str, stamp: float) -> IX.CorpusIndex:
+    return IX.open_index(path)
+
+
+def _lock(key: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+def current_index(ctx, corpus: Path, build: bool | None = None) -> IX.CorpusIndex | None:
+    """The index of `corpus` for the sidebar's model: opened from the cache, or built now (always for the
+    default corpus, after a button for the user's own). Returns None after saying why there is none."""
+    model = ctx.model
+    out = IX.index_dir_for(model, corpus, QUANTITIES)
+    card = out / "card.json"
+    if card.is_file():
+        idx = _open(str(out), card.stat().st_mtime)
+        idx.check_model(model)
+        return idx
+    auto = corpus == default_corpus() if build is None else build
+    if not auto:
+        root, files = IX.corpus_files(corpus)
+        size = sum(f.stat().st_size for f in files)
+        st.info(f"{len(files)} .txt file(s), {size / 1e6:.1f} MB, not indexed yet for {model.name}.",
+                icon=":material/database:")
+        if not st.button("Build the index", key="corpus_build", icon=":material/build:"):
+            return None
+    with _lock(str(out)):
+        if not card.is_file():
+            with st.status(f"Building the corpus index for {model.name}…", expanded=True) as status:
+                st.write(f"Reading {corpus} as one continuous text per file; states go to `{out}`. "
+                         "This happens once per model and corpus; an interrupted build continues.")
+                bar = st.progress(0.0, text="starting")
+
+                def tick(done, total):
+                    bar.progress(min(1.0, done / max(1, total)), text=f"{done:,} of {total:,} tokens")
+
+                IX.build_index(model, corpus, out, quantities=QUANTITIES, progress=False, on_progress=tick)
+                status.update(label="Corpus index ready", state="complete", expanded=False)
+    return _open(str(out), card.stat().st_mtime)
+
+
+def index_caption(idx: IX.CorpusIndex) -> str:
+    files = idx.files
+    names = ", ".join(Path(f["path"]).stem for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    return (f"Corpus index: {idx.n_tokens:,} tokens from {len(files)} file(s) ({names}); "
+            f"{', '.join(idx.quantities)} of every layer, stored in `{idx.path}`.")
+
+
+def sidebar_and_index():
+    """The page preamble: model, layer, corpus, index (or stop)."""
+    ctx = common.require_model()
+    layer = common.layer_picker(ctx)
+    corpus = corpus_picker()
+    if corpus is None:
+        st.stop()
+    with common.guard("the corpus index"):
+        idx = current_index(ctx, corpus)
+        if idx is not None:
+            return ctx, layer, idx
+    st.stop()
