@@ -1,6 +1,7 @@
-"""Importing a PyTorch checkpoint in the real app (headless Chromium): upload a pytorch/examples
+"""Importing a PyTorch checkpoint and downloading in the real app (headless Chromium): upload a pytorch/examples
 RNNModel state dict with its vocabulary, read what was inferred, use it, and see Explore trace it with
-the imported vocabulary; a hostile pickle is refused in the sidebar. Screenshot: docs/screenshots/import.png.
+the imported vocabulary; a hostile pickle is refused in the sidebar; the downloads open with their readers.
+Screenshots: docs/screenshots/import.png, import-explore.png, export.png.
 """
 from __future__ import annotations
 
@@ -106,7 +107,44 @@ def test_02_hostile_pickle_is_refused(pg, tmp_path):
     err = pg.locator(f'{SIDEBAR} [data-testid="stAlertContentError"]')
     err.wait_for()
     msg = err.inner_text()
-    assert "evil.pt cannot be imported" in msg and "refused unopened" in msg
+    assert "evil.pt cannot be imported: evil.pt needs Python objects" in msg and "refused unopened" in msg
     assert "torch.save(model.state_dict(), 'weights.pt')" in msg
     assert not target.exists()
     no_exceptions(pg)
+
+
+def test_03_downloads_open_with_their_readers(pg, tmp_path):
+    """The Explore page's downloads (ui/downloads.py): Parquet read by pyarrow, PNG by PIL (Kaleido in
+    the system Chromium), HTML with no external script; screenshot docs/screenshots/export.png."""
+    import html.parser
+
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    pg.get_by_text("Download · copy as Python").click()
+    got = {}
+    for key, name in (("dl_states_parquet", "states.parquet"), ("dl_fig_png", "fig.png"), ("dl_fig_html", "fig.html")):
+        with pg.expect_download(timeout=90_000) as d:
+            pg.locator(f".st-key-{key} button").click()
+        got[name] = tmp_path / name
+        d.value.save_as(got[name])
+    t = pq.read_table(got["states.parquet"])
+    assert t.column_names == ["position", "token", "layer", "quantity", "unit", "value"] and t.num_rows > 100
+    with Image.open(got["fig.png"]) as im:
+        assert im.format == "PNG" and im.size[0] > 800
+
+    class Scripts(html.parser.HTMLParser):
+        src: list = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "script" and dict(attrs).get("src"):
+                self.src.append(dict(attrs)["src"])
+    p = Scripts()
+    p.feed(got["fig.html"].read_text(encoding="utf-8"))
+    assert p.src == [] and "Plotly.newPlot" in got["fig.html"].read_text(encoding="utf-8")
+    assert "E.load_model(" in pg.locator('[data-testid="stCode"]').last.inner_text()
+    no_exceptions(pg)
+    pg.locator('[data-testid="stCode"]').last.scroll_into_view_if_needed()
+    pg.mouse.move(2, 2)
+    time.sleep(0.5)
+    pg.screenshot(path=str(SHOTS / "export.png"))

@@ -22,7 +22,7 @@ from explorer.present import figures as F
 from explorer.present import views as V
 from explorer.present.player import player_data, reported_position
 from explorer.trace import QUANTITIES
-from ui import common
+from ui import common, downloads
 from ui import player as P
 
 PLAYER_KEY = "player"
@@ -168,6 +168,7 @@ def _body(ctx: common.ModelContext, layer: int):
         ss["_pos_sig"] = sig
         ss["pos"] = len(tr) - 1
     player(ctx, tr, layer, sig)
+    downloads.trace_downloads(ctx, tr, layer, ss.get("pos", len(tr) - 1))
 
 
 with common.guard("the Explore page"):

@@ -34,6 +34,11 @@ def _root() -> Path:
     return Path(tempfile.gettempdir()) / "rnn-explorer-uploads"
 
 
+def _safe(name: str) -> str:
+    import re
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name)[-80:] or "file"
+
+
 def split_files(files) -> tuple[object | None, object | None, str | None]:
     """(weights, vocabulary, problem) from the uploaded files: the latest weights file and the latest
     vocabulary (the uploader keeps earlier files; a new one replaces the one of its kind)."""
@@ -67,8 +72,11 @@ def stage(files) -> dict:
     common.prune_uploads(root, keep=f"import-{digest}")
     d = root / f"import-{digest}"
     d.mkdir(parents=True, exist_ok=True)
-    # keep the extension (it says nothing to the reader, which checks the bytes) but not the name
-    wp, vp = d / ("weights" + Path(w.name).suffix.lower()), d / ("vocab" + Path(v.name).suffix.lower())
+    # the user's file names (made safe), so that messages name the files they uploaded; the reader
+    # trusts the bytes, never the extension
+    wp, vp = d / "weights" / _safe(w.name), d / "vocab" / _safe(v.name)
+    wp.parent.mkdir(exist_ok=True)
+    vp.parent.mkdir(exist_ok=True)
     wp.write_bytes(wb)
     vp.write_bytes(vb)
     return {"ids": ids, "weights": str(wp), "vocab": str(vp), "weights_name": w.name, "vocab_name": v.name,
