@@ -2,8 +2,8 @@
 
 Exact and fast. Each layer is run with the stock fused kernel (`torch.lstm` / `gru` / `rnn_tanh`,
 what `nn.LSTM` etc. call), one layer at a time so that every layer's outputs h are kept. The gates
-are then recomputed for all steps at once from [x_t, h_{t-1}] with one batched matrix product per
-weight matrix — no Python loop over time with an LSTMCell. The LSTM cell state needs one cheap
+are then recomputed for all steps at once from [x_t, h_{t-1}] with one matrix product per layer
+against [W_ih | W_hh] — no Python loop over time with an LSTMCell. The LSTM cell state needs one cheap
 element-wise recurrence, c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t, run in NumPy.
 
 Quantities are named after the terms of the equations (PyTorch's gate order is i, f, g, o), each
@@ -195,9 +195,10 @@ def run_layers(lm, ids: torch.Tensor, state=None):
         vals = {"h": hseq.numpy()}
         if cell in ("lstm", "gru"):
             hprev = torch.cat([h0[0], hseq[:-1]], 0)           # h_{t-1}
-            a_x, a_h = _preactivations(x[0], hprev, params)
             if cell == "lstm":
-                a = a_x.add_(a_h)
+                # One GEMM over [x_t, h_{t-1}] against [W_ih | W_hh], with b_ih + b_hh.
+                w_ih, w_hh, b_ih, b_hh = params
+                a = torch.addmm(b_ih + b_hh, torch.cat([x[0], hprev], 1), torch.cat([w_ih, w_hh], 1).t())
                 gi = torch.sigmoid(a[:, :2 * H])               # i, f
                 g = torch.tanh(a[:, 2 * H:3 * H]).numpy()
                 o = torch.sigmoid(a[:, 3 * H:]).numpy()
@@ -211,6 +212,7 @@ def run_layers(lm, ids: torch.Tensor, state=None):
                     prev = c[t]
                 vals.update(c=c, i=i, f=f, g=g, o=o)
             else:  # GRU (PyTorch order r, z, n): n_t = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
+                a_x, a_h = _preactivations(x[0], hprev, params)
                 rz = torch.sigmoid(a_x[:, :2 * H] + a_h[:, :2 * H])
                 r = rz[:, :H]
                 n = torch.tanh(a_x[:, 2 * H:] + r * a_h[:, 2 * H:])
