@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 
@@ -32,12 +33,33 @@ def _nonneg_float(s):
         v = float(s)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{s} is not a finite number")
     if not v >= 0:
         raise argparse.ArgumentTypeError(f"{s} must be at least 0")
     return v
 
 
+def _int_between(lo, hi, what=""):
+    """An integer type for argparse that must lie in [lo, hi] (hi None: no upper bound)."""
+    def parse(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"{what}{s} must be at least {lo}")
+        if hi is not None and v > hi:
+            raise argparse.ArgumentTypeError(f"{what}{s} must be at most {hi}")
+        return v
+    return parse
+
+
+_seed = _int_between(0, 2 ** 64 - 1, "seed ")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .api import MAX_NEW_TOKENS
     p = _Parser(prog="python -m explorer", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
@@ -54,10 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="sample a continuation of a prompt")
     g.add_argument("--model", required=True)
     g.add_argument("prompt")
-    g.add_argument("--n", type=_positive_int, default=20)
-    g.add_argument("--temperature", type=_nonneg_float, default=1.0)
-    g.add_argument("--top-k", type=int, default=0)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--n", type=_int_between(1, MAX_NEW_TOKENS), default=20,
+                   help=f"tokens to sample, 1 to {MAX_NEW_TOKENS}")
+    g.add_argument("--temperature", type=_nonneg_float, default=1.0, help="0: greedy; a finite number")
+    g.add_argument("--top-k", type=_int_between(0, None), default=0, help="sample among the k most probable (0: all)")
+    g.add_argument("--seed", type=_seed, default=0, help="0 to 2**64 - 1")
 
     tr = sub.add_parser("train", help="train a language model and write a bundle")
     tr.add_argument("--corpus", required=True, help="a folder of .txt files or one file")
@@ -77,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--clip", type=_nonneg_float, default=0.5)
     tr.add_argument("--epochs", type=_positive_int, default=10)
     tr.add_argument("--patience", type=_positive_int, default=2)
-    tr.add_argument("--seed", type=int, default=1234)
+    tr.add_argument("--seed", type=_seed, default=1234)
     tr.add_argument("--threads", type=int, default=0)
     tr.add_argument("--checkpoint-minutes", type=_nonneg_float, default=5.0)
     tr.add_argument("--max-batches", type=int, default=0)
@@ -165,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--index", help="read the states from this corpus index (default: the cached one for "
                     "this model and corpus when built, else trace the books)")
 
+    # listed for --help; main() hands its arguments to explorer.training.classify's own parser
+    sub.add_parser("classify", add_help=False, help="train the author classifier on a model's final state "
+                   "(python -m explorer classify --help for its options)")
+
     from .corpus.commands import add_parsers as corpus_parsers   # index, match, units
     corpus_parsers(sub, _positive_int, _nonneg_float)
     return p
@@ -176,7 +203,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["classify"]:   # the many-to-one author classifier has its own parser
         from .training.classify import main as classify_main
-        return classify_main(argv[1:])
+        return classify_main(argv[1:], parser_class=_Parser)
     args = build_parser().parse_args(argv)
     try:
         out = _run(args, argv)

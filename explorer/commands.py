@@ -69,8 +69,13 @@ def cmd_score(args, command):
 
 def cmd_generate(args, command):
     m = _load(args.model)
-    words = m.generate(args.prompt, n=args.n, temperature=args.temperature, top_k=args.top_k, seed=args.seed)
-    return {"prompt": args.prompt, "generated": words, "seed": args.seed, "temperature": args.temperature}
+    try:
+        ids = m.sample_ids(args.prompt, n=args.n, temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+    except ValueError as e:
+        raise ExplorerError(str(e)) from None
+    return {"prompt": args.prompt, "generated": m.tokenizer.decode(ids),
+            "text": m.tokenizer.extend_text(args.prompt, ids)[0], "seed": args.seed,
+            "temperature": args.temperature}
 
 
 def _record(model_dir, key, value):

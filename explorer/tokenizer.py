@@ -149,8 +149,9 @@ class _Base:
     #: how a boundary token <eos> is written back into text
     paragraph = "\n\n"
 
-    def _join(self, prev: str, piece: str) -> str:
-        """The separator written between text ending in `prev` and the next token's text `piece`."""
+    def _join(self, prev: str, piece: str, quotes: int) -> str:
+        """The separator written between the previous token's text `prev` and the next one's,
+        `piece`; `quotes`: how many '"' the text holds before `piece`."""
         return ""
 
     def extend_text(self, text: str, tokens: Iterable) -> tuple[str, list[tuple[int, int]]]:
@@ -160,10 +161,12 @@ class _Base:
         spans = []
         end = len(text)
         prev = text
+        quotes = text.count('"')
         for t in tokens:
             w = self.itos[int(t)] if not isinstance(t, str) else t
             piece = self.paragraph if w == EOS else w
-            sep = "" if (w == EOS or not prev or prev.endswith(("\n", " ", "\t"))) else self._join(prev, piece)
+            sep = "" if (w == EOS or not prev or prev.endswith(("\n", " ", "\t"))) else self._join(prev, piece, quotes)
+            quotes += piece.count('"')
             start = end + len(sep)
             end = start + len(piece)
             parts.append(sep + piece)
@@ -174,7 +177,7 @@ class _Base:
     def detokenize(self, tokens: Iterable) -> str:
         """Text that reads back as `tokens` (ids or vocabulary forms): characters are joined as
         characters, words as words (one space between words, none before , . ; : ! ? and closing
-        brackets nor after opening ones), <eos> as a paragraph break. `tokenize(detokenize(ids))`
+        brackets or quotes, nor after opening ones), <eos> as a paragraph break. `tokenize(detokenize(ids))`
         gives the ids back, apart from <unk> and, for characters, newlines or spaces next to a
         paragraph break (which the tokenizer folds into that break)."""
         return self.extend_text("", tokens)[0]
@@ -214,8 +217,14 @@ class _Base:
 class WordTokenizer(_Base):
     kind = "word"
 
-    def _join(self, prev: str, piece: str) -> str:
-        return "" if piece in _NO_SPACE_BEFORE or prev in _NO_SPACE_AFTER else " "
+    def _join(self, prev: str, piece: str, quotes: int) -> str:
+        # '"' alternates: an opening quote sticks to the word after it, a closing one to the word
+        # before it. (Never "'": "don" "'" "t" written together would read as one word.)
+        if piece in _NO_SPACE_BEFORE or prev in _NO_SPACE_AFTER:
+            return ""
+        if (piece == '"' or prev == '"') and quotes % 2 == 1:
+            return ""
+        return " "
 
     def _pieces(self, text: str):
         for m in _WORD_RE.finditer(text):
@@ -251,7 +260,7 @@ class WhitespaceTokenizer(_Base):
     kind = "whitespace"
     paragraph = "\n"
 
-    def _join(self, prev: str, piece: str) -> str:
+    def _join(self, prev: str, piece: str, quotes: int) -> str:
         return " "
 
     def _pieces(self, text: str):

@@ -335,8 +335,8 @@ def predict_batch(model, clf: AuthorClassifier, texts) -> list[dict[str, float]]
 
 # ----------------------------------------------------------------------------------------------- CLI
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m explorer.classify", description=__doc__.split("\n\n")[0])
+def main(argv=None, parser_class=argparse.ArgumentParser) -> int:
+    ap = parser_class(prog="python -m explorer classify", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="model bundle folder")
     ap.add_argument("--corpus", required=True, help="corpus folder with SPLITS.json")
     ap.add_argument("--out", required=True, help="folder to write the classifier into")

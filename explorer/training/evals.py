@@ -22,6 +22,8 @@ FEMALE_ADDRESS = ("miss", "ma'am", "madam")
 
 
 def read_pairs(path: Path) -> list[dict]:
+    """Minimal-pair items of a .jsonl(.gz) file: objects with "good" (a sentence) and "bad" (a
+    non-empty list of sentences); CorpusError names the file and line of anything else."""
     opener = gzip.open if path.suffix == ".gz" else open
     items = []
     try:
@@ -32,6 +34,13 @@ def read_pairs(path: Path) -> list[dict]:
                 d = json.loads(line)
                 if not isinstance(d, dict) or "good" not in d or "bad" not in d:
                     raise CorpusError(f"{path.name} line {n}: expected an object with 'good' and 'bad'")
+                if not isinstance(d["good"], str):
+                    raise CorpusError(f"{path.name} line {n}: 'good' must be a sentence (a string), "
+                                      f"not {type(d['good']).__name__}")
+                bad = d["bad"]
+                if not (isinstance(bad, list) and bad and all(isinstance(b, str) for b in bad)):
+                    raise CorpusError(f"{path.name} line {n}: 'bad' must be a non-empty list of sentences "
+                                      f"(strings), not {json.dumps(bad)[:60]}")
                 items.append(d)
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise CorpusError(f"cannot read minimal pairs from {path.name}: {e}") from None
