@@ -24,6 +24,11 @@ PAGES = {
         st.Page("ui/corpus.py", title="Corpus", icon=":material/manage_search:"),
         st.Page("ui/units.py", title="Units", icon=":material/neurology:"),
     ],
+    "Cause": [
+        st.Page("ui/intervene.py", title="Intervene", icon=":material/tune:"),
+        st.Page("ui/patch.py", title="Patch", icon=":material/healing:"),
+        st.Page("ui/probe.py", title="Probe", icon=":material/troubleshoot:"),
+    ],
     "Learn": [
         st.Page("ui/lesson.py", title="Lesson", icon=":material/school:"),
     ],

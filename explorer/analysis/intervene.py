@@ -196,6 +196,13 @@ class InterventionResult:
     def top_words(self, t: int, k: int = 5, row: int = 1) -> list[tuple[str, float]]:
         return [(self.vocab[int(i)], float(np.exp(lp))) for i, lp in zip(self.top_ids[row, t, :k], self.top_logp[row, t, :k])]
 
+    def words_at(self, t: int = -1) -> list[dict]:
+        """The chosen words after step t (default the last): P before and after, Δ log P."""
+        t = t % self.T
+        return [{"word": w, "p_before": float(np.exp(self.word_logp[0, t, j])),
+                 "p_after": float(np.exp(self.word_logp[1, t, j])), "dlogp": float(self.delta_words[t, j])}
+                for j, w in enumerate(self.words)]
+
     def frame(self):
         """One row per step: token, Δ log P(next), P(next) before/after, Δ log P of each chosen word,
         ‖Δh‖ and ‖Δc‖ of every layer, top-1 before and after."""

@@ -1,0 +1,127 @@
+"""The Intervene, Patch and Probe pages through streamlit.testing.v1.AppTest on the tiny bundles of
+conftest.py: each page runs without an exception, opens on the bartender pair, and changing a widget
+changes what is drawn (read from the Plotly specs and the st.html readouts)."""
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import TEXT
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+TIMEOUT = 120
+
+
+def open_page(models: Path, monkeypatch, page: str) -> AppTest:
+    monkeypatch.setenv("RNN_EXPLORER_MODELS", str(models))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(page).run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest):
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def view(at: AppTest, name: str) -> dict:
+    for c in at.get("plotly_chart"):
+        s = json.loads(c.proto.spec)
+        if (s["layout"].get("meta") or {}).get("view") == name:
+            return s
+    raise AssertionError(f"no {name} chart")
+
+
+def array(v) -> np.ndarray:
+    """A Plotly array from the spec: a list, or a typed array {bdata, dtype, shape}."""
+    if isinstance(v, dict) and "bdata" in v:
+        shape = [int(x) for x in str(v.get("shape", "-1")).split(",")]
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).reshape(shape)
+    return np.asarray(v, dtype=float)
+
+
+def html_with(at: AppTest, marker: str) -> str:
+    for h in at.get("html"):
+        if marker in h.proto.body:
+            return h.proto.body
+    raise AssertionError(f"no st.html element containing {marker!r}")
+
+
+def test_intervene_page_changes_and_reads_on(models_dir, monkeypatch):
+    at = open_page(models_dir, monkeypatch, "ui/intervene.py")
+    assert "Certainly" in at.text_area(key="iv_text").value
+    first = html_with(at, 'data-testid="iv-readout"')
+    assert "layer 2 c[3, 7] set to 0" in first and "P(miss)" in first and "P(sir)" in first
+    eff = view(at, "intervention_effect")
+    assert [d["name"] for d in eff["data"]][:3] == ["actual next word", "“miss”", "“sir”"]
+    assert view(at, "state_change")["data"] and view(at, "intervention_next_words")["data"]
+    at.number_input(key="iv_value").set_value(3.0).run()
+    assert_clean(at)
+    assert html_with(at, 'data-testid="iv-readout"') != first and view(at, "intervention_effect") != eff
+    at.radio(key="iv_quantity").set_value("f").run()
+    assert_clean(at)
+    assert "c[3, 7]" not in html_with(at, 'data-testid="iv-readout"')
+    at.text_input(key="iv_units").input("99").run()
+    assert_clean(at)
+    assert any("unit 99" in w.value.lower() for w in at.warning)
+    at.text_input(key="iv_units").input("1, 2").run()
+    at.toggle(key="iv_rank").set_value(True).run()
+    assert_clean(at)
+    units = view(at, "unit_effects")
+    assert len(units["data"][0]["x"]) == 16
+    at.button(key="iv_use_top").click().run()
+    assert_clean(at)
+    assert at.text_input(key="iv_units").value.count(",") == 2
+
+
+def test_patch_page_draws_the_grid_and_opens_a_cell(models_dir, monkeypatch):
+    at = open_page(models_dir, monkeypatch, "ui/patch.py")
+    heat = view(at, "patch_heatmap")
+    assert len(heat["data"]) == 2                                  # h and c
+    z = array(heat["data"][0]["z"])
+    assert z.shape[0] == 2 and z[1, -1] == 1.0 and z[0, 0] == 0.0      # top h at the end: all; the boundary: nothing
+    assert "girl/boy" in heat["layout"]["xaxis2"]["ticktext"]
+    summary = html_with(at, 'data-testid="patch-summary"')
+    assert "clean" in summary and "Strongest cells" in summary
+    cell = html_with(at, 'data-testid="patch-cell"')
+    at.select_slider(key="pt_pos").set_value(0).run()
+    assert_clean(at)
+    cell0 = html_with(at, 'data-testid="patch-cell"')
+    assert cell0 != cell and "restores +0.0%" in cell0
+    assert view(at, "patched_run")["data"]
+    at.text_area(key="pt_corrupt").input("A tall boy walked in").run()
+    assert_clean(at)
+    assert any("same count" in w.value for w in at.warning)
+    at.button(key="pt_preset").click().run()
+    assert_clean(at)
+    assert view(at, "patch_heatmap")["data"]
+
+
+def test_probe_page_fits_and_reads_out(models_dir, monkeypatch, tmp_path):
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_text((TEXT + "\n\n") * 8, encoding="utf-8")
+    (tmp_path / "SPLITS.json").write_text(json.dumps({"valid": ["b.txt"], "test": ["c.txt"], "train": ["a.txt"]}))
+    at = open_page(models_dir, monkeypatch, "ui/probe.py")
+    at.text_input(key="pr_corpus").input(str(tmp_path)).run()
+    assert_clean(at)
+    assert any("Fit" in i.value for i in at.info)
+    at.toggle(key="pr_run").set_value(True).run()
+    assert_clean(at)
+    verdict = html_with(at, 'data-testid="probe-verdict"')
+    assert "inside a quotation" in verdict and "control task" in verdict
+    assert re.search(r"selectivity [+-]\d", verdict)
+    bars = view(at, "probe_bars")
+    assert [d["name"] for d in bars["data"]] == ["task", "control (random label per word)"]
+    assert len(at.dataframe) == 1
+    assert [d["name"] for d in view(at, "probe_readout")["data"]] == ["outside", "inside"]
+    at.text_input(key="pr_corpus").input(str(tmp_path / "nowhere")).run()
+    assert_clean(at)
+    assert any("not here" in i.value for i in at.info)

@@ -1,0 +1,87 @@
+"""Patch (causal tracing): which layer and which step carry the information that separates two texts?
+
+Layout: the pair (bartender preset) and the metric -> the layer × position heatmap per quantity ->
+the strongest cells -> one cell chosen: that patched run, step by step, beside the corrupted run.
+"""
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+
+from explorer.present import causal_figures as CF
+from ui import analysis_common as AC
+from ui import causal_common as CC
+from ui import common
+
+
+def _bartender():
+    ss = st.session_state
+    ss["pt_clean"], ss["pt_corrupt"] = CC.BARTENDER_CLEAN, CC.BARTENDER_CORRUPT
+    ss["pt_target"], ss["pt_versus"] = "miss", "sir"
+
+
+def page():
+    ctx = common.require_model()
+    ss = st.session_state
+    ss.setdefault("pt_clean", CC.BARTENDER_CLEAN)
+    ss.setdefault("pt_corrupt", CC.BARTENDER_CORRUPT)
+    ss.setdefault("pt_target", "miss")
+    ss.setdefault("pt_versus", "sir")
+    st.markdown("#### Patch: where does the information travel?")
+    st.caption("The corrupted text is read again with one state — one layer, one position, h or c — copied from the "
+               "clean run, and read on to the end. A cell's colour is the share of the clean − corrupted difference "
+               "in log P(word) − log P(versus) after the last token that this one state restores (Meng et al. 2022). "
+               "The texts are aligned position by position, so they must read as the same number of tokens.")
+    st.button("Bartender pair: girl / she vs boy / he", key="pt_preset", on_click=_bartender,
+              icon=":material/local_bar:")
+    a, b = st.columns(2)
+    clean = a.text_area("Clean text", key="pt_clean", height=80, persist_state="session")
+    corrupt = b.text_area("Corrupted text", key="pt_corrupt", height=80, persist_state="session")
+    c1, c2, _ = st.columns([1, 1, 3])
+    target = c1.text_input("Word", key="pt_target", persist_state="session")
+    versus = c2.text_input("versus", key="pt_versus", persist_state="session")
+    if not clean.strip() or not corrupt.strip() or not target.strip() or not versus.strip():
+        st.info("Type both texts and the two words whose log-ratio is traced.", icon=":material/edit:")
+        return
+    try:
+        g = CC.grid(ctx, clean, corrupt, target.strip(), versus.strip())
+    except (ValueError, IndexError) as err:
+        st.warning(AC.friendly(err) + ".", icon=":material/warning:")
+        return
+    st.html(f'<div data-testid="patch-summary" style="font-size:16px">{html.escape(CF.patch_summary(g))}</div>')
+    L, T = g.metric.shape[1], g.metric.shape[2]
+    labels = g.labels()
+    top = g.strongest(len(g.frame()))
+    top = top[~((top["quantity"] == "h") & (top["layer"] == L - 1) & (top["position"] == T - 1))]
+    sig = (ctx.path, clean, corrupt, target, versus)
+    if ss.get("_pt_sig") != sig:
+        ss["_pt_sig"] = sig
+        first = top.iloc[0] if len(top) else None
+        ss["pt_q"] = str(first["quantity"]) if first is not None else g.quantities[0]
+        ss["pt_layer"] = int(first["layer"]) if first is not None else L - 1
+        ss["pt_pos"] = int(first["position"]) if first is not None else T - 1
+    if ss.get("pt_q") not in g.quantities:
+        ss["pt_q"] = g.quantities[0]
+    if ss.get("pt_layer") not in range(L):
+        ss["pt_layer"] = L - 1
+    if ss.get("pt_pos") not in range(T):
+        ss["pt_pos"] = T - 1
+    st.markdown("##### Open one patched run")
+    p1, p2, p3 = st.columns([1, 1, 4], vertical_alignment="bottom")
+    q = p1.radio("Quantity", list(g.quantities), key="pt_q", horizontal=True)
+    layer = p2.selectbox("Layer", list(range(L)), key="pt_layer", format_func=lambda l: f"layer {l + 1}")
+    pos = p3.select_slider("Position", list(range(T)), key="pt_pos", format_func=lambda i: f"{i} · {labels[i]}")
+    AC.chart(CF.patch_heatmap(g, (q, layer, pos)), "pt_fig_grid")
+    run = CC.patched(ctx, clean, corrupt, target.strip(), versus.strip(), layer, pos, q)
+    st.html(f'<div data-testid="patch-cell" style="font-size:16px">Patching {html.escape(q)} of layer {layer + 1} at '
+            f'“{html.escape(labels[pos])}” (position {pos}) moves log P({html.escape(target)}) − log P({html.escape(versus)}) '
+            f"from {float(run.metric[0]):+.3f} to {float(run.metric[1]):+.3f}: it restores {run.restored:+.1%} of the "
+            f"difference.</div>")
+    AC.chart(CF.patched_run_lines(run, g.clean_tokens), "pt_fig_run")
+    with st.expander("The strongest cells"):
+        st.dataframe(CF.strongest_table(g), hide_index=True, width="stretch")
+
+
+with common.guard("the Patch page"):
+    page()
