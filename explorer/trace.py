@@ -109,8 +109,14 @@ class Trace:
         return [(self.vocab[int(i)], float(p)) for i, p in zip(self.topk_ids[t, :k], self.topk_probs[t, :k])]
 
     def state(self):
-        """The final state, to continue tracing with `trace(model, more_text, state=tr.state())`."""
-        return self.final_state
+        """The final state, to continue tracing with `trace(model, more_text, state=tr.state())`.
+
+        Pieces must be cut at a token boundary: the network reads each piece's own tokens, so a cut
+        inside a word ("however g" + "ood"), a contraction ("don" + "'t"), a number ("10" + ":30") or
+        a paragraph break ("\n" + "\n") reads different tokens than the whole text. Cut after
+        whitespace (`clip_text` does). The state remembers the end of this text, and trace() warns
+        when the next piece does not continue it at a token boundary."""
+        return State(self.final_state, self.text[-_TAIL:])
 
     def to_frame(self):
         """Tidy DataFrame: one row per (token, layer, quantity, unit)."""
@@ -138,19 +144,77 @@ class Trace:
             "top1": [self.vocab[int(i)] for i in self.topk_ids[:, 0]] if len(self) else []})
 
     def to_json(self, states: bool = True, k: int | None = None) -> dict:
+        """Plain JSON data. Probabilities and surprisals keep 6 significant digits (a probability of
+        4.1e-7 stays 4.1e-7, not 0.0), the layers' float32 values 7 (no float64 noise: 0.75238, not
+        0.7523800134658813)."""
         out = {
             "text": self.text, "cell": self.cell,
             "tokens": [{"text": t.text, "norm": t.norm, "span": [t.start, t.end], "id": t.id,
                         "unk": t.unk, "special": t.special} for t in self.tokens],
-            "next": [{"top": [{"word": w, "prob": round(p, 6)} for w, p in self.top_words(j, k)],
-                      "actual_prob": None if np.isnan(self.next_prob[j]) else round(float(self.next_prob[j]), 6),
+            "next": [{"top": [{"word": w, "prob": _sig1(p, 6)} for w, p in self.top_words(j, k)],
+                      "actual_prob": None if np.isnan(self.next_prob[j]) else _sig1(self.next_prob[j], 6),
                       "actual_rank": int(self.next_rank[j]) if self.next_rank[j] > 0 else None}
                      for j in range(len(self))],
-            "surprisal_bits": [None if not np.isfinite(s) else round(float(s), 4) for s in self.surprisal],
+            "surprisal_bits": [None if not np.isfinite(s) else _sig1(s, 6) for s in self.surprisal],
         }
         if states:
-            out["layers"] = [{q: np.round(a, 5).tolist() for q, a in lay.values.items()} for lay in self.layers]
+            out["layers"] = [{q: _sig(a, 7).tolist() for q, a in lay.values.items()} for lay in self.layers]
         return out
+
+
+def _sig1(x, digits: int) -> float:
+    """float(x) rounded to `digits` significant digits."""
+    return float(f"{float(x):.{digits}g}")
+
+
+def _sig(a: np.ndarray, digits: int) -> np.ndarray:
+    """float64 copy of `a` with every value rounded to `digits` significant digits (vectorised):
+    the nearest double to that decimal, so it prints as the short decimal."""
+    x = np.asarray(a, np.float64)
+    out = x.copy()
+    nz = np.isfinite(x) & (x != 0)
+    v = x[nz]
+    keep = digits - 1 - np.floor(np.log10(np.abs(v))).astype(np.int64)   # decimals to keep
+    r = np.empty_like(v)
+    pos = (keep >= 0) & (keep <= 22)          # 10**keep is exact: round(v·10^k) / 10^k is correctly rounded
+    sc = 10.0 ** keep[pos]
+    r[pos] = np.round(v[pos] * sc) / sc
+    neg = keep < 0
+    sc = 10.0 ** (-keep[neg])
+    r[neg] = np.round(v[neg] / sc) * sc
+    tiny = keep > 22                          # |v| < 1e-16: rare, one at a time
+    r[tiny] = [_sig1(t, digits) for t in v[tiny]]
+    out[nz] = r
+    return out
+
+
+#: characters of a trace's text that its State keeps, to check the next piece's junction
+_TAIL = 48
+
+
+class State(tuple):
+    """A trace's final state ((h_n, c_n) or (h_n,)), plus the end of the text it read (`tail`), so
+    that trace() can check that the next piece continues at a token boundary."""
+
+    def __new__(cls, parts, tail: str = ""):
+        self = super().__new__(cls, parts)
+        self.tail = tail
+        return self
+
+
+def check_junction(tokenizer, tail: str, text: str) -> None:
+    """Warn (UserWarning) when `text`, read after a text ending in `tail`, does not start at a token
+    boundary: the pieces read as different tokens than the joined text would."""
+    if not tail or not text:
+        return
+    head = text[:_TAIL]
+    apart = [t.norm for t in tokenizer.tokenize(tail)] + [t.norm for t in tokenizer.tokenize(head)]
+    joined = [t.norm for t in tokenizer.tokenize(tail + head)]
+    if apart != joined:
+        import warnings
+        warnings.warn(f"the text continues {tail[-12:]!r} with {head[:12]!r} inside a token, so it "
+                      "reads different tokens than the joined text; cut pieces at a token boundary "
+                      "(after whitespace, as clip_text does)", UserWarning, stacklevel=4)
 
 
 def _layer_params(rnn: torch.nn.Module, layer: int):
@@ -246,9 +310,21 @@ def read_tokens(tokenizer, text: str, boundary: bool = True, tokens: Sequence[To
 
 
 def clip_text(text: str, limit: int | None = None) -> tuple[str, bool]:
-    """The part of `text` that trace() accepts, and whether anything was cut."""
+    """The part of `text` that trace() accepts, and whether anything was cut.
+
+    The cut falls at the last token boundary before the limit: at the start of the last run of
+    whitespace that begins within it, so no word, number, contraction or paragraph break is split
+    ("... however good" is cut to "... however", never "... however g"). Only text with no
+    whitespace at all in its first `limit` characters is cut hard at the limit."""
     limit = settings.MAX_CHARS if limit is None else limit
-    return (text, False) if len(text) <= limit else (text[:limit], True)
+    if len(text) <= limit:
+        return text, False
+    i = limit
+    while i > 0 and not text[i].isspace():      # back to the whitespace after the last whole token
+        i -= 1
+    while i > 0 and text[i - 1].isspace():      # and to the start of that whitespace
+        i -= 1
+    return (text[:i] if i > 0 else text[:limit]), True
 
 
 @torch.no_grad()
@@ -259,7 +335,8 @@ def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=
 
     boundary: read the boundary token <eos> first (default: when no state is given), so the first
       word is predicted as at the start of a paragraph and appears with its probability.
-    state: a state to continue from (`Trace.state()` of an earlier trace).
+    state: a state to continue from (`Trace.state()` of an earlier trace). The earlier piece must
+      end at a token boundary (see `Trace.state`); a UserWarning says when it does not.
     full_probs / entropy: also keep the whole next-token distribution / its entropy (one more pass
       over [tokens, vocab] each; off by default to keep a trace close to the cost of a forward pass).
     tokens: tokens already made (e.g. sampled ids fed back in); used instead of tokenizing `text`.
@@ -274,6 +351,8 @@ def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=
     cfg = lm.config
     if boundary is None:
         boundary = state is None
+    if state is not None and not boundary and tokens is None:
+        check_junction(tok, getattr(state, "tail", ""), text)
     tokens = read_tokens(tok, text, boundary, tokens)
     T = len(tokens)
     V = cfg.vocab_size
