@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--split-file")
     n.add_argument("--order", type=_positive_int, default=5)
     n.add_argument("--record", action="store_true", help="write the result into the model's card.json")
+    n.add_argument("--save", help="also write the fitted model's counts to this .npz (the app's n-gram track)")
 
     y = sub.add_parser("syneval", help="targeted syntactic evaluation (minimal pairs)")
     y.add_argument("--model", required=True)

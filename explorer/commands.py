@@ -108,6 +108,9 @@ def cmd_ngram(args, command):
            "split_source": corpus.source, "command": command}
     if args.record:
         _record(args.model, f"ngram_order{args.order}", out)
+    if args.save:
+        kn.save(args.save)
+        out["saved"] = str(args.save)
     return out
 
 

@@ -7,6 +7,8 @@ writes it. Text is short and plain; charts are big (explorer.present.lesson.proj
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import html
 
 import streamlit as st
@@ -222,7 +224,58 @@ def step_bartender(ctx) -> tuple[str, str, None]:
     st.markdown("**boy / he**")
     st.html(LS.attribution_chips_html(at_b, method, LS.LESSON_ATTR_VMAX, font_px=20))
     _say(_e(LS.attribution_sentence(at_a, at_b, method)), "attribution-readout", size=18)
+    _books_vs_sentence(ctx)
     return a, b, None
+
+
+#: The faithful model of the books, the model trained to listen to the sentence, and the n-gram
+#: baseline stored beside the faithful model (python -m explorer ngram ... --save).
+FAITHFUL, BALANCED, NGRAM_FILE = "fiction-lstm", "fiction-lstm-balanced", "ngram-kn3.npz"
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the n-gram model…")
+def _ngram(path: str, stamp: float):
+    from explorer.training.ngram import KneserNey
+    return KneserNey.load(path)
+
+
+@common.byte_cached("books_vs_sentence")
+def _books_table(paths: tuple, stamps: tuple, ngram_path: str | None, ngram_stamp: float):
+    models = {Path(p).name: common.model_at(p) for p in paths}
+    ng = _ngram(ngram_path, ngram_stamp) if ngram_path else None
+    return LS.books_vs_sentence(models, ng)
+
+
+def _books_vs_sentence(ctx):
+    """Lesson step 3, second half: the faithful model's prior against the balanced model's recall,
+    with the n-gram beside them, on the bartender pair and on the reply alone."""
+    root = common.models_root()
+    names = [n for n in (FAITHFUL, BALANCED) if (root / n / "weights.safetensors").is_file()]
+    if not names:
+        return
+    st.markdown("##### What the books say, and what the sentence says")
+    paths = tuple(str(root / n) for n in names)
+    ng = root / FAITHFUL / NGRAM_FILE
+    ng_path = str(ng) if ng.is_file() else None
+    df = _books_table(paths, tuple(common.stamp(p) for p in paths), ng_path, ng.stat().st_mtime if ng_path else 0.0)
+    left, right = st.columns([1.2, 1])
+    with left:
+        AC.chart(LS.projector(LS.books_vs_sentence_figure(df), BIG, height=440), "lesson_fig_books")
+    with right:
+        _say("Two forces decide the blank. <b>The books</b>: in Austen and Conan Doyle a bartender, a servant "
+             "or a clerk says “sir” far more often than “madam”, so a model trained on them expects “sir” "
+             "when nobody has been named (the right-hand bars). <b>The sentence</b>: “girl” and “she”, "
+             "twenty words back, should move it to “miss”.", size=17)
+        for line in LS.books_vs_sentence_summary(df):
+            _say(_e(line), "books-readout", size=16)
+        _say("This is where bias lives: not in a rule someone wrote, but in the counts of the training text. "
+             f"{BALANCED} was fine-tuned on the same books plus a copy with he/she, sir/madam, Mr/Mrs … swapped, "
+             "so the prior is even and only memory can decide. The n-gram sees the last two words only "
+             "(“Certainly ,”): it cannot tell the girl from the boy, whatever the counts say.", size=16)
+    show = df[["model", "reading", "P(miss)", "P(ma'am)", "P(madam)", "P(sir)", "says"]].copy()
+    for col in ("P(miss)", "P(ma'am)", "P(madam)", "P(sir)"):
+        show[col] = show[col].map(lambda v: f"{v:.2%}")
+    st.dataframe(show, hide_index=True, width="stretch", key="lesson_books_table")
 
 
 def step_unrolled(ctx) -> tuple[str, str, int | None]:

@@ -677,3 +677,84 @@ def classifier_summary(clf) -> str:
         s += (f" On {test.get('n', '?')} passages of two held-out books it is right {acc:.0%} of the time; "
               "on a short or neutral sentence its answer means little.")
     return s
+
+
+# ------------------------------------------------------- what the books say vs what the sentence says
+#: The reply alone: no girl, no boy. What a model predicts here is its prior, what the books taught it.
+PRIOR_ONLY = 'The bartender said "Certainly,'
+#: The three readings compared in lesson step 3 (label, text read before the blank).
+ADDRESS_READINGS = (("after girl / she", "girl"), ("after boy / he", "boy"), ("no one named (the prior)", "prior"))
+
+
+def _address_texts() -> dict[str, str]:
+    from ..training.evals import BARTENDER_BOY, BARTENDER_GIRL
+    return {"girl": BARTENDER_GIRL, "boy": BARTENDER_BOY, "prior": PRIOR_ONLY}
+
+
+def address_probs_model(model, text: str) -> dict[str, float]:
+    """P(miss), P(ma'am), P(madam), P(sir) as the next word after `text`, by a network."""
+    probs = dict(model.next_words(text, len(model.tokenizer)))
+    return {w: float(probs.get(w, 0.0)) for w in ADDRESS_WORDS}
+
+
+def address_probs_ngram(ngram, tokenizer, text: str) -> dict[str, float]:
+    """The same by an n-gram model: it sees only the last order-1 tokens of `text`."""
+    from ..trace import read_tokens
+    hist = [t.id for t in read_tokens(tokenizer, text)]
+    return {w: (float(ngram.prob(hist, tokenizer.stoi[w])) if w in tokenizer.stoi else 0.0) for w in ADDRESS_WORDS}
+
+
+def books_vs_sentence(models: Mapping[str, object], ngram=None, ngram_name: str = "3-gram (Kneser-Ney)",
+                      ngram_tokenizer=None) -> pd.DataFrame:
+    """One row per (model, reading): the probabilities of the female forms of address (miss, ma'am,
+    madam; summed) and of "sir" at the bartender's blank, and log(P(female) / P(sir)) in nats: > 0
+    means the model says miss/ma'am/madam, < 0 sir. The prior-only reading shows what the books
+    taught the model; the girl/boy readings show how far the sentence moves it."""
+    texts = _address_texts()
+    rows = []
+    sources = [(name, lambda t, m=m: address_probs_model(m, t)) for name, m in models.items()]
+    if ngram is not None:
+        tok = ngram_tokenizer or next(iter(models.values())).tokenizer
+        sources.append((ngram_name, lambda t: address_probs_ngram(ngram, tok, t)))
+    for name, fn in sources:
+        for label, key in ADDRESS_READINGS:
+            p = fn(texts[key])
+            fem = p["miss"] + p["ma'am"] + p["madam"]
+            rows.append({"model": name, "reading": label, "key": key, **{f"P({w})": p[w] for w in ADDRESS_WORDS},
+                         "P(female address)": fem,
+                         "log ratio": math.log(max(fem, 1e-30)) - math.log(max(p["sir"], 1e-30)),
+                         "says": "miss / ma'am / madam" if fem > p["sir"] else "sir"})
+    return pd.DataFrame(rows)
+
+
+def books_vs_sentence_summary(df: pd.DataFrame) -> list[str]:
+    """Plain sentences for the page, one per model, built from the numbers (never claiming more)."""
+    out = []
+    for name, g in df.groupby("model", sort=False):
+        r = {row["key"]: row for _, row in g.iterrows()}
+        girl, boy, prior = r["girl"], r["boy"], r["prior"]
+        moved = girl["log ratio"] - boy["log ratio"]
+        recall = ("follows the sentence: miss/ma'am/madam after girl/she, sir after boy/he"
+                  if girl["log ratio"] > 0 > boy["log ratio"] else
+                  f"says {girl['says']} after girl/she and {boy['says']} after boy/he")
+        out.append(f"{name} {recall}. With no one named it says {prior['says']} "
+                   f"(P(sir) = {prior['P(sir)']:.1%}, miss/ma'am/madam = {prior['P(female address)']:.1%}); "
+                   f"girl/she instead of boy/he moves it by {moved:+.2f} nats toward the female forms.")
+    return out
+
+
+def books_vs_sentence_figure(df: pd.DataFrame, height: int = 380) -> go.Figure:
+    """Grouped bars: log(P(miss + ma'am + madam) / P(sir)) per reading, one colour per model."""
+    fig = go.Figure()
+    for j, (name, g) in enumerate(df.groupby("model", sort=False)):
+        fig.add_bar(x=[html.escape(str(v)) for v in g["reading"]], y=g["log ratio"], name=html.escape(str(name)),
+                    marker_color=_LINE_COLOURS[j % len(_LINE_COLOURS)],
+                    customdata=np.stack([g["P(female address)"], g["P(sir)"]], 1),
+                    hovertemplate="%{x}<br>log ratio %{y:+.2f} nats<br>P(miss+ma'am+madam) %{customdata[0]:.2%}"
+                                  "<br>P(sir) %{customdata[1]:.2%}<extra>" + html.escape(str(name)) + "</extra>")
+    fig.add_hline(y=0, line_color="#555", line_width=1)
+    fig.update_layout(barmode="group", height=height, margin=dict(l=60, r=20, t=50, b=40),
+                      title="log P(miss + ma'am + madam) − log P(sir): above 0 says miss, below 0 says sir",
+                      yaxis_title="nats", legend=dict(orientation="h", y=-0.15), paper_bgcolor="white",
+                      plot_bgcolor="white")
+    return fig

@@ -36,6 +36,12 @@ class KneserNey:
             for g in self.counts[n + 1]:
                 cont[g[1:]] += 1
             self.counts[n] = dict(cont)
+        self._totals()
+        return self
+
+    def _totals(self) -> None:
+        """Context totals, distinct followers and discounts per order, from the counts."""
+        N = self.order
         # context totals and number of distinct followers, per order
         self.ctx_total: list[dict] = [dict() for _ in range(N + 1)]
         self.ctx_types: list[dict] = [dict() for _ in range(N + 1)]
@@ -50,7 +56,6 @@ class KneserNey:
             n1, n2 = cc.get(1, 0), cc.get(2, 0)
             # clamped so that every order keeps some mass for the one below (no zero probabilities)
             self.D[n] = min(max(n1 / (n1 + 2 * n2) if n1 + n2 else 0.5, 0.05), 0.95)
-        return self
 
     def prob(self, history: Sequence[int], w: int) -> float:
         """P(w | the last order-1 tokens of history)."""
@@ -74,6 +79,32 @@ class KneserNey:
             nll -= math.log(self.prob(ids[max(0, i - self.order + 1):i], ids[i]))
         n = max(len(ids) - 1, 1)
         return {"perplexity": math.exp(nll / n), "nll": nll / n, "tokens": n}
+
+    def surprisal(self, ids: Sequence[int]) -> np.ndarray:
+        """Bits of surprise of each token after the first, given the tokens before it: [len(ids) - 1]."""
+        ids = [int(i) for i in ids]
+        return np.array([-math.log2(self.prob(ids[max(0, i - self.order + 1):i], ids[i]))
+                         for i in range(1, len(ids))], dtype=np.float32)
+
+    # ---- storage: plain integer arrays in an .npz (no pickle), a few MB for a trigram model ----
+    def save(self, path) -> None:
+        """Write the counts as integer arrays (np.savez_compressed; read back with allow_pickle=False)."""
+        arrays = {"order": np.array([self.order]), "V": np.array([self.V])}
+        dtype = np.int16 if self.V < 2**15 else np.int32
+        for n in range(1, self.order + 1):
+            grams = self.counts[n]
+            arrays[f"grams{n}"] = np.array(list(grams.keys()), dtype=dtype).reshape(len(grams), n)
+            arrays[f"counts{n}"] = np.array(list(grams.values()), dtype=np.int32)
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path) -> "KneserNey":
+        with np.load(path, allow_pickle=False) as z:
+            kn = cls(int(z["order"][0]), int(z["V"][0]))
+            kn.counts = [dict()] + [dict(zip(map(tuple, z[f"grams{n}"].tolist()), z[f"counts{n}"].tolist()))
+                                    for n in range(1, kn.order + 1)]
+        kn._totals()
+        return kn
 
     def next_distribution(self, history: Sequence[int]) -> np.ndarray:
         """The full next-token distribution (for the app's 'what does a 5-gram predict' view)."""

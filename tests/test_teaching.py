@@ -1,0 +1,98 @@
+"""The teaching model's recipe (counterfactual augmentation, fine-tuning from a bundle), the stored
+n-gram, and the lesson's "what the books say / what the sentence says" numbers."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from explorer import load_model
+from explorer.present import lesson as LS
+from explorer.training.augment import PAIRS, SWAPS, augment, swap_gender
+from explorer.training.ngram import KneserNey
+from explorer.training.train import TrainConfig, train
+
+
+def test_swap_gender_swaps_both_ways_and_keeps_case():
+    assert swap_gender("He gave her his hat; she thanked him.") == "She gave him her hat; he thanked her."
+    assert swap_gender('"Yes, sir," said the BOY to Mr. Holmes.') == '"Yes, madam," said the GIRL to Mrs. Holmes.'
+    assert swap_gender("The lady's brother and the gentleman's wife") == "The gentleman's sister and the lady's husband"
+    assert swap_gender("Certainly, ma'am. Miss Bennet") == "Certainly, sir. Mr Bennet"
+    assert swap_gender("Nothing to swap in 1895 here.") == "Nothing to swap in 1895 here."
+
+
+def test_her_becomes_his_before_a_noun_and_him_otherwise():
+    assert swap_gender("took her hat") == "took his hat"
+    assert swap_gender("told her that") == "told him that"
+    assert swap_gender("I saw her.") == "I saw him."
+    assert swap_gender("I saw her\nyesterday") == "I saw his\nyesterday"   # a content word follows
+
+
+def test_every_pair_swaps_back():
+    for a, b in PAIRS:
+        assert SWAPS[a] == b
+        if SWAPS.get(b) == a:
+            assert swap_gender(swap_gender(a)) == a
+
+
+def test_augment_adds_a_swapped_copy_and_only_to_what_it_is_given():
+    texts = [("a.txt", "She said he was tired."), ("b.txt", "The boy ran.")]
+    out = augment(texts, "gender-swap")
+    assert out[:2] == texts
+    assert out[2] == ("a.txt [gender-swap]", "He said she was tired.")
+    assert out[3] == ("b.txt [gender-swap]", "The girl ran.")
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        augment(texts, "shuffle")
+
+
+def test_fine_tuning_from_a_bundle_keeps_its_tokenizer_and_records_the_recipe(bundle_dir, tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    for i, name in enumerate(["a", "b", "c", "d"]):
+        (corpus / f"{name}.txt").write_text("the boy said that he was tired . the girl said that she was tired . " * 40)
+    (corpus / "SPLITS.json").write_text(json.dumps({"valid": ["c.txt"], "test": ["d.txt"], "train": "rest"}))
+    start = load_model(bundle_dir)
+    cfg = TrainConfig(corpus=str(corpus), out=str(tmp_path / "ft"), init=str(bundle_dir), augment="gender-swap",
+                      dry_run=True, emb_size=999, hidden_size=999)       # sizes come from the bundle, not these
+    card = train(cfg, log=lambda m: None)
+    m = load_model(tmp_path / "ft")
+    assert m.tokenizer.itos == start.tokenizer.itos
+    assert m.lm.config.hidden_size == start.lm.config.hidden_size
+    tr = card["training"]
+    assert tr["init"]["bundle"] == str(bundle_dir) and len(tr["init"]["weights_sha256"]) == 64
+    assert tr["augment"]["kind"] == "gender-swap" and ["he", "she"] in tr["augment"]["pairs"]
+    assert any(n.endswith("[gender-swap]") for n in tr["split"]["train"]) is False   # the split lists the books
+
+
+def test_ngram_saves_and_loads_without_pickle(tmp_path):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 50, 3000).tolist()
+    kn = KneserNey(3, 50).fit(ids)
+    kn.save(tmp_path / "kn.npz")
+    back = KneserNey.load(tmp_path / "kn.npz")
+    for h in ([1, 2], [3], [], [49, 0]):
+        for w in (0, 7, 49):
+            assert back.prob(h, w) == pytest.approx(kn.prob(h, w), rel=1e-12)
+    assert np.allclose(back.surprisal(ids[:50]), kn.surprisal(ids[:50]))
+    assert abs(sum(kn.next_distribution([1, 2])) - 1) < 1e-9
+
+
+def test_books_vs_sentence_reads_each_model_and_the_ngram(tiny_lstm, tiny_rnn):
+    kn = KneserNey(3, len(tiny_lstm.tokenizer)).fit([2, 3, 4, 5] * 50)
+    df = LS.books_vs_sentence({"a": tiny_lstm, "b": tiny_rnn}, kn, ngram_tokenizer=tiny_lstm.tokenizer)
+    assert list(df["model"].unique()) == ["a", "b", "3-gram (Kneser-Ney)"]
+    assert set(df["key"]) == {"girl", "boy", "prior"} and len(df) == 9
+    row = df[(df.model == "a") & (df.key == "girl")].iloc[0]
+    from explorer.training.evals import BARTENDER_GIRL
+    p = dict(tiny_lstm.next_words(BARTENDER_GIRL, len(tiny_lstm.tokenizer)))
+    assert row["P(sir)"] == pytest.approx(p.get("sir", 0.0))
+    fem = sum(p.get(w, 0.0) for w in ("miss", "ma'am", "madam"))
+    assert row["log ratio"] == pytest.approx(math.log(max(fem, 1e-30)) - math.log(max(p.get("sir", 0.0), 1e-30)))
+    # the n-gram sees only the last two tokens, so girl and boy get the same numbers
+    g = df[df.model == "3-gram (Kneser-Ney)"].set_index("key")
+    assert g.loc["girl", "P(sir)"] == g.loc["boy", "P(sir)"]
+    assert len(LS.books_vs_sentence_summary(df)) == 3
+    fig = LS.books_vs_sentence_figure(df)
+    assert len(fig.data) == 3
