@@ -193,9 +193,9 @@ def next_words_bars(result, t: int, k: int = 8) -> go.Figure:
                          marker_color="#e6550d"))
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title="probability", tickformat=".0%")
-    return _layout(fig, f"Next word after “{_label(result.tokens[t])}” (step {t})", height=120 + 26 * len(df),
+    return _layout(fig, f"Next word after “{_label(result.tokens[t])}” (step {t})", height=160 + 26 * len(df),
                    meta={"view": "intervention_next_words"}, barmode="group",
-                   legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+                   legend=dict(orientation="h", y=-0.12, x=1, xanchor="right", yanchor="top"))
 
 
 def unit_effect_bars(df, top: int = 20) -> go.Figure:
