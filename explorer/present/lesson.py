@@ -331,14 +331,24 @@ def synced_html(tr, font_px: int = 17) -> str:
 
 
 # ----------------------------------------------------------------------------------------- memory
+#: Tolerance of the provenance check, relative: |Σ parts + c₀ part − c| ≤ PROVENANCE_RTOL · max(1, |c|).
+#: The trace's c is a float32 recurrence, so its rounding error grows with |c| and with the number
+#: of steps (on the shipped LSTM: about 2e-6 of |c| after 4,700 tokens, where |c| reaches 1,800).
+PROVENANCE_RTOL = 1e-5
+
+
 def provenance_check(prov, unit: int) -> dict:
     """The numbers of the exactness check for one unit: Σ surviving parts + c₀ part against c_t read
-    from the trace, and the largest such error over the whole layer."""
+    from the trace, and the largest such error over the whole layer, absolute and relative to
+    max(1, |c|) (the check holds when the relative error is within `tolerance`)."""
     parts = float(prov.parts[:, unit].sum())
     init = float(prov.initial[unit])
     c = float(prov.c[unit])
+    rel = np.abs(prov.total - prov.c) / np.maximum(np.abs(prov.c), 1.0)
     return {"unit": int(unit), "sum_parts": parts, "initial": init, "total": parts + init, "c": c,
-            "error": parts + init - c, "layer_max_error": float(np.abs(prov.total - prov.c).max())}
+            "error": parts + init - c, "layer_max_error": float(np.abs(prov.total - prov.c).max()),
+            "relative_error": abs(parts + init - c) / max(abs(c), 1.0),
+            "layer_max_relative_error": float(rel.max()), "tolerance": PROVENANCE_RTOL}
 
 
 def strongest_units(prov, k: int = 12) -> list[int]:
@@ -754,7 +764,7 @@ def books_vs_sentence_figure(df: pd.DataFrame, height: int = 380) -> go.Figure:
                                   "<br>P(sir) %{customdata[1]:.2%}<extra>" + html.escape(str(name)) + "</extra>")
     fig.add_hline(y=0, line_color="#555", line_width=1)
     fig.update_layout(barmode="group", height=height, margin=dict(l=60, r=20, t=50, b=40),
-                      title="log P(miss + ma'am + madam) − log P(sir): above 0 says miss, below 0 says sir",
-                      yaxis_title="nats", legend=dict(orientation="h", y=-0.15), paper_bgcolor="white",
+                      title="Above 0: miss / ma'am / madam · below 0: sir",
+                      yaxis_title="log P(miss+ma'am+madam) − log P(sir)", legend=dict(orientation="h", y=-0.15), paper_bgcolor="white",
                       plot_bgcolor="white")
     return fig
