@@ -129,8 +129,10 @@ def _provenance(ctx, tr, layer, step):
     c2.html(f'<div data-testid="provenance-check" style="font-size:15px;line-height:1.5">'
             f"<b>Check:</b> the bars sum to {chk['sum_parts']:+.6f}; with the part left of the start state "
             f"({chk['initial']:+.6f}) that is {chk['total']:+.6f}; the trace has c = {chk['c']:+.6f} "
-            f"(difference {abs(chk['error']):.1e}; largest over all {U} units of this layer "
-            f"{chk['layer_max_error']:.1e}).<br>The largest surviving part was written by "
+            f"(difference {abs(chk['error']):.1e}, relative {chk['relative_error']:.0e}; the largest relative "
+            f"difference over all {U} units of this layer is {chk['layer_max_relative_error']:.0e}, "
+            f"{'within' if chk['layer_max_relative_error'] <= chk['tolerance'] else 'above'} the float32 tolerance "
+            f"{chk['tolerance']:.0e} × max(1, |c|)).<br>The largest surviving part was written by "
             f"“{html.escape(old['token'])}” (step {old['position']}, {old['steps_ago']} steps ago): "
             f"{old['share']:.0%} of the total size.</div>")
     fig = AF.provenance_bars(prov, unit)
