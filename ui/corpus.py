@@ -23,9 +23,13 @@ PAIRS = {"Mary / John": ("Mary loves John.", "John loves Mary."),
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def _match(idx_path: str, stamp: float, model_path: str, mstamp: float, text: str, s: int, e: int, layer: int,
-           q: str, thr: float, quiet: bool, top: int):
+           q: str, thr: float, quiet: bool, top: int, drop: int):
     idx = CC._open(idx_path, stamp)
-    return Q.match(idx, common.model_at(model_path), text, s, e, layer, q, thr, top, quiet)
+    model = common.model_at(model_path)
+    if drop:
+        n = len(Q.select(model, text, s, e, layer, q, thr, quiet).units)
+        return Q.match(idx, model, text, s, e, layer, q, thr, top, quiet, min_units=max(1, n - drop))
+    return Q.match(idx, model, text, s, e, layer, q, thr, top, quiet)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Fitting the projection (IncrementalPCA over the index)…")
@@ -53,7 +57,7 @@ def match_section(ctx, layer, idx):
     sel = ss.get("corpus_sel")
     if not (isinstance(sel, (tuple, list)) and len(sel) == 2 and 0 <= sel[0] <= sel[1] < n):
         ss["corpus_sel"] = (min(9, n - 1), min(10, n - 1)) if n > 10 else (max(0, n - 2), n - 1)
-    c1, c2, c3, c4 = st.columns([4.2, 1.4, 1.0, 1.2], vertical_alignment="bottom")
+    c1, c2, c3, c4, c5 = st.columns([4.0, 1.4, 0.9, 1.1, 1.1], vertical_alignment="bottom")
     a, b = c1.slider("Selection: tokens (the numbers under the text)", 0, max(1, n - 1), key="corpus_sel",
                      help="The first and last token of the range; 0 is the boundary token ¶ read first.")
     a, b = min(int(a), n - 1), min(int(b), n - 1)
@@ -64,9 +68,13 @@ def match_section(ctx, layer, idx):
     q = c3.selectbox("Quantity", qs, key="corpus_q") if len(qs) > 1 else qs[0]
     quiet = c4.checkbox("Quiet before", key="corpus_quiet", persist_state="session",
                         help="Also require the units to be off at the token just before the selection.")
+    ss.setdefault("corpus_drop", 0)
+    drop = c5.number_input("May drop out", 0, 64, step=1, key="corpus_drop", persist_state="session",
+                           help="How many of the selection's units a match may lack (0: all must be on, "
+                                "LSTMVis's exact match).")
     start, end = int(a), int(b) + 1
     r = _match(str(idx.path), _stamp(idx), ctx.path, ctx.stamp, text, start, end, layer, q, float(thr),
-               bool(quiet), 12)
+               bool(quiet), 12, int(drop))
     s = r.selection
     vr = scales.fixed_range(q, ctx.ranges)
     mean = s.values.mean(1) if s.units else np.full(n, np.nan)
@@ -90,7 +98,8 @@ def match_section(ctx, layer, idx):
         with st.container(border=True):
             st.html(CF.CHIP_CSS + CF.context_html(
                 list(m.tokens), m.values.mean(0), m.focus, vr,
-                meta=f"#{k + 1} {m.file} · tokens {m.start}–{m.end} · score {m.score:+.3f} · length gap {m.length_gap}"))
+                meta=f"#{k + 1} {m.file} · tokens {m.start}–{m.end} · units on {100 * m.units_on:.0f}% · "
+                     f"score {m.score:+.3f} · length gap {m.length_gap}"))
             common.chart(CF.match_figure(m, s.units, vr), key=f"corpus_match_{k}")
 
 

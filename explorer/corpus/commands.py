@@ -28,6 +28,8 @@ def add_parsers(sub, positive_int, nonneg_float) -> None:
     m.add_argument("--threshold", type=float, default=0.3)
     m.add_argument("--top", type=positive_int, default=20)
     m.add_argument("--quiet-before", action="store_true", help="units must also be off just before the range")
+    m.add_argument("--min-units", type=positive_int, default=None,
+                   help="a match needs at least this many of the hypothesis units on (default: all)")
     m.add_argument("--model", default=None, help="the model (default: the one named in the index card)")
 
     u = sub.add_parser("units", help="the unit dictionary: top contexts, histogram, decoder effects; "
@@ -75,7 +77,7 @@ def cmd_match(args, command):
     from .queries import match
     idx, model = _model_for(args.index, args.model)
     r = match(idx, model, args.text, args.start, args.end, args.layer, args.quantity, args.threshold,
-              args.top, args.quiet_before)
+              args.top, args.quiet_before, min_units=args.min_units)
     out = r.to_json()
     if not r.selection.units:
         out["note"] = (f"no unit is above {args.threshold} at every token of the selection; "

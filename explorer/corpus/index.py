@@ -41,8 +41,8 @@ INDEX/
                    boundary).
   states.zarr/     A zarr v3 group. For each layer l and quantity q two arrays [N, H] (card dtype;
                    uncompressed, so a row range is a plain slice of the chunk file):
-                   L{l}/{q}/by_unit    chunks [65536 rows, 1 unit]: a few units over all tokens
-                                       reads only those units' chunks;
+                   L{l}/{q}/by_unit    chunks [65536 rows, 1 unit] (fewer rows when N is smaller):
+                                       a few units over all tokens reads only those units' chunks;
                    L{l}/{q}/by_token   chunks [512 rows, all H units]: all units over a few tokens
                                        reads one or two chunks.
                    Both hold the same values. Row order: file after file (card "files"), each file's
@@ -319,7 +319,8 @@ def _plan(model, corpus, layers, quantities, segment_tokens) -> tuple[dict, list
             "units": cfg.hidden_size, "layers": _parse_layers(layers, cfg.layers),
             "quantities": _parse_quantities(quantities or default_quantities(cfg.cell), cfg.cell),
             "segment_tokens": int(segment_tokens),
-            "chunks": {"by_unit": [BY_UNIT_ROWS, 1], "by_token": [BY_TOKEN_ROWS, cfg.hidden_size]}}
+            "chunks": {"by_unit": [max(1, min(BY_UNIT_ROWS, row)), 1],
+                       "by_token": [max(1, min(BY_TOKEN_ROWS, row)), cfg.hidden_size]}}
     plan["dtype"] = {q: dtype_of(q) for q in plan["quantities"]}
     return plan, tables
 
@@ -356,7 +357,8 @@ def _assemble(plan: dict, out: Path, log) -> None:
     arrays = {}
     for l in plan["layers"]:
         for q in plan["quantities"]:
-            for kind, chunks in (("by_unit", (BY_UNIT_ROWS, 1)), ("by_token", (BY_TOKEN_ROWS, H))):
+            for kind in ("by_unit", "by_token"):
+                chunks = tuple(plan["chunks"][kind])
                 name = f"L{l}/{q}/{kind}"
                 if name in g:
                     arrays[name] = g[name]

@@ -10,12 +10,14 @@ A unit is *on* at t when v_t(u) > θ.
   [S, E). The hypothesis H is the set of units on at every token of [S, E) (LSTMVis's rule). With
   ``quiet_before``, a unit must also be off (v ≤ θ) at token S-1 (when S > 0): the units that switch on
   where the selection starts.
-* Matches: every maximal run [a, b) of corpus tokens inside one file in which every unit of H is on
-  (a run is maximal, so at token a-1 some unit of H is off). With ``quiet_before``, *every* unit of H
-  must be off at token a-1 (a run at the start of a file counts as quiet).
+* Matches: every maximal run [a, b) of corpus tokens inside one file in which at least K units of H
+  are on at every token (K = ``min_units``, default all of H: LSTMVis's exact match; a smaller K
+  tolerates a few units dropping out). With ``quiet_before``, *every* unit of H must be off at token
+  a-1 (a run at the start of a file counts as quiet).
 * Ranking (LSTMVis ranks the ranges that fit the hypothesis best first): by the length gap
-  |(b - a) - (E - S)| ascending, then by the score, the mean over the run of the mean over H of
-  v_t(u) - θ (how far above the threshold the units are), descending; ties by corpus order.
+  |(b - a) - (E - S)| ascending, then by the share of H on over the run (``units_on``, mean over the
+  run's tokens of the fraction of H on) descending, then by the score, the mean over the run of the mean
+  over H of v_t(u) - θ (how far above the threshold the units are), descending; ties by corpus order.
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ class Match:
     row: int                           # global row of `start`
     score: float
     length_gap: int
+    units_on: float                    # mean over the run of the fraction of H on
     tokens: tuple[str, ...]            # context before + the match + context after
     focus: tuple[int, int]             # the match inside `tokens`: [focus[0], focus[1])
     values: np.ndarray = field(repr=False)   # [len(H), len(tokens)]: the hypothesis units there
@@ -59,6 +62,7 @@ class Match:
     def to_json(self) -> dict:
         return {"file": self.file, "start": self.start, "end": self.end, "row": self.row,
                 "score": round(self.score, 5), "length_gap": self.length_gap,
+                "units_on": round(self.units_on, 4),
                 "text": " ".join(self.tokens[self.focus[0]:self.focus[1]]),
                 "context": list(self.tokens), "focus": list(self.focus),
                 "values": np.round(self.values, 4).tolist()}
@@ -120,7 +124,7 @@ def _runs(mask: np.ndarray, breaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def match_units(index: CorpusIndex, layer: int, quantity: str, units, threshold: float,
                 length: int, quiet_before: bool = False, top: int = 20, context: int = 3,
-                values: np.ndarray | None = None):
+                values: np.ndarray | None = None, min_units: int | None = None):
     """Every maximal run of the corpus where all `units` are on, ranked (see the module docstring).
     Returns (matches, total). Reads only the chunks of `units`."""
     units = [int(u) for u in units]
@@ -128,7 +132,9 @@ def match_units(index: CorpusIndex, layer: int, quantity: str, units, threshold:
         return (), 0
     V = index.units(layer, quantity, units) if values is None else values      # [N, k]
     on = V > threshold
-    all_on = on.all(1)
+    k_min = len(units) if min_units is None else max(1, min(int(min_units), len(units)))
+    count = on.sum(1)
+    all_on = count >= k_min
     starts_rows = np.array([f["row_start"] for f in index.files], np.int64)
     a, b = _runs(all_on, starts_rows)
     if quiet_before and len(a):
@@ -145,7 +151,9 @@ def match_units(index: CorpusIndex, layer: int, quantity: str, units, threshold:
     margin = V - threshold
     csum = np.concatenate([np.zeros((1,), np.float64), np.cumsum(margin.mean(1, dtype=np.float64))])
     score = (csum[b] - csum[a]) / (b - a)
-    order = np.lexsort((a, -score, gap))[:max(0, int(top))]
+    cnt = np.concatenate([np.zeros((1,), np.float64), np.cumsum(count / len(units), dtype=np.float64)])
+    share = (cnt[b] - cnt[a]) / (b - a)
+    order = np.lexsort((a, -np.round(score, 9), -np.round(share, 9), gap))[:max(0, int(top))]
     file_i = np.searchsorted(starts_rows, a[order], side="right") - 1
     texts = index.token_texts()
     out = []
@@ -155,14 +163,15 @@ def match_units(index: CorpusIndex, layer: int, quantity: str, units, threshold:
         f0, f1 = f["row_start"], f["row_start"] + f["tokens"]
         r0, r1 = int(a[o]), int(b[o])
         c0, c1 = max(f0, r0 - context), min(f1, r1 + context)
-        out.append(Match(f["path"], r0 - f0, r1 - f0, r0, float(score[o]), int(gap[o]),
+        out.append(Match(f["path"], r0 - f0, r1 - f0, r0, float(score[o]), int(gap[o]), float(share[o]),
                          tuple(str(t) for t in texts[c0:c1]), (r0 - c0, r1 - c0),
                          np.ascontiguousarray(V[c0:c1].T)))
     return tuple(out), total
 
 
 def match(index: CorpusIndex, model, text: str, start: int, end: int, layer: int, quantity: str = "h",
-          threshold: float = 0.3, top: int = 20, quiet_before: bool = False, context: int = 3) -> MatchResult:
+          threshold: float = 0.3, top: int = 20, quiet_before: bool = False, context: int = 3,
+          min_units: int | None = None) -> MatchResult:
     """Select [start, end) of `text` and find where its units are on across the corpus."""
     import time
     index.check_model(model)
@@ -170,18 +179,18 @@ def match(index: CorpusIndex, model, text: str, start: int, end: int, layer: int
     sel = select(model, text, start, end, layer, quantity, threshold, quiet_before)
     t0 = time.perf_counter()
     matches, total = match_units(index, layer, quantity, sel.units, threshold, end - start,
-                                 quiet_before, top, context)
+                                 quiet_before, top, context, min_units=min_units)
     return MatchResult(sel, matches, total, time.perf_counter() - t0)
 
 
 def match_full_scan(index: CorpusIndex, layer: int, quantity: str, units, threshold: float, length: int,
-                    quiet_before: bool = False, top: int = 20, context: int = 3):
+                    quiet_before: bool = False, top: int = 20, context: int = 3, min_units: int | None = None):
     """The straightforward implementation, for the benchmark: load the whole [N, H] layer through the
     token-major array (every chunk), then run the same rule on the selected columns."""
     full = np.concatenate([v for _, v in index.blocks(layer, quantity)]) if index.n_tokens else \
         np.zeros((0, index.n_units), np.float32)
     return match_units(index, layer, quantity, units, threshold, length, quiet_before, top, context,
-                       values=full[:, list(units)])
+                       values=full[:, list(units)], min_units=min_units)
 
 
 # ---------------------------------------------------------------------------------------------

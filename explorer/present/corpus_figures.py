@@ -66,7 +66,7 @@ def selection_figure(sel, vrange=(-1.0, 1.0), height: int | None = None) -> go.F
     lo, hi = vrange
     z = sel.values.T if units else np.zeros((0, len(words)))
     rows = [f"unit {u}" for u in units]
-    h = height or max(150, 60 + 18 * max(1, len(units)) + 50)
+    h = height or max(180, 60 + 16 * max(1, len(units)) + 90)
     shapes = [dict(type="rect", xref="x", yref="paper", x0=sel.start - 0.5, x1=sel.end - 0.5, y0=0, y1=1,
                    line=dict(color="#262730", width=2), fillcolor="rgba(0,0,0,0)")]
     fig = go.Figure(
@@ -75,9 +75,9 @@ def selection_figure(sel, vrange=(-1.0, 1.0), height: int | None = None) -> go.F
                    text=[[_label(w) for w in words] for _ in units],
                    hovertemplate="token %{x} (%{text}) · row %{y}: %{z:.3f}<extra></extra>", xgap=1, ygap=1),
         layout=_layout(h, f"The selection's units over your text ({len(units)} on across the selection)",
-                       xaxis=token_axis([_label(w) for w in words]),
+                       xaxis=token_axis([_label(w) for w in words], automargin=True),
                        yaxis=dict(tickmode="array", tickvals=list(range(len(units))), ticktext=rows,
-                                  autorange="reversed", showgrid=False),
+                                  autorange="reversed", showgrid=False, automargin=True),
                        shapes=shapes, meta=dict(view="corpus-selection")))
     return fig
 
@@ -91,7 +91,7 @@ def match_figure(m, units, vrange=(-1.0, 1.0), height: int = 0) -> go.Figure:
         go.Heatmap(z=m.values, x=list(range(len(words))), y=list(range(len(units))), zmin=lo, zmax=hi, zmid=0,
                    colorscale=scales.DIVERGING, showscale=False, xgap=1, ygap=0,
                    hovertemplate="token %{x} · unit row %{y}: %{z:.3f}<extra></extra>"),
-        layout=_layout(h, None, xaxis=token_axis(words, tickangle=0, tickfont=dict(size=11)),
+        layout=_layout(h, None, xaxis=token_axis(words, tickangle=0, tickfont=dict(size=11), automargin=True),
                        yaxis=dict(showticklabels=False, autorange="reversed", showgrid=False),
                        shapes=[dict(type="rect", xref="x", yref="paper", x0=m.focus[0] - 0.5,
                                     x1=m.focus[1] - 0.5, y0=0, y1=1, line=dict(color="#262730", width=2))],

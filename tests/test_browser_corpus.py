@@ -1,0 +1,103 @@
+"""The Corpus and Units pages in headless Chromium (Playwright): the default index is built on first use
+(behind the status box), the selection's units and the matches render, a new selection redraws, the
+trajectories draw; the Units page draws the dictionary and the predicate search. Screenshots go to
+docs/screenshots/corpus.png and units.png.
+
+Uses the shipped fiction-lstm when present (screenshots only then) over an excerpt of the two held-out
+books (the first 12,000 characters of each, so the first-use build takes seconds), the tiny test LSTM
+otherwise. Skips only where Chromium is absent.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from browser_support import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, ROOT, SHOTS, running_server
+
+REAL = ROOT / "pretrained" / "fiction-lstm"
+BOOKS = ROOT / "corpora" / "heldout"
+pytestmark = BROWSER_MARKS
+
+
+@pytest.fixture(scope="module")
+def server(models_dir, tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("browser-corpus")
+    models = root / "models"
+    models.mkdir()
+    real = (REAL / "card.json").is_file()
+    src = REAL if real else models_dir / "tiny-lstm"
+    (models / src.name).symlink_to(src, target_is_directory=True)
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for book in sorted(BOOKS.glob("*.txt")):
+        (corpus / book.name).write_text(book.read_text(encoding="utf-8")[:12_000], encoding="utf-8")
+    mp.setenv("RNN_EXPLORER_DEFAULT_CORPUS", str(corpus))
+    mp.setenv("RNN_EXPLORER_CACHE", str(root / "cache"))
+    try:
+        with running_server(models, root / "streamlit.log") as url:
+            yield url, real
+    finally:
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _settle(page, text: str, timeout: float = 240):
+    page.get_by_text(text).first.wait_for(timeout=timeout * 1000)
+    deadline = time.time() + 60
+    while time.time() < deadline:     # wait until the script run is over (no "Running..." widget)
+        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
+            break
+        time.sleep(0.3)
+    time.sleep(1.0)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_corpus_page(server, browser):
+    url, real = server
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(url + "/corpus")
+    _settle(page, "Units on across the selection")
+    n_before = page.locator(".cl-ctx").count()
+    # lower the threshold: more units, and matches with their heatmaps
+    slider = page.get_by_role("slider").nth(2)                    # [selection start, end], threshold
+    slider.focus()
+    for _ in range(4):
+        page.keyboard.press("ArrowLeft")
+    _settle(page, "Matches in the corpus")
+    assert page.locator(".cl-ctx").count() >= n_before
+    assert page.get_by_text("Where else they are on").count() >= 1
+    assert page.locator(".js-plotly-plot").count() >= 3           # + one small heatmap per match
+    page.get_by_role("button", name="Bartender pair").click()
+    _settle(page, "Trajectories")
+    if real:
+        page.set_viewport_size({"width": 1500, "height": 2600})     # the app scrolls inside its own pane
+        _settle(page, "Trajectories")
+        page.screenshot(path=str(SHOTS / "corpus.png"))
+    page.close()
+
+
+def test_units_page(server, browser):
+    url, real = server
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(url + "/units")
+    _settle(page, "Most positive")
+    _settle(page, "Units that separate")
+    assert page.locator(".cl-ctx").count() >= 10
+    page.get_by_role("button", name="Unit ").first.click()
+    _settle(page, "Most negative")
+    if real:
+        page.set_viewport_size({"width": 1500, "height": 1900})
+        _settle(page, "Most negative")
+        page.screenshot(path=str(SHOTS / "units.png"))
+    page.close()
