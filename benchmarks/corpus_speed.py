@@ -28,10 +28,13 @@ from explorer.corpus.queries import match_full_scan, match_units  # noqa: E402
 
 
 def _timed(fn):
-    tracemalloc.start()
+    """(result, seconds, peak bytes): timed without tracing (tracemalloc slows Python allocations), then
+    run once more under tracemalloc for the peak."""
     t0 = time.perf_counter()
     out = fn()
     dt = time.perf_counter() - t0
+    tracemalloc.start()
+    fn()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return out, dt, peak

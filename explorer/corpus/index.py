@@ -627,16 +627,58 @@ class CorpusIndex:
         self._check(layer, quantity)
         return self._g()[f"L{layer}/{quantity}/{kind}"]
 
+    def _plain_chunks(self, layer: int, quantity: str, kind: str):
+        """(folder, rows per chunk, dtype) when the array's chunks are plain little-endian bytes under
+        zarr v3's default '/' key encoding (how this project writes them), else None."""
+        key = (layer, quantity, kind)
+        cache = self.__dict__.setdefault("_plain", {})
+        if key not in cache:
+            folder = self.path / "states.zarr" / f"L{layer}" / quantity / kind
+            try:
+                meta = json.loads((folder / "zarr.json").read_text(encoding="utf-8"))
+                codecs = meta["codecs"]
+                ok = (meta.get("zarr_format") == 3 and len(codecs) == 1 and codecs[0]["name"] == "bytes"
+                      and codecs[0].get("configuration", {}).get("endian", "little") == "little"
+                      and meta["chunk_key_encoding"] == {"name": "default", "configuration": {"separator": "/"}}
+                      and meta["chunk_grid"]["configuration"]["chunk_shape"][1] == 1
+                      and not meta.get("storage_transformers"))
+                rows = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
+                cache[key] = (folder, rows, np.dtype(meta["data_type"]).newbyteorder("<"),
+                              float(meta["fill_value"])) if ok else None
+            except (OSError, ValueError, KeyError, TypeError, IndexError):
+                cache[key] = None
+        return cache[key]
+
     def units(self, layer: int, quantity: str, units: Sequence[int]) -> np.ndarray:
-        """Values of `units` over every token: float32 [N, len(units)] (reads only those units' chunks)."""
+        """Values of `units` over every token: float32 [N, len(units)] (reads only those units' chunks).
+
+        The by-unit chunks are plain bytes, so they are read straight from their files (a zarr v3 chunk
+        c/<row block>/<unit>, padded to the chunk length at the end); zarr's own reader, with its async
+        machinery, took 10-100x longer for the same bytes on a busy 2-core machine."""
+        self._check(layer, quantity)
         units = [int(u) for u in units]
         for u in units:
             if not 0 <= u < self.n_units:
                 raise IndexProblem(f"unit {u} is out of range (0..{self.n_units - 1})")
+        N = self.n_tokens
+        out = np.empty((N, len(units)), np.float32)
         if not units:
-            return np.zeros((self.n_tokens, 0), np.float32)
-        arr = self.array(layer, quantity, "by_unit")
-        return np.asarray(arr.get_orthogonal_selection((slice(None), units)), dtype=np.float32)
+            return out
+        plain = self._plain_chunks(layer, quantity, "by_unit")
+        if plain is None:
+            arr = self.array(layer, quantity, "by_unit")
+            out[:] = arr.get_orthogonal_selection((slice(None), units))
+            return out
+        folder, rows, dtype, fill = plain
+        for k, u in enumerate(units):
+            for i, r0 in enumerate(range(0, N, rows)):
+                n = min(rows, N - r0)
+                f = folder / "c" / str(i) / str(u)
+                try:
+                    out[r0:r0 + n, k] = np.fromfile(f, dtype=dtype, count=n)
+                except FileNotFoundError:
+                    out[r0:r0 + n, k] = fill       # zarr leaves chunks equal to the fill value unwritten
+        return out
 
     def rows(self, layer: int, quantity: str, start: int, stop: int) -> np.ndarray:
         """All units over tokens [start, stop): float32 [stop-start, H] (reads one or two chunks)."""
@@ -663,7 +705,10 @@ class CorpusIndex:
         return self._tokens
 
     def token_texts(self) -> np.ndarray:
-        return self.tokens["text"].to_numpy(dtype=object)
+        """The token texts as a NumPy object array [N], made once per open index."""
+        if self.__dict__.get("_texts") is None:
+            self._texts = self.tokens["text"].to_numpy(dtype=object)
+        return self._texts
 
     def file_of_rows(self) -> np.ndarray:
         """The file number (index into card 'files') of every row, int32 [N]."""
