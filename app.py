@@ -28,6 +28,7 @@ PAGES = {
         st.Page("ui/intervene.py", title="Intervene", icon=":material/tune:"),
         st.Page("ui/patch.py", title="Patch", icon=":material/healing:"),
         st.Page("ui/probe.py", title="Probe", icon=":material/troubleshoot:"),
+        st.Page("ui/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
     ],
     "Learn": [
         st.Page("ui/lesson.py", title="Lesson", icon=":material/school:"),
@@ -39,5 +40,6 @@ PAGES = {
 
 page = st.navigation(PAGES, position="sidebar")
 with common.guard("the sidebar"):
+    common.lecture_mode(page)          # ?present=1, ?model=NAME, the presenter switch
     common.model_sidebar()
 page.run()

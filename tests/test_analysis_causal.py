@@ -291,3 +291,23 @@ def test_quote_probe_on_held_out_books():
     assert set(rep.test_books).isdisjoint(rep.train_books) and rep.n_test == 800
     best = rep.best()
     assert best.accuracy > best.majority + 0.1 and best.selectivity > 0
+
+
+# ------------------------------------------------------------------------------- evaluation
+def test_item_scores_agree_with_the_minimal_pair_evaluation(tiny_lstm):
+    from explorer.analysis import evaluate as EV
+    from explorer.training.evals import minimal_pairs
+    sents = ["Mary loves John .", "John loves Mary .", "The bartender said miss .", "The bartender said sir .",
+             "She took his hat .", "He took his hat .", "zyzzyva loves Mary ."]
+    items = [{"source": "pairs", "suite": "s", "condition": f"c{i % 2}", "good": sents[i], "bad": [sents[i + 1]],
+              "pair": i // 4} for i in range(0, 6, 2)] + \
+            [{"source": "syneval", "suite": "s", "condition": "c0", "good": sents[6], "bad": [sents[0]], "pair": None}]
+    df = EV.score_items(tiny_lstm, items)
+    assert list(df["in_vocab"]) == [True] * 3 + [False] and not df["correct"].iloc[-1]
+    ref = minimal_pairs(tiny_lstm, [{k: d[k] for k in ("suite", "condition", "good", "bad")} for d in items])
+    assert ref["accuracy"] == pytest.approx(df[df["in_vocab"]]["correct"].mean(), abs=1e-4)
+    assert (df["correct"] == (df["margin"] > 0))[df["in_vocab"]].all()
+    t = EV.suite_table({"a": df, "b": df})
+    assert list(t.columns) == ["source", "suite", "a", "b", "items"] and t["items"].sum() == 3
+    assert EV.first_difference(tiny_lstm, "The bartender said miss .", "The bartender said sir .") == \
+        ("The bartender said", "miss", "sir")

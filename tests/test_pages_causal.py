@@ -125,3 +125,53 @@ def test_probe_page_fits_and_reads_out(models_dir, monkeypatch, tmp_path):
     at.text_input(key="pr_corpus").input(str(tmp_path / "nowhere")).run()
     assert_clean(at)
     assert any("not here" in i.value for i in at.info)
+
+
+@pytest.fixture(scope="module")
+def eval_models(tmp_path_factory):
+    """Two tiny random models whose vocabulary holds every word of the project's pairs."""
+    import torch
+
+    from explorer import LanguageModel, ModelConfig, WordTokenizer, save_bundle
+    from explorer.training.evals import agreement_pairs
+    root = tmp_path_factory.mktemp("eval-models")
+    texts = [TEXT] + [s for d in agreement_pairs() for s in [d["good"], *d["bad"]]]
+    tok = WordTokenizer.build(texts)
+    for cell in ("lstm", "rnn"):
+        torch.manual_seed(1)
+        lm = LanguageModel(ModelConfig(cell=cell, vocab_size=len(tok), emb_size=16, hidden_size=16, layers=2,
+                                       dropout=0.0)).eval()
+        save_bundle(root / f"tiny-{cell}", lm, tok, {"name": f"tiny-{cell}", "metrics": {}})
+    return root
+
+
+def test_evaluate_page_side_by_side_and_drill_down(eval_models, monkeypatch, tmp_path):
+    monkeypatch.setenv("RNN_EXPLORER_CACHE", str(tmp_path / "cache"))
+    at = open_page(eval_models, monkeypatch, "ui/evaluate.py")
+    table = at.dataframe[0].value
+    assert {"tiny-lstm", "tiny-rnn", "items", "suite"} <= set(table.columns)
+    assert "project pairs" in set(table["source"])
+    assert list((tmp_path / "cache" / "evaluations").glob("eval-tiny-lstm-*.parquet"))   # kept on disk
+    at.toggle(key="ev_by_cond").set_value(True).run()
+    assert_clean(at)
+    assert "condition" in at.dataframe[0].value.columns
+    at.selectbox(key="ev_suite").set_value("pronoun").run()     # a random model gets some wrong
+    assert_clean(at)
+    wrong = at.dataframe[1].value
+    assert len(wrong) > 0 and (wrong["margin"] <= 0).all()
+    assert at.button(key="ev_patch") is not None                # the project's pairs have a mirror item
+    at.button(key="ev_patch").click().run()
+    assert_clean(at)
+    assert at.text_input(key="pt_target").value in ("she", "he") and "said that" in at.text_area(key="pt_clean").value
+    assert view(at, "patch_heatmap")["data"]
+
+
+def test_evaluate_item_opens_in_contrast(eval_models, monkeypatch, tmp_path):
+    monkeypatch.setenv("RNN_EXPLORER_CACHE", str(tmp_path / "cache"))
+    at = open_page(eval_models, monkeypatch, "ui/evaluate.py")
+    at.selectbox(key="ev_suite").set_value("possessive").run()
+    good = at.selectbox(key="ev_item").value
+    at.button(key="ev_contrast").click().run()
+    assert_clean(at)
+    a, b = at.text_area(key="ct_a").value, at.text_area(key="ct_b").value
+    assert a != b and ("her hat" in a) != ("her hat" in b)
