@@ -50,7 +50,20 @@ function anywidgetRender({ model, el }) {
   };
   mount();
   model.on("change:data", mount);
-  return () => { model.off("change:data", mount); if (cleanup) cleanup(); };
+  // Keys: the player listens on the document, but a notebook (JupyterLab) keeps key presses inside
+  // an output to itself. Once the player has the focus (a click on it), its keys step it here.
+  el.tabIndex = 0;
+  const keys = e => {
+    if (!el.__rsx) return;
+    onKey(el.__rsx, e);
+    if (e.defaultPrevented) e.stopPropagation();
+  };
+  el.addEventListener("keydown", keys, true);
+  return () => {
+    model.off("change:data", mount);
+    el.removeEventListener("keydown", keys, true);
+    if (cleanup) cleanup();
+  };
 }
 export default { render: anywidgetRender };
 """
