@@ -311,3 +311,20 @@ def test_item_scores_agree_with_the_minimal_pair_evaluation(tiny_lstm):
     assert list(t.columns) == ["source", "suite", "a", "b", "items"] and t["items"].sum() == 3
     assert EV.first_difference(tiny_lstm, "The bartender said miss .", "The bartender said sir .") == \
         ("The bartender said", "miss", "sir")
+
+
+def test_patched_trace_is_the_patched_run(tiny_lstm, tiny_gru):
+    tr0 = trace(tiny_lstm, BOY)
+    none = PA.patched_trace(tiny_lstm, GIRL, BOY, "miss", "sir", 0, 3, None)      # nothing patched: the trace
+    for l in range(2):
+        for q in ("h", "c", "i", "f", "g", "o"):
+            np.testing.assert_allclose(none.layers[l][q], tr0.layers[l][q], atol=1e-5)
+    np.testing.assert_allclose(none.next_prob[:-1], tr0.next_prob[:-1], rtol=1e-4)
+    assert np.array_equal(none.topk_ids[:, 0], tr0.topk_ids[:, 0])
+    run = PA.patch_one(tiny_lstm, GIRL, BOY, "miss", "sir", 0, 9, "c")
+    pt = PA.patched_trace(tiny_lstm, GIRL, BOY, "miss", "sir", 0, 9, "c")
+    assert np.array_equal(pt.layers[1].h, run.h[1, 1]) and np.array_equal(pt.layers[0].c, run.c[0, 1])
+    np.testing.assert_allclose(pt.layers[0].c[9], trace(tiny_lstm, GIRL).layers[0].c[9], atol=1e-5)  # the clean c
+    assert not np.allclose(pt.layers[1].h[10:], tr0.layers[1].h[10:], atol=1e-4)
+    g = PA.patched_trace(tiny_gru, GIRL, BOY, "miss", "sir", 1, 5, "h")
+    assert set(g.layers[0].names) == {"h", "r", "z", "n"}

@@ -112,6 +112,14 @@ def test_patch_page(pg, server):
     assert "Strongest cells" in summary.inner_text()
     # the heatmap has one row per layer and a column per token in each panel (h, c for an LSTM)
     assert pg.locator(".js-plotly-plot .heatmaplayer").count() >= 1
+    # the patched run in the player, opened at the patched position
+    player = pg.locator('[data-testid="player"]')
+    player.wait_for()
+    pg.wait_for_function("() => { const p = document.querySelector('[data-testid=\"player\"]');"
+                         " return p && p.dataset.selected !== undefined && p.querySelector('[data-testid=\"step-topk\"]'); }")
+    pos = pg.locator('[data-testid="patch-cell"]').inner_text().split("(position ")[1].split(")")[0]
+    assert player.get_attribute("data-selected") == pos
+    assert pg.locator('[data-testid="player"] .tok').count() >= 20
     first = pg.locator('[data-testid="patch-cell"]').inner_text()
     shoot(pg, "patch.png")
     pg.get_by_role("button", name="Bartender pair: girl / she vs boy / he").click()

@@ -70,6 +70,18 @@ def patched(ctx, clean, corrupt, target, versus, layer, position, quantity) -> P
                     int(layer), int(position), quantity)
 
 
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _patched_trace(path: str, stamp: float, clean: str, corrupt: str, target: str, versus: str, layer: int,
+                   position: int, quantity: str):
+    return PA.patched_trace(common.model_at(path), clean, corrupt, target, versus, layer, position, quantity,
+                            top_k=common.TOP_K)
+
+
+def patched_trace(ctx, clean, corrupt, target, versus, layer, position, quantity) -> E.Trace:
+    return _patched_trace(ctx.path, ctx.stamp, E.clip_text(clean)[0], E.clip_text(corrupt)[0], target, versus,
+                          int(layer), int(position), quantity)
+
+
 def default_corpus(ctx) -> Path:
     return SHAKESPEARE if PR.is_char_model(ctx.model) else FICTION
 

@@ -10,9 +10,15 @@ import html
 import streamlit as st
 
 from explorer.present import causal_figures as CF
+from explorer.present.player import player_data
 from ui import analysis_common as AC
 from ui import causal_common as CC
 from ui import common
+from ui import player as P
+
+#: The player's single tab here: the states, as on Explore's first tab.
+PLAYER_TABS = {"lstm": ("States h · c", ["h", "c"]), "gru": ("State h and candidate n", ["h", "n"]),
+               "rnn": ("State h", ["h"])}
 
 
 def _bartender():
@@ -23,6 +29,7 @@ def _bartender():
 
 def page():
     ctx = common.require_model()
+    common.url_state("clean=pt_clean", "corrupt=pt_corrupt")   # the address bar keeps these (lecture links)
     ss = st.session_state
     ss.setdefault("pt_clean", CC.BARTENDER_CLEAN)
     ss.setdefault("pt_corrupt", CC.BARTENDER_CORRUPT)
@@ -79,6 +86,14 @@ def page():
             f"from {float(run.metric[0]):+.3f} to {float(run.metric[1]):+.3f}: it restores {run.restored:+.1%} of the "
             f"difference.</div>")
     AC.chart(CF.patched_run_lines(run, g.clean_tokens), "pt_fig_run")
+    with common.guard("the player"):
+        st.markdown(f"##### The patched run in the player (layer {layer + 1})")
+        tr = CC.patched_trace(ctx, clean, corrupt, target.strip(), versus.strip(), layer, pos, q)
+        tab, heat = PLAYER_TABS[tr.cell]
+        data = player_data(tr, layer, pos=pos, ranges=ctx.ranges, heat=heat, k=common.TOP_K,
+                           sig=f"patch|{ctx.path}|{q}|{layer}|{pos}|{hash((clean, corrupt))}", view=tab)
+        data["views"] = [tab]
+        P.mount(data, key="pt_player", on_pos_change=lambda: None, on_view_change=lambda: None)
     with st.expander("The strongest cells"):
         st.dataframe(CF.strongest_table(g), hide_index=True, width="stretch")
 

@@ -287,3 +287,51 @@ def patch_one(model, clean: str, corrupt: str, target: str, versus: str, layer: 
     restored = (float(m[3]) - mx) / (mc - mx) if mc != mx else float("nan")
     return PatchedRun(layer, position, quantity, p.corrupt_tokens, as_np(h), as_np(c) if c is not None else None,
                       as_np(m[2:]), mc, restored)
+
+
+@torch.no_grad()
+def patched_trace(model, clean: str, corrupt: str, target: str, versus: str, layer: int, position: int,
+                  quantity: str | None = "h", top_k: int = 10):
+    """The patched run (patch_one) as a Trace, for the player: its states are the patched run's own
+    per-step values; the gates are recomputed from them with the trace's equations (each step's
+    [x_t, h_{t-1}]), and the predictions from its top layer."""
+    from types import MappingProxyType
+
+    from ..trace import QUANTITIES, LayerTrace, Trace, _freeze, _preactivations
+    run = patch_one(model, clean, corrupt, target, versus, layer, position, quantity)
+    lm, cfg = model.lm, model.config
+    toks = tokens_for(model, corrupt)
+    ids = torch.tensor([t.id for t in toks], dtype=torch.long)
+    H = cfg.hidden_size
+    x = lm.embedding(ids)
+    layers = []
+    for l in range(cfg.layers):
+        hseq = torch.tensor(run.h[l, 1])
+        hprev = torch.cat([torch.zeros(1, H), hseq[:-1]], 0)
+        a_x, a_h = _preactivations(x, hprev, _layer_params(lm.rnn, l))
+        vals = {"h": run.h[l, 1]}
+        if cfg.cell == "lstm":
+            a = a_x + a_h
+            vals.update(c=run.c[l, 1], i=torch.sigmoid(a[:, :H]).numpy(), f=torch.sigmoid(a[:, H:2 * H]).numpy(),
+                        g=torch.tanh(a[:, 2 * H:3 * H]).numpy(), o=torch.sigmoid(a[:, 3 * H:]).numpy())
+        elif cfg.cell == "gru":
+            rz = torch.sigmoid(a_x[:, :2 * H] + a_h[:, :2 * H])
+            vals.update(r=rz[:, :H].numpy(), z=rz[:, H:].numpy(),
+                        n=torch.tanh(a_x[:, 2 * H:] + rz[:, :H] * a_h[:, 2 * H:]).numpy())
+        layers.append(LayerTrace(l, MappingProxyType({q: _freeze(np.ascontiguousarray(vals[q], dtype=np.float32))
+                                                      for q in QUANTITIES[cfg.cell]})))
+        x = hseq
+    logp = torch.log_softmax(lm.decoder(x), -1)                         # [T, V]
+    k = max(1, min(top_k, cfg.vocab_size))
+    tp, ti = logp.topk(k, -1)
+    nxt = ids[1:]
+    lp_next = logp[:-1].gather(1, nxt[:, None])[:, 0]
+    rank = (logp[:-1] > lp_next[:, None]).sum(1) + 1
+    final = (torch.tensor(run.h[:, 1, -1])[:, None],)
+    if cfg.cell == "lstm":
+        final = final + (torch.tensor(run.c[:, 1, -1])[:, None],)
+    return Trace(text=corrupt, cell=cfg.cell, tokens=tuple(toks), layers=tuple(layers), vocab=model.tokenizer.itos,
+                 topk_ids=_freeze(ti.numpy()), topk_probs=_freeze(tp.exp().numpy()),
+                 next_prob=_freeze(np.append(lp_next.exp().numpy(), np.nan).astype(np.float32)),
+                 next_rank=_freeze(np.append(rank.numpy(), -1).astype(np.int64)), entropy=None,
+                 first_prob=float("nan"), final_state=final, probs=None)
