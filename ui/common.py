@@ -284,6 +284,10 @@ def model_sidebar() -> ModelContext | None:
     st.sidebar.subheader("Model")
     options = bundle_options()
     if options:
+        want = st.session_state.pop("_url_model", None)        # ?model=NAME in the address opened
+        named = [p for p, lab in options.items() if want and lab == want]
+        if named:
+            st.session_state["model"] = named[0]
         if st.session_state.get("model") not in options:
             default = next((p for p, lab in options.items() if lab == DEFAULT_MODEL), next(iter(options)))
             st.session_state["model"] = default
@@ -382,3 +386,167 @@ def get_trace(ctx: ModelContext, text: str) -> E.Trace | None:
         log.exception("trace failed")
         st.error(f"The model could not read this text: {type(e).__name__}: {e}", icon=":material/error:")
     return None
+
+
+# ------------------------------------------------------------------ lecture mode and the URL state
+#: Query parameter and session key of the presenter view (?present=1).
+PRESENT = "present"
+#: Texts longer than this stay out of the address bar (a URL has to fit a browser's limits).
+URL_TEXT_MAX = 2000
+
+#: The presenter view: large type, black on white with heavy strokes (a washed-out projector loses
+#: greys and thin lines), the page's chrome hidden; the Explore player keeps its strip and one view.
+PRESENT_CSS = """<style>
+.stApp, .stApp [data-testid="stMain"] { background:#ffffff !important; color:#000000 !important; }
+[data-testid="stMain"] .block-container { padding-top:1.2rem; max-width:100% }
+[data-testid="stMain"] p, [data-testid="stMain"] li, [data-testid="stMain"] label,
+[data-testid="stMain"] .stMarkdown, [data-testid="stMain"] textarea, [data-testid="stMain"] input
+  { font-size:24px !important; line-height:1.4 !important; color:#000000 !important; font-weight:500 }
+[data-testid="stMain"] h1, [data-testid="stMain"] h2, [data-testid="stMain"] h3, [data-testid="stMain"] h4
+  { font-size:34px !important; color:#000000 !important; font-weight:800 !important }
+[data-testid="stMain"] [data-testid="stCaptionContainer"] { display:none }
+[data-testid="stMain"] button { font-size:22px !important; border:2px solid #000 !important; color:#000 !important }
+[data-testid="stMain"] button[kind="primary"] { background:#000 !important; color:#fff !important }
+[data-testid="stHeader"] { background:#ffffff }
+.tok-strip .tok { font-size:30px !important; padding:6px 10px !important; border:2px solid #000 !important; color:#000 !important }
+.tok-strip .tok.sel { outline:5px solid #000 !important; box-shadow:none !important }
+.st-key-text { display:none }
+.rsx { color:#000 !important }
+.rsx-step, .rsx-speed, .rsx-where { display:none !important }
+.rsx-readout { font-size:28px !important; font-weight:600 }
+.rsx-btn { font-size:22px !important; border:2px solid #000 !important; color:#000 !important }
+[data-testid="stMain"] .rsx-play { background:#000 !important; color:#fff !important }
+.rsx-tab { font-size:22px !important; border:2px solid #000 !important; color:#000 !important }
+</style>"""
+
+
+def _flag(v) -> bool:
+    return str(v).strip().lower() in ("1", "true", "yes", "on")
+
+
+def presenting() -> bool:
+    """Is the presenter view on (URL ?present=1 or the sidebar switch)?"""
+    return bool(st.session_state.get(PRESENT))
+
+
+def lecture_mode(page=None) -> bool:
+    """Called by app.py on every run, before the model sidebar. The first run of a session reads the
+    address it was opened with (?present=1, ?model=NAME; the page's own keys are read by url_state on
+    that page only). Draws the sidebar switch "Presenter view" and, when it is on, the presenter
+    style and a sidebar collapsed once per switch-on."""
+    from ui import clicker
+    ss = st.session_state
+    ss["_url_page_now"] = getattr(page, "url_path", None)
+    if not ss.get("_url_boot"):
+        ss["_url_boot"] = True
+        ss["_url_query"] = st.query_params.to_dict()
+        ss["_url_page"] = ss["_url_page_now"]
+        q = ss["_url_query"]
+        if PRESENT in q:
+            ss[PRESENT] = _flag(q[PRESENT])
+        if q.get("model"):
+            ss["_url_model"] = q["model"]
+    on = st.sidebar.toggle("Presenter view", key=PRESENT,
+                           help="For a projector: large type, high contrast, the sidebar folded away and, on "
+                                "Explore, the token strip and one view. A presentation remote (PageDown/PageUp, "
+                                "'.'/'b') steps the player and the lesson. Add ?present=1 to a link to open in it.")
+    if on and not ss.get("_present_n"):
+        ss["_present_n"] = int(time.time() * 1000) % 2**31 or 1
+    elif not on:
+        ss["_present_n"] = 0
+    if on:
+        st.html(PRESENT_CSS)
+    clicker.mount("_lecture", collapse=ss.get("_present_n", 0))
+    return on
+
+
+def cold_query() -> dict:
+    """The query the session was opened with, when the current page is the one it was opened on
+    ({} otherwise: another page's parameters never leak into this one)."""
+    ss = st.session_state
+    if ss.get("_url_page") != ss.get("_url_page_now"):
+        return {}
+    return dict(ss.get("_url_query") or {})
+
+
+def _url_fields(specs):
+    """'text' | 'a=ct_a' | 'layer:layer' | 'seed=gen_seed:int' -> [(url name, state key, kind)]."""
+    out = []
+    for s in specs:
+        name, _, kind = s.partition(":")
+        url, _, key = name.partition("=")
+        out.append((url, key or url, kind or "str"))
+    return out
+
+
+def _url_parse(raw: str, kind: str):
+    raw = str(raw)
+    if kind == "str":
+        return raw[:URL_TEXT_MAX]
+    if kind == "bool":
+        return _flag(raw)
+    if raw.strip().isdigit() and len(raw.strip()) <= 10:
+        v = int(raw)
+        if kind == "layer":                    # 1-based in the address, 0-based in the app
+            return v - 1 if v >= 1 else None
+        return v if v < 2**31 else None
+    return None
+
+
+def _url_format(v, kind: str) -> str | None:
+    if v is None:
+        return None
+    if kind == "str":
+        return v if isinstance(v, str) and len(v) <= URL_TEXT_MAX else None
+    if kind == "bool":
+        return "1" if v else "0"
+    try:
+        return str(int(v) + (1 if kind == "layer" else 0))
+    except (TypeError, ValueError):
+        return None
+
+
+def url_base() -> dict:
+    """What every page's address carries: the model (a bundle of the models folder, by name) and the
+    presenter view."""
+    ss = st.session_state
+    q = {}
+    ctx = ss.get("_ctx")
+    if ctx is not None and not ctx.uploaded:
+        q["model"] = Path(ctx.path).name
+    if ss.get(PRESENT):
+        q[PRESENT] = "1"
+    return q
+
+
+def url_write(*specs: str, extra: dict | None = None):
+    """Put the current values of these session keys (plus url_base()) in the address bar."""
+    ss = st.session_state
+    q = url_base()
+    for url, key, kind in _url_fields(specs):
+        s = _url_format(ss.get(key), kind)
+        if s is not None:
+            q[url] = s
+    q.update(extra or {})
+    if st.query_params.to_dict() != q:
+        st.query_params.from_dict(q)
+
+
+def url_state(*specs: str):
+    """Keep a page's session keys in the address bar, so a lecturer can prepare links before class.
+    Call at the top of the page, before its widgets. Each spec is 'key', 'urlname=key', with ':int'
+    (0 .. 2**31-1), ':layer' (1-based in the address) or ':bool'. The first run on the page the
+    session was opened on copies the address's values into the session (bad values are ignored);
+    every run writes the current ones. Pages that change keys inside a fragment call url_write
+    there too."""
+    ss = st.session_state
+    tag = "_url_loaded:" + "|".join(specs)
+    if not ss.get(tag):
+        ss[tag] = True
+        q = cold_query()
+        for url, key, kind in _url_fields(specs):
+            if url in q:
+                v = _url_parse(q[url], kind)
+                if v is not None and (kind != "str" or v.strip()):
+                    ss[key] = v
+    url_write(*specs)

@@ -30,6 +30,7 @@ def _pair_of(a: str, b: str) -> LS.Pair | None:
 
 def page():
     ctx = common.require_model()
+    common.url_state("a=ct_a", "b=ct_b")   # the address bar keeps these (lecture links)
     layer = common.layer_picker(ctx)
     ss = st.session_state
     first = LS.PAIRS["bartender"]

@@ -136,6 +136,7 @@ def trajectory_section(ctx, layer, idx):
 
 def page():
     ctx, layer, idx = CC.sidebar_and_index()
+    common.url_state("text=corpus_text")   # the address bar keeps these (lecture links)
     st.markdown("#### Corpus: select a range, find where its units are on")
     st.caption("After LSTMVis (Strobelt et al. 2018): the units above the threshold at every token of your "
                "selection are a hypothesis; the corpus is searched for every run of tokens where all of them "

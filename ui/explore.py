@@ -129,8 +129,15 @@ def player(ctx: common.ModelContext, tr, layer: int, sig: str):
 
 
 # ----------------------------------------------------------------------------------------- page
+#: What the address bar keeps on this page (common.url_state): text, layer, selected token, tab.
+URL_KEYS = ("text", "layer:layer", "pos:int", "view")
+
+
 def page():
     ctx = common.require_model()
+    common.url_state(*URL_KEYS)
+    if "pos" in common.cold_query():                   # a link's token, kept when its text is first traced
+        st.session_state.setdefault("_url_pos", st.session_state.get("pos"))
     layer = common.layer_picker(ctx)
     common.preset_buttons("text")
     st.markdown("#### Type a sentence and watch the network read it")
@@ -166,8 +173,12 @@ def _body(ctx: common.ModelContext, layer: int):
     ss = st.session_state
     if ss.get("_pos_sig") != sig:                      # a new text or model: select its last token
         ss["_pos_sig"] = sig
-        ss["pos"] = len(tr) - 1
+        url_pos = ss.pop("_url_pos", None)             # (or the one a link named)
+        ss["pos"] = _clamp(url_pos, len(tr)) if isinstance(url_pos, int) else len(tr) - 1
     player(ctx, tr, layer, sig)
+    common.url_write(*URL_KEYS)                        # the fragment's own reruns (a step, a tab)
+    if common.presenting():                            # the presenter view: the strip and one view
+        return
     downloads.trace_downloads(ctx, tr, layer, ss.get("pos", len(tr) - 1))
 
 

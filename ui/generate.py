@@ -27,6 +27,7 @@ def _new_seed():
 
 def page():
     ctx = common.require_model()
+    common.url_state("prompt=gen_prompt", "seed=gen_seed:int")   # the address bar keeps these (lecture links)
     layer = common.layer_picker(ctx)
     ss = st.session_state
     ss.setdefault("gen_prompt", DEFAULT_PROMPT)

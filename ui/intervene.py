@@ -33,6 +33,7 @@ def _bartender():
 
 def page():
     ctx = common.require_model()
+    common.url_state("text=iv_text")   # the address bar keeps these (lecture links)
     ss = st.session_state
     H, L = ctx.model.config.hidden_size, ctx.layers
     ss.setdefault("iv_text", CC.BARTENDER_CLEAN)

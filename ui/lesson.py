@@ -19,8 +19,11 @@ from explorer.present import lesson as LS
 from explorer.present import views as V
 from explorer.analysis import attribution as AT
 from explorer.present import analysis_figures as AF
+from explorer.analysis import char_cells as CC
+from explorer.present import cells as CL
+from explorer.present.demos import DEMOS
 from ui import analysis_common as AC
-from ui import common
+from ui import clicker, common
 
 BIG = 18          # chart font size for a projector
 
@@ -42,7 +45,7 @@ def _load_query():
     if ss.get("_lesson_loaded"):
         return
     ss["_lesson_loaded"] = True
-    state = LS.lesson_from_query(st.query_params.to_dict())
+    state = LS.lesson_from_query(common.cold_query())
     ss["lesson_step"] = state.step
     ss[f"lesson_text_{state.step}"] = state.text
     if LS.LESSON_TEXTS[state.step][1]:
@@ -53,7 +56,7 @@ def _load_query():
 
 
 def _save_query(state: LS.LessonState):
-    q = LS.lesson_to_query(state)
+    q = {**common.url_base(), **LS.lesson_to_query(state)}     # model and presenter view kept too
     if st.query_params.to_dict() != q:
         st.query_params.from_dict(q)
 
@@ -110,6 +113,7 @@ def step_reading(ctx) -> tuple[str, str, int | None]:
                on_click=_move, args=("lesson_pos", 1, n))
     pos = st.select_slider("Word", list(range(n)), key="lesson_pos", format_func=lambda i: f"{i} · {labels[i]}",
                            label_visibility="collapsed")
+    _nav("lesson_pos", list(range(n)))
     st.html(F.token_strip_html(tr, pos, legend=False))
     ch = LS.step_change(tr, len(tr.layers) - 1, pos)
     w, p = tr.top_words(pos, 1)[0]
@@ -293,6 +297,7 @@ def step_unrolled(ctx) -> tuple[str, str, int | None]:
     if n > 8:
         _pos("lesson_start", n - 7, 0)
         start = st.slider("First step drawn", 0, n - 8, key="lesson_start")
+        _nav("lesson_start", list(range(n - 7)))
     else:
         st.session_state.pop("_lesson_pos_request", None)
     fig = AF.unrolled_figure(tr, layer=-1, start=start, max_steps=8)
@@ -312,6 +317,7 @@ def step_shapes(ctx) -> tuple[str, str, None]:
     ss.setdefault("lesson_shape", "one-to-one")
     shape = st.segmented_control("Shape", list(LS.SHAPES), key="lesson_shape", format_func=LS.SHAPES.get,
                                  required=True)
+    _nav("lesson_shape", list(LS.SHAPES))
     if not text.strip():
         st.info("Type a sentence.", icon=":material/edit:")
         return text, "", None
@@ -403,8 +409,103 @@ def _encoder_decoder(ctx, text):
          "decoder-readout", size=18)
 
 
+#: The character model of the cells step (the sidebar's model when it reads characters and this is absent).
+CHAR_MODEL = "shakespeare-char"
+
+
+@common.byte_cached("char_cells", spinner="Measuring every unit against the position in the line…")
+def _cells(path: str, stamp: float, text: str):
+    return CC.find_line_cells(common.model_at(path), text)
+
+
+def step_cells(ctx) -> tuple[str, str, None]:
+    _say("<b>A cell that counts.</b> A network that reads <i>characters</i> must know when a line is about to "
+         "end. Karpathy, Johnson and Fei-Fei (2015) found single cells that count along the line. Is there one in "
+         "this character model? Every unit is measured against the position in the line; the best one colours "
+         "the text below: <span style='background:#b2182b;color:#fff'>&nbsp;red&nbsp;</span> high, "
+         "<span style='background:#2166ac;color:#fff'>&nbsp;blue&nbsp;</span> low.")
+    root = common.models_root()
+    path = root / CHAR_MODEL
+    if (path / "weights.safetensors").is_file():
+        path = str(path)
+    elif isinstance(ctx.model.tokenizer, E.CharTokenizer):
+        path = ctx.path
+    else:
+        st.info(f"This step needs a character model ({CHAR_MODEL}); none is in {root}. Choose or upload one "
+                "in the sidebar.", icon=":material/info:")
+        return LS.LESSON_TEXTS["cells"][0], "", None
+    text, _ = _texts("cells", False, height=120)
+    if text.count("\n") < 2:
+        st.info("Give the passage several lines: the cell is measured against the position in the line.",
+                icon=":material/edit:")
+        return text, "", None
+    clipped, _cut = E.clip_text(text, 8000)
+    s = _cells(path, common.stamp(path), clipped)
+    best = s.best
+    layer, q, unit = int(best["layer"]), str(best["quantity"]), int(best["unit"])
+    verdict = CC.verdict(float(best["r_position"]), float(best["auc_late"]))
+    values = s.unit(layer, q, unit)
+    _say(_e(CL.cell_sentence(best, len(s.chars), s.n_quoted, verdict)), "cells-readout", size=18)
+    vmax = CL.colour_limit(values)
+    st.html(CL.cell_text_html(s.chars, values, vmax, font_px=20))
+    st.html(CL.scale_legend_html(vmax))
+    left, right = st.columns([1.3, 1])
+    with left:
+        fig = CL.cell_scatter(s.column, values, f"Unit {unit} of layer {layer + 1} ({q}) against the position "
+                                                f"in the line: r = {float(best['r_position']):+.2f}")
+        AC.chart(LS.projector(fig, BIG - 2, height=400), "lesson_fig_cell")
+    with right:
+        top = s.table.head(6)[["layer", "quantity", "unit", "r_position", "auc_late"]].copy()
+        top["layer"] = top["layer"] + 1
+        top.columns = ["layer", "quantity", "unit", "r (position)", "AUC (40th char. on)"]
+        st.markdown("**The six units closest to the position in the line**")
+        st.dataframe(top.round(3), hide_index=True, width="stretch", key="lesson_cells_table")
+        st.caption(f"{Path(path).name}: {len(s.table):,} units × quantities measured. Most units do not "
+                   f"count: the median |r| is {s.table['abs_r'].median():.2f}.")
+    return text, "", None
+
+
 STEPS = {"reading": step_reading, "order": step_order, "bartender": step_bartender,
-         "unrolled": step_unrolled, "shapes": step_shapes}
+         "unrolled": step_unrolled, "shapes": step_shapes, "cells": step_cells}
+
+
+# ------------------------------------------------------------------------- clicker and demo links
+def _nav(key: str, values: list):
+    """The step's own positions (a word, the first box drawn, a shape), for the clicker."""
+    st.session_state["_lesson_nav"] = (key, list(values))
+
+
+def _clicked():
+    """PageDown / '.' : the next position of this step, after its last one the next step; PageUp / 'b'
+    back the same way."""
+    d = clicker.direction("lesson_clicker")
+    if d is None:
+        return
+    ss = st.session_state
+    nav = ss.get("_lesson_nav")
+    if nav:
+        key, values = nav
+        cur = ss.get(key)
+        i = values.index(cur) if cur in values else 0
+        j = i + (1 if d == "next" else -1)
+        if 0 <= j < len(values):
+            ss[key] = values[j]
+            return
+    steps = list(LS.STEPS)
+    cur = ss.get("lesson_step")
+    k = steps.index(cur) if cur in steps else 0
+    k2 = min(max(k + (1 if d == "next" else -1), 0), len(steps) - 1)
+    if k2 != k:
+        ss["lesson_step"] = steps[k2]
+        ss["_lesson_nav"] = None
+
+
+def _demo_list():
+    with st.expander("Demo links for a lecture", icon=":material/link:"):
+        st.caption("Each link opens the app in the state described (copy it into your slides; add present=1 "
+                   "for the presenter view). Every page keeps its state in the address bar the same way.")
+        lines = [f"- [{_e(d.title)}]({d.url()}) — {_e(d.shows)}" for d in DEMOS]
+        st.markdown("\n".join(lines))
 
 
 def page():
@@ -417,8 +518,13 @@ def page():
                                 required=True, label_visibility="collapsed")
     step = step if step in LS.STEPS else "reading"
     st.caption(f"Live on {ctx.name} ({common.card_summary(ctx.model)}). The address bar keeps the step and the "
-               "sentence: bookmark it to come back to this demo.")
+               "sentence: bookmark it to come back to this demo. A presentation remote (PageDown / PageUp) steps "
+               "through the words and the steps.")
+    clicker.mount("lesson_clicker", keys=True, on_key=_clicked)
+    ss["_lesson_nav"] = None
     text, text_b, pos = STEPS[step](ctx)
+    if not common.presenting():
+        _demo_list()
     _save_query(LS.LessonState(step=step, text=text, text_b=text_b or LS.LESSON_TEXTS[step][1],
                                shape=ss.get("lesson_shape", "one-to-one"), pos=pos))
 

@@ -38,6 +38,7 @@ def _section(title: str, caption: str | None = None):
 
 def page():
     ctx = common.require_model()
+    common.url_state("text=mem_text")   # the address bar keeps these (lecture links)
     layer = common.layer_picker(ctx)
     ss = st.session_state
     ss.setdefault("mem_text", DEFAULT_TEXT)

@@ -30,6 +30,7 @@ def _bartender():
 def page():
     ctx = common.require_model()
     common.url_state("clean=pt_clean", "corrupt=pt_corrupt")   # the address bar keeps these (lecture links)
+    common.url_state("clean=pt_clean", "corrupt=pt_corrupt")   # the address bar keeps these (lecture links)
     ss = st.session_state
     ss.setdefault("pt_clean", CC.BARTENDER_CLEAN)
     ss.setdefault("pt_corrupt", CC.BARTENDER_CORRUPT)

@@ -23,6 +23,7 @@ SIZES = {"small": (3000, 1500), "medium": (10000, 5000)}
 
 def page():
     ctx = common.require_model()
+    common.url_state("text=pr_text")   # the address bar keeps these (lecture links)
     ss = st.session_state
     st.markdown("#### Probe: what a layer encodes, against a control")
     st.caption("A linear classifier reads one layer's h or c after each token and predicts a label that comes from "

@@ -28,6 +28,7 @@ def _show(unit: int):
 
 def page():
     ctx, layer, idx = CC.sidebar_and_index()
+    common.url_state("unit=units_unit:int")   # the address bar keeps these (lecture links)
     ss = st.session_state
     stamp = (idx.path / "card.json").stat().st_mtime
     st.markdown("#### Units: what a unit responds to across the corpus")

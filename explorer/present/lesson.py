@@ -26,6 +26,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .analysis_figures import token_colors
+from .cells import CELL_PASSAGE
 from .presets import PRESETS
 
 # ------------------------------------------------------------------------------------ preset pairs
@@ -582,6 +583,7 @@ STEPS: dict[str, str] = {
     "bartender": "3 · Prediction needs memory",
     "unrolled": "4 · The unrolled network",
     "shapes": "5 · Five input/output shapes",
+    "cells": "6 · A cell that counts",
 }
 SHAPES: dict[str, str] = {
     "one-to-one": "one-to-one",
@@ -599,6 +601,7 @@ LESSON_TEXTS: dict[str, tuple[str, str]] = {
     "unrolled": ("Mary loves John .", ""),
     "shapes": ("He leaned upon his hand, with his untasted breakfast before him, and he stared at the slip of paper",
                ""),
+    "cells": (CELL_PASSAGE, ""),
 }
 MAX_QUERY_TEXT = 2000
 

@@ -5,7 +5,8 @@
 // position goes back to Python (setStateValue, debounced) only so that the server-side views (unit
 // inspector, the window of a long text) and a later rerun know it.
 //
-// All user text is set with textContent (never innerHTML). Keyboard: ← → step, Home / End, P play.
+// All user text is set with textContent (never innerHTML). Keyboard: ← → step, Home / End, P play;
+// a presentation remote's PageDown / PageUp (or "." / "b") step like → / ←.
 
 const SPEEDS = [["½ token/s", 2.0], ["1 token/s", 1.0], ["2 tokens/s", 0.5], ["4 tokens/s", 0.25]];
 const POS = "#b2182b", NEG = "#2166ac", HIGHLIGHT = "#e8590c", MUTED = "#9db4cc", MARK = "#111111";
@@ -167,8 +168,12 @@ function build(root, S) {
 }
 
 // ------------------------------------------------------------------------------------- actions
+// Presentation remotes ("clickers") send PageDown / PageUp, some "." / "b": they step like → / ←.
+const CLICKER = { PageDown: "ArrowRight", ".": "ArrowRight", PageUp: "ArrowLeft", b: "ArrowLeft", B: "ArrowLeft" };
+
 function act(S, key) {
   const d = S.data;
+  key = CLICKER[key] || key;
   if (key === "ArrowLeft") select(S, S.pos - 1);
   else if (key === "ArrowRight") select(S, S.pos + 1);
   else if (key === "Home") select(S, 0);
@@ -248,7 +253,7 @@ function onKey(S, e) {
   if (t && (t.isContentEditable || tag === "TEXTAREA" || tag === "SELECT" ||
             (tag === "INPUT" && t !== S.slider))) return;
   if (t === S.slider && (e.key === "ArrowLeft" || e.key === "ArrowRight" || e.key === "Home" || e.key === "End")) return;
-  if (!["ArrowLeft", "ArrowRight", "Home", "End", "p", "P"].includes(e.key)) return;
+  if (!["ArrowLeft", "ArrowRight", "Home", "End", "p", "P"].includes(e.key) && !(e.key in CLICKER)) return;
   if (!S.box.isConnected) return;
   e.preventDefault();
   act(S, e.key);
