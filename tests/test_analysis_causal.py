@@ -328,3 +328,22 @@ def test_patched_trace_is_the_patched_run(tiny_lstm, tiny_gru):
     assert not np.allclose(pt.layers[1].h[10:], tr0.layers[1].h[10:], atol=1e-4)
     g = PA.patched_trace(tiny_gru, GIRL, BOY, "miss", "sir", 1, 5, "h")
     assert set(g.layers[0].names) == {"h", "r", "z", "n"}
+
+
+def test_probe_reads_a_corpus_index_when_there_is_one(models_dir, tmp_path, monkeypatch):
+    import json
+
+    from explorer import load_model
+    from explorer.corpus.index import build_index
+    monkeypatch.setenv("RNN_EXPLORER_CACHE", str(tmp_path / "cache"))
+    m = load_model(models_dir / "tiny-lstm")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (corpus / name).write_text((TEXT + "\n\n") * 5, encoding="utf-8")
+    (corpus / "SPLITS.json").write_text(json.dumps({"valid": ["b.txt"], "test": ["c.txt"], "train": ["a.txt"]}))
+    build_index(m, corpus, tmp_path / "index", progress=False)
+    monkeypatch.setattr(PR, "states", lambda *a, **k: pytest.fail("traced the books although an index exists"))
+    rep = PR.probe(m, corpus, "quote", max_train=300, max_test=200, index=tmp_path / "index")
+    assert rep.train_books == ("b.txt",) and rep.test_books == ("c.txt",) and rep.n_train == 300
+    assert len(rep.scores) == 4 and all(0 <= s.accuracy <= 1 for s in rep.scores)
