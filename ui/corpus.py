@@ -61,7 +61,7 @@ def match_section(ctx, layer, idx):
     a, b = c1.slider("Selection: tokens (the numbers under the text)", 0, max(1, n - 1), key="corpus_sel",
                      help="The first and last token of the range; 0 is the boundary token ¶ read first.")
     a, b = min(int(a), n - 1), min(int(b), n - 1)
-    ss.setdefault("corpus_thr", 0.3)
+    ss.setdefault("corpus_thr", 0.5)
     thr = c2.slider("Threshold", 0.0, 0.95, step=0.05, key="corpus_thr", persist_state="session",
                     help="A unit is on where its value is above this.")
     qs = [q for q in idx.quantities]

@@ -107,7 +107,8 @@ def histogram_figure(profile, height: int = 240) -> go.Figure:
         go.Bar(x=centres, y=profile.hist_counts, width=np.diff(e), marker_color="#6b8fb8",
                hovertemplate="%{x:.3f}: %{y:,} tokens<extra></extra>"),
         layout=_layout(height, f"Unit {profile.unit}: its {profile.quantity} over the corpus",
-                       xaxis=dict(title="value", zeroline=True), yaxis=dict(title="tokens", type="log"),
+                       xaxis=dict(title="value", zeroline=True, automargin=True),
+                       yaxis=dict(title="tokens", type="log", dtick=1, automargin=True),
                        bargap=0, meta=dict(view="unit-histogram")))
 
 
@@ -119,19 +120,21 @@ def words_figure(words, title: str, colour: str, height: int = 280) -> go.Figure
         go.Bar(x=xs, y=list(range(len(ws))), orientation="h", marker_color=colour,
                hovertemplate="%{customdata}: %{x:+.3f}<extra></extra>", customdata=ws),
         layout=_layout(height, title, yaxis=dict(tickmode="array", tickvals=list(range(len(ws))),
-                                                 ticktext=[esc(w) for w in ws]),
-                       xaxis=dict(title="logit per unit of h"), meta=dict(view="unit-decoder")))
+                                                 ticktext=[esc(w) for w in ws], automargin=True),
+                       xaxis=dict(title="logit per unit of h", automargin=True), meta=dict(view="unit-decoder")))
 
 
-def auc_figure(df, predicate: str, height: int = 320) -> go.Figure:
+def auc_figure(df, predicate: str, height: int | None = None) -> go.Figure:
     d = df.head(20)
+    height = height or max(240, 90 + 20 * len(d))
     return go.Figure(
         go.Bar(x=d["auc"] - 0.5, y=[f"unit {u}" for u in d["unit"]], base=0.5, orientation="h",
                marker_color=["#b2182b" if a > 0.5 else "#2166ac" for a in d["auc"]],
                hovertemplate="%{y}: AUC %{x:.3f}<extra></extra>"),
         layout=_layout(height, f"Units that separate: {predicate}",
-                       xaxis=dict(title="AUC (0.5 = chance)", range=[0, 1]),
-                       yaxis=dict(autorange="reversed"), meta=dict(view="unit-auc")))
+                       xaxis=dict(title="AUC (0.5 = chance)", range=[0, 1], automargin=True),
+                       yaxis=dict(autorange="reversed", automargin=True, type="category"),
+                       meta=dict(view="unit-auc")))
 
 
 def trajectory_figure(projection, paths, height: int = 520) -> go.Figure:
