@@ -32,6 +32,7 @@ PAGES = {
     ],
     "Learn": [
         st.Page("ui/lesson.py", title="Lesson", icon=":material/school:"),
+        st.Page("ui/train.py", title="Train", icon=":material/model_training:"),
     ],
     "Help": [
         st.Page("ui/guide.py", title="How to read it", icon=":material/menu_book:"),

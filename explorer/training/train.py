@@ -65,6 +65,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     init: str | None = None        # a bundle to fine-tune: its tokenizer, sizes and weights
     augment: str | None = None     # "gender-swap": add a swapped copy of the training text (augment.py)
+    train_only: str | None = None  # a regex: train only the parameters whose names match (e.g. decoder.bias)
     command: str = ""
 
     def model_config(self, vocab_size: int) -> ModelConfig:
@@ -164,8 +165,12 @@ def _load_checkpoint(cfg, lm, opt):
     return progress, state
 
 
-def train(cfg: TrainConfig, log=print) -> dict:
-    """Train, write the best model as a bundle at cfg.out after every improving epoch, return the card."""
+def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
+    """Train, write the best model as a bundle at cfg.out after every improving epoch, return the card.
+
+    on_batch(info): called after every training batch with {"epoch", "epochs", "batch", "batches",
+    "loss", "tokens_per_s", "tokens_seen"} (the app's background runs write it to a status file);
+    raising KeyboardInterrupt there stops the run as Ctrl-C does (checkpoint, then Interrupted)."""
     t_start = time.time()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -206,7 +211,18 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if init is not None:
         lm.load_state_dict(init.lm.state_dict())
     lm = lm.to(dev)
-    opt = torch.optim.Adam(lm.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = list(lm.parameters())
+    if cfg.train_only:  # e.g. "decoder.bias": re-learn the output prior, keep everything the model reads with
+        import re
+        names = [n for n, _ in lm.named_parameters()]
+        keep = [n for n in names if re.fullmatch(cfg.train_only, n)]
+        if not keep:
+            raise CorpusError(f"--train-only {cfg.train_only!r} matches no parameter; the names are {', '.join(names)}")
+        for n, p in lm.named_parameters():
+            p.requires_grad_(n in keep)
+        params = [p for n, p in lm.named_parameters() if n in keep]
+        log(f"training only {', '.join(keep)}")
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     progress = {"epoch": 0, "batch": 0, "best_valid": None, "history": [], "bad_epochs": 0,
                 "train_seconds": 0.0, "tokens_seen": 0}
     state = None
@@ -268,6 +284,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 bar.set_postfix(loss=f"{loss.item():.3f}", ppl=f"{math.exp(loss.item()):.0f}",
                                 tok_s=f"{tokens_ep / max(el, 1e-9):.0f}", refresh=False)
                 bar.update(1)
+                if on_batch is not None:
+                    on_batch({"epoch": ep + 1, "epochs": epochs, "batch": b + 1, "batches": n_batches,
+                              "loss": float(loss.item()), "tokens_per_s": tokens_ep / max(el, 1e-9),
+                              "tokens_seen": progress["tokens_seen"]})
                 if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
                     progress["train_seconds"] += time.time() - t_start
                     t_start = time.time()

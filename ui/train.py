@@ -1,0 +1,158 @@
+"""Train: a model on your own text, as a background process (explorer.training.runner).
+
+The run outlives reruns, page switches and a closed tab; one runs per server. This page starts it,
+shows its status file (progress, loss, tokens/s, time left) and stops it; Stop saves a checkpoint and
+a later run of the same name resumes from it. The finished bundle is written to the models folder,
+so it appears in the sidebar's model picker with its card.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import streamlit as st
+
+import explorer as E
+from explorer.training import runner as R
+from ui import common
+
+PRESET_HELP = {"tiny": "1 layer × 64 units, up to 2,000 words: minutes on a laptop CPU",
+               "small": "2 layers × 128 units, up to 5,000 words",
+               "medium": "2 layers × 256 units, up to 10,000 words: wants a long text and time"}
+
+
+def _fmt_s(s) -> str:
+    if s is None:
+        return "–"
+    s = int(round(s))
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+def _start():
+    ss = st.session_state
+    ss.pop("_train_error", None)
+    name = (ss.get("train_name") or "").strip()
+    files = ss.get("train_files") or []
+    folder = (ss.get("train_folder") or "").strip()
+    try:
+        if files:
+            if not R.NAME_RE.match(name):
+                raise E.ExplorerError("the model name must be 1-64 letters, digits, '.', '_' or '-'")
+            up = R.runs_root() / name / "upload"
+            up.mkdir(parents=True, exist_ok=True)
+            for old in up.glob("*.txt"):
+                old.unlink()
+            for f in files:
+                safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(f.name).name) or "text.txt"
+                (up / (safe if safe.endswith(".txt") else safe + ".txt")).write_bytes(f.getvalue())
+            corpus = up
+        elif folder:
+            corpus = Path(folder).expanduser()
+        else:
+            raise E.ExplorerError("upload one or more .txt files, or name a folder of .txt files")
+        R.start(name, corpus, common.models_root(), preset=ss.get("train_preset", "tiny"),
+                minutes=float(ss.get("train_minutes", 5)), dry_run=bool(ss.get("train_dry")),
+                resume=bool(ss.get("train_resume")))
+    except E.ExplorerError as e:
+        ss["_train_error"] = str(e)
+
+
+def _stop():
+    R.stop()
+
+
+def _open(path: str):
+    st.session_state["model"] = path
+    st.session_state["_open_trained"] = True
+
+
+@st.fragment(run_every=1.0)
+def progress_panel():
+    cur = R.current()
+    if cur is None or cur["status"] is None:
+        return
+    s = cur["status"]
+    state = s.get("state")
+    with st.container(key="train_status", border=True):
+        st.markdown(f"**{s.get('name', Path(cur['run']).name)}** · {s.get('preset', '')}"
+                    f"{' · dry run' if s.get('dry_run') else ''} · **{state}**")
+        frac = float(s.get("fraction") or 0.0)
+        st.progress(min(max(frac, 0.0), 1.0), text=s.get("message") or
+                    (f"epoch {s['epoch']} · batch {s['batch']}/{s['batches']}" if s.get("epoch") else "starting…"))
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("Loss", f"{s['loss']:.3f}" if s.get("loss") is not None else "–")
+        c2.metric("Tokens/s", f"{s['tokens_per_s']:,.0f}" if s.get("tokens_per_s") else "–")
+        c3.metric("Elapsed", _fmt_s(s.get("elapsed_s")))
+        c4.metric("Time left", _fmt_s(s.get("eta_s")) if state not in R.FINAL else "–")
+        if state in ("starting", "running"):
+            st.button("Stop", key="train_stop", icon=":material/stop:", on_click=_stop,
+                      help="Saves a checkpoint; start the same name again with 'resume' to continue.")
+        elif state == "stopping":
+            st.caption("Stopping: saving a checkpoint…")
+    if state in R.FINAL and st.session_state.get("_train_seen") != (cur["run"], state):
+        st.session_state["_train_seen"] = (cur["run"], state)
+        st.rerun()                       # the whole page: the picker lists the new bundle
+
+
+def finished(cur):
+    s = cur["status"]
+    out = s.get("out")
+    if s.get("state") == "failed":
+        st.error(f"Training failed: {s.get('message')}", icon=":material/error:")
+        return
+    if not out or not (Path(out) / "card.json").is_file():
+        return
+    try:
+        model = common.model_at(out)
+    except E.ExplorerError as e:
+        st.error(f"The trained bundle cannot be used: {e}", icon=":material/error:")
+        return
+    with st.container(key="train_done", border=True):
+        st.success(f"{model.name}: {s.get('message')}", icon=":material/check_circle:")
+        st.caption(common.card_summary(model) + f" · {out}")
+        card = model.card
+        tr = card.get("training") or {}
+        st.caption(f"Trained with: {card.get('command') or tr.get('command', '')}")
+        if Path(out).parent.resolve() == common.models_root().resolve():
+            st.button(f"Open {model.name} in Explore", key="train_open", type="primary",
+                      icon=":material/visibility:", on_click=_open, args=(out,))
+
+
+def page():
+    st.markdown("#### Train a model on your own text")
+    st.caption("Training runs in the background on this server: it goes on when you switch pages or close "
+               "the tab, and one run at a time per server. The model is written to "
+               f"`{common.models_root()}` and appears in the model picker.")
+    if st.session_state.pop("_open_trained", False):
+        st.switch_page("ui/explore.py")
+    progress_panel()
+    cur = R.current()
+    if cur and cur["status"] and cur["status"].get("state") in R.FINAL:
+        finished(cur)
+    if R.busy():
+        return
+    with st.container(key="train_form", border=True):
+        st.file_uploader("Text files (.txt)", type=["txt"], accept_multiple_files=True, key="train_files")
+        st.text_input("…or a folder of .txt files on the server", key="train_folder",
+                      placeholder="../shared/data/fiction")
+        st.session_state.setdefault("train_name", "my-model")
+        st.text_input("Model name", key="train_name", placeholder="my-model")
+        c1, c2 = st.columns(2)
+        c1.radio("Size", list(R.PRESETS), key="train_preset", horizontal=True,
+                 captions=[PRESET_HELP[p] for p in R.PRESETS])
+        c2.slider("Time budget (minutes)", 1, 120, 5, key="train_minutes")
+        name = st.session_state.get("train_name") or ""
+        has_ckpt = bool(R.NAME_RE.match(name)) and R.checkpoint_of(common.models_root() / name).is_dir()
+        if has_ckpt:
+            st.checkbox(f"Resume from the checkpoint of {name}", key="train_resume", value=True)
+        else:
+            st.session_state["train_resume"] = False
+        st.checkbox("Smoke test: a few batches only (as --dry-run)", key="train_dry")
+        st.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:",
+                  on_click=_start)
+        if st.session_state.get("_train_error"):
+            st.error(st.session_state["_train_error"], icon=":material/error:")
+
+
+with common.guard("the Train page"):
+    page()
