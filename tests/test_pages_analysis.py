@@ -243,7 +243,8 @@ def test_every_lesson_step_runs(models, monkeypatch, step):
     at.run()
     assert_clean(at)
     assert at.query_params.get("step") == step
-    assert specs(at) or step == "shapes"
+    # the cells step needs a character model; these tiny ones read words, so it says so
+    assert specs(at) or step == "shapes" or (step == "cells" and at.info)
 
 
 def test_lesson_order_and_bartender(models, monkeypatch):
@@ -270,7 +271,7 @@ def test_lesson_restores_step_and_sentence_from_the_url(models, monkeypatch):
     assert at.text_area(key="lesson_textb_bartender").value == b
     # <eos> A girl said " Certainly , : both attributions explain the prediction after the comma (row 6)
     assert len([h for h in at.get("html") if 'data-step="6"' in h.proto.body]) == 2
-    assert at.query_params == {"step": "bartender", "text": a, "text_b": b}
+    assert at.query_params == {"model": "tiny-lstm", "step": "bartender", "text": a, "text_b": b}
     # and back: editing the sentence writes it into the URL
     at.text_area(key="lesson_text_bartender").input('A girl said "Certainly, miss."').run()
     assert at.query_params["text"] == 'A girl said "Certainly, miss."'

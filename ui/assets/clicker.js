@@ -21,7 +21,8 @@ function direction(e) {
 
 function collapseSidebar() {
   const bar = document.querySelector('section[data-testid="stSidebar"]');
-  if (!bar || bar.getAttribute("aria-expanded") === "false") return false;
+  if (!bar) return false;
+  if (bar.dataset.collapsed === "true" || bar.getAttribute("aria-expanded") === "false") return true;
   const btn = document.querySelector('[data-testid="stSidebarCollapseButton"] button')
            || document.querySelector('[data-testid="stSidebarCollapseButton"]');
   if (!btn) return false;
