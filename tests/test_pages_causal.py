@@ -122,6 +122,11 @@ def test_probe_page_fits_and_reads_out(models_dir, monkeypatch, tmp_path):
     assert [d["name"] for d in bars["data"]] == ["task", "control (random label per word)"]
     assert len(at.dataframe) == 1
     assert [d["name"] for d in view(at, "probe_readout")["data"]] == ["outside", "inside"]
+    at.switch_page("ui/explore.py").run()                       # the fitted probe reads Explore's text too
+    assert_clean(at)
+    assert at.selectbox(key="ex_probe") is not None
+    assert [d["name"] for d in view(at, "probe_readout")["data"]] == ["outside", "inside"]
+    at.switch_page("ui/probe.py").run()
     at.text_input(key="pr_corpus").input(str(tmp_path / "nowhere")).run()
     assert_clean(at)
     assert any("not here" in i.value for i in at.info)

@@ -16,12 +16,12 @@ import explorer as E
 from explorer.analysis import intervene as IV
 from explorer.analysis import patch as PA
 from explorer.analysis import probe as PR
-from explorer.present import lesson as LS
+from explorer.training.evals import BARTENDER_BOY, BARTENDER_GIRL
 from ui import common
 
 #: The bartender pair up to "Certainly," — where the model must choose miss or sir.
-BARTENDER_CLEAN = LS.reply_prompt(LS.PAIRS["bartender"].a)
-BARTENDER_CORRUPT = LS.reply_prompt(LS.PAIRS["bartender"].b)
+BARTENDER_CLEAN = BARTENDER_GIRL
+BARTENDER_CORRUPT = BARTENDER_BOY
 FICTION = common.ROOT.parent / "shared" / "data" / "fiction"
 SHAKESPEARE = common.ROOT.parent / "shared" / "data" / "shakespeare"
 
@@ -105,5 +105,32 @@ def _probe(path: str, stamp: float, corpus: str, task: str, max_train: int, max_
         bar.empty()
 
 
+#: Probes fitted in this server, per model path (newest last), for the readout line on Explore.
+_FITTED: dict[str, list] = {}
+
+
 def probe(ctx, corpus, task, max_train, max_test) -> PR.ProbeReport:
-    return _probe(ctx.path, ctx.stamp, str(corpus), task, int(max_train), int(max_test))
+    rep = _probe(ctx.path, ctx.stamp, str(corpus), task, int(max_train), int(max_test))
+    fitted = _FITTED.setdefault(ctx.path, [])
+    if not any(r is rep for r in fitted):
+        fitted.append(rep)
+    return rep
+
+
+def probe_line(ctx, tr):
+    """On Explore: once a probe has been fitted for this model on the Probe page, its readout of the
+    text word by word, as lines under the player. Draws nothing otherwise."""
+    from explorer.present import causal_figures as CF
+    from explorer.present import views as V
+    reps = _FITTED.get(ctx.path, [])
+    if not reps:
+        return
+    opts = [(i, k) for i, r in enumerate(reps) for k in sorted(r.probes)]
+    with st.expander("Probe readout: what a layer thinks, word by word", expanded=False):
+        j = st.selectbox("Probe", list(range(len(opts))), key="ex_probe",
+                         format_func=lambda n: f"{PR.DESCRIPTIONS[reps[opts[n][0]].task]} · layer "
+                                               f"{opts[n][1][0] + 1} {opts[n][1][1]} (selectivity "
+                                               f"{next(s.selectivity for s in reps[opts[n][0]].scores if (s.layer, s.quantity) == opts[n][1]):+.1%})")
+        i, key = opts[j if j is not None and j < len(opts) else 0]
+        probs = PR.readout(reps[i], ctx.model, tr, *key)
+        common.chart(CF.probe_readout_lines(probs, V.token_labels(tr), reps[i].label_names), "ex_fig_probe")

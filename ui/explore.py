@@ -23,6 +23,7 @@ from explorer.present import views as V
 from explorer.present.player import player_data, reported_position
 from explorer.trace import QUANTITIES
 from ui import common, downloads
+from ui import causal_common
 from ui import player as P
 
 PLAYER_KEY = "player"
@@ -176,6 +177,8 @@ def _body(ctx: common.ModelContext, layer: int):
         url_pos = ss.pop("_url_pos", None)             # (or the one a link named)
         ss["pos"] = _clamp(url_pos, len(tr)) if isinstance(url_pos, int) else len(tr) - 1
     player(ctx, tr, layer, sig)
+    with common.guard("the probe readout"):
+        causal_common.probe_line(ctx, tr)              # a probe fitted on the Probe page, word by word
     common.url_write(*URL_KEYS)                        # the fragment's own reruns (a step, a tab)
     if common.presenting():                            # the presenter view: the strip and one view
         return
