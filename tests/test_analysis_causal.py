@@ -347,3 +347,14 @@ def test_probe_reads_a_corpus_index_when_there_is_one(models_dir, tmp_path, monk
     rep = PR.probe(m, corpus, "quote", max_train=300, max_test=200, index=tmp_path / "index")
     assert rep.train_books == ("b.txt",) and rep.test_books == ("c.txt",) and rep.n_train == 300
     assert len(rep.scores) == 4 and all(0 <= s.accuracy <= 1 for s in rep.scores)
+
+
+def test_suite_table_counts_items_per_model_when_vocabularies_differ(tiny_lstm):
+    import pandas as pd
+
+    from explorer.analysis import evaluate as EV
+    a = pd.DataFrame({"source": ["p"] * 3, "suite": ["s"] * 3, "in_vocab": [True, True, True], "correct": [1, 0, 1]})
+    b = a.assign(in_vocab=[True, False, True], correct=[1, 0, 0])
+    t = EV.suite_table({"a": a, "b": b})
+    assert list(t.columns) == ["source", "suite", "a", "b", "items (a)", "items (b)"]
+    assert t["a"][0] == pytest.approx(2 / 3) and t["b"][0] == 0.5 and t["items (b)"][0] == 2

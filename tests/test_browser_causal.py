@@ -166,3 +166,18 @@ def test_probe_page(pg, server):
     assert "control task" in text and "selectivity" in text and "Verdict" in text
     assert any(t.startswith("Probe for “quote”") for t in chart_titles(pg))
     shoot(pg, "probe.png")
+
+
+def test_evaluate_page(pg, server):
+    pg.goto(server + "/evaluate")
+    pg.get_by_text("The items a model gets wrong").wait_for(timeout=600_000)
+    wait_idle(pg)
+    no_exceptions(pg)
+    assert pg.locator('[data-testid="stDataFrame"]').count() >= 2
+    pg.get_by_role("button", name="Open in Contrast").wait_for()
+    shoot(pg, "evaluate.png")
+    pg.get_by_role("button", name="Open in Contrast").click()
+    pg.locator('[data-testid="pair-strip"]').wait_for()
+    wait_idle(pg)
+    no_exceptions(pg)
+    assert "/contrast" in pg.url

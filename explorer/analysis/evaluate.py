@@ -110,14 +110,17 @@ def suite_table(results: dict, by: Sequence[str] = ("source", "suite")):
     """Accuracy (in-vocabulary items) per suite (or per suite and condition) for several models side
     by side: results {model name: score_items frame} -> one column per model, plus the item count."""
     import pandas as pd
-    cols = []
+    cols, counts = [], []
     for name, df in results.items():
         k = df[df["in_vocab"]]
         g = k.groupby(list(by))["correct"].agg(["mean", "size"])
         cols.append(g["mean"].rename(name))
-        n = g["size"].rename("items")
-    out = pd.concat(cols + [n], axis=1).reset_index()
-    return out
+        counts.append(g["size"].rename(f"items ({name})"))
+    out = pd.concat(cols + counts, axis=1)
+    ns = out[[c.name for c in counts]]
+    if ns.nunique(axis=1, dropna=False).le(1).all():        # the same items for every model: one column
+        out = out.drop(columns=list(ns.columns)).assign(items=ns.iloc[:, 0])
+    return out.reset_index()
 
 
 def wrong_items(df, suite: str | None = None):
