@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--init", help="fine-tune this bundle (its tokenizer and sizes; the size flags are ignored)")
     tr.add_argument("--augment", choices=["gender-swap"],
                     help="add a copy of the training text with gendered words swapped (counterfactual augmentation)")
+    tr.add_argument("--train-only", metavar="REGEX",
+                    help="train only the parameters whose names match, e.g. decoder.bias (the others stay frozen)")
 
     e = sub.add_parser("eval", help="perplexity of a model on a split of a corpus")
     e.add_argument("--model", required=True)

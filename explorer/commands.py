@@ -18,7 +18,7 @@ def cmd_train(args, command):
                       threads=args.threads, checkpoint_minutes=args.checkpoint_minutes,
                       dry_run=args.dry_run, max_batches=args.max_batches, resume=args.resume,
                       device=args.device, max_minutes=args.max_minutes, weight_decay=args.weight_decay,
-                      init=args.init, augment=args.augment,
+                      init=args.init, augment=args.augment, train_only=args.train_only,
                       command=command)
     try:
         card = train(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))

@@ -96,3 +96,22 @@ def test_books_vs_sentence_reads_each_model_and_the_ngram(tiny_lstm, tiny_rnn):
     assert len(LS.books_vs_sentence_summary(df)) == 3
     fig = LS.books_vs_sentence_figure(df)
     assert len(fig.data) == 3
+
+
+def test_train_only_changes_only_the_matching_parameters(bundle_dir, tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    for name in ["a", "b", "c", "d"]:
+        (corpus / f"{name}.txt").write_text("the boy said that he was tired . the girl said that she was tired . " * 40)
+    (corpus / "SPLITS.json").write_text(json.dumps({"valid": ["c.txt"], "test": ["d.txt"], "train": "rest"}))
+    start = load_model(bundle_dir)
+    cfg = TrainConfig(corpus=str(corpus), out=str(tmp_path / "bias"), init=str(bundle_dir), augment="gender-swap",
+                      train_only="decoder.bias", dry_run=True, lr=0.05)
+    train(cfg, log=lambda m: None)
+    end = load_model(tmp_path / "bias")
+    a, b = start.lm.state_dict(), end.lm.state_dict()
+    changed = sorted(k for k in a if not np.array_equal(a[k].numpy(), b[k].numpy()))
+    assert changed == ["decoder.bias"]
+    with pytest.raises(Exception, match="matches no parameter"):
+        train(TrainConfig(corpus=str(corpus), out=str(tmp_path / "x"), init=str(bundle_dir), train_only="nothing.*",
+                          dry_run=True), log=lambda m: None)

@@ -65,6 +65,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     init: str | None = None        # a bundle to fine-tune: its tokenizer, sizes and weights
     augment: str | None = None     # "gender-swap": add a swapped copy of the training text (augment.py)
+    train_only: str | None = None  # a regex: train only the parameters whose names match (e.g. decoder.bias)
     command: str = ""
 
     def model_config(self, vocab_size: int) -> ModelConfig:
@@ -210,7 +211,18 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
     if init is not None:
         lm.load_state_dict(init.lm.state_dict())
     lm = lm.to(dev)
-    opt = torch.optim.Adam(lm.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = list(lm.parameters())
+    if cfg.train_only:  # e.g. "decoder.bias": re-learn the output prior, keep everything the model reads with
+        import re
+        names = [n for n, _ in lm.named_parameters()]
+        keep = [n for n in names if re.fullmatch(cfg.train_only, n)]
+        if not keep:
+            raise CorpusError(f"--train-only {cfg.train_only!r} matches no parameter; the names are {', '.join(names)}")
+        for n, p in lm.named_parameters():
+            p.requires_grad_(n in keep)
+        params = [p for n, p in lm.named_parameters() if n in keep]
+        log(f"training only {', '.join(keep)}")
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     progress = {"epoch": 0, "batch": 0, "best_valid": None, "history": [], "bad_epochs": 0,
                 "train_seconds": 0.0, "tokens_seen": 0}
     state = None
