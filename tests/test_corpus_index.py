@@ -22,6 +22,17 @@ from explorer.trace import trace
 SEG = 40   # tokens per build segment in these tests: every file spans several, so the state is carried
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models on a busy 2-core machine: OpenMP threads spin-wait on each other (60 ms for an
+    8-token torch.lstm call with 2 threads, under 1 ms with one)."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     d = tmp_path_factory.mktemp("corpus")
@@ -260,3 +271,31 @@ def test_cli_index_then_units_and_match(tmp_path, corpus, bundle_dir, capsys):
         assert rc == 2 and msg in err and err.count("\n") == 1
     rc = main(["units", "--index", str(out), "--layer", "0", "--unit", "1"])
     assert rc == 2 and "holds layers [1]" in capsys.readouterr().err
+
+
+def test_killed_process_resumes_to_the_same_index(tmp_path, bundle_dir):
+    """SIGKILL a real `python -m explorer index` mid-build, run it again: identical to a plain build."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "long.txt").write_text((TEXT + "\n\n") * 8, encoding="utf-8")     # ~140 segments of 8
+    args = ["--model", str(bundle_dir), "--corpus", str(corpus), "--segment-tokens", "8", "--no-progress"]
+    out = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=str(IX.Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "explorer", "index", *args, "--out", str(out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "parts").glob("f*/s*.npz"))) < 10:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    done = len(list((out / "parts").glob("f*/s*.npz")))
+    total = json.loads((out / "build.json").read_text())["files"][0]["tokens"] // 8
+    assert not (out / "card.json").exists() and 10 <= done < total, (done, total)   # killed part-way
+    assert main(["index", *args, "--out", str(out)]) == 0
+    assert main(["index", *args, "--out", str(tmp_path / "plain")]) == 0
+    _same_index(out, tmp_path / "plain")

@@ -16,6 +16,15 @@ from explorer.trace import trace
 LAYER, QTY, THR = 1, "h", 0.2
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)       # tiny models: threads only spin-wait on a busy machine
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, models_dir):
     from explorer.bundle import load_model

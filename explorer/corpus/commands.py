@@ -17,6 +17,8 @@ def add_parsers(sub, positive_int, nonneg_float) -> None:
     ix.add_argument("--workers", type=positive_int, default=1, help="local processes, one file at a time each")
     ix.add_argument("--scheduler", default=None, help="a Dask distributed scheduler address, e.g. tcp://host:8786")
     ix.add_argument("--no-progress", action="store_true")
+    ix.add_argument("--segment-tokens", type=positive_int, default=None,
+                    help="tokens per resumable segment (default 8192): a killed build loses at most one")
 
     m = sub.add_parser("match", help="select a token range of a text; find where its units are on in the corpus")
     m.add_argument("--index", required=True)
@@ -64,7 +66,7 @@ def cmd_index(args, command):
     model = load_model(args.model)
     card = build_index(model, args.corpus, args.out, quantities=args.quantities, layers=args.layers,
                        workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress,
-                       command=command)
+                       command=command, **({"segment_tokens": args.segment_tokens} if args.segment_tokens else {}))
     size = sum(p.stat().st_size for p in Path(args.out).rglob("*") if p.is_file())
     secs = card["built"]["seconds"]
     return {"out": args.out, "tokens": card["tokens"], "files": len(card["files"]), "layers": card["layers"],
