@@ -74,8 +74,9 @@ def progress_panel():
     s = cur["status"]
     state = s.get("state")
     with st.container(key="train_status", border=True):
-        st.markdown(f"**{s.get('name', Path(cur['run']).name)}** · {s.get('preset', '')}"
-                    f"{' · dry run' if s.get('dry_run') else ''} · **{state}**")
+        bits = [f"**{s.get('name') or Path(cur['run']).name}**", s.get("preset") or "",
+                "dry run" if s.get("dry_run") else "", f"**{state}**"]
+        st.markdown(" · ".join(b for b in bits if b))
         frac = float(s.get("fraction") or 0.0)
         st.progress(min(max(frac, 0.0), 1.0), text=s.get("message") or
                     (f"epoch {s['epoch']} · batch {s['batch']}/{s['batches']}" if s.get("epoch") else "starting…"))

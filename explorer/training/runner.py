@@ -152,7 +152,8 @@ def start(name: str, corpus, models_dir, preset: str = "tiny", minutes: float = 
     _write_json(run / "config.json", {"config": asdict(cfg), "preset": preset, "minutes": float(minutes),
                                       "started": time.time()})
     _write_json(run / "status.json", {"state": "starting", "pid": None, "out": str(out), "name": name,
-                                      "fraction": 0.0, "updated": time.time(), "budget_s": minutes * 60})
+                                      "preset": preset, "dry_run": dry_run, "fraction": 0.0,
+                                      "updated": time.time(), "budget_s": minutes * 60})
     log = open(run / "log.txt", "ab")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "explorer.training.runner", str(run)], stdout=log,
@@ -193,9 +194,11 @@ def _worker(run: Path) -> int:
     stop_flag = {"term": False}
 
     def write(**kw):
+        # the last batch's numbers (loss, tokens/s, epoch) stay in the final status
         cur = read_json(path) or {}
         state = "stopping" if cur.get("state") == "stopping" and kw.get("state") == "running" else kw.get("state")
-        _write_json(path, {**base, **kw, "state": state, "updated": time.time()})
+        _write_json(path, {**cur, **base, **{k: v for k, v in kw.items() if v is not None},
+                           "state": state, "updated": time.time()})
 
     def on_batch(info):
         now = time.time()
