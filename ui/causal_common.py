@@ -82,6 +82,12 @@ def patched_trace(ctx, clean, corrupt, target, versus, layer, position, quantity
                           int(layer), int(position), quantity)
 
 
+def run_sig(ctx, *parts) -> str:
+    """A stable id of one patched run for the player (a new run selects its patched position)."""
+    import hashlib
+    return hashlib.sha1("|".join(map(str, (ctx.path, ctx.stamp) + parts)).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 def default_corpus(ctx) -> Path:
     return SHAKESPEARE if PR.is_char_model(ctx.model) else FICTION
 

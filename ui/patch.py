@@ -30,7 +30,6 @@ def _bartender():
 def page():
     ctx = common.require_model()
     common.url_state("clean=pt_clean", "corrupt=pt_corrupt")   # the address bar keeps these (lecture links)
-    common.url_state("clean=pt_clean", "corrupt=pt_corrupt")   # the address bar keeps these (lecture links)
     ss = st.session_state
     ss.setdefault("pt_clean", CC.BARTENDER_CLEAN)
     ss.setdefault("pt_corrupt", CC.BARTENDER_CORRUPT)
@@ -92,7 +91,7 @@ def page():
         tr = CC.patched_trace(ctx, clean, corrupt, target.strip(), versus.strip(), layer, pos, q)
         tab, heat = PLAYER_TABS[tr.cell]
         data = player_data(tr, layer, pos=pos, ranges=ctx.ranges, heat=heat, k=common.TOP_K,
-                           sig=f"patch|{ctx.path}|{q}|{layer}|{pos}|{hash((clean, corrupt))}", view=tab)
+                           sig=CC.run_sig(ctx, clean, corrupt, q, layer, pos), view=tab)
         data["views"] = [tab]
         P.mount(data, key="pt_player", on_pos_change=lambda: None, on_view_change=lambda: None)
     with st.expander("The strongest cells"):

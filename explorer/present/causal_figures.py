@@ -193,9 +193,11 @@ def next_words_bars(result, t: int, k: int = 8) -> go.Figure:
                          marker_color="#e6550d"))
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title="probability", tickformat=".0%")
-    return _layout(fig, f"Next word after “{_label(result.tokens[t])}” (step {t})", height=160 + 26 * len(df),
-                   meta={"view": "intervention_next_words"}, barmode="group",
-                   legend=dict(orientation="h", y=-0.12, x=1, xanchor="right", yanchor="top"))
+    fig = _layout(fig, f"Next word after “{_label(result.tokens[t])}” (step {t})", height=190 + 26 * len(df),
+                  meta={"view": "intervention_next_words"}, barmode="group",
+                  legend=dict(orientation="h", y=-0.3, x=1, xanchor="right", yanchor="top"))
+    fig.update_layout(margin=dict(b=110))
+    return fig
 
 
 def unit_effect_bars(df, top: int = 20) -> go.Figure:
