@@ -95,6 +95,18 @@ def test_corpus_page(server, browser):
         page.set_viewport_size({"width": 1500, "height": 2600})     # the app scrolls inside its own pane
         _settle(page, "Trajectories")
         page.screenshot(path=str(SHOTS / "corpus.png"))
+    # clicking a point of a trajectory opens that text in Explore with that token selected
+    points = page.locator(".js-plotly-plot").last.locator("path.point")
+    assert points.count() >= 8
+    box = points.nth(3).bounding_box()             # the first text's token 3: <eos> A girl *walked*
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    time.sleep(0.3)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.get_by_text("Type a sentence and watch the network read it").wait_for(timeout=60_000)
+    _settle(page, "Type a sentence")
+    assert page.locator("textarea").first.input_value().startswith("A girl walked into a bar")
+    page.get_by_text("3 / ").first.wait_for(timeout=30_000)
+    assert "walked" in page.get_by_text("3 / ").first.inner_text()
     page.close()
 
 

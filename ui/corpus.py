@@ -130,7 +130,8 @@ def trajectory_section(ctx, layer, idx):
         p = pts[0]
         label, df = paths[p["curve_number"] - 1]
         pos = int(df["position"].iloc[p["point_index"]])
-        ss["text"], ss["pos"] = label, pos
+        # Explore selects a new text's last token unless a link named one (its "_url_pos")
+        ss["text"], ss["pos"], ss["_url_pos"] = label, pos, pos
         st.switch_page("ui/explore.py")
 
 
