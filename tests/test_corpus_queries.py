@@ -138,6 +138,9 @@ def test_predicates():
     assert np.isnan(g[0]) and g[1] == 0 and g[6] == 0 and g[7] == 1 and g[9] == 1 and np.isnan(g[10]) and g[11] == 1
     s = Q.pred_sentence_start(toks)
     assert s[1] == 1 and s[3] == 1 and s[4] == 0 and s[6] == 1 and s[7] == 1
+    chars = pd.DataFrame({"file": "f", "text": list("x" * 45 + "\n" + "y" * 3)})
+    line = Q.pred_late_in_line(chars)
+    assert (line[:40] == 0).all() and (line[40:45] == 1).all() and np.isnan(line[45]) and (line[46:] == 0).all()
 
 
 def test_rank_units_auc_agrees_with_sklearn(setup):
