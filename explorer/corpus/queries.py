@@ -177,6 +177,7 @@ def match(index: CorpusIndex, model, text: str, start: int, end: int, layer: int
     index.check_model(model)
     index._check(layer, quantity)
     sel = select(model, text, start, end, layer, quantity, threshold, quiet_before)
+    index.token_texts()        # read once per open index; `seconds` times the query itself
     t0 = time.perf_counter()
     matches, total = match_units(index, layer, quantity, sel.units, threshold, end - start,
                                  quiet_before, top, context, min_units=min_units)
