@@ -398,7 +398,7 @@ URL_TEXT_MAX = 2000
 #: greys and thin lines), the page's chrome hidden; the Explore player keeps its strip and one view.
 PRESENT_CSS = """<style>
 .stApp, .stApp [data-testid="stMain"] { background:#ffffff !important; color:#000000 !important; }
-[data-testid="stMain"] .block-container { padding-top:1.2rem; max-width:100% }
+[data-testid="stMain"] .block-container { padding-top:3.2rem; max-width:100% }
 [data-testid="stMain"] p, [data-testid="stMain"] li, [data-testid="stMain"] label,
 [data-testid="stMain"] .stMarkdown, [data-testid="stMain"] textarea, [data-testid="stMain"] input
   { font-size:24px !important; line-height:1.4 !important; color:#000000 !important; font-weight:500 }

@@ -61,12 +61,12 @@ def _save_query(state: LS.LessonState):
         st.query_params.from_dict(q)
 
 
-def _texts(step: str, two: bool, height: int = 68) -> tuple[str, str]:
+def _texts(step: str, two: bool, height: int = 68, label: str = "Sentence") -> tuple[str, str]:
     ss = st.session_state
     a0, b0 = LS.LESSON_TEXTS[step]
     ss.setdefault(f"lesson_text_{step}", a0)
     if not two:
-        return st.text_area("Sentence", key=f"lesson_text_{step}", height=height, persist_state="session"), ""
+        return st.text_area(label, key=f"lesson_text_{step}", height=height, persist_state="session"), ""
     ss.setdefault(f"lesson_textb_{step}", b0)
     ca, cb = st.columns(2)
     a = ca.text_area("Sentence A", key=f"lesson_text_{step}", height=height, persist_state="session")
@@ -434,7 +434,7 @@ def step_cells(ctx) -> tuple[str, str, None]:
         st.info(f"This step needs a character model ({CHAR_MODEL}); none is in {root}. Choose or upload one "
                 "in the sidebar.", icon=":material/info:")
         return LS.LESSON_TEXTS["cells"][0], "", None
-    text, _ = _texts("cells", False, height=120)
+    text, _ = _texts("cells", False, height=120, label="Passage (every line break counts)")
     if text.count("\n") < 2:
         st.info("Give the passage several lines: the cell is measured against the position in the line.",
                 icon=":material/edit:")
@@ -445,7 +445,7 @@ def step_cells(ctx) -> tuple[str, str, None]:
     layer, q, unit = int(best["layer"]), str(best["quantity"]), int(best["unit"])
     verdict = CC.verdict(float(best["r_position"]), float(best["auc_late"]))
     values = s.unit(layer, q, unit)
-    _say(_e(CL.cell_sentence(best, len(s.chars), s.n_quoted, verdict)), "cells-readout", size=18)
+    _say(_e(CL.cell_sentence(best, len(s.chars), s.n_quoted, verdict, Path(path).name)), "cells-readout", size=18)
     vmax = CL.colour_limit(values)
     st.html(CL.cell_text_html(s.chars, values, vmax, font_px=20))
     st.html(CL.scale_legend_html(vmax))

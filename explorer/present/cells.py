@@ -119,12 +119,13 @@ def cell_scatter(column, values, title: str, height: int = 380) -> go.Figure:
     return fig
 
 
-def cell_sentence(best, n_chars: int, n_quoted: int, verdict: str) -> str:
+def cell_sentence(best, n_chars: int, n_quoted: int, verdict: str, model: str = "the model") -> str:
     """Plain text for the lesson: which unit, how well it tracks the position, and quotations."""
     layer, q, unit = int(best["layer"]) + 1, str(best["quantity"]), int(best["unit"])
     r, auc = float(best["r_position"]), float(best["auc_late"])
     sign = "grows" if r > 0 else "falls"
-    head = (f"Measured on these {n_chars:,} characters: unit {unit} of layer {layer} ({q}) {sign} along the line. "
+    head = (f"Measured on these {n_chars:,} characters, read by {model}: unit {unit} of layer {layer} ({q}) "
+            f"{sign} along the line. "
             f"Its correlation with the position in the line is r = {r:+.2f}, and it tells a character from the "
             f"40th on from an earlier one with AUC {auc:.2f} (0.5 = chance). ")
     if verdict == "well":

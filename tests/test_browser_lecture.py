@@ -1,0 +1,206 @@
+"""Lecture mode in headless Chromium: every demo link of the lesson opened cold (a new browser
+context, nothing remembered) lands in the promised state; the presenter view (switch and URL) folds
+the sidebar and enlarges the strip; clicker keys (PageDown/PageUp, "."/"b") step the Explore player
+and the lesson. Screenshots: docs/screenshots/presenter.png, lesson-cells.png, demo-*.png.
+
+Runs on the shipped bundles (fiction-lstm for the word demos, shakespeare-char for the cells step);
+a demo whose bundle is missing is skipped with that reason."""
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from browser_support import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, ROOT, SHOTS, running_server
+from explorer.present import lesson as LS
+from explorer.present.demos import CERTAINLY_COMMA, DEMOS
+
+pytestmark = BROWSER_MARKS
+PRETRAINED = ROOT / "pretrained"
+WORD, CHAR = "fiction-lstm", "shakespeare-char"
+STRIP = '[data-testid="token-strip"]'
+T = 150_000          # a cold page loads torch and the model; the machine may be busy
+
+
+@pytest.fixture(scope="module")
+def lecture_models(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("lecture-models")
+    for p in sorted(PRETRAINED.iterdir()):
+        if (p / "weights.safetensors").is_file():
+            (root / p.name).symlink_to(p, target_is_directory=True)
+    if not (root / WORD).exists():
+        pytest.skip(f"the demos are written for {WORD}; {PRETRAINED / WORD} is missing")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(lecture_models, tmp_path_factory):
+    with running_server(lecture_models, tmp_path_factory.mktemp("server") / "streamlit.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def cold(browser):
+    """A fresh context per test: no cookies, no session storage; collects uncaught script errors."""
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(T)
+    pg.errors = []
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    yield pg
+    ctx.close()
+
+
+def clean(pg):
+    exc = pg.locator('[data-testid="stException"]')
+    assert exc.count() == 0, exc.first.inner_text()
+    assert not pg.errors, pg.errors
+
+
+def checked(pg, group: str) -> str:
+    """The text of the checked option of a segmented control (a radiogroup named `group`)."""
+    return pg.evaluate("(g) => { const r = document.querySelector(`[role=radiogroup][aria-label=\"${g}\"]`);"
+                       " const b = r && r.querySelector('[aria-checked=true]'); return b ? b.innerText.trim() : null; }",
+                       group)
+
+
+def query(pg) -> dict:
+    return {k: v[-1] for k, v in parse_qs(urlsplit(pg.url).query).items()}
+
+
+def sidebar_folded(pg) -> bool:
+    return pg.evaluate("() => document.querySelector('section[data-testid=stSidebar]')?.dataset.collapsed === 'true'")
+
+
+def idle(pg):
+    """Until the script run has finished (a clicker is pressed at human pace: a second key during a run
+    could carry the widget's old value back)."""
+    pg.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
+    pg.wait_for_timeout(300)
+
+
+def selected(pg) -> str:
+    return pg.evaluate(f"() => document.querySelector('{STRIP}')?.dataset.selected")
+
+
+READOUT = {"bartender": "bartender-readout", "order": "order-readout", "shapes": "shape-readout",
+           "cells": "cells-readout"}
+
+
+@pytest.mark.parametrize("demo", DEMOS, ids=[d.id for d in DEMOS])
+def test_demo_link_opens_cold_in_the_promised_state(server, cold, lecture_models, demo):
+    if demo.params.get("step") == "cells" and not (lecture_models / CHAR).exists():
+        pytest.skip(f"{CHAR} is missing")
+    pg = cold
+    pg.goto(demo.url(server))
+    if demo.page == "lesson":
+        step = demo.params["step"]
+        if step in READOUT:
+            pg.wait_for_selector(f'[data-testid="{READOUT[step]}"]')
+        else:
+            pg.wait_for_selector(".js-plotly-plot")
+        assert checked(pg, "Lesson step") == LS.STEPS[step]
+        if "shape" in demo.params:
+            assert checked(pg, "Shape") == LS.SHAPES[demo.params["shape"]]
+        if step == "cells":
+            assert "correlation with the position in the line" in pg.inner_text('[data-testid="cells-readout"]')
+            assert pg.locator('[data-testid="cell-text"] span').count() > 1000
+    elif demo.page == "contrast":
+        pg.wait_for_selector(".js-plotly-plot")
+        assert pg.get_by_label("Text A").input_value() == demo.params["a"]
+        assert pg.get_by_label("Text B").input_value() == demo.params["b"]
+    else:                                                      # Explore
+        pg.wait_for_function(f"() => document.querySelector('{STRIP}')?.dataset.selected === '{demo.params['pos']}'")
+        chip = pg.locator(f'{STRIP} .tok[data-pos="{CERTAINLY_COMMA}"] .w')
+        assert chip.inner_text() == ","
+        if demo.params.get("present") == "1":
+            pg.wait_for_function("() => document.querySelector('section[data-testid=stSidebar]')?.dataset.collapsed === 'true'")
+            px = pg.evaluate(f"() => parseFloat(getComputedStyle(document.querySelector('{STRIP} .tok')).fontSize)")
+            assert px >= 28, px
+            assert not pg.locator(".st-key-text textarea").is_visible()       # the strip and one view only
+    clean(pg)
+    q = query(pg)                                 # the state is still in the address (nothing reset it)
+    for k, v in demo.params.items():
+        assert q.get(k) == v, (k, q.get(k), v)
+    if demo.id in ("bartender-explore", "cells", "bartender-lesson"):
+        pg.wait_for_selector(".js-plotly-plot .main-svg" if demo.page == "lesson" else ".rsx-heat canvas")
+        pg.wait_for_timeout(500)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(SHOTS / {"bartender-explore": "presenter.png", "cells": "lesson-cells.png",
+                                        "bartender-lesson": "demo-bartender.png"}[demo.id]))
+
+
+def test_presenter_switch_and_url(server, cold):
+    pg = cold
+    pg.goto(server + "/?text=Mary+loves+John+.")
+    pg.wait_for_selector(STRIP)
+    assert not sidebar_folded(pg)
+    small = pg.evaluate(f"() => parseFloat(getComputedStyle(document.querySelector('{STRIP} .tok')).fontSize)")
+    pg.get_by_text("Presenter view").click()
+    pg.wait_for_function("() => document.querySelector('section[data-testid=stSidebar]')?.dataset.collapsed === 'true'")
+    pg.wait_for_function("() => new URL(location.href).searchParams.get('present') === '1'")
+    big = pg.evaluate(f"() => parseFloat(getComputedStyle(document.querySelector('{STRIP} .tok')).fontSize)")
+    assert big >= 28 and big > small * 1.5, (small, big)
+    # the step view's panels and the text box are gone; the strip and the heatmap stay
+    assert not pg.locator('[data-testid="step-topk"]').is_visible()
+    assert pg.locator(".rsx-heat canvas").first.is_visible()
+    # switched off again (the sidebar opened by hand): back to normal type, present gone from the URL
+    pg.locator('[data-testid="stExpandSidebarButton"]').click()
+    pg.get_by_text("Presenter view").click()
+    pg.wait_for_function("() => !new URL(location.href).searchParams.has('present')")
+    pg.wait_for_function(f"() => parseFloat(getComputedStyle(document.querySelector('{STRIP} .tok')).fontSize) < 28")
+    clean(pg)
+
+
+def test_clicker_keys_step_the_explore_player(server, cold):
+    pg = cold
+    pg.goto(server + "/?text=Mary+loves+John+.&pos=1")
+    pg.wait_for_function(f"() => document.querySelector('{STRIP}')?.dataset.selected === '1'")
+    pg.locator("h4").first.click()                       # focus on the page, not in a text box
+    for key, want in (("PageDown", "2"), (".", "3"), ("PageUp", "2"), ("b", "1")):
+        pg.keyboard.press(key)
+        pg.wait_for_function(f"() => document.querySelector('{STRIP}').dataset.selected === '{want}'", timeout=10_000)
+    pg.wait_for_function("() => new URL(location.href).searchParams.get('pos') === '1'")
+    # typed into the text box, the same keys do not step
+    pg.locator("textarea").first.click()
+    pg.keyboard.press("b")
+    pg.wait_for_timeout(600)
+    assert selected(pg) == "1"
+    clean(pg)
+
+
+def test_clicker_keys_step_the_lesson(server, cold):
+    pg = cold
+    pg.goto(server + "/lesson?step=reading&text=Mary+loves+John+.&pos=1")
+    pg.wait_for_selector('[data-testid="reading-readout"]')
+    for key, want in (("PageDown", "2"), (".", "3"), ("PageUp", "2")):
+        idle(pg)
+        pg.keyboard.press(key)
+        pg.wait_for_function(f"() => document.querySelector('{STRIP}')?.dataset.selected === '{want}'", timeout=60_000)
+    # the last position of a step, then the next step
+    pg.goto(server + "/lesson?step=shapes&shape=encoder-decoder")
+    pg.wait_for_selector('[data-testid="decoder-readout"]')
+    idle(pg)
+    pg.keyboard.press("PageDown")
+    pg.wait_for_function("() => new URL(location.href).searchParams.get('step') === 'cells'")
+    assert checked(pg, "Lesson step") == LS.STEPS["cells"]
+    idle(pg)
+    pg.keyboard.press("b")                                   # back: the previous step
+    pg.wait_for_function("() => new URL(location.href).searchParams.get('step') === 'shapes'")
+    pg.wait_for_selector('[data-testid="shape-readout"]')
+    first = checked(pg, "Shape")                             # the step starts again at its first shape
+    assert first == LS.SHAPES[list(LS.SHAPES)[0]]
+    idle(pg)
+    pg.keyboard.press("PageDown")                            # and steps through the shapes
+    pg.wait_for_function(f"() => new URL(location.href).searchParams.get('shape') === '{list(LS.SHAPES)[1]}'")
+    clean(pg)
