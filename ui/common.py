@@ -454,9 +454,9 @@ def lecture_mode(page=None) -> bool:
         ss["_present_n"] = int(time.time() * 1000) % 2**31 or 1
     elif not on:
         ss["_present_n"] = 0
-    if on:
+    if on:                           # (off: no component at all, nothing more to send)
         st.html(PRESENT_CSS)
-    clicker.mount("_lecture", collapse=ss.get("_present_n", 0))
+        clicker.mount("_lecture", collapse=ss["_present_n"])
     return on
 
 
