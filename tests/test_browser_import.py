@@ -148,3 +148,29 @@ def test_03_downloads_open_with_their_readers(pg, tmp_path):
     pg.mouse.move(2, 2)
     time.sleep(0.5)
     pg.screenshot(path=str(SHOTS / "export.png"))
+
+
+def test_04_every_chart_has_a_download_menu(pg, tmp_path, server):
+    """common.chart puts a Download menu under every Plotly chart: the figure as SVG (Kaleido) and its
+    data as CSV (explorer.present.export.figure_frame). Checked on the Contrast page."""
+    import xml.etree.ElementTree as ET
+
+    import pandas as pd
+
+    pg.goto(server + "/contrast")
+    menu = pg.locator('[data-testid="stPopover"]').first
+    menu.wait_for()
+    menu.locator("button").click()
+    body = pg.locator('[data-testid="stPopoverBody"]')
+    body.wait_for()
+    with pg.expect_download(timeout=90_000) as d:
+        body.locator('button:has-text("CSV")').click()
+    d.value.save_as(tmp_path / "fig.csv")
+    df = pd.read_csv(tmp_path / "fig.csv")
+    assert list(df.columns) == ["trace", "type", "x", "y", "value"] and len(df) > 0
+    with pg.expect_download(timeout=90_000) as d:
+        body.locator('button:has-text("SVG")').click()
+    d.value.save_as(tmp_path / "fig.svg")
+    assert ET.parse(tmp_path / "fig.svg").getroot().tag.endswith("svg")
+    no_exceptions(pg)
+    pg.screenshot(path=str(SHOTS / "chart-download-menu.png"))

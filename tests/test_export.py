@@ -129,3 +129,18 @@ def test_copy_as_python_rebuilds_the_view(model):
     want = X.build_figure("step", model.trace(TEXT), model, 0, 3)
     assert ns["fig"].to_dict() == want.to_dict()
     assert ns["states"].equals(model.trace(TEXT).to_frame())
+
+
+@pytest.mark.parametrize("name", list(X.FIGURES))
+def test_figure_data_is_tidy_and_true(model, name):
+    """The Download menu under every chart gives the figure's numbers (figure_frame)."""
+    tr = model.trace(TEXT)
+    fig = X.build_figure(name, tr, model, 1, 3)
+    df = X.figure_frame(fig)
+    assert list(df.columns) == ["trace", "type", "x", "y", "value"] and len(df) > 0
+    back = pq.read_table(io.BytesIO(X.frame_bytes(df, "parquet"))).to_pandas()
+    assert len(back) == len(df)
+    if name == "heatmaps":                                   # z of the h heatmap is h itself: [unit, token]
+        h = df[(df["trace"] == df["trace"].iloc[0]) & (df["type"] == "heatmap")]
+        got = h.pivot(index="y", columns="x", values="value").to_numpy()
+        assert abs(got - tr.layers[1].h.T).max() < 1e-6

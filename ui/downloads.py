@@ -53,3 +53,27 @@ def trace_downloads(ctx, tr, layer: int, pos: int, key: str = "dl"):
                                     width="stretch")
         st.caption(f"Copy as Python: this view (layer {layer + 1}, token {pos}) through the API")
         st.code(X.python_snippet(ctx.path, tr.text, layer, pos, name), language="python")
+
+
+def _fig_data(fig, fmt):
+    return lambda: X.frame_bytes(X.figure_frame(fig), fmt)
+
+
+def _fig_file(fig, fmt):
+    return lambda: X.figure_bytes(fig, fmt)
+
+
+def figure_menu(fig, key: str):
+    """A small Download menu under a chart: the figure as PNG, SVG or offline HTML, and the numbers
+    behind it (explorer.present.export.figure_frame) as CSV, Parquet or JSON. Made when clicked."""
+    with st.popover("Download", icon=":material/download:", type="tertiary"):
+        st.caption("Figure")
+        cols = st.columns(3)
+        for col, fmt in zip(cols, X.FIGURE_FORMATS):
+            col.download_button(fmt.upper(), data=_fig_file(fig, fmt), file_name=f"{key}.{fmt}", mime=X.MIME[fmt],
+                                key=f"{key}__dl_{fmt}", on_click="ignore", width="content")
+        st.caption("Its data (tidy: trace, x, y, value)")
+        cols = st.columns(3)
+        for col, fmt in zip(cols, X.DATA_FORMATS):
+            col.download_button(fmt.upper(), data=_fig_data(fig, fmt), file_name=f"{key}.{fmt}", mime=X.MIME[fmt],
+                                key=f"{key}__dl_{fmt}", on_click="ignore", width="content")

@@ -163,3 +163,52 @@ predictions = tr.predictions_frame()
 fig = export.build_figure({figure!r}, tr, model, layer={layer}, t={position})   # layer {layer + 1}, token {position}
 # fig.show(); fig.write_html("view.html"); states.to_parquet("states.parquet")
 '''
+
+
+def figure_frame(fig):
+    """The numbers behind any Plotly figure as one tidy DataFrame: one row per plotted value, with the
+    trace's name and type, its x and y (category labels where the axis has tick text) and, for
+    heatmaps, the value z. So every analysis chart's data can be downloaded as CSV / Parquet / JSON."""
+    import numpy as np
+    import pandas as pd
+
+    def arr(v):
+        """A trace's array: plain lists, or Plotly's typed-array spec {"dtype", "bdata", "shape"}."""
+        if isinstance(v, dict) and "bdata" in v:
+            import base64
+            a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+            shape = v.get("shape")
+            if shape is not None:
+                a = a.reshape([int(x) for x in str(shape).replace("(", "").replace(")", "").split(",") if x.strip()]
+                              if not isinstance(shape, (list, tuple)) else shape)
+            return a
+        return v
+
+    rows = []
+    for k, tr in enumerate(fig.data):
+        name = getattr(tr, "name", None) or f"trace {k}"
+        kind = tr.type
+        z = arr(getattr(tr, "z", None))
+        if z is not None:
+            z = np.asarray(z, dtype=object)
+            if z.ndim != 2:
+                continue
+            xs = list(arr(tr.x)) if getattr(tr, "x", None) is not None else list(range(z.shape[1]))
+            ys = list(arr(tr.y)) if getattr(tr, "y", None) is not None else list(range(z.shape[0]))
+            for i in range(z.shape[0]):
+                for j in range(z.shape[1]):
+                    rows.append({"trace": name, "type": kind, "x": xs[j] if j < len(xs) else j,
+                                 "y": ys[i] if i < len(ys) else i, "value": z[i, j]})
+            continue
+        x, y = arr(getattr(tr, "x", None)), arr(getattr(tr, "y", None))
+        if x is None and y is None:
+            continue
+        n = len(x) if x is not None else len(y)
+        for i in range(n):
+            rows.append({"trace": name, "type": kind, "x": x[i] if x is not None else i,
+                         "y": y[i] if y is not None and i < len(y) else None, "value": None})
+    df = pd.DataFrame(rows, columns=["trace", "type", "x", "y", "value"])
+    for c in ("x", "y", "value"):     # one type per column (Parquet needs it): numbers stay numbers
+        num = pd.to_numeric(df[c], errors="coerce")
+        df[c] = num if num.notna().sum() == df[c].notna().sum() else df[c].map(lambda v: None if v is None else str(v))
+    return df
