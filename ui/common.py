@@ -93,9 +93,13 @@ PLOT_CONFIG = {"displaylogo": False, "displayModeBar": "hover",
                "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
 
 
-def chart(fig, key: str):
-    """Place a Plotly figure the same way on every page."""
+def chart(fig, key: str, downloads: bool = True):
+    """Place a Plotly figure the same way on every page, with a Download menu under it (PNG, SVG,
+    offline HTML, and the figure's data as CSV / Parquet / JSON; ui/downloads.py)."""
     st.plotly_chart(fig, key=key, theme=None, config=PLOT_CONFIG, width="stretch")
+    if downloads:
+        from ui.downloads import figure_menu
+        figure_menu(fig, key)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Calibrating colour ranges…")
