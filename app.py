@@ -4,11 +4,16 @@ The entrypoint sets the page up, draws the shared model sidebar (kept across pag
 the page chosen in the navigation. Pages live in ui/; shared helpers in ui/common.py. The front end
 only wires widgets to `explorer` calls: every number and figure comes from explorer/.
 """
+from pathlib import Path
+
 import streamlit as st
 
 from ui import common
 
-st.set_page_config(page_title="RNN State Explorer", page_icon=":material/neurology:", layout="wide",
+# The tab icon is a file shipped with the app: a ":material/...:" icon is fetched from an external font
+# host by the browser on every page (the app must work offline; issue 14).
+FAVICON = Path(__file__).resolve().parent / "ui" / "assets" / "favicon.svg"
+st.set_page_config(page_title="RNN State Explorer", page_icon=str(FAVICON), layout="wide",
                    initial_sidebar_state="expanded")
 
 # Sections of the navigation. New pages (Contrast, Memory, Lesson, ...) are added here; each page is

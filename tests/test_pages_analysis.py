@@ -152,7 +152,7 @@ def test_memory_widgets_change_the_views(models, monkeypatch):
     assert_clean(at)
     s2 = html_with(at, 'data-testid="attr-strip"')
     assert 'data-target="miss"' in s2 and s2 != strip
-    assert "log P(&#x27;miss&#x27;) − log P(&#x27;sir&#x27;)" in html_with(at, 'data-testid="attr-readout"')
+    assert "log P(“miss”) − log P(“sir”)" in html_with(at, 'data-testid="attr-readout"')
     at.toggle(key="mem_all").set_value(True).run()
     assert_clean(at)
     assert len(chart(at, "Attribution of")["data"]) == 3

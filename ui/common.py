@@ -204,8 +204,12 @@ def load_upload(data: bytes, filename: str = "bundle.zip") -> tuple[str, str]:
     root = Path(tempfile.gettempdir()) / "rnn-explorer-uploads"
     prune_uploads(root, keep=digest)
     dest = root / digest
-    path = extract_bundle_zip(data, dest, settings.MAX_UPLOAD_BYTES)
-    model = _load_model(str(path), stamp(path))          # full validation happens here
+    try:
+        path = extract_bundle_zip(data, dest, settings.MAX_UPLOAD_BYTES)
+        model = _load_model(str(path), stamp(path))      # full validation happens here
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)          # a rejected bundle leaves nothing on disk (its
+        raise                                            # folder is named by its bytes: never a good one)
     stem = Path(filename).stem or "upload"
     return str(path), f"{stem} (uploaded: {model.name})"
 
@@ -333,11 +337,23 @@ def require_model() -> ModelContext:
 
 
 # ------------------------------------------------------------------------------- shared controls
+def keep(key: str, default=None):
+    """Before a widget with this key is drawn: hand its value to the browser through the Session State
+    API on every run (issue 14). A widget remounted after a page switch or a change above it otherwise
+    shows its own default (index 0) or nothing, while Python holds the kept value."""
+    ss = st.session_state
+    if key in ss:
+        ss[key] = ss[key]
+    elif default is not None:
+        ss[key] = default
+
+
 def layer_picker(ctx: ModelContext) -> int:
     """Sidebar radio 'Layer 1 .. L' (key 'layer', kept across pages); returns the 0-based layer."""
     n = ctx.layers
     if st.session_state.get("layer") not in range(n):
         st.session_state["layer"] = n - 1
+    keep("layer")                    # the default (top layer) too, not only a layer the user clicked
     st.sidebar.subheader("Layer")
     return st.sidebar.radio("Layer", list(range(n)), format_func=lambda i: f"Layer {i + 1}",
                             key="layer", horizontal=True, label_visibility="collapsed",

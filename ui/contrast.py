@@ -9,7 +9,9 @@ import html
 
 import streamlit as st
 
+import explorer as E
 from explorer.present import lesson as LS
+from explorer.present import views as V
 from explorer.present import analysis_figures as AF
 from ui import analysis_common as AC
 from ui import common
@@ -77,7 +79,8 @@ def page():
     labels = {j: (c.tokens_a[j] if c.same_token[j] else f"{c.tokens_a[j]} | {c.tokens_b[j]}") for j in com}
     step = o3.select_slider("Compared step", com, key="ct_step", format_func=lambda j: f"{j} · {labels[j]}",
                             help="The step whose next-word predictions are compared (outlined in the strip).")
-    st.html(LS.pair_strip_html(c, step, name_a, name_b))
+    win = V.window(c.n, step, V.CHART_WINDOW)      # a long text: the stretch around the compared step
+    st.html(LS.pair_strip_html(c, step, name_a, name_b, window=win))
 
     left, right = st.columns([1.6, 1])
     with left:
@@ -115,14 +118,20 @@ def page():
         st.caption("Cosine distance: 0 = pointing the same way, 1 = unrelated, 2 = opposite.")
         if df is not None:
             tab = LS.chosen_probs(df)
+            tab = tab[tab["in_vocab"]]        # words the model has no token for have no probability
             st.markdown(f"**Chosen words at step {step}**")
-            st.dataframe(tab[["word", "p_a", "p_b", "ratio"]], hide_index=True, width="stretch",
-                         column_config={"p_a": st.column_config.NumberColumn(f"P · {name_a}", format="%.5f"),
-                                        "p_b": st.column_config.NumberColumn(f"P · {name_b}", format="%.5f"),
-                                        "ratio": st.column_config.NumberColumn("A / B", format="%.2f")})
+            if tab.empty:
+                st.caption("None of the chosen words is a token of this model"
+                           + (" (it reads characters)." if isinstance(ctx.model.tokenizer, E.CharTokenizer)
+                              else "."))
+            else:
+                st.dataframe(tab[["word", "p_a", "p_b", "ratio"]], hide_index=True, width="stretch",
+                             column_config={"p_a": st.column_config.NumberColumn(f"P · {name_a}", format="%.5f"),
+                                            "p_b": st.column_config.NumberColumn(f"P · {name_b}", format="%.5f"),
+                                            "ratio": st.column_config.NumberColumn("A / B", format="%.2f")})
 
-    fig = LS.one_based_layers(AF.delta_norm_lines(c))
-    fig.update_xaxes(tickangle=-45 if c.n > 12 else 0)
+    fig = LS.one_based_layers(AF.delta_norm_lines(c, window=win, selected=step))
+    fig.update_xaxes(tickangle=-45 if win[1] - win[0] > 12 else 0)
     fig.update_layout(height=440, legend=dict(orientation="v", x=1.01, xanchor="left", y=1, yanchor="top"),
                       margin=dict(r=170))
     AC.chart(fig, "ct_fig_lines")
@@ -130,8 +139,8 @@ def page():
     qs = ["h", "c"] if c.dc is not None else ["h"]
     q = st.radio("Difference of", qs, key="ct_q", horizontal=True, persist_state="session",
                  format_func=lambda q: {"h": "hidden state h", "c": "cell state c"}[q])
-    fig = AF.delta_heatmap(c, q, layer)
-    fig.update_xaxes(tickangle=-45 if c.n > 12 else 0)
+    fig = AF.delta_heatmap(c, q, layer, window=win, selected=step)
+    fig.update_xaxes(tickangle=-45 if win[1] - win[0] > 12 else 0)
     fig.update_layout(height=460, title=f"{q}(B) − {q}(A) for every unit, layer {layer + 1} "
                                         "(red: larger in B, blue: larger in A)")
     AC.chart(fig, "ct_fig_heat")

@@ -69,10 +69,11 @@ def page():
     rows = list(range(len(tr)))
     labels = V.token_labels(tr)
     sig = (ctx.path, gen.prompt, gen.ids)
-    if ss.get("_gen_sig") != sig or ss.get("gen_pos", -1) >= len(tr):
+    if ss.get("_gen_sig") != sig or ss.get("gen_pos", len(tr)) >= len(tr):
         ss["_gen_sig"] = sig
         ss["gen_pos"] = min(gen.n_prompt - 1, len(tr) - 1)
-    pos = st.select_slider("Step", rows, key="gen_pos",
+    common.keep("gen_pos")                     # kept across pages, and shown as kept (issue 14)
+    pos = st.select_slider("Step", rows, key="gen_pos", persist_state="session",
                            format_func=lambda i: f"{i} · {labels[i]}" + (" (sampled)" if i >= gen.n_prompt else ""),
                            help="Opens on the last prompt token: the distribution the first word was drawn from.")
     win = V.window(len(tr), pos, common.WINDOW)
@@ -88,8 +89,8 @@ def page():
                            title=f"<b>h</b> · the state after each token, layer {layer + 1} "
                                  "(right of the dashed line: fed back from the model's own samples)")
     AC.chart(LS.mark_generated(fig, gen.n_prompt), "gen_fig_heat")
-    fig = AF.generation_bars(gen)
-    fig.update_xaxes(tickangle=-45 if len(tr) > 12 else 0, tickfont=dict(size=12))
+    fig = AF.generation_bars(gen, window=win, selected=pos)     # a long prompt: the stretch around the step
+    fig.update_xaxes(tickangle=-45 if win[1] - win[0] > 12 else 0, tickfont=dict(size=12))
     fig.update_layout(height=340, title="How probable each token was, given the ones before it "
                                         "(blue: prompt, red: sampled)")
     AC.chart(fig, "gen_fig_probs")

@@ -55,6 +55,19 @@ def _load_query():
         ss["_lesson_pos_request"] = state.pos
 
 
+def _state_now(step: str) -> LS.LessonState:
+    """The step's state as the session holds it when the run starts (the widgets' new values are already
+    there), before the step computes anything."""
+    ss = st.session_state
+    a0, b0 = LS.LESSON_TEXTS[step]
+    pos = None
+    if step in ("reading", "unrolled"):
+        pos = ss.get("_lesson_pos_request", ss.get("lesson_pos" if step == "reading" else "lesson_start"))
+    return LS.LessonState(step=step, text=ss.get(f"lesson_text_{step}") or a0,
+                          text_b=(ss.get(f"lesson_textb_{step}") or b0) if b0 else b0,
+                          shape=ss.get("lesson_shape", "one-to-one"), pos=pos)
+
+
 def _save_query(state: LS.LessonState):
     q = {**common.url_base(), **LS.lesson_to_query(state)}     # model and presenter view kept too
     if st.query_params.to_dict() != q:
@@ -114,7 +127,8 @@ def step_reading(ctx) -> tuple[str, str, int | None]:
     pos = st.select_slider("Word", list(range(n)), key="lesson_pos", format_func=lambda i: f"{i} · {labels[i]}",
                            label_visibility="collapsed")
     _nav("lesson_pos", list(range(n)))
-    st.html(F.token_strip_html(tr, pos, legend=False))
+    win = V.window(n, pos, V.CHART_WINDOW)        # a long text: the stretch around the word
+    st.html(F.token_strip_html(tr, pos, legend=False, window=win))
     ch = LS.step_change(tr, len(tr.layers) - 1, pos)
     w, p = tr.top_words(pos, 1)[0]
     moved = (f"Reading “{_e(labels[pos])}” changed the memory of the top layer ({ch['units']} numbers): the change "
@@ -128,7 +142,7 @@ def step_reading(ctx) -> tuple[str, str, int | None]:
         AC.chart(LS.projector(F.topk_figure(tr, pos, k=8), BIG, height=430), "lesson_fig_topk")
     with b:
         AC.chart(LS.projector(F.step_figure(tr, top, pos), BIG, height=430), "lesson_fig_step")
-    fig = F.heatmap_figure(tr, top, "h", selected=pos, ranges=ctx.ranges,
+    fig = F.heatmap_figure(tr, top, "h", selected=pos, ranges=ctx.ranges, window=win,
                            title=f"The memory h after every word (top layer, {ch['units']} numbers per column; "
                                  "red +, blue −)")
     AC.chart(LS.projector(fig, BIG - 2, height=440), "lesson_fig_heat")
@@ -167,7 +181,8 @@ def step_order(ctx) -> tuple[str, str, None]:
                           legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom"))
         AC.chart(LS.projector(fig, BIG, height=430), "lesson_fig_order_next")
     with right:
-        fig = LS.one_based_layers(AF.delta_norm_lines(c))
+        last = LS.compare_step(c, "last")
+        fig = LS.one_based_layers(AF.delta_norm_lines(c, window=V.window(c.n, last, V.CHART_WINDOW)))
         fig.update_layout(title="How far apart the two memories are after each word",
                           legend=dict(orientation="h", y=-0.3, x=0, yanchor="top"), margin=dict(b=150))
         fig.update_yaxes(title="‖A − B‖")
@@ -520,6 +535,9 @@ def page():
     st.caption(f"Live on {ctx.name} ({common.card_summary(ctx.model)}). The address bar keeps the step and the "
                "sentence: bookmark it to come back to this demo. A presentation remote (PageDown / PageUp) steps "
                "through the words and the steps.")
+    # The address first (issue 14): a step's charts and attributions take seconds, and an address written
+    # only after them lagged one action behind the page (or never came, when a newer action cut the run).
+    _save_query(_state_now(step))
     clicker.mount("lesson_clicker", keys=True, on_key=_clicked)
     ss["_lesson_nav"] = None
     text, text_b, pos = STEPS[step](ctx)

@@ -50,10 +50,11 @@ def page():
         return
     labels = V.token_labels(tr)
     sig = (ctx.path, tr.text)
-    if ss.get("_mem_sig") != sig or ss.get("mem_step", -1) >= len(tr):
+    if ss.get("_mem_sig") != sig or ss.get("mem_step", len(tr)) >= len(tr):
         ss["_mem_sig"] = sig
         ss["mem_step"] = len(tr) - 1
-    step = st.select_slider("Step", list(range(len(tr))), key="mem_step",
+    common.keep("mem_step", len(tr) - 1)      # kept across pages, and shown as kept (issue 14)
+    step = st.select_slider("Step", list(range(len(tr))), key="mem_step", persist_state="session",
                             format_func=lambda i: f"{i} · {labels[i]}",
                             help="The state after this token: the prediction explained and the cell state decomposed.")
     with common.guard("the attribution"):
@@ -75,7 +76,7 @@ def _attribution(ctx, tr, step):
     _section("Which earlier words made the model expect the next one?",
              "Each word's share of log P(next word) after the selected step. " + METHOD_HELP)
     c1, c2, c3, c4 = st.columns([3.2, 1.2, 1.2, 1.5], vertical_alignment="bottom")
-    ss.setdefault("mem_method", "occlusion")
+    common.keep("mem_method", "occlusion")
     method = c1.radio("Method", list(AT.METHODS), key="mem_method", horizontal=True, persist_state="session",
                       format_func=lambda m: AT.LABELS[m])
     word = c2.text_input("Next word", key="mem_word", placeholder="the top word", persist_state="session",
@@ -90,10 +91,10 @@ def _attribution(ctx, tr, step):
     except (ValueError, IndexError) as e:
         st.warning(AC.friendly(e) + ". Try another word.", icon=":material/warning:")
         return
-    what = (f"P(“{attr.target}”) / P(“{attr.versus}”) = {attr.prob:.3g}" if attr.versus
-            else f"P(“{attr.target}”) = {attr.prob:.2%}")
-    st.html(f'<div data-testid="attr-readout" style="font-size:16px">After “{html.escape(attr.tokens[-1])}” '
-            f"(step {attr.step}): {html.escape(what)}. Explained: {html.escape(attr.quantity)} = "
+    what = (f"P(“{V.visible(attr.target)}”) / P(“{V.visible(attr.versus)}”) = {attr.prob:.3g}" if attr.versus
+            else f"P(“{V.visible(attr.target)}”) = {attr.prob:.2%}")
+    st.html(f'<div data-testid="attr-readout" style="font-size:16px">After “{html.escape(V.visible(attr.tokens[-1]))}” '
+            f"(step {attr.step}): {html.escape(what)}. Explained: {html.escape(V.explained(attr))} = "
             f"{attr.logprob:.3f}.</div>")
     st.html(LS.attribution_chips_html(attr, method))
     if "integrated_gradients" in attr.scores:
@@ -145,7 +146,7 @@ def _provenance(ctx, tr, layer, step):
 
     _section("Memory matrix", "Rows: when a token wrote to the cell; columns: now. Read a row left to right to "
                               "watch one write fade.")
-    ss.setdefault("mem_mm", "unit")
+    common.keep("mem_mm", "unit")            # a redraw after a new text never leaves it unselected
     how = st.radio("Show", ["unit", "layer"], key="mem_mm", horizontal=True, persist_state="session",
                    format_func=lambda s: {"unit": f"unit {unit} (signed)", "layer": "norm over all units"}[s])
     mm = memory_matrix(tr, layer, unit if how == "unit" else None)
@@ -158,7 +159,7 @@ def _provenance(ctx, tr, layer, step):
     _section("How long each unit remembers",
              "Half-life = the number of steps after which a unit keeps half of what it had, ln 0.5 / ln f̄, from its "
              "mean forget gate f̄. The forget gate depends on the input, so this is an average, not a constant.")
-    ss.setdefault("mem_hl", "reference")
+    common.keep("mem_hl", "reference")
     src = st.radio("Averaged over", ["reference", "text"], key="mem_hl", horizontal=True, persist_state="session",
                    format_func=lambda s: {"reference": "the preset paragraphs", "text": "this text"}[s])
     hl = half_lives(AC.reference_trace(ctx) if src == "reference" else tr, layer)

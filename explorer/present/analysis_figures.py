@@ -15,6 +15,8 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from .views import explained, thin_ticks, visible
+
 DIVERGING = "RdBu_r"          # negative blue, 0 white, positive red
 SEQUENTIAL = "Viridis"
 _NEG, _MID, _POS = (33, 102, 172), (247, 247, 247), (178, 24, 43)
@@ -27,14 +29,18 @@ def _layout(fig: go.Figure, title: str | None = None, height: int | None = None,
     return fig
 
 
-def _ticks(tokens: Sequence[str]) -> dict:
-    return dict(tickmode="array", tickvals=list(range(len(tokens))), ticktext=[_label(t) for t in tokens])
+def _ticks(tokens: Sequence[str], start: int = 0, text: Sequence[str] | None = None,
+           keep: int | None = None) -> dict:
+    """A token axis at integer positions start, start+1, ...; `text` replaces the labels; thinned."""
+    text = [_label(t) for t in tokens] if text is None else list(text)
+    vals = thin_ticks(len(text), start, keep)
+    return dict(tickmode="array", tickvals=vals, ticktext=[text[v - start] for v in vals])
 
 
 def _label(t: str) -> str:
     """A token as Plotly text. Plotly reads a subset of HTML in labels, so a token such as "<b>" or
     "<eos>" is escaped to be shown as typed, never interpreted."""
-    return _html.escape(t.replace("\n", "⏎"), quote=False) if t else "·"
+    return _html.escape(visible(t), quote=False)
 
 
 def _sym(values, vmax: float | None) -> float:
@@ -91,7 +97,7 @@ def attribution_strip(attr, method: str = "integrated_gradients", vmax: float | 
         colorbar=dict(title="Δ log P")))
     fig.update_xaxes(**_ticks(attr.tokens), showgrid=False)
     fig.update_yaxes(visible=False)
-    return _layout(fig, f"{LABELS.get(method, method)}: which tokens raise {attr.quantity} = "
+    return _layout(fig, f"{LABELS.get(method, method)}: which tokens raise {_html.escape(explained(attr), quote=False)} = "
                         f"{attr.logprob:.2f}", height=220)
 
 
@@ -102,7 +108,7 @@ def attribution_bars(attr) -> go.Figure:
     fig = go.Figure([go.Bar(x=x, y=np.asarray(v), name=LABELS.get(m, m)) for m, v in attr.scores.items()])
     fig.update_xaxes(**_ticks(attr.tokens))
     fig.update_yaxes(title="contribution to log P", zeroline=True)
-    return _layout(fig, f"Attribution of {attr.quantity} after “{_label(attr.tokens[-1])}”",
+    return _layout(fig, f"Attribution of {_html.escape(explained(attr), quote=False)} after “{_label(attr.tokens[-1])}”",
                    barmode="group")
 
 
@@ -112,44 +118,56 @@ def _pair_ticks(c) -> list[str]:
     return [_label(a) if a == b else f"{_label(a)} | {_label(b)}" for a, b in zip(c.tokens_a, c.tokens_b)]
 
 
-def delta_norm_data(c):
-    """Long DataFrame behind delta_norm_lines: position, label, layer, quantity, value."""
+def _span(n: int, window) -> tuple[int, int]:
+    return (0, n) if window is None else (max(0, int(window[0])), min(n, int(window[1])))
+
+
+def delta_norm_data(c, window=None):
+    """Long DataFrame behind delta_norm_lines: position, label, layer, quantity, value (steps
+    window[0]..window[1]-1 only, when given)."""
     import pandas as pd
     rows = []
-    labels = _pair_ticks(c)
+    lo, hi = _span(c.n, window)
+    labels = _pair_ticks(c)[lo:hi]
     for name, arr in (("h", c.dh), ("c", c.dc)):
         if arr is None:
             continue
         for l in range(arr.shape[0]):
-            rows.append(pd.DataFrame({"position": np.arange(c.n), "label": labels, "layer": l,
-                                      "quantity": name, "value": arr[l]}))
+            rows.append(pd.DataFrame({"position": np.arange(lo, hi), "label": labels, "layer": l,
+                                      "quantity": name, "value": arr[l][lo:hi]}))
     return pd.concat(rows, ignore_index=True)
 
 
-def delta_norm_lines(c) -> go.Figure:
-    """‖Δh‖ (solid) and ‖Δc‖ (dashed) per layer at every aligned step."""
+def delta_norm_lines(c, window=None, selected: int | None = None) -> go.Figure:
+    """‖Δh‖ (solid) and ‖Δc‖ (dashed) per layer at every aligned step (of `window`, a long text's
+    stretch around the compared step)."""
     fig = go.Figure()
-    df = delta_norm_data(c)
+    df = delta_norm_data(c, window)
+    lo, hi = _span(c.n, window)
     for (q, l), g in df.groupby(["quantity", "layer"], sort=True):
-        fig.add_trace(go.Scatter(x=g["position"], y=g["value"], mode="lines+markers",
+        fig.add_trace(go.Scatter(x=g["position"], y=g["value"], mode="lines+markers" if hi - lo <= 120 else "lines",
                                  name=f"‖Δ{q}‖ layer {l}", line=dict(dash="solid" if q == "h" else "dash")))
-    fig.update_xaxes(**{**_ticks(c.tokens_a), "ticktext": _pair_ticks(c)}, title="step (A | B where they differ)")
+    fig.update_xaxes(**_ticks(c.tokens_a[lo:hi], lo, _pair_ticks(c)[lo:hi], selected),
+                     title="step (A | B where they differ)")
     fig.update_yaxes(title="distance between the two states", rangemode="tozero")
     return _layout(fig, "How far apart the two states are after each token")
 
 
-def delta_heatmap(c, quantity: str = "h", layer: int = -1, zmax: float | None = None) -> go.Figure:
-    """B − A for every unit (rows) at every aligned step (columns). Fixed symmetric range: for h and
-    the gates the largest possible difference (2 for tanh quantities, 1 for sigmoid gates)."""
+def delta_heatmap(c, quantity: str = "h", layer: int = -1, zmax: float | None = None, window=None,
+                  selected: int | None = None) -> go.Figure:
+    """B − A for every unit (rows) at every aligned step (columns; those of `window` when given).
+    Fixed symmetric range: for h and the gates the largest possible difference (2 for tanh
+    quantities, 1 for sigmoid gates)."""
     from ..trace import RANGES
     d = c.delta(quantity, layer)
     if zmax is None:
         lo, hi = RANGES.get(quantity, (None, None))
         zmax = (hi - lo) if lo is not None else _sym(d, None)
-    fig = go.Figure(go.Heatmap(z=d.T, x=list(range(c.n)), colorscale=DIVERGING, zmid=0, zmin=-zmax,
+    lo, hi = _span(c.n, window)
+    fig = go.Figure(go.Heatmap(z=d[lo:hi].T, x=list(range(lo, hi)), colorscale=DIVERGING, zmid=0, zmin=-zmax,
                                zmax=zmax, colorbar=dict(title=f"Δ{quantity}"),
                                hovertemplate="step %{x}, unit %{y}: %{z:.3f}<extra></extra>"))
-    fig.update_xaxes(**{**_ticks(c.tokens_a), "ticktext": _pair_ticks(c)})
+    fig.update_xaxes(**_ticks(c.tokens_a[lo:hi], lo, _pair_ticks(c)[lo:hi], selected))
     fig.update_yaxes(title="unit")
     return _layout(fig, f"{quantity}(B) − {quantity}(A), layer {c.a.layers[layer].index}")
 
@@ -287,13 +305,16 @@ def unrolled_figure(tr, layer: int = -1, start: int = 0, max_steps: int = 8, n_u
 
 # --------------------------------------------------------------------------------- generation, etc.
 
-def generation_bars(gen) -> go.Figure:
-    """P(token | what came before) for the prompt and for each generated token (coloured apart)."""
+def generation_bars(gen, window=None, selected: int | None = None) -> go.Figure:
+    """P(token | what came before) for the prompt and for each generated token (coloured apart);
+    positions window[0]..window[1]-1 only, when given (a long prompt)."""
     df = gen.frame()
+    lo, hi = _span(len(df), window)
+    df = df.iloc[lo:hi]
     colors = np.where(df["generated"], "#b2182b", "#2166ac")
     fig = go.Figure(go.Bar(x=df["position"], y=df["prob"], marker_color=list(colors),
                            hovertemplate="%{y:.3f}<extra></extra>"))
-    fig.update_xaxes(**_ticks(list(df["token"])))
+    fig.update_xaxes(**_ticks(list(df["token"]), lo, keep=selected))
     fig.update_yaxes(title="P(token | before)", range=[0, 1])
     return _layout(fig, "Prompt (blue) and sampled continuation (red)")
 

@@ -111,7 +111,8 @@ def token_axis(labels: list[str], selected: int | None = None, title: str | None
     text = [esc(_short(w)) for w in labels]
     if selected is not None and 0 <= selected - start < len(text):
         text[selected - start] = f"<b>{text[selected - start]}</b>"
-    ax = dict(tickmode="array", tickvals=list(range(start, start + len(labels))), ticktext=text,
+    vals = views.thin_ticks(len(labels), start, selected)        # past MAX_TICKS labels: every k-th, and the selected
+    ax = dict(tickmode="array", tickvals=vals, ticktext=[text[v - start] for v in vals],
               tickangle=_tick_angle(len(labels)), tickfont=dict(size=_tick_font_size(len(labels))),
               range=[start - 0.5, start + len(labels) - 0.5], showgrid=False, zeroline=False)
     if title:
@@ -313,7 +314,7 @@ def topk_figure(tr: Trace, t: int, k: int = 10, height: int = 340) -> go.Figure:
     n = len(df)
     labels = []
     for r in df.itertuples():
-        lab = esc(_short(r.word, 16)) + ("" if r.in_topk else f" (rank {r.rank})")
+        lab = esc(_short(views.visible(r.word), 16)) + ("" if r.in_topk else f" (rank {r.rank})")
         labels.append(f"<b>{lab}</b>" if r.actual else lab)
     word = views.token_label(tr.tokens[t])
     nxt = (f"actually next: <b>{esc(_short(views.token_label(tr.tokens[t + 1]), 16))}</b>"
@@ -322,7 +323,7 @@ def topk_figure(tr: Trace, t: int, k: int = 10, height: int = 340) -> go.Figure:
     trace = dict(type="bar", x=df["prob"].to_numpy(), y=list(range(n)), orientation="h",
                  marker=dict(color=[HIGHLIGHT if a else MUTED for a in df["actual"]]),
                  text=[views.pct(p) for p in df["prob"]], textposition="outside", cliponaxis=False,
-                 customdata=[esc(w) for w in df["word"]],
+                 customdata=[esc(views.visible(w)) for w in df["word"]],
                  hovertemplate="<b>%{customdata}</b><br>P = %{x:.2%}<extra></extra>")
     layout = _layout(
         height, f"Next word after “{esc(_short(word, 18))}”<br><span style='font-size:12px;color:#555'>{nxt}</span>",

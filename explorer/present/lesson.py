@@ -28,6 +28,7 @@ import plotly.graph_objects as go
 from .analysis_figures import token_colors
 from .cells import CELL_PASSAGE
 from .presets import PRESETS
+from .views import explained, visible
 
 # ------------------------------------------------------------------------------------ preset pairs
 #: The bartender's reply starts after this cue; the model must choose the form of address next.
@@ -230,6 +231,7 @@ _STRIP_CSS = """
 .lx-col.diff .lx-a,.lx-col.diff .lx-b{background:#fff1e6;font-weight:600}
 .lx-col.sel{outline:3px solid #111;outline-offset:1px}
 .lx-col .lx-pos{font-size:10px;color:#777;padding:0 4px 1px 4px;line-height:1.1}
+.lx-strip .lx-more{font-size:13px;color:#777;align-self:center;padding:0 4px}
 .lx-col .lx-bar{height:5px;background:#1f5fa8;padding:0;margin:0 0 1px 0}
 .lx-col.ok .lx-b{background:#d3f9d8}
 .lx-col .lx-p{font-size:11px;color:#555;padding:0 4px 1px 4px}
@@ -249,18 +251,21 @@ def _e(s) -> str:
 
 
 def _label(t: str) -> str:
-    return "·" if t == "" else ("↵" if not t.strip() else t)
+    return visible(t)
 
 
 def pair_strip_html(c, selected: int | None = None, name_a: str = "A", name_b: str = "B",
-                    font_px: int = 17) -> str:
+                    font_px: int = 17, window=None) -> str:
     """The two texts as aligned columns (A above, B below); columns where the tokens differ are
     outlined orange, `selected` is outlined black, and a bar under each column is ‖Δh‖ of the top
-    layer there (relative to its largest value in the text)."""
+    layer there (relative to its largest value in the text). `window` (a, b) draws steps a..b-1 only."""
     dh = np.asarray(c.dh[-1], np.float64)
     m = float(np.nanmax(dh)) if np.isfinite(dh).any() and np.nanmax(dh) > 0 else 1.0
+    lo, hi = (0, c.n) if window is None else (max(0, int(window[0])), min(c.n, int(window[1])))
     cols = [f'<span class="lx-rowlab"><span>{_e(name_a)}</span><span>{_e(name_b)}</span></span>']
-    for j in range(c.n):
+    if lo > 0:
+        cols.append(f'<span class="lx-more">… {lo} steps before</span>')
+    for j in range(lo, hi):
         cls = ["lx-col"]
         both = c.rows_a[j] >= 0 and c.rows_b[j] >= 0
         if not c.same_token[j]:
@@ -274,6 +279,8 @@ def pair_strip_html(c, selected: int | None = None, name_a: str = "A", name_b: s
                     f'<span class="lx-b">{_e(_label(c.tokens_b[j]))}</span>'
                     f'<span class="lx-bar" style="width:{w:.0f}%"></span>'
                     f'<span class="lx-pos">{j}</span></span>')
+    if hi < c.n:
+        cols.append(f'<span class="lx-more">{c.n - hi} steps after …</span>')
     return (_STRIP_CSS + f'<div class="lx-strip" data-testid="pair-strip" data-n="{c.n}" '
             f'data-selected="{"" if selected is None else selected}" style="--lx-size:{font_px}px">'
             + "".join(cols) + '</div><div class="lx-legend">orange: the tokens differ · blue bar: how far '
@@ -295,7 +302,7 @@ def attribution_chips_html(attr, method: str, vmax: float | None = None, font_px
         chips.append(f'<span class="lx-chip{" special" if special else ""}" data-pos="{k}" '
                      f'data-score="{"" if not np.isfinite(v) else f"{v:.6g}"}" style="background:{col};color:{ink}" '
                      f'title="{_e(tok)}: {score}"><span>{_e(_label(tok))}</span><span class="lx-s">{score}</span></span>')
-    legend = (f"red raises {_e(attr.quantity)}, blue lowers it; colours saturate at ±{vmax:.2g}"
+    legend = (f"red raises {_e(explained(attr))}, blue lowers it; colours saturate at ±{vmax:.2g}"
               + (" (grey: the boundary token, never replaced)" if method == "occlusion" else ""))
     return (_STRIP_CSS + f'<div class="lx-strip" data-testid="attr-strip" data-method="{_e(method)}" '
             f'data-target="{_e(attr.target)}" data-step="{attr.step}" style="--lx-size:{font_px}px">'

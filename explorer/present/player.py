@@ -61,13 +61,14 @@ def tokens_data(tr: Trace, lo: int, hi: int) -> list[dict]:
 def next_words(tr: Trace, t: int, k: int) -> dict:
     """The k most probable next tokens after t and the token that actually follows (with its
     probability and rank; `in_top` says whether it is among the k)."""
-    top = [[w, _finite(p)] for w, p in tr.top_words(t, k)]
+    raw = tr.top_words(t, k)
+    top = [[V.visible(w), _finite(p)] for w, p in raw]          # whitespace drawn as glyphs
     actual = None
     if t + 1 < len(tr):
         word = tr.vocab[tr.tokens[t + 1].id]
         rank = int(tr.next_rank[t])
-        actual = {"word": word, "label": V.token_label(tr.tokens[t + 1]), "prob": _finite(tr.next_prob[t]),
-                  "rank": rank, "in_top": any(w == word for w, _ in top)}
+        actual = {"word": V.visible(word), "label": V.token_label(tr.tokens[t + 1]),
+                  "prob": _finite(tr.next_prob[t]), "rank": rank, "in_top": any(w == word for w, _ in raw)}
     return {"top": top, "actual": actual}
 
 

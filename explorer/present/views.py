@@ -30,13 +30,33 @@ GATES = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "rnn": ()}
 UNIT_CHOICES = ("most active", "most changed at this step", "by number")
 
 
+#: Whitespace drawn visibly, one glyph per character, the same in every view (the player's strip,
+#: tick labels, lesson strips, readouts): a character model reads spaces and newlines as tokens.
+WHITESPACE_GLYPHS = {" ": "␣", "\n": "↵", "\t": "⇥"}
+
+
+def visible(s: str) -> str:
+    """A token or vocabulary word as drawn: whitespace-only text becomes one glyph per character
+    (space ␣, newline ↵, tab ⇥, any other space ␣); the empty string is '·'; anything else as is."""
+    if s == "":
+        return "·"
+    if s.strip():
+        return s
+    return "".join(WHITESPACE_GLYPHS.get(ch, "␣") for ch in s)
+
+
+def explained(attr) -> str:
+    """What an attribution explains, its words drawn with `visible`: log P(“␣”) − log P(“↵”)."""
+    q = f"log P(“{visible(attr.target)}”)"
+    return q + (f" − log P(“{visible(attr.versus)}”)" if attr.versus is not None else "")
+
+
 def token_label(tok) -> str:
     """How a token is written on axes and chips: the surface text, '<eos>' for a boundary,
-    '↵' for other whitespace-only text."""
+    whitespace as glyphs (`visible`)."""
     if tok.special:
         return "<eos>"
-    s = tok.text
-    return s if s.strip() else "↵"
+    return visible(tok.text)
 
 
 def token_labels(tr: Trace) -> list[str]:
@@ -248,6 +268,20 @@ def pct(p: float) -> str:
     return f"{p * 100:.{digits}f}%"
 
 
+#: At most this many token labels on a chart's axis; longer stretches label every k-th token (issue 14:
+#: past about 60 tokens the labels overlapped, and thousands of ticks froze the browser).
+MAX_TICKS = 40
+#: Longest stretch of tokens a Plotly chart draws (the player's window); longer texts show the
+#: stretch around the selected token.
+CHART_WINDOW = 120
+
+
+def thin_ticks(n: int, start: int = 0, keep: int | None = None, most: int = MAX_TICKS) -> list[int]:
+    """Positions start .. start+n-1 to label: all of them up to `most`, else every k-th (and `keep`)."""
+    step = max(1, -(-n // most))
+    return [start + i for i in range(n) if i % step == 0 or start + i == keep]
+
+
 def window(n_tokens: int, t: int, size: int) -> tuple[int, int]:
     """A stretch [a, b) of at most `size` token positions that contains t, centred on it where
     possible: long texts are drawn a window at a time."""
@@ -278,7 +312,7 @@ def describe_step(tr: Trace, t: int) -> str:
     if len(tr) == 0 or tr.topk_ids.shape[1] == 0:
         return head
     w, p = tr.top_words(t, 1)[0]
-    nxt = f" Best guess for the next token: “{w}” ({pct(p)})"
+    nxt = f" Best guess for the next token: “{visible(w)}” ({pct(p)})"
     if t + 1 < len(tr):
         actual = tr.vocab[tr.tokens[t + 1].id]
         as_unk = " (as <unk>)" if tr.tokens[t + 1].unk else ""

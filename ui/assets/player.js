@@ -23,6 +23,24 @@ function el(tag, cls, text) {
   return e;
 }
 
+// The play button's label with an inline SVG icon: the glyph ⏸ (U+23F8) is missing from many fonts
+// and drew as an empty box; the app loads no icon font from outside (issue 14).
+function playLabel(b, on) {
+  const NS = "http://www.w3.org/2000/svg", svg = document.createElementNS(NS, "svg");
+  for (const [k, v] of [["viewBox", "0 0 10 10"], ["width", "0.75em"], ["height", "0.75em"], ["aria-hidden", "true"],
+                        ["class", "rsx-ico"], ["data-icon", on ? "pause" : "play"]]) svg.setAttribute(k, v);
+  const parts = on ? [["rect", { x: 1.5, y: 1, width: 2.5, height: 8 }], ["rect", { x: 6, y: 1, width: 2.5, height: 8 }]]
+                   : [["path", { d: "M2 1 L9 5 L2 9 Z" }]];
+  for (const [tag, at] of parts) {
+    const s = document.createElementNS(NS, tag);
+    for (const k in at) s.setAttribute(k, String(at[k]));
+    s.setAttribute("fill", "currentColor");
+    svg.appendChild(s);
+  }
+  b.textContent = "";
+  b.append(svg, on ? " Pause" : " Play");
+}
+
 function decodeF32(b64) {
   const bin = atob(b64);
   const bytes = new Uint8Array(bin.length);
@@ -99,7 +117,8 @@ function build(root, S) {
   };
   btn("first", "« First", "First token (Home)", "Home");
   btn("back", "◀ Back", "Previous token (←)", "ArrowLeft");
-  S.playBtn = btn("play", "▶ Play", "Play / pause the reading animation (P)", "p");
+  S.playBtn = btn("play", "Play", "Play / pause the reading animation (P)", "p");
+  playLabel(S.playBtn, false);
   btn("next", "Next ▶", "Next token (→)", "ArrowRight");
   btn("last", "Last »", "Last token (End)", "End");
   S.speedSel = el("select", "rsx-speed");
@@ -203,7 +222,7 @@ function select(S, p, fromTimer) {
 function play(S, on) {
   clearInterval(S.timer); S.timer = null;
   S.playing = on;
-  S.playBtn.textContent = on ? "⏸ Pause" : "▶ Play";
+  playLabel(S.playBtn, on);
   S.playBtn.classList.toggle("rsx-on", on);
   if (on) {
     if (S.pos >= S.data.n - 1) select(S, 0, true);
