@@ -23,6 +23,7 @@ token t+1.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping, Sequence
@@ -231,6 +232,32 @@ def _run_layer(cell: str, x: torch.Tensor, h0: torch.Tensor, c0, params):
     return out, hn, None
 
 
+_JOINED: dict[int, tuple] = {}
+
+
+def _forget(key: int, ref) -> None:
+    if key in _JOINED and _JOINED[key][0] is ref:
+        del _JOINED[key]
+
+
+def _joined_weights(params) -> tuple[torch.Tensor, torch.Tensor]:
+    """[W_ih | W_hh]^T and b_ih + b_hh of one layer, for one GEMM over [x_t, h_{t-1}]. Kept per
+    weight tensor (through a weak reference, so a freed model frees them) and rebuilt when any
+    tensor changes in place (its _version moves): copying 2 MB of weights on every trace cost more
+    than the GEMM saves on a short sentence."""
+    w_ih, w_hh, b_ih, b_hh = params
+    versions = tuple(p._version for p in params) + tuple(p.data_ptr() for p in params)
+    hit = _JOINED.get(id(w_ih))
+    if hit is not None and hit[0]() is w_ih and hit[1] == versions and hit[2]() is w_hh:
+        return hit[3], hit[4]
+    w_cat = torch.cat([w_ih, w_hh], 1).t().contiguous()
+    b_sum = b_ih + b_hh
+    key = id(w_ih)
+    ref = weakref.ref(w_ih, lambda r, key=key: _forget(key, r))
+    _JOINED[key] = (ref, versions, weakref.ref(w_hh), w_cat, b_sum)
+    return w_cat, b_sum
+
+
 def _preactivations(x: torch.Tensor, hprev: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]:
     """Gate pre-activations for all steps at once: W_ih x_t + b_ih and W_hh h_{t-1} + b_hh, [T, G*H]."""
     w_ih, w_hh, b_ih, b_hh = params
@@ -261,8 +288,8 @@ def run_layers(lm, ids: torch.Tensor, state=None):
             hprev = torch.cat([h0[0], hseq[:-1]], 0)           # h_{t-1}
             if cell == "lstm":
                 # One GEMM over [x_t, h_{t-1}] against [W_ih | W_hh], with b_ih + b_hh.
-                w_ih, w_hh, b_ih, b_hh = params
-                a = torch.addmm(b_ih + b_hh, torch.cat([x[0], hprev], 1), torch.cat([w_ih, w_hh], 1).t())
+                w_cat, b_sum = _joined_weights(params)
+                a = torch.addmm(b_sum, torch.cat([x[0], hprev], 1), w_cat)
                 gi = torch.sigmoid(a[:, :2 * H])               # i, f
                 g = torch.tanh(a[:, 2 * H:3 * H]).numpy()
                 o = torch.sigmoid(a[:, 3 * H:]).numpy()
