@@ -124,3 +124,21 @@ def test_units_page(server, browser):
         _settle(page, "Most negative")
         page.screenshot(path=str(SHOTS / "units.png"))
     page.close()
+
+
+def test_upload_own_text_files(server, browser, tmp_path):
+    """Upload .txt files in the sidebar, build their index with the button, match in them."""
+    url, real = server
+    page = browser.new_page(viewport={"width": 1500, "height": 1400})
+    page.goto(url + "/corpus")
+    _settle(page, "Units on across the selection")
+    page.get_by_text("Upload .txt files").click()
+    _settle(page, "Upload one or more .txt files")
+    own = tmp_path / "mine.txt"
+    own.write_text('"You have been here," said she. "You have not," said he.\n\n' * 20, encoding="utf-8")
+    page.locator('input[type="file"]').last.set_input_files(str(own))   # the sidebar's text-file uploader
+    _settle(page, "not indexed yet")
+    page.get_by_role("button", name="Build the index").click()
+    _settle(page, "Units on across the selection")
+    assert page.get_by_text("from 1 file(s) (mine)").count() >= 1
+    page.close()

@@ -88,7 +88,8 @@ def current_index(ctx, corpus: Path, build: bool | None = None) -> IX.CorpusInde
     if not auto:
         root, files = IX.corpus_files(corpus)
         size = sum(f.stat().st_size for f in files)
-        st.info(f"{len(files)} .txt file(s), {size / 1e6:.1f} MB, not indexed yet for {model.name}.",
+        shown = f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
+        st.info(f"{len(files)} .txt file(s), {shown}, not indexed yet for {model.name}.",
                 icon=":material/database:")
         if not st.button("Build the index", key="corpus_build", icon=":material/build:"):
             return None
