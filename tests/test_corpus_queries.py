@@ -184,3 +184,38 @@ def test_cli_units_predicate(setup, capsys):
     assert rc == 0 and len(out["units"]) == 4 and out["n_pos"] > 0 and out["n_neg"] > 0
     rc = main(["units", "--index", str(idx.path), "--layer", "1"])
     assert rc == 2 and "give --unit U" in capsys.readouterr().err
+
+
+def test_figures_carry_the_numbers(setup):
+    from explorer.present import corpus_figures as CF
+    m, idx, _ = setup
+    r = Q.match(idx, m, 'She said "yes, sir." The girl.', 3, 6, LAYER, QTY, THR, top=3)
+    fig = CF.selection_figure(r.selection)
+    z = np.array(fig.data[0].z)
+    assert z.shape == (len(r.selection.units), len(r.selection.tokens))
+    np.testing.assert_allclose(z, r.selection.values.T)
+    rect = fig.layout.shapes[0]
+    assert (rect.x0, rect.x1) == (2.5, 5.5)
+    assert list(fig.layout.xaxis.tickvals) == list(range(len(r.selection.tokens)))   # integer positions
+    mf = CF.match_figure(r.matches[0], r.selection.units)
+    np.testing.assert_allclose(np.array(mf.data[0].z), r.matches[0].values)
+    assert (mf.layout.shapes[0].x0, mf.layout.shapes[0].x1) == (r.matches[0].focus[0] - 0.5, r.matches[0].focus[1] - 0.5)
+    html = CF.context_html(list(r.matches[0].tokens), r.matches[0].values.mean(0), r.matches[0].focus, numbers=True)
+    assert html.count('class="t f"') == r.matches[0].end - r.matches[0].start
+    pr = Q.fit_projection(idx, LAYER, "h", cache=False)
+    tf = CF.trajectory_figure(pr, [("a", Q.trajectory(pr, m, "Mary loves John.")),
+                                   ("b", Q.trajectory(pr, m, "John loves Mary."))])
+    assert [d.type for d in tf.data] == ["heatmap", "scatter", "scatter"]
+    assert list(tf.data[1].text) == ["¶", "Mary", "loves", "John", "."]
+    p = Q.unit_profile(idx, LAYER, QTY, 2, model=m)
+    assert sum(CF.histogram_figure(p).data[0].y) == idx.n_tokens
+    df = Q.rank_units(idx, LAYER, QTY, "inside_quotes", top=5)
+    assert list(CF.auc_figure(df, "q").data[0].y) == [f"unit {u}" for u in df["unit"]]
+
+
+def test_single_file_corpus(tmp_path, setup):
+    m, _, _ = setup
+    f = tmp_path / "one.txt"
+    f.write_text("Mary loves John. John loves Mary.", encoding="utf-8")
+    card = build_index(m, f, tmp_path / "i", progress=False)
+    assert [x["path"] for x in card["files"]] == ["one.txt"] and card["tokens"] == len(trace(m, f.read_text()))
