@@ -17,6 +17,11 @@ from ui import analysis_common as AC
 from ui import common
 
 
+#: Legends at the foot of the figure, under the axis labels: above the plot they covered the titles,
+#: and at the right they took half a narrow column (issue 14, 800 px with the sidebar open).
+BELOW = dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left")
+
+
 def _set_pair(key: str):
     p = LS.PAIRS[key]
     st.session_state["ct_a"], st.session_state["ct_b"] = p.a, p.b
@@ -82,7 +87,7 @@ def page():
     win = V.window(c.n, step, V.CHART_WINDOW)      # a long text: the stretch around the compared step
     st.html(LS.pair_strip_html(c, step, name_a, name_b, window=win))
 
-    left, right = st.columns([1.6, 1])
+    left, right = st.columns([1.3, 1])        # the tables need room in a narrow window
     with left:
         try:
             df = AC.next_words(ctx, a, b, align, step, words)
@@ -97,24 +102,25 @@ def page():
                 st.caption("Not in the vocabulary: " + ", ".join(missing))
             if chosen["in_vocab"].any():
                 fig = AF.next_word_bars(chosen, top=len(chosen))
-                fig.update_layout(title=f"The chosen words {after} (step {step})", height=360,
-                                  legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom"))
+                fig.update_layout(title=f"The chosen words {after}<br>(step {step})", height=380,
+                                  legend=BELOW, margin=dict(t=80, b=84))
                 fig.data[0].name, fig.data[1].name = f"A: {name_a}", f"B: {name_b}"
                 AC.chart(fig, "ct_fig_chosen")
                 if {"miss", "sir"} <= set(chosen[chosen["in_vocab"]]["word"]):
                     st.markdown(LS.address_sentence(df, name_a, name_b))
             top = df[df["kind"] == "top"]
             fig = AF.next_word_bars(top, top=12)
-            fig.update_layout(title=f"The most probable next words {after}", height=360,
-                              legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom"))
+            fig.update_layout(title=f"The most probable next words<br>{after}", height=380,
+                              legend=BELOW, margin=dict(t=80, b=84))
             fig.data[0].name, fig.data[1].name = f"A: {name_a}", f"B: {name_b}"
             AC.chart(fig, "ct_fig_top")
     with right:
         st.markdown("**How different are the final states?**")
         fd = LS.final_distances(c)
         st.dataframe(fd, hide_index=True, width="stretch",
-                     column_config={"state": "state after the last token",
-                                    "cosine_distance": st.column_config.NumberColumn("cosine distance", format="%.4f")})
+                     column_config={"state": st.column_config.TextColumn("final state", width="medium"),
+                                    "cosine_distance": st.column_config.NumberColumn("cos. dist.", format="%.4f",
+                                                                                     width="small")})
         st.caption("Cosine distance: 0 = pointing the same way, 1 = unrelated, 2 = opposite.")
         if df is not None:
             tab = LS.chosen_probs(df)
@@ -125,15 +131,18 @@ def page():
                            + (" (it reads characters)." if isinstance(ctx.model.tokenizer, E.CharTokenizer)
                               else "."))
             else:
+                small = dict(width="small")           # short headers: a narrow column cut the table
                 st.dataframe(tab[["word", "p_a", "p_b", "ratio"]], hide_index=True, width="stretch",
-                             column_config={"p_a": st.column_config.NumberColumn(f"P · {name_a}", format="%.5f"),
-                                            "p_b": st.column_config.NumberColumn(f"P · {name_b}", format="%.5f"),
-                                            "ratio": st.column_config.NumberColumn("A / B", format="%.2f")})
+                             column_config={"word": st.column_config.TextColumn("word", **small),
+                                            "p_a": st.column_config.NumberColumn("P(A)", format="%.4f", **small),
+                                            "p_b": st.column_config.NumberColumn("P(B)", format="%.4f", **small),
+                                            "ratio": st.column_config.NumberColumn("A/B", format="%.2f", **small)})
+                st.caption(f"A: {name_a} · B: {name_b}")
 
     fig = LS.one_based_layers(AF.delta_norm_lines(c, window=win, selected=step))
     fig.update_xaxes(tickangle=-45 if win[1] - win[0] > 12 else 0)
-    fig.update_layout(height=440, legend=dict(orientation="v", x=1.01, xanchor="left", y=1, yanchor="top"),
-                      margin=dict(r=170))
+    fig.update_layout(height=480, legend=BELOW, margin=dict(r=20, t=80, b=84),
+                      title="How far apart the two states are<br>after each token")   # one line was cut at 800 px
     AC.chart(fig, "ct_fig_lines")
 
     qs = ["h", "c"] if c.dc is not None else ["h"]
@@ -141,8 +150,8 @@ def page():
                  format_func=lambda q: {"h": "hidden state h", "c": "cell state c"}[q])
     fig = AF.delta_heatmap(c, q, layer, window=win, selected=step)
     fig.update_xaxes(tickangle=-45 if win[1] - win[0] > 12 else 0)
-    fig.update_layout(height=460, title=f"{q}(B) − {q}(A) for every unit, layer {layer + 1} "
-                                        "(red: larger in B, blue: larger in A)")
+    fig.update_layout(height=480, margin=dict(t=80), title=f"{q}(B) − {q}(A) for every unit, layer {layer + 1}"
+                                                            "<br>(red: larger in B, blue: larger in A)")
     AC.chart(fig, "ct_fig_heat")
 
 

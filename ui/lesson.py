@@ -183,8 +183,10 @@ def step_order(ctx) -> tuple[str, str, None]:
     with right:
         last = LS.compare_step(c, "last")
         fig = LS.one_based_layers(AF.delta_norm_lines(c, window=V.window(c.n, last, V.CHART_WINDOW)))
-        fig.update_layout(title="How far apart the two memories are after each word",
-                          legend=dict(orientation="h", y=-0.3, x=0, yanchor="top"), margin=dict(b=150))
+        fig.update_layout(title="How far apart the two memories are<br>after each word",   # one line was cut
+                          legend=dict(orientation="h", yref="container", y=0, x=0, yanchor="bottom"),
+                          margin=dict(t=90, b=90))
+        fig.update_xaxes(title=None)            # the title says it; the axis title overlapped the legend
         fig.update_yaxes(title="‖A − B‖")
         AC.chart(LS.projector(fig, BIG, height=430), "lesson_fig_order_lines")
     return a, b, None

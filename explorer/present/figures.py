@@ -382,10 +382,17 @@ def step_figure(tr: Trace, layer: int, t: int, height: int = 340, annotate: int 
         annotations.append(dict(text=f"Δ{q} = {q}<sub>t</sub> − {q}<sub>t−1</sub>", x=0, xref="paper",
                                 xanchor="left", y=top, yref="paper", yanchor="bottom", showarrow=False,
                                 font=dict(size=12)))
-        for u in np.argsort(-np.abs(d))[:annotate]:
-            if abs(d[u]) > 1e-6:
-                annotations.append(dict(x=int(u), y=float(d[u]), xref=f"x{sfx}", yref=f"y{sfx}", text=f"u{int(u)}",
-                                        showarrow=False, yshift=9 if d[u] >= 0 else -9, font=dict(size=10)))
+        placed: list[tuple[int, bool]] = []
+        near = max(6, int(0.06 * len(d)))           # labels of nearby units on one side collided ("u324u339")
+        for u in np.argsort(-np.abs(d))[:4 * annotate]:
+            up = bool(d[u] >= 0)
+            if len(placed) == annotate or abs(d[u]) <= 1e-6:
+                break
+            if any(side == up and abs(int(u) - v) < near for v, side in placed):
+                continue
+            placed.append((int(u), up))
+            annotations.append(dict(x=int(u), y=float(d[u]), xref=f"x{sfx}", yref=f"y{sfx}", text=f"u{int(u)}",
+                                    showarrow=False, yshift=9 if up else -9, font=dict(size=10)))
     word = views.token_label(tr.tokens[t])
     layout = _layout(height, f"Change at “{esc(_short(word, 18))}” (layer {layer + 1})", showlegend=False,
                      hovermode="x", annotations=annotations, margin=dict(l=62, r=10, t=64, b=44),
