@@ -104,8 +104,8 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        m = re.search(r"(Unsupported global|unsupported GLOBAL)[^\n.]*", str(e))
-        why = f" ({m.group(0).strip()})" if m else ""
+        m = re.search(r"GLOBAL ([\w.]+)", str(e))
+        why = f" (it names {m.group(1)})" if m else ""
         raise ImportRefused(
             f"{path.name} needs Python objects other than tensors to load{why}, for instance a whole "
             f"model saved with torch.save(model); it was refused unopened (pickles can run code). "
