@@ -109,3 +109,22 @@ def test_shakespeare_char_has_a_line_position_cell(one_thread):
     assert CC.verdict(best.r_position, best.auc_late) == "well"
     # a random direction does not track the line: the median unit is far weaker
     assert s.table["abs_r"].median() < 0.3
+
+
+def test_script_prints_json_and_one_line_errors(tmp_path, one_thread, capsys):
+    import json
+    import runpy
+    from explorer import save_bundle
+    script = runpy.run_path(str(ROOT / "scripts" / "char_cells.py"))
+    m = _char_model(LINES)
+    save_bundle(tmp_path / "tiny-char", m.lm, m.tokenizer, {"name": "tiny-char", "metrics": {}})
+    (tmp_path / "t.txt").write_text(LINES * 4, encoding="utf-8")
+    assert script["main"](["--model", str(tmp_path / "tiny-char"), "--text", str(tmp_path / "t.txt"), "--top", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["chars"] == len(LINES * 4) and out["newlines"] == 16 and out["quoted_chars"] == 0
+    assert len(out["best"]) == 3 and out["best"][0]["auc_quote"] is None
+    assert abs(out["best"][0]["r_position"]) >= abs(out["best"][1]["r_position"])
+    assert script["main"](["--model", str(tmp_path / "tiny-char"), "--text", str(tmp_path / "nope.txt")]) == 2
+    assert script["main"](["--model", str(ROOT / "tests"), "--text", str(tmp_path / "t.txt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(e.startswith("error: ") for e in err)
