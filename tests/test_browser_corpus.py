@@ -10,7 +10,6 @@ otherwise. Skips only where Chromium is absent.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
