@@ -426,7 +426,9 @@ PRESENT_CSS = """<style>
   { font-size:34px !important; color:#000000 !important; font-weight:800 !important }
 [data-testid="stMain"] [data-testid="stCaptionContainer"] { display:none }
 [data-testid="stMain"] button { font-size:22px !important; border:2px solid #000 !important; color:#000 !important }
-[data-testid="stMain"] button[kind="primary"] { background:#000 !important; color:#fff !important }
+[data-testid="stMain"] button[kind="primary"], [data-testid="stMain"] button[data-testid="stBaseButton-primary"]
+  { background:#000 !important; color:#fff !important }
+[data-testid="stMain"] button[data-testid="stBaseButton-primary"] * { color:#fff !important }
 [data-testid="stHeader"] { background:#ffffff }
 .tok-strip .tok { font-size:30px !important; padding:6px 10px !important; border:2px solid #000 !important; color:#000 !important }
 .tok-strip .tok.sel { outline:5px solid #000 !important; box-shadow:none !important }

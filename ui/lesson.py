@@ -31,6 +31,8 @@ BIG = 18          # chart font size for a projector
 def _say(text: str, testid: str | None = None, size: int = 20):
     """A short paragraph in large type (user text is escaped)."""
     tid = f' data-testid="{testid}"' if testid else ""
+    if common.presenting():           # the presenter view: larger still, for the back of the room
+        size = round(size * 1.3)
     st.html(f'<div{tid} style="font-size:{size}px;line-height:1.45;padding:4px 0 8px 0">{text}</div>')
 
 
