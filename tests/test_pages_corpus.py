@@ -2,8 +2,11 @@
 built on first use into a temporary cache folder (never into the repository)."""
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -104,3 +107,52 @@ def test_own_folder_needs_a_button_and_bad_folder_is_a_message(env, tmp_path):
     assert not at.exception
     at.button(key="corpus_build").click().run()
     assert not at.exception and at.error and "not UTF-8" in at.error[0].value
+
+
+
+def _array(v) -> np.ndarray:
+    """A Plotly array from the spec: a list, or a typed array {bdata, dtype, shape}."""
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+    return np.asarray(v, dtype=float)
+
+
+def test_contrast_page_trajectories_over_the_default_index(env):
+    """Contrast draws both texts through the corpus's principal plane, behind an expander; with no index
+    yet it says so and builds only on its button (never during an ordinary Contrast run)."""
+    from explorer.corpus import index as IX
+    from explorer.corpus import queries as Q
+    from explorer.present import lesson as LS
+    from conftest import make_model
+    at = _open("ui/contrast.py")
+    n_charts = len(_specs(at))
+    assert n_charts >= 3 and "trajectory" not in _views(at)      # closed: nothing is projected
+    at.session_state["ct_traj"] = True                             # open the expander
+    at.run()
+    assert not at.exception and not at.error
+    assert "trajectory" not in _views(at)
+    assert any("not built yet for this model" in c.value for c in at.caption)
+    assert any("not indexed yet" in i.value for i in at.info)
+    assert not list((env / "cache").glob("indexes/*/card.json")), "no silent build on the Contrast page"
+    at.button(key="corpus_build").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    cards = list((env / "cache").glob("indexes/*/card.json"))
+    assert len(cards) == 1
+    assert len(_specs(at)) == n_charts + 1 and _views(at).count("trajectory") == 1   # the page above stays
+    spec = [s for s in _specs(at) if (s["layout"].get("meta") or {}).get("view") == "trajectory"][0]
+    assert spec["data"][0]["type"] == "heatmap"                   # the corpus density behind the paths
+    paths = [d for d in spec["data"] if d["type"] == "scatter"]
+    pair = LS.PAIRS["bartender"]                                   # the page's first pair
+    assert [p["name"] for p in paths] == [f"A: {pair.name_a}", f"B: {pair.name_b}"]
+    # each path is its text's states projected on the index's principal plane (top layer, h)
+    model = make_model("lstm")                                     # the same weights as the tiny bundle
+    proj = Q.fit_projection(IX.open_index(cards[0].parent), model.lm.config.layers - 1, "h")
+    for p, text in zip(paths, (pair.a, pair.b)):
+        want = Q.trajectory(proj, model, text)
+        np.testing.assert_allclose(_array(p["x"]), want["x"], atol=1e-4)
+        np.testing.assert_allclose(_array(p["y"]), want["y"], atol=1e-4)
+        assert len(p["text"]) == len(want) and "%{text}" in p["hovertemplate"]   # hover names each token
+    assert paths[0]["text"][2] == "girl" and paths[1]["text"][2] == "boy"
+    # the second run (index built) reopens it from the cache and draws the same figure
+    at.run()
+    assert not at.exception and _views(at).count("trajectory") == 1

@@ -1,7 +1,8 @@
 """Contrast: the same model reads two texts; every state and prediction is compared step by step.
 
 Layout: pair presets and two text boxes -> the bag-of-words sentence -> aligned token strips and the
-compared step -> next-word comparison and final-state distances -> ‖Δh‖/‖Δc‖ lines -> Δ heatmap.
+compared step -> next-word comparison and final-state distances -> ‖Δh‖/‖Δc‖ lines -> Δ heatmap ->
+(opened on demand) both texts' trajectories through the default corpus index's principal plane.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from explorer.present import views as V
 from explorer.present import analysis_figures as AF
 from ui import analysis_common as AC
 from ui import common
+from ui import corpus_common as CC
 
 
 #: Legends at the foot of the figure, under the axis labels: above the plot they covered the titles,
@@ -33,6 +35,36 @@ def _pair_of(a: str, b: str) -> LS.Pair | None:
         if (a.strip(), b.strip()) == (p.a, p.b):
             return p
     return None
+
+
+def _short(text: str, n: int = 40) -> str:
+    t = " ".join(text.split())
+    return t if len(t) <= n else t[: n - 1] + "…"
+
+
+def trajectory_section(ctx, layer: int, a: str, b: str, pair: LS.Pair | None):
+    """Both texts as paths through the first two principal components of the default corpus index, over
+    its density (the Corpus page's view, issue 9 part 4). Behind a stateful expander: while it is closed
+    nothing is projected, and the index is only built by its button (slow on a small machine)."""
+    box = st.expander("Trajectories: both texts through the corpus's principal plane", key="ct_traj",
+                      on_change="rerun", icon=":material/timeline:")
+    if not box.open:
+        return
+    with box, common.guard("the trajectories"):
+        corpus = CC.default_corpus()
+        idx = CC.index_if_built(ctx, corpus, "The trajectories are drawn over the index of the default corpus, "
+                                             "which is not built yet for this model. Building it reads every "
+                                             "token once (minutes on a small machine); the Corpus and Units "
+                                             "pages use the same index.")
+        if idx is None:
+            return
+        st.caption(f"Each token's state (layer {layer + 1}, h) projected on the first two principal components "
+                   "of every state in the default corpus (IncrementalPCA); grey is where the corpus spends its "
+                   "time. Hover a point to name its token; click it to open that text in Explore there. "
+                   + CC.index_caption(idx))
+        labels = [f"A: {pair.name_a}", f"B: {pair.name_b}"] if pair else [f"A: {_short(a)}", f"B: {_short(b)}"]
+        proj = CC.projection(str(idx.path), CC.stamp(idx), layer, "h")
+        CC.trajectory_chart(ctx, proj, [a, b], key="ct_traj_fig", labels=labels)
 
 
 def page():
@@ -153,6 +185,8 @@ def page():
     fig.update_layout(height=480, margin=dict(t=80), title=f"{q}(B) − {q}(A) for every unit, layer {layer + 1}"
                                                             "<br>(red: larger in B, blue: larger in A)")
     AC.chart(fig, "ct_fig_heat")
+
+    trajectory_section(ctx, layer, a, b, pair)
 
 
 with common.guard("the Contrast page"):

@@ -32,15 +32,6 @@ def _match(idx_path: str, stamp: float, model_path: str, mstamp: float, text: st
     return Q.match(idx, model, text, s, e, layer, q, thr, top, quiet)
 
 
-@st.cache_resource(max_entries=16, show_spinner="Fitting the projection (IncrementalPCA over the index)…")
-def _projection(idx_path: str, stamp: float, layer: int, q: str):
-    return Q.fit_projection(CC._open(idx_path, stamp), layer, q)
-
-
-def _stamp(idx) -> float:
-    return (idx.path / "card.json").stat().st_mtime
-
-
 def _set_pair(name: str):
     st.session_state["traj_a"], st.session_state["traj_b"] = PAIRS[name]
 
@@ -73,7 +64,7 @@ def match_section(ctx, layer, idx):
                            help="How many of the selection's units a match may lack (0: all must be on, "
                                 "LSTMVis's exact match).")
     start, end = int(a), int(b) + 1
-    r = _match(str(idx.path), _stamp(idx), ctx.path, ctx.stamp, text, start, end, layer, q, float(thr),
+    r = _match(str(idx.path), CC.stamp(idx), ctx.path, ctx.stamp, text, start, end, layer, q, float(thr),
                bool(quiet), 12, int(drop))
     s = r.selection
     vr = scales.fixed_range(q, ctx.ranges)
@@ -117,22 +108,12 @@ def trajectory_section(ctx, layer, idx):
     c1, c2 = st.columns(2)
     ta = c1.text_input("First text", key="traj_a", persist_state="session")
     tb = c2.text_input("Second text (optional)", key="traj_b", persist_state="session")
-    proj = _projection(str(idx.path), _stamp(idx), layer, "h")
-    paths = [(t, Q.trajectory(proj, ctx.model, t)) for t in (ta, tb) if t.strip()]
-    if not paths:
+    texts = [t for t in (ta, tb) if t.strip()]
+    if not texts:
         st.info("Type a text to draw its path.", icon=":material/edit:")
         return
-    ev = st.plotly_chart(CF.trajectory_figure(proj, paths), key="traj_fig", on_select="rerun",
-                         selection_mode="points", config={"displaylogo": False})
-    pts = (ev or {}).get("selection", {}).get("points", []) if ev else []
-    pts = [p for p in pts if p.get("curve_number", 0) >= 1]
-    if pts:
-        p = pts[0]
-        label, df = paths[p["curve_number"] - 1]
-        pos = int(df["position"].iloc[p["point_index"]])
-        # Explore selects a new text's last token unless a link named one (its "_url_pos")
-        ss["text"], ss["pos"], ss["_url_pos"] = label, pos, pos
-        st.switch_page("ui/explore.py")
+    proj = CC.projection(str(idx.path), CC.stamp(idx), layer, "h")
+    CC.trajectory_chart(ctx, proj, texts, key="traj_fig")
 
 
 def page():

@@ -12,6 +12,8 @@ from pathlib import Path
 import streamlit as st
 
 from explorer.corpus import index as IX
+from explorer.corpus import queries as Q
+from explorer.present import corpus_figures as CF
 from ui import common
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,6 +108,42 @@ def current_index(ctx, corpus: Path, build: bool | None = None) -> IX.CorpusInde
                 IX.build_index(model, corpus, out, quantities=QUANTITIES, progress=False, on_progress=tick)
                 status.update(label="Corpus index ready", state="complete", expanded=False)
     return _open(str(out), card.stat().st_mtime)
+
+
+def index_if_built(ctx, corpus: Path, note: str) -> IX.CorpusIndex | None:
+    """The index of `corpus` when it is built already; otherwise `note`, the corpus's size and a button that
+    builds it. Never builds without the button: a page that only borrows the index stays fast."""
+    if not (IX.index_dir_for(ctx.model, corpus, QUANTITIES) / "card.json").is_file():
+        st.caption(note)
+    return current_index(ctx, corpus, build=False)
+
+
+def stamp(idx: IX.CorpusIndex) -> float:
+    return (idx.path / "card.json").stat().st_mtime
+
+
+@st.cache_resource(max_entries=16, show_spinner="Fitting the projection (IncrementalPCA over the index)…")
+def projection(idx_path: str, stamp: float, layer: int, q: str) -> Q.Projection:
+    return Q.fit_projection(_open(idx_path, stamp), layer, q)
+
+
+def trajectory_chart(ctx, proj: Q.Projection, texts: list[str], key: str, labels: list[str] | None = None):
+    """The texts' paths through the projection plane over the corpus density (Corpus and Contrast pages).
+    Hover names each token; clicking a point opens that text in Explore with that token selected."""
+    labels = labels or texts
+    paths = [(lab, Q.trajectory(proj, ctx.model, t)) for t, lab in zip(texts, labels)]
+    ev = st.plotly_chart(CF.trajectory_figure(proj, paths), key=key, on_select="rerun",
+                         selection_mode="points", config={"displaylogo": False})
+    pts = (ev or {}).get("selection", {}).get("points", []) if ev else []
+    pts = [p for p in pts if p.get("curve_number", 0) >= 1]      # curve 0 is the density backdrop
+    if pts:
+        p = pts[0]
+        k = p["curve_number"] - 1
+        pos = int(paths[k][1]["position"].iloc[p["point_index"]])
+        # Explore selects a new text's last token unless a link named one (its "_url_pos")
+        ss = st.session_state
+        ss["text"], ss["pos"], ss["_url_pos"] = texts[k], pos, pos
+        st.switch_page("ui/explore.py")
 
 
 def index_caption(idx: IX.CorpusIndex) -> str:
