@@ -1,7 +1,8 @@
 """The Corpus and Units pages in headless Chromium (Playwright): the default index is built on first use
 (behind the status box), the selection's units and the matches render, a new selection redraws, the
-trajectories draw; the Units page draws the dictionary and the predicate search. Screenshots go to
-docs/screenshots/corpus.png and units.png.
+trajectories draw; the Units page draws the dictionary and the predicate search; the Contrast page's
+trajectory view builds the index on its button and draws both texts. Screenshots go to
+docs/screenshots/corpus.png, units.png and contrast-trajectories.png.
 
 Uses the shipped fiction-lstm when present (screenshots only then) over an excerpt of the two held-out
 books (the first 12,000 characters of each, so the first-use build takes seconds), the tiny test LSTM
@@ -140,4 +141,49 @@ def test_upload_own_text_files(server, browser, tmp_path):
     page.get_by_role("button", name="Build the index").click()
     _settle(page, "Units on across the selection")
     assert page.get_by_text("from 1 file(s) (mine)").count() >= 1
+    page.close()
+
+
+def test_contrast_trajectories(server, browser, tmp_path):
+    """The Contrast page's trajectory view: opened from its expander, the index built with its button when
+    there is none yet, both texts drawn over the corpus density; a clicked point opens Explore there."""
+    url, real = server
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(url + "/contrast")
+    _settle(page, "Contrast two texts")
+    page.locator(".js-plotly-plot").nth(2).wait_for(timeout=60_000)   # next words, distances, Δ heatmap
+    _settle(page, "How far apart")
+    plots = page.locator(".js-plotly-plot").count()
+    page.get_by_text("Trajectories: both texts").click()
+    box = page.locator('[data-testid="stExpander"]').filter(has_text="Trajectories: both texts")
+    box.get_by_text("Corpus index:").or_(box.get_by_role("button", name="Build the index")).first.wait_for(
+        timeout=60_000)
+    if box.get_by_role("button", name="Build the index").count():     # no index yet: a note and the button
+        assert box.get_by_text("not built yet for this model").count() == 1
+        box.get_by_role("button", name="Build the index").click()
+    _settle(page, "Corpus index:")
+    box.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    _settle(page, "Corpus index:")
+    assert page.locator(".js-plotly-plot").count() == plots + 1        # the page's own figures stay
+    fig = box.locator(".js-plotly-plot")
+    assert fig.get_by_text("A: girl / she").count() == 1 and fig.get_by_text("B: boy / he").count() == 1
+    assert fig.locator(".scatterlayer .trace").count() == 2            # two paths
+    box.scroll_into_view_if_needed()
+    time.sleep(1.0)
+    shot = SHOTS / "contrast-trajectories.png" if real else tmp_path / "contrast-trajectories.png"
+    box.screenshot(path=str(shot))
+    # clicking a point opens that text in Explore with that token selected
+    points = fig.locator("path.point")
+    assert points.count() >= 8
+    b = points.nth(3).bounding_box()                  # the first text's token 3: <eos> A girl *walked*
+    page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
+    time.sleep(0.5)
+    hover = fig.locator(".hoverlayer").text_content()                  # hover names the token
+    assert "A: girl / she" in hover and "token 3: walked" in hover, hover
+    page.mouse.click(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
+    page.get_by_text("Type a sentence and watch the network read it").wait_for(timeout=60_000)
+    _settle(page, "Type a sentence")
+    assert page.locator("textarea").first.input_value().startswith("A girl walked into a bar")
+    page.get_by_text("3 / ").first.wait_for(timeout=30_000)
+    assert "walked" in page.get_by_text("3 / ").first.inner_text()
     page.close()

@@ -113,9 +113,15 @@ def current_index(ctx, corpus: Path, build: bool | None = None) -> IX.CorpusInde
 def index_if_built(ctx, corpus: Path, note: str) -> IX.CorpusIndex | None:
     """The index of `corpus` when it is built already; otherwise `note`, the corpus's size and a button that
     builds it. Never builds without the button: a page that only borrows the index stays fast."""
-    if not (IX.index_dir_for(ctx.model, corpus, QUANTITIES) / "card.json").is_file():
+    if (IX.index_dir_for(ctx.model, corpus, QUANTITIES) / "card.json").is_file():
+        return current_index(ctx, corpus, build=False)
+    slot = st.empty()
+    with slot.container():
         st.caption(note)
-    return current_index(ctx, corpus, build=False)
+        idx = current_index(ctx, corpus, build=False)
+    if idx is not None:
+        slot.empty()          # built just now by the button: the note, the button and the status go
+    return idx
 
 
 def stamp(idx: IX.CorpusIndex) -> float:
