@@ -38,8 +38,10 @@ log = logging.getLogger("rnn_explorer.ui")
 ROOT = Path(__file__).resolve().parents[1]
 #: Folder of model bundles; tests and deployments point it elsewhere.
 MODELS_ENV = "RNN_EXPLORER_MODELS"
-#: The bundle selected when the app opens (when present).
-DEFAULT_MODEL = "fiction-lstm"
+#: The bundles the app opens on, in order of preference (the first one present): the teaching model
+#: whose prior was balanced (README, "The teaching model"), then the faithful model of the books.
+DEFAULT_MODELS = ("fiction-lstm-balanced", "fiction-lstm")
+DEFAULT_MODEL = DEFAULT_MODELS[0]
 #: Next-word candidates kept per token.
 TOP_K = 10
 #: Longest stretch of tokens drawn at once; longer texts show a window that follows the selection.
@@ -297,7 +299,8 @@ def model_sidebar() -> ModelContext | None:
         if named:
             st.session_state["model"] = named[0]
         if st.session_state.get("model") not in options:
-            default = next((p for p, lab in options.items() if lab == DEFAULT_MODEL), next(iter(options)))
+            by_label = {lab: p for p, lab in options.items()}
+            default = next((by_label[n] for n in DEFAULT_MODELS if n in by_label), next(iter(options)))
             st.session_state["model"] = default
         st.sidebar.selectbox("Model", list(options), format_func=lambda p: options.get(p, Path(p).name),
                              key="model", label_visibility="collapsed",
