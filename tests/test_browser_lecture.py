@@ -74,6 +74,13 @@ def checked(pg, group: str) -> str:
                        group)
 
 
+def wait_checked(pg, group: str, text: str):
+    """Until the segmented control `group` shows `text` checked (the page may still be drawing it)."""
+    pg.wait_for_function("([g, t]) => { const r = document.querySelector(`[role=radiogroup][aria-label=\"${g}\"]`);"
+                         " const b = r && r.querySelector('[aria-checked=true]'); return b && b.innerText.trim() === t; }",
+                         arg=[group, text], timeout=30_000)
+
+
 def query(pg) -> dict:
     return {k: v[-1] for k, v in parse_qs(urlsplit(pg.url).query).items()}
 
@@ -85,7 +92,9 @@ def sidebar_folded(pg) -> bool:
 def idle(pg):
     """Until the script run has finished (a clicker is pressed at human pace: a second key during a run
     could carry the widget's old value back)."""
-    pg.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
+    pg.wait_for_timeout(300)
+    pg.wait_for_function("() => document.querySelector('[data-test-script-state]')"
+                         "?.getAttribute('data-test-script-state') !== 'running'")
     pg.wait_for_timeout(300)
 
 
@@ -109,9 +118,9 @@ def test_demo_link_opens_cold_in_the_promised_state(server, cold, lecture_models
             pg.wait_for_selector(f'[data-testid="{READOUT[step]}"]')
         else:
             pg.wait_for_selector(".js-plotly-plot")
-        assert checked(pg, "Lesson step") == LS.STEPS[step]
+        wait_checked(pg, "Lesson step", LS.STEPS[step])
         if "shape" in demo.params:
-            assert checked(pg, "Shape") == LS.SHAPES[demo.params["shape"]]
+            wait_checked(pg, "Shape", LS.SHAPES[demo.params["shape"]])
         if step == "cells":
             assert "correlation with the position in the line" in pg.inner_text('[data-testid="cells-readout"]')
             assert pg.locator('[data-testid="cell-text"] span').count() > 1000
@@ -183,6 +192,7 @@ def test_clicker_keys_step_the_lesson(server, cold):
     pg = cold
     pg.goto(server + "/lesson?step=reading&text=Mary+loves+John+.&pos=1")
     pg.wait_for_selector('[data-testid="reading-readout"]')
+    pg.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3")  # drawn
     for key, want in (("PageDown", "2"), (".", "3"), ("PageUp", "2")):
         idle(pg)
         pg.keyboard.press(key)
@@ -193,14 +203,21 @@ def test_clicker_keys_step_the_lesson(server, cold):
     idle(pg)
     pg.keyboard.press("PageDown")
     pg.wait_for_function("() => new URL(location.href).searchParams.get('step') === 'cells'")
-    assert checked(pg, "Lesson step") == LS.STEPS["cells"]
+    wait_checked(pg, "Lesson step", LS.STEPS["cells"])
     idle(pg)
     pg.keyboard.press("b")                                   # back: the previous step
     pg.wait_for_function("() => new URL(location.href).searchParams.get('step') === 'shapes'")
     pg.wait_for_selector('[data-testid="shape-readout"]')
-    first = checked(pg, "Shape")                             # the step starts again at its first shape
-    assert first == LS.SHAPES[list(LS.SHAPES)[0]]
+    wait_checked(pg, "Shape", LS.SHAPES[list(LS.SHAPES)[-1]])       # back in a step: at its last position
     idle(pg)
-    pg.keyboard.press("PageDown")                            # and steps through the shapes
-    pg.wait_for_function(f"() => new URL(location.href).searchParams.get('shape') === '{list(LS.SHAPES)[1]}'")
+    pg.keyboard.press("PageUp")                              # and back through the shapes
+    pg.wait_for_function(f"() => new URL(location.href).searchParams.get('shape') === '{list(LS.SHAPES)[-2]}'")
+    # from step 2 back into step 1: at the last word of its sentence
+    pg.goto(server + "/lesson?step=order")
+    pg.wait_for_selector('[data-testid="order-readout"]')
+    idle(pg)
+    pg.keyboard.press("PageUp")
+    pg.wait_for_selector('[data-testid="reading-readout"]')
+    n = int(pg.evaluate(f"() => document.querySelector('{STRIP}').dataset.n"))
+    pg.wait_for_function(f"() => document.querySelector('{STRIP}').dataset.selected === '{n - 1}'")
     clean(pg)

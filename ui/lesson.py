@@ -495,8 +495,8 @@ def _nav(key: str, values: list):
 
 
 def _clicked():
-    """PageDown / '.' : the next position of this step, after its last one the next step; PageUp / 'b'
-    back the same way."""
+    """PageDown / '.' : the next position of this step, after its last one the next step (at its first
+    position); PageUp / 'b' back the same way (into the previous step at its last position)."""
     d = clicker.direction("lesson_clicker")
     if d is None:
         return
@@ -517,6 +517,11 @@ def _clicked():
     if k2 != k:
         ss["lesson_step"] = steps[k2]
         ss["_lesson_nav"] = None
+        if d == "prev":                         # back into a step: at its last position
+            if steps[k2] in ("reading", "unrolled"):
+                ss["_lesson_pos_request"] = 10**6       # clamped to the last word / the last box
+            elif steps[k2] == "shapes":
+                ss["lesson_shape"] = list(LS.SHAPES)[-1]
 
 
 def _demo_list():
