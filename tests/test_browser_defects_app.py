@@ -127,6 +127,9 @@ def fill(pg, selector: str, text: str, nth: int = 0):
 def test_a_1000_word_text_draws_a_bounded_page(server, pg, path, selector, nth, tmp_path):
     open_page(pg, server, path)
     fill(pg, f'[data-testid="stMain"] {selector}', LONG, nth)
+    pg.wait_for_function("() => [...document.querySelectorAll('[data-testid=token-strip], [data-testid=pair-strip]')]"
+                         ".some(e => +e.dataset.n > 1000)")                # the long text is the one drawn
+    idle(pg, 1.0)
     assert pg.locator('[data-testid="stException"]').count() == 0
     d = drawn(pg)
     assert d["charts"] >= 1 and d["ticks"] <= 2 * 41 and d["chips"] <= 120, d      # an axis may repeat (subplots)
