@@ -290,10 +290,12 @@ def run_layers(lm, ids: torch.Tensor, state=None):
                 # One GEMM over [x_t, h_{t-1}] against [W_ih | W_hh], with b_ih + b_hh.
                 w_cat, b_sum = _joined_weights(params)
                 a = torch.addmm(b_sum, torch.cat([x[0], hprev], 1), w_cat)
-                gi = torch.sigmoid(a[:, :2 * H])               # i, f
+                # g first, then the sigmoid in place over the whole contiguous [T, 4H] block: a
+                # sigmoid over a strided column slice was about 20x slower than over all of it.
                 g = torch.tanh(a[:, 2 * H:3 * H]).numpy()
-                o = torch.sigmoid(a[:, 3 * H:]).numpy()
-                i, f = gi[:, :H].numpy(), gi[:, H:].numpy()
+                a.sigmoid_()
+                an = a.numpy()
+                i, f, o = an[:, :H], an[:, H:2 * H], an[:, 3 * H:]
                 ig = i * g
                 c = np.empty_like(ig)
                 prev = c0[0, 0].numpy()
@@ -403,8 +405,11 @@ def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=
     logits = lm.decoder(top)                                # [T, V]
     # Work on the logits and one log-normaliser per row instead of materialising log_softmax:
     # log P(w) = logit_w - logsumexp(logits).
-    lse = torch.logsumexp(logits, -1)                       # [T]
     tl, ti = logits.topk(k, dim=-1)
+    # log-sum-exp shifted by each row's maximum, which the top-k has just found (torch.logsumexp
+    # would look for it again): one pass fewer over [tokens, vocab].
+    mx = tl[:, 0]
+    lse = (logits - mx[:, None]).exp_().sum(1).log_().add_(mx)   # [T]
     tp = tl - lse[:, None]
     nxt = ids[1:]
     l_next = logits[:-1].gather(1, nxt[:, None])[:, 0]
