@@ -218,6 +218,9 @@ def test_whitespace_has_distinct_glyphs_in_every_view(char_models, monkeypatch):
     clean(at)
     readout = next(h.proto.body for h in at.get("html") if "attr-readout" in h.proto.body)
     assert "“ ”" not in readout and "'\\n'" not in readout and "“␣”" in readout, readout
+    at = app(char_models, monkeypatch, query={"text": "ab\u00a0c"})        # a character the model lacks
+    unknown = next(h.proto.body for h in at.get("html") if "unknown-words" in h.proto.body)
+    assert "“␣”" in unknown, unknown
 
 
 def test_contrast_shows_no_none_for_words_a_character_model_lacks(char_models, monkeypatch):

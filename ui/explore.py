@@ -165,7 +165,7 @@ def _body(ctx: common.ModelContext, layer: int):
         return
     unknown = V.unknown_words(tr)
     if unknown:
-        words = ", ".join(f"“{html.escape(w)}”" for w in unknown[:12]) + (" …" if len(unknown) > 12 else "")
+        words = ", ".join(f"“{html.escape(V.visible(w))}”" for w in unknown[:12]) + (" …" if len(unknown) > 12 else "")
         st.html(f'<div data-testid="unknown-words" style="font-size:14px;color:#555">'
                 f'<span style="color:#7b2cbf;font-weight:600">{len(unknown)} word{"s" if len(unknown) > 1 else ""} '
                 f'unknown to {html.escape(ctx.name)}</span> (read as &lt;unk&gt;, dashed in the strip): {words}</div>')
