@@ -44,7 +44,7 @@ PAGES = {
     ],
 }
 
-page = st.navigation(PAGES, position="sidebar")
+page = st.navigation(PAGES, position="sidebar", expanded=True)   # every page listed, none behind "View more"
 with common.guard("the sidebar"):
     common.lecture_mode(page)          # ?present=1, ?model=NAME, the presenter switch
     common.model_sidebar()
