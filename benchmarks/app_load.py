@@ -43,6 +43,18 @@ OBSERVE = """() => {
     grab();
 }"""
 
+#: For texts longer than the player's window (120 tokens): the strip shows a run of the new text's
+#: tokens (at least 50 of them, or all) and the heatmaps show the same run.
+WINDOW_DONE = """([labels, last]) => {
+    const strip = document.querySelector('[data-testid="token-strip"]');
+    const heat = document.querySelector('[data-testid="heatmaps"]');
+    if (!strip || !heat || !strip.dataset.labels) return false;
+    const shown = strip.dataset.labels.split('|');
+    const all = '|' + labels.join('|') + '|';
+    return shown.length >= Math.min(labels.length, 50) && all.includes('|' + strip.dataset.labels + '|')
+        && heat.dataset.labels === strip.dataset.labels && labels.includes('mixed');
+}"""
+
 WORDS = ("the old man walked slowly along the river bank and she opened the letter read it twice "
          "before spoke holmes sat in his chair with eyes closed carriage stopped at door of great "
          "house mary looked away there was nothing room but table lamp").split()
@@ -166,16 +178,22 @@ async def amain(args) -> dict:
                 "updates_timed": len(t1) + len(tn),
             })
             out["server_rss_after_load_mib"] = round(rss_kib(proc.pid)["VmRSS"] / 1024)
+            print(json.dumps(out), flush=True)
             if args.mixed:
                 texts = mixed_texts(args.mixed)
                 per = max(1, args.mixed // 10)
                 rss = []
                 opened = await asyncio.gather(*(open_page(browser, url, viewport) for _ in range(args.pages)))
-                for i in range(0, len(texts), per * 1):
+
+                async def one_page(page, mine):        # each page types its share one after another
+                    for t in mine:
+                        await submit(page, t, 300_000, done=WINDOW_DONE)
+
+                for i in range(0, len(texts), per):
                     chunk = texts[i:i + per]
-                    await asyncio.gather(*(submit(opened[j % len(opened)][1], t, 300_000)
-                                           for j, t in enumerate(chunk)))
+                    await asyncio.gather(*(one_page(p, chunk[j::len(opened)]) for j, (_, p) in enumerate(opened)))
                     rss.append(round(rss_kib(proc.pid)["VmRSS"] / 1024))
+                    print(f"mixed {i + len(chunk)}/{len(texts)}: server RSS {rss[-1]} MiB", flush=True)
                 for ctx, _ in opened:
                     await ctx.close()
                 out["mixed_texts"] = args.mixed
