@@ -126,8 +126,10 @@ def test_demo_link_opens_cold_in_the_promised_state(server, cold, lecture_models
             assert pg.locator('[data-testid="cell-text"] span').count() > 1000
     elif demo.page == "contrast":
         pg.wait_for_selector(".js-plotly-plot")
-        assert pg.get_by_label("Text A").input_value() == demo.params["a"]
-        assert pg.get_by_label("Text B").input_value() == demo.params["b"]
+        # the text boxes are filled by the run that reads the address: let that run land first
+        from playwright.sync_api import expect
+        expect(pg.get_by_label("Text A")).to_have_value(demo.params["a"], timeout=60_000)
+        expect(pg.get_by_label("Text B")).to_have_value(demo.params["b"], timeout=60_000)
     else:                                                      # Explore
         pg.wait_for_function(f"() => document.querySelector('{STRIP}')?.dataset.selected === '{demo.params['pos']}'")
         chip = pg.locator(f'{STRIP} .tok[data-pos="{CERTAINLY_COMMA}"] .w')
@@ -167,7 +169,9 @@ def test_presenter_switch_and_url(server, cold):
     pg.locator('[data-testid="stExpandSidebarButton"]').click()
     pg.get_by_text("Presenter view").click()
     pg.wait_for_function("() => !new URL(location.href).searchParams.has('present')")
-    pg.wait_for_function(f"() => parseFloat(getComputedStyle(document.querySelector('{STRIP} .tok')).fontSize) < 28")
+    # the strip is redrawn by the rerun: wait for a chip to exist before reading its style
+    pg.wait_for_function(f"() => {{ const t = document.querySelector('{STRIP} .tok'); "
+                         "return !!t && parseFloat(getComputedStyle(t).fontSize) < 28; }")
     clean(pg)
 
 
