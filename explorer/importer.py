@@ -109,8 +109,8 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
         raise ImportRefused(
             f"{path.name} needs Python objects other than tensors to load{why}, for instance a whole "
             f"model saved with torch.save(model); it was refused unopened (pickles can run code). "
-            f"{SAVE_HINT}. pytorch/examples' main.py saves the whole model: where you trust the file, "
-            "run torch.save(torch.load('model.pt', weights_only=False).state_dict(), 'weights.pt')") from None
+            f"{SAVE_HINT}. pytorch/examples' main.py saves the whole model: in the code that trained it, "
+            "run torch.save(model.state_dict(), 'weights.pt')") from None
     except Exception as e:  # noqa: BLE001 - a broken zip / pickle: say so in one line
         raise ImportRefused(f"{path.name} could not be read as a torch.save file "
                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). {SAVE_HINT}") from None

@@ -5,6 +5,9 @@ and the trace (explorer.trace) can be checked against the fused module's own out
 """
 from __future__ import annotations
 
+import hashlib
+import json
+
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -106,3 +109,15 @@ def detach_state(state):
     if isinstance(state, tuple):
         return tuple(s.detach() for s in state)
     return state.detach()
+
+
+def weights_hash(lm) -> str:
+    """sha256 over the model's config and state-dict tensors (name, shape, float32 bytes), sorted by name."""
+    h = hashlib.sha256()
+    h.update(json.dumps(lm.config.to_dict(), sort_keys=True).encode())
+    for name, t in sorted(lm.state_dict().items()):
+        a = t.detach().to(torch.float32).contiguous().cpu().numpy()
+        h.update(name.encode())
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from .. import settings
-from ..api import MAX_NEW_TOKENS, check_sampling
+from ..api import check_sampling
 from ..errors import InputTooLong
 from ..tokenizer import EOS, Token
 from ..trace import Trace, trace

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..errors import CorpusError, ExplorerError
+from ..model import weights_hash  # noqa: F401 (the core's model identity, re-exported)
 
 FORMAT = """\
 Corpus index format, version 1 (readable without this project: zarr v3 + Parquet + JSON).
@@ -72,17 +73,7 @@ class IndexProblem(ExplorerError):
 # ---------------------------------------------------------------------------------------------
 # model identity
 
-def weights_hash(lm) -> str:
-    """sha256 over the model's config and state-dict tensors (name, shape, float32 bytes), sorted by name."""
-    import torch
-    h = hashlib.sha256()
-    h.update(json.dumps(lm.config.to_dict(), sort_keys=True).encode())
-    for name, t in sorted(lm.state_dict().items()):
-        a = t.detach().to(torch.float32).contiguous().cpu().numpy()
-        h.update(name.encode())
-        h.update(str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
+# weights_hash lives in the core (explorer.model); imported here for the index's card and its readers.
 
 
 _HASH_CACHE: dict[int, tuple[object, str]] = {}

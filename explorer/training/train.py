@@ -30,7 +30,7 @@ from tqdm import tqdm
 from ..bundle import save_bundle
 from .data import batchify, bptt_windows, encode_texts, read_corpus
 from ..errors import CorpusError
-from ..model import LanguageModel, ModelConfig, detach_state
+from ..model import LanguageModel, ModelConfig, detach_state, weights_hash
 from ..tokenizer import CharTokenizer, WordTokenizer
 
 
@@ -183,6 +183,7 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
     if cfg.init:  # fine-tune: the starting bundle fixes the tokenizer and the sizes
         from ..bundle import load_model
         init = load_model(cfg.init)
+        init_hash = weights_hash(init.lm)      # the model identity the corpus index records too
         tokenizer = init.tokenizer
         ic = init.lm.config
         cfg.tokenizer, cfg.cell, cfg.emb_size, cfg.hidden_size = tokenizer.kind, ic.cell, ic.emb_size, ic.hidden_size
@@ -225,6 +226,8 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     progress = {"epoch": 0, "batch": 0, "best_valid": None, "history": [], "bad_epochs": 0,
                 "train_seconds": 0.0, "tokens_seen": 0}
+    if init is not None:
+        progress["init_weights_sha256"] = init_hash
     state = None
     if cfg.resume:
         progress, state = _load_checkpoint(cfg, lm, opt)
@@ -349,13 +352,6 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
     return card
 
 
-def _weights_hash(bundle) -> str:
-    import hashlib
-    from ..bundle import WEIGHTS
-    p = Path(bundle) / WEIGHTS
-    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "unknown"
-
-
 def _augment_doc(kind: str) -> dict:
     from . import augment as A
     return {"kind": kind, "what": "each training file is followed by a copy with gendered words swapped "
@@ -378,7 +374,7 @@ def _card(cfg, corpus, tokenizer, lm, progress, valid, test) -> dict:
             "corpus": str(cfg.corpus),
             "split": {s: [n for n, _ in corpus[s]] for s in corpus},
             "seed": cfg.seed,
-            **({"init": {"bundle": str(cfg.init), "weights_sha256": _weights_hash(cfg.init)}} if cfg.init else {}),
+            **({"init": {"bundle": str(cfg.init), "weights_sha256": progress.get("init_weights_sha256")}} if cfg.init else {}),
             **({"augment": _augment_doc(cfg.augment)} if cfg.augment else {}),
             "epochs_run": progress["epoch"],
             "history": progress["history"],
