@@ -74,3 +74,16 @@ def running_server(models: Path, log: Path):
         yield url
     finally:
         stop_server(proc)
+
+
+@contextlib.contextmanager
+def chromium():
+    """Debian's Chromium, headless, launched by Playwright for the duration of the block."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()

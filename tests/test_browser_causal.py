@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, ROOT, SHOTS, running_server
+from browser_support import chromium, BROWSER_MARKS, ROOT, SHOTS, running_server
 
 REAL = {"fiction-lstm": ROOT / "pretrained" / "fiction-lstm", "fiction-rnn": ROOT / "pretrained" / "fiction-rnn"}
 FICTION = ROOT.parent / "shared" / "data" / "fiction"
@@ -44,12 +44,8 @@ def server(browser_models, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from browser_support import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, ROOT, SHOTS, running_server
+from browser_support import chromium, BROWSER_MARKS, ROOT, SHOTS, running_server
 
 REAL = ROOT / "pretrained" / "fiction-lstm"
 BOOKS = ROOT / "corpora" / "heldout"
@@ -45,11 +45,8 @@ def server(models_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def _settle(page, text: str, timeout: float = 240):
