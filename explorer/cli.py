@@ -111,8 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stop before an epoch that would end past this many minutes")
     tr.add_argument("--weight-decay", type=_nonneg_float, default=0.0)
     tr.add_argument("--init", help="fine-tune this bundle (its tokenizer and sizes; the size flags are ignored)")
-    tr.add_argument("--augment", choices=["gender-swap"],
-                    help="add a copy of the training text with gendered words swapped (counterfactual augmentation)")
+    tr.add_argument("--augment", choices=["gender-swap", "gender-swap-names"],
+                    help="add a copy of the training text with gendered words swapped (counterfactual augmentation); "
+                         "gender-swap-names also swaps first names and spreads 'sir' over the female addresses")
+    tr.add_argument("--focus", metavar="WORDS", help="'gender' or comma-separated words whose targets weigh "
+                    "--focus-weight in the loss")
+    tr.add_argument("--focus-weight", type=_nonneg_float, default=1.0)
+    tr.add_argument("--snapshot-every", type=int, default=0, metavar="N",
+                    help="also validate and save a bundle OUT.snapshots/eEbB every N batches")
     tr.add_argument("--train-only", metavar="REGEX",
                     help="train only the parameters whose names match, e.g. decoder.bias (the others stay frozen)")
 

@@ -19,6 +19,7 @@ def cmd_train(args, command):
                       dry_run=args.dry_run, max_batches=args.max_batches, resume=args.resume,
                       device=args.device, max_minutes=args.max_minutes, weight_decay=args.weight_decay,
                       init=args.init, augment=args.augment, train_only=args.train_only,
+                      focus=args.focus, focus_weight=args.focus_weight, snapshot_every=args.snapshot_every,
                       command=command)
     try:
         card = train(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))

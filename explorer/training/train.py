@@ -66,6 +66,9 @@ class TrainConfig:
     init: str | None = None        # a bundle to fine-tune: its tokenizer, sizes and weights
     augment: str | None = None     # "gender-swap": add a swapped copy of the training text (augment.py)
     train_only: str | None = None  # a regex: train only the parameters whose names match (e.g. decoder.bias)
+    focus: str | None = None       # "gender" or comma-separated words: their targets weigh focus_weight in the loss
+    focus_weight: float = 1.0
+    snapshot_every: int = 0        # also validate and save a bundle OUT.snapshots/bN every N batches (0: never)
     command: str = ""
 
     def model_config(self, vocab_size: int) -> ModelConfig:
@@ -199,9 +202,10 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
         if cfg.dry_run:
             tokenizer = tok_cls(tokenizer.itos[:min(len(tokenizer), vocab_size)])
     train_texts = corpus["train"]
+    aug_info: dict = {}
     if cfg.augment:  # only the training text: validation and test stay the books as written
         from .augment import augment
-        train_texts = augment(train_texts, cfg.augment)
+        train_texts = augment(train_texts, cfg.augment, aug_info)
     streams = {s: encode_texts(tokenizer, train_texts if s == "train" else corpus[s]) for s in corpus}
     dev = torch.device(cfg.device)
     train_data = batchify(streams["train"], cfg.batch_size).to(dev)
@@ -224,6 +228,8 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
         params = [p for n, p in lm.named_parameters() if n in keep]
         log(f"training only {', '.join(keep)}")
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    weights = _focus_weights(cfg, tokenizer, log)
+    weights = None if weights is None else weights.to(dev)
     progress = {"epoch": 0, "batch": 0, "best_valid": None, "history": [], "bad_epochs": 0,
                 "train_seconds": 0.0, "tokens_seen": 0}
     if init is not None:
@@ -274,7 +280,12 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
                 # this batch exactly (same carried state, same dropout masks).
                 batch_start = (state, torch.get_rng_state())
                 logits, state = lm(x, state)
-                loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+                if weights is None:
+                    loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+                else:   # a weighted mean: the focus words' targets count focus_weight times
+                    yy = y.reshape(-1)
+                    ce = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), yy, reduction="none")
+                    loss = (ce * weights[yy]).sum() / yy.numel()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(lm.parameters(), cfg.clip)
@@ -291,6 +302,8 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
                     on_batch({"epoch": ep + 1, "epochs": epochs, "batch": b + 1, "batches": n_batches,
                               "loss": float(loss.item()), "tokens_per_s": tokens_ep / max(el, 1e-9),
                               "tokens_seen": progress["tokens_seen"]})
+                if cfg.snapshot_every and (b + 1) % cfg.snapshot_every == 0 and b + 1 < n_batches:
+                    _snapshot(cfg, corpus, tokenizer, lm, progress, valid_data, ep, b + 1, aug_info, log)
                 if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
                     progress["train_seconds"] += time.time() - t_start
                     t_start = time.time()
@@ -312,7 +325,7 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
                 progress["bad_epochs"] = 0
                 progress["train_seconds"] += time.time() - t_start
                 t_start = time.time()
-                card = _card(cfg, corpus, tokenizer, lm, progress, valid=v, test=None)
+                card = _card(cfg, corpus, tokenizer, lm, progress, valid=v, test=None, aug_info=aug_info)
                 save_bundle(cfg.out, lm, tokenizer, card)
             else:
                 progress["bad_epochs"] += 1
@@ -322,6 +335,8 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
                     log(f"early stop: no gain for {cfg.patience} epochs")
                     _save_checkpoint(cfg, lm, opt, progress, state)
                     break
+            if cfg.snapshot_every:
+                _snapshot(cfg, corpus, tokenizer, lm, progress, valid_data, ep, n_batches, aug_info, log, valid=v)
             _save_checkpoint(cfg, lm, opt, progress, state)
             last_ckpt = time.time()
     except KeyboardInterrupt:
@@ -352,9 +367,45 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
     return card
 
 
-def _augment_doc(kind: str) -> dict:
+def _focus_weights(cfg, tokenizer, log):
+    """Per-word loss weights over the vocabulary, or None without --focus."""
+    if not cfg.focus or cfg.focus_weight == 1.0:
+        return None
+    from .augment import GENDER_WORDS
+    words = GENDER_WORDS if cfg.focus == "gender" else [w.strip() for w in cfg.focus.split(",") if w.strip()]
+    ids = [tokenizer.stoi[w] for w in words if w in tokenizer.stoi]
+    if not ids:
+        raise CorpusError(f"--focus {cfg.focus!r}: none of its words is in the vocabulary")
+    w = torch.ones(len(tokenizer))
+    w[ids] = cfg.focus_weight
+    log(f"loss weight {cfg.focus_weight:g} on {len(ids)} words ({', '.join(words[:8])}, ...)")
+    return w
+
+
+def _snapshot(cfg, corpus, tokenizer, lm, progress, valid_data, ep, batch, aug_info, log, valid=None):
+    """Validate now and save the weights as a bundle OUT.snapshots/e{epoch}b{batch} (for choosing a
+    point of a fine-tune by measurement; the run goes on)."""
+    v = valid or evaluate(lm, valid_data, max_batches=3 if cfg.dry_run else 0)
+    lm.train()
+    name = f"e{ep + 1}b{batch:05d}"
+    snap = dict(progress, history=list(progress["history"]) + ([] if valid else [
+        {"epoch": ep + 1, "batch": batch, "valid_perplexity": round(v["perplexity"], 3)}]))
+    card = _card(cfg, corpus, tokenizer, lm, snap, valid=v, test=None, aug_info=aug_info)
+    card["training"]["snapshot"] = {"epoch": ep + 1, "batch": batch}
+    out = Path(cfg.out)
+    save_bundle(out.with_name(out.name + ".snapshots") / name, lm, tokenizer, card)
+    log(f"snapshot {name}: valid perplexity {v['perplexity']:.2f}")
+
+
+def _augment_doc(kind: str, info: dict | None = None) -> dict:
     from . import augment as A
-    return {"kind": kind, "what": "each training file is followed by a copy with gendered words swapped "
+    extra = {}
+    if kind == "gender-swap-names":
+        extra = {"names": dict(sorted((info or {}).get("names", {}).items())),
+                 "rule_names": "first names and single-gender surnames found by augment.name_genders, paired by frequency",
+                 "rule_address": "sir (an address) -> madam, ma'am, miss in turn; miss (an address) -> sir; "
+                                 "Sir X -> Lady X; Lady X -> Sir X; miss (a verb) unchanged"}
+    return {**extra, "kind": kind, "what": "each training file is followed by a copy with gendered words swapped "
                                   "(explorer/training/augment.py); validation and test text are not augmented",
             "pairs": [list(p) for p in A.PAIRS], "one_way": A.ONE_WAY,
             "rule_her": "her -> his before a content word, else him"}
@@ -365,7 +416,7 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _card(cfg, corpus, tokenizer, lm, progress, valid, test) -> dict:
+def _card(cfg, corpus, tokenizer, lm, progress, valid, test, aug_info=None) -> dict:
     return {
         "name": Path(cfg.out).name,
         "description": f"{cfg.layers}-layer {cfg.cell.upper()} {cfg.tokenizer}-level language model",
@@ -375,7 +426,7 @@ def _card(cfg, corpus, tokenizer, lm, progress, valid, test) -> dict:
             "split": {s: [n for n, _ in corpus[s]] for s in corpus},
             "seed": cfg.seed,
             **({"init": {"bundle": str(cfg.init), "weights_sha256": progress.get("init_weights_sha256")}} if cfg.init else {}),
-            **({"augment": _augment_doc(cfg.augment)} if cfg.augment else {}),
+            **({"augment": _augment_doc(cfg.augment, aug_info)} if cfg.augment else {}),
             "epochs_run": progress["epoch"],
             "history": progress["history"],
             "tokens_seen": progress["tokens_seen"],
