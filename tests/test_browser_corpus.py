@@ -75,15 +75,15 @@ def test_corpus_page(server, browser):
     slider.focus()
     for _ in range(4):
         page.keyboard.press("ArrowRight")
-    time.sleep(1.5)
+    # wait for the state itself (the old page's text is still there while the rerun starts)
+    page.get_by_text("0.70").first.wait_for(timeout=120_000)
     _settle(page, "Matches in the corpus")
     units_after = page.locator('[data-testid="stMetricValue"]').first.inner_text()
     assert int(units_after) <= int(units_before)
-    assert page.get_by_text("0.70").count() >= 1
     page.get_by_role("slider").nth(2).focus()
     for _ in range(4):                                            # back to 0.5
         page.keyboard.press("ArrowLeft")
-    time.sleep(1.5)
+    page.get_by_text("0.50").first.wait_for(timeout=120_000)
     _settle(page, "Matches in the corpus")
     page.get_by_role("button", name="Bartender pair").click()
     _settle(page, "Trajectories")

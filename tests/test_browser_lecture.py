@@ -134,6 +134,11 @@ def test_demo_link_opens_cold_in_the_promised_state(server, cold, lecture_models
         pg.wait_for_function(f"() => document.querySelector('{STRIP}')?.dataset.selected === '{demo.params['pos']}'")
         chip = pg.locator(f'{STRIP} .tok[data-pos="{CERTAINLY_COMMA}"] .w')
         assert chip.inner_text() == ","
+        if demo.params.get("ngram") == "1":        # the n-gram track: a band under every chip
+            pg.wait_for_function(f"() => document.querySelectorAll('{STRIP} .tok .ng').length === "
+                                 f"document.querySelectorAll('{STRIP} .tok').length")
+            title = pg.locator(f'{STRIP} .tok[data-pos="{CERTAINLY_COMMA}"]').get_attribute("title")
+            assert "3-gram:" in title and "bits" in title, title
         if demo.params.get("present") == "1":
             pg.wait_for_function("() => document.querySelector('section[data-testid=stSidebar]')?.dataset.collapsed === 'true'")
             px = pg.evaluate(f"() => parseFloat(getComputedStyle(document.querySelector('{STRIP} .tok')).fontSize)")
@@ -143,12 +148,13 @@ def test_demo_link_opens_cold_in_the_promised_state(server, cold, lecture_models
     q = query(pg)                                 # the state is still in the address (nothing reset it)
     for k, v in demo.params.items():
         assert q.get(k) == v, (k, q.get(k), v)
-    if demo.id in ("bartender-explore", "cells", "bartender-lesson"):
+    if demo.id in ("bartender-explore", "cells", "bartender-lesson", "bartender-ngram"):
         pg.wait_for_selector(".js-plotly-plot .main-svg" if demo.page == "lesson" else ".rsx-heat canvas")
         pg.wait_for_timeout(500)
         SHOTS.mkdir(parents=True, exist_ok=True)
         pg.screenshot(path=str(SHOTS / {"bartender-explore": "presenter.png", "cells": "lesson-cells.png",
-                                        "bartender-lesson": "demo-bartender.png"}[demo.id]))
+                                        "bartender-lesson": "demo-bartender.png",
+                                        "bartender-ngram": "explore-ngram.png"}[demo.id]))
 
 
 def test_presenter_switch_and_url(server, cold):

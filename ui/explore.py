@@ -14,13 +14,14 @@ model and text).
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 import html
 
 import streamlit as st
 
 from explorer.present import figures as F
 from explorer.present import views as V
-from explorer.present.player import player_data, reported_position
+from explorer.present.player import ngram_bits, player_data, reported_position
 from explorer.trace import QUANTITIES
 from ui import common, downloads
 from ui import causal_common
@@ -104,6 +105,38 @@ def current_view(cell: str) -> str:
     return v if v in labels else labels[0]
 
 
+#: The n-gram stored in a bundle (python -m explorer ngram --model M ... --save M/ngram-kn3.npz).
+NGRAM_GLOB = "ngram-kn*.npz"
+
+
+def ngram_file(ctx: common.ModelContext) -> Path | None:
+    """The bundle's own n-gram file (built on its vocabulary), or None."""
+    found = sorted(Path(ctx.path).glob(NGRAM_GLOB)) if ctx.path else []
+    return found[0] if found else None
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the n-gram model…")
+def _ngram(path: str, stamp: float):
+    from explorer.training.ngram import KneserNey
+    return KneserNey.load(path)
+
+
+@common.byte_cached("ngram_bits")
+def _ngram_bits(path: str, stamp: float, ng_path: str, ng_stamp: float, text: str):
+    tr = common.cached_trace(path, stamp, text)
+    return ngram_bits(tr, _ngram(ng_path, ng_stamp))
+
+
+def ngram_for(ctx: common.ModelContext, tr) -> tuple[str, object] | None:
+    """(name, bits per token) for the player's second track when it is switched on, else None."""
+    f = ngram_file(ctx)
+    if f is None or not st.session_state.get("ngram"):
+        return None
+    order = f.stem.replace("ngram-kn", "")
+    bits = _ngram_bits(ctx.path, ctx.stamp, str(f), f.stat().st_mtime, tr.text)
+    return (f"Kneser-Ney {order}-gram", bits)
+
+
 def player(ctx: common.ModelContext, tr, layer: int, sig: str):
     """The player and, under it, the unit inspector."""
     with common.guard("the token views"):
@@ -121,8 +154,11 @@ def player(ctx: common.ModelContext, tr, layer: int, sig: str):
         # text or the window, so its reports (which rerun this) resend the same data.
         if ss.get("_anchor") is None or ss["_anchor"][:2] != (sig, win):
             ss["_anchor"] = (sig, win, pos)
+        ng = None
+        with common.guard("the n-gram track"):
+            ng = ngram_for(ctx, tr)
         data = player_data(tr, layer, pos=ss["_anchor"][2], window=win, ranges=ctx.ranges, heat=heat,
-                           k=common.TOP_K, sig=sig, view=view)
+                           k=common.TOP_K, sig=sig, view=view, ngram=ng)
         data["views"] = view_labels(tr.cell)
         P.mount(data, key=PLAYER_KEY, on_pos_change=_pos_changed, on_view_change=_view_changed)
         if view == UNITS_TAB:
@@ -131,7 +167,7 @@ def player(ctx: common.ModelContext, tr, layer: int, sig: str):
 
 # ----------------------------------------------------------------------------------------- page
 #: What the address bar keeps on this page (common.url_state): text, layer, selected token, tab.
-URL_KEYS = ("text", "layer:layer", "pos:int", "view")
+URL_KEYS = ("text", "layer:layer", "pos:int", "view", "ngram:bool")
 
 
 def page():
@@ -157,6 +193,12 @@ def _body(ctx: common.ModelContext, layer: int):
     text = st.text_area("Text", key="text", height=90, persist_state="session", label_visibility="collapsed",
                         placeholder="Type a sentence…",
                         help="Press Ctrl+Enter (or click outside the box) to trace the new text.")
+    if ngram_file(ctx) is not None:
+        common.keep("ngram", False)
+        st.toggle("Compare with the 3-gram: its surprisal as a band under each word", key="ngram",
+                  help="The project's Kneser-Ney n-gram, fitted on the same training books and vocabulary, sees "
+                       "only the last two words. Where its band is red and the word above is pale, the "
+                       "network's memory of earlier words made the word predictable.")
     tr = common.trace_or_prompt(
         ctx, text, empty="Type a sentence above, or pick a preset sentence in the sidebar, to watch the "
                          "network read it word by word.",

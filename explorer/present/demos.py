@@ -38,6 +38,10 @@ DEMOS: tuple[Demo, ...] = (
          {"text": _GIRL, "pos": str(CERTAINLY_COMMA), "present": "1"},
          "Explore in the presenter view, stopped at “Certainly ,”: the next word the model expects. "
          "Step with the clicker."),
+    Demo("bartender-ngram", "Where memory pays off: the network against the 3-gram", "",
+         {"text": _GIRL, "pos": str(CERTAINLY_COMMA), "ngram": "1"},
+         "Explore with the Kneser-Ney 3-gram's surprisal as a band under each word: red bands under pale "
+         "words are where remembering more than two words made the next word predictable."),
     Demo("bartender-contrast", "Girl / she against boy / he, state by state", "contrast",
          {"a": _GIRL, "b": PRESETS["Bartender (boy / he)"]},
          "Contrast: the two sentences aligned, how far apart the memories are after each word."),

@@ -58,6 +58,31 @@ def tokens_data(tr: Trace, lo: int, hi: int) -> list[dict]:
     return out
 
 
+def ngram_bits(tr: Trace, kn) -> np.ndarray:
+    """The n-gram's surprisal (bits) of every token of the trace given the tokens before it, as the
+    model read them (same ids, the boundary token first); NaN at position 0, which nothing predicts.
+    `kn` is an explorer.training.ngram.KneserNey over the model's own vocabulary."""
+    ids = [t.id for t in tr.tokens]
+    if kn.V != len(tr.vocab):
+        raise ValueError(f"the n-gram has a {kn.V:,}-word vocabulary and the model {len(tr.vocab):,}")
+    out = np.full(len(ids), np.nan, dtype=np.float32)
+    if len(ids) > 1:
+        out[1:] = kn.surprisal(ids)
+    return out
+
+
+def ngram_track(tr: Trace, bits: np.ndarray, lo: int, hi: int, name: str) -> dict:
+    """The player's second track: for positions lo..hi-1 the n-gram's bits, its chip colour (the
+    same scale as the model's), and what memory beyond the n-gram's window saved (n-gram bits minus
+    the model's bits: > 0 where the network's longer memory paid off)."""
+    rows = V.token_rows(tr, lo, hi)
+    bits_w = [_finite(b, 3) for b in bits[lo:hi]]
+    gain = [None if b is None or not np.isfinite(r.surprisal_bits) else _finite(b - r.surprisal_bits, 3)
+            for b, r in zip(bits_w, rows)]
+    return {"name": name, "bits": bits_w, "gain": gain,
+            "bg": [F.surprisal_colour(b if b is not None else float("nan")) for b in bits_w]}
+
+
 def next_words(tr: Trace, t: int, k: int) -> dict:
     """The k most probable next tokens after t and the token that actually follows (with its
     probability and rank; `in_top` says whether it is among the k)."""
@@ -74,12 +99,13 @@ def next_words(tr: Trace, t: int, k: int) -> dict:
 
 def player_data(tr: Trace, layer: int, *, pos: int, window: tuple[int, int] | None = None,
                 ranges: dict | None = None, heat: list[str] | tuple[str, ...] = ("h", "c"), k: int = 10,
-                sig: str = "", view: str = "") -> dict:
+                sig: str = "", view: str = "", ngram: tuple[str, np.ndarray] | None = None) -> dict:
     """Everything the player draws for token positions window[0]..window[1]-1 of one layer.
 
     `pos` is the selected position (kept inside the window); `heat` the quantities drawn as heatmaps
     (none: the player draws no heatmaps); `sig` identifies the text and model: when it changes the
-    player selects `pos` afresh, otherwise it keeps its own selection.
+    player selects `pos` afresh, otherwise it keeps its own selection. `ngram` (name, bits from
+    `ngram_bits`) adds the n-gram's surprisal as a second track under the token strip.
     """
     V._check(tr, layer)
     n = len(tr)
@@ -119,6 +145,7 @@ def player_data(tr: Trace, layer: int, *, pos: int, window: tuple[int, int] | No
         "surprisal_stops": [[x / F.SURPRISAL_MAX, c] for x, c in F.SURPRISAL_STOPS],
         "surprisal_max": F.SURPRISAL_MAX,
         "gate_stops": F.SEQUENTIAL,
+        "ngram": None if ngram is None else ngram_track(tr, ngram[1], lo, hi, ngram[0]),
     }
 
 

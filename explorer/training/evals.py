@@ -168,3 +168,37 @@ def bartender_margin(model) -> dict:
     out["effect"] = out["girl"]["margin"] - out["boy"]["margin"]
     out["effect_miss"] = out["girl"]["miss_vs_sir"] - out["boy"]["miss_vs_sir"]
     return out
+
+
+# ---- the teaching model's bar (issue: "the seed's examples must land") ---------------------------
+
+#: What a teaching model must show on the project's own pairs and the bartender sentence.
+TEACHING_BAR = {"pairs_accuracy": 0.85, "pair_type_accuracy": 0.70}
+
+
+def pair_types(result: dict) -> dict:
+    """Plain accuracy per pair type (suite/near|far, both genders together) from `minimal_pairs`."""
+    acc: dict = defaultdict(lambda: [0.0, 0])
+    for row in result["conditions"]:
+        key = f"{row['suite']}/{row['condition'].split('_')[0]}"
+        acc[key][0] += row["accuracy"] * row["items"]
+        acc[key][1] += row["items"]
+    return {k: {"accuracy": round(ok / n, 4), "items": n} for k, (ok, n) in sorted(acc.items())}
+
+
+def teaching_report(model) -> dict:
+    """The bartender margins, the pairs' plain accuracy (overall and per type) and whether each of
+    the teaching bar's figures is met. Uses no held-out book: choosing a snapshot by it is fair."""
+    b = bartender_margin(model)
+    r = minimal_pairs(model, agreement_pairs())
+    types = pair_types(r)
+    checks = {
+        "bartender_girl_female_over_sir": b["girl"]["margin"] > 0,
+        "bartender_boy_sir_over_female": b["boy"]["margin"] < 0,
+        "pairs_accuracy": r["accuracy"] >= TEACHING_BAR["pairs_accuracy"],
+        "every_pair_type": min(t["accuracy"] for t in types.values()) >= TEACHING_BAR["pair_type_accuracy"],
+    }
+    return {"bartender": {"girl_margin": round(b["girl"]["margin"], 4), "boy_margin": round(b["boy"]["margin"], 4),
+                          "effect": round(b["effect"], 4)},
+            "pairs_accuracy": r["accuracy"], "pair_types": types, "paired": r.get("paired", {}),
+            "checks": checks, "meets_bar": all(checks.values())}

@@ -315,6 +315,15 @@ function renderStrip(S) {
       if (tk.unk) chip.appendChild(el("span", "badge", "unk"));
       chip.appendChild(el("span", "w", tk.label));
       chip.appendChild(el("span", "pos", String(d.lo + j)));
+      if (d.ngram) {                       // the second track: the n-gram's surprisal of the same word
+        const b = d.ngram.bits[j], g = d.ngram.gain[j];
+        const band = el("span", "ng");
+        band.style.background = d.ngram.bg[j];
+        band.dataset.bits = b === null ? "" : String(b);
+        chip.appendChild(band);
+        if (b !== null) chip.title += ` · ${d.ngram.name}: ${b.toFixed(1)} bits` +
+          (g === null ? "" : ` (memory beyond its window ${g >= 0 ? "saved" : "cost"} ${Math.abs(g).toFixed(1)} bits)`);
+      }
       S.strip.appendChild(chip);
       S.chips.push(chip);
     });
@@ -327,6 +336,13 @@ function renderStrip(S) {
     barEl.style.background = "linear-gradient(90deg, " + d.surprisal_stops.map(([x, c]) => `${c} ${Math.round(100 * x)}%`).join(", ") + ")";
     S.legend.append(barEl, ` ${d.surprisal_max}+ bits · `);
     const u = el("span", "tok unk mini", "word"); S.legend.append(u, " unknown to the model (read as <unk>) · outlined: selected token · click a word to select it");
+    S.strip.classList.toggle("with-ngram", !!d.ngram);
+    if (d.ngram) {
+      const row = el("span", "ng-row"), nb = el("span", "ng-key");
+      S.legend.append(row);
+      row.append(nb, ` lower band: the ${d.ngram.name}'s surprisal (it sees only the last few words; ` +
+        "a red band under a pale chip is where the network's longer memory paid off)");
+    }
   }
   S.chips.forEach((c, j) => c.classList.toggle("sel", d.lo + j === S.pos));
   S.strip.dataset.selected = String(S.pos);
