@@ -291,8 +291,10 @@ def _books_vs_sentence(ctx):
              "twenty words back, should move it to “miss”.", size=17)
         for line in LS.books_vs_sentence_summary(df):
             _say(_e(line), "books-readout", size=16)
-        balanced = (f" {BALANCED} was fine-tuned on the same books plus a copy with he/she, sir/madam, Mr/Mrs … "
-                    "swapped, so its prior is even and only memory can decide." if BALANCED in names else "")
+        balanced = (f" {BALANCED} was fine-tuned on the same books plus a copy in which he/she, sir/madam, "
+                    "Mr/Mrs and the characters' first names are swapped, so its prior is even and only memory can "
+                    "decide. Same network, same books: the bias moved because the counts moved."
+                    if BALANCED in names else "")
         _say("This is where bias lives: not in a rule someone wrote, but in the counts of the training text."
              + balanced + " The n-gram sees the last two words only (“Certainly ,”): it cannot tell the girl "
              "from the boy, whatever the counts say.", size=16)

@@ -303,14 +303,15 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
                               "loss": float(loss.item()), "tokens_per_s": tokens_ep / max(el, 1e-9),
                               "tokens_seen": progress["tokens_seen"]})
                 if cfg.snapshot_every and (b + 1) % cfg.snapshot_every == 0 and b + 1 < n_batches:
-                    _snapshot(cfg, corpus, tokenizer, lm, progress, valid_data, ep, b + 1, aug_info, log)
+                    _snapshot(cfg, corpus, tokenizer, lm, progress, valid_data, ep, b + 1, aug_info, log, weights)
                 if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
                     progress["train_seconds"] += time.time() - t_start
                     t_start = time.time()
                     _save_checkpoint(cfg, lm, opt, progress, state)
                     last_ckpt = time.time()
             bar.close()
-            v = evaluate(lm, valid_data, max_batches=3 if cfg.dry_run else 0)
+            with _calibrated(lm, weights):
+                v = evaluate(lm, valid_data, max_batches=3 if cfg.dry_run else 0)
             improved = progress["best_valid"] is None or v["perplexity"] < progress["best_valid"]
             progress["history"].append({"epoch": ep + 1, "valid_perplexity": round(v["perplexity"], 3),
                                         "lr": opt.param_groups[0]["lr"],
@@ -326,7 +327,8 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
                 progress["train_seconds"] += time.time() - t_start
                 t_start = time.time()
                 card = _card(cfg, corpus, tokenizer, lm, progress, valid=v, test=None, aug_info=aug_info)
-                save_bundle(cfg.out, lm, tokenizer, card)
+                with _calibrated(lm, weights):
+                    save_bundle(cfg.out, lm, tokenizer, card)
             else:
                 progress["bad_epochs"] += 1
                 for g in opt.param_groups:
@@ -336,7 +338,7 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
                     _save_checkpoint(cfg, lm, opt, progress, state)
                     break
             if cfg.snapshot_every:
-                _snapshot(cfg, corpus, tokenizer, lm, progress, valid_data, ep, n_batches, aug_info, log, valid=v)
+                _snapshot(cfg, corpus, tokenizer, lm, progress, valid_data, ep, n_batches, aug_info, log, weights, valid=v)
             _save_checkpoint(cfg, lm, opt, progress, state)
             last_ckpt = time.time()
     except KeyboardInterrupt:
@@ -382,10 +384,33 @@ def _focus_weights(cfg, tokenizer, log):
     return w
 
 
-def _snapshot(cfg, corpus, tokenizer, lm, progress, valid_data, ep, batch, aug_info, log, valid=None):
+class _calibrated:
+    """While inside: the decoder bias corrected for the focus weights, so that what is evaluated and
+    saved predicts the books' own probabilities. A weighted cross-entropy's optimum is
+    p(w) ∝ weight(w)·q(w): the focus words would be over-predicted by their weight, so log weight(w)
+    comes off their output bias (exact at the optimum)."""
+
+    def __init__(self, lm, weights):
+        self.lm, self.shift = lm, None if weights is None else torch.log(weights)
+
+    def __enter__(self):
+        if self.shift is not None:
+            with torch.no_grad():
+                self.lm.decoder.bias.sub_(self.shift.to(self.lm.decoder.bias.device))
+        return self.lm
+
+    def __exit__(self, *exc):
+        if self.shift is not None:
+            with torch.no_grad():
+                self.lm.decoder.bias.add_(self.shift.to(self.lm.decoder.bias.device))
+        return False
+
+
+def _snapshot(cfg, corpus, tokenizer, lm, progress, valid_data, ep, batch, aug_info, log, weights, valid=None):
     """Validate now and save the weights as a bundle OUT.snapshots/e{epoch}b{batch} (for choosing a
     point of a fine-tune by measurement; the run goes on)."""
-    v = valid or evaluate(lm, valid_data, max_batches=3 if cfg.dry_run else 0)
+    with _calibrated(lm, weights):
+        v = valid or evaluate(lm, valid_data, max_batches=3 if cfg.dry_run else 0)
     lm.train()
     name = f"e{ep + 1}b{batch:05d}"
     snap = dict(progress, history=list(progress["history"]) + ([] if valid else [
@@ -393,7 +418,8 @@ def _snapshot(cfg, corpus, tokenizer, lm, progress, valid_data, ep, batch, aug_i
     card = _card(cfg, corpus, tokenizer, lm, snap, valid=v, test=None, aug_info=aug_info)
     card["training"]["snapshot"] = {"epoch": ep + 1, "batch": batch}
     out = Path(cfg.out)
-    save_bundle(out.with_name(out.name + ".snapshots") / name, lm, tokenizer, card)
+    with _calibrated(lm, weights):
+        save_bundle(out.with_name(out.name + ".snapshots") / name, lm, tokenizer, card)
     log(f"snapshot {name}: valid perplexity {v['perplexity']:.2f}")
 
 
@@ -427,6 +453,10 @@ def _card(cfg, corpus, tokenizer, lm, progress, valid, test, aug_info=None) -> d
             "seed": cfg.seed,
             **({"init": {"bundle": str(cfg.init), "weights_sha256": progress.get("init_weights_sha256")}} if cfg.init else {}),
             **({"augment": _augment_doc(cfg.augment, aug_info)} if cfg.augment else {}),
+            **({"focus": {"words": cfg.focus, "weight": cfg.focus_weight,
+                          "calibration": "saved weights: decoder.bias minus log(weight) on the focus words, which "
+                                         "undoes the weighted loss's over-prediction of them (train._calibrated)"}}
+               if cfg.focus and cfg.focus_weight != 1.0 else {}),
             "epochs_run": progress["epoch"],
             "history": progress["history"],
             "tokens_seen": progress["tokens_seen"],
