@@ -115,3 +115,84 @@ def test_train_only_changes_only_the_matching_parameters(bundle_dir, tmp_path):
     with pytest.raises(Exception, match="matches no parameter"):
         train(TrainConfig(corpus=str(corpus), out=str(tmp_path / "x"), init=str(bundle_dir), train_only="nothing.*",
                           dry_run=True), log=lambda m: None)
+
+
+# ---- the teaching model's recipe: names, addresses, focus weights, snapshots ---------------------
+from explorer.training.augment import FEMALE_ADDRESSES, name_genders, name_swaps, swap_gender_names  # noqa: E402
+
+STORY = ("Mr. Darcy came in. He bowed. Elizabeth smiled; she was pleased. Miss Elizabeth took her hat. "
+         "Darcy said that he was tired. Elizabeth said that she was tired. ")
+
+
+def test_name_genders_reads_titles_and_pronouns_and_skips_family_names():
+    text = STORY * 10 + "Mr. Bennet spoke. Mrs. Bennet spoke. " * 10 + "Walked to London. He went to London. " * 10
+    g = name_genders([text], min_count=10)
+    assert g.get("Darcy") == "m" and g.get("Elizabeth") == "f"
+    assert "Bennet" not in g                   # Mr and Mrs Bennet: a family name, not swapped
+    assert "London" not in g                   # a place the pronoun evidence would mistake
+
+
+def test_name_swaps_pair_by_frequency_and_map_leftovers_one_way():
+    counts = {"Emma": 9, "Jane": 5, "Anne": 1, "Holmes": 7, "Watson": 3}
+    s = name_swaps({"Emma": "f", "Jane": "f", "Anne": "f", "Holmes": "m", "Watson": "m"}, counts)
+    assert s["Emma"] == "Holmes" and s["Holmes"] == "Emma"
+    assert s["Jane"] == "Watson" and s["Watson"] == "Jane"
+    assert s["Anne"] in ("Holmes", "Watson")
+
+
+def test_the_names_copy_stays_consistent_and_spreads_sir_over_the_female_addresses():
+    texts = [("a.txt", STORY * 10 + '"Yes, sir." "No, sir." "Well, sir." "Oh, miss!" We shall miss her. '
+                                    "Sir Walter met Lady Russell.")]
+    copies, info = swap_gender_names(texts)
+    (name, out), = copies
+    assert info["names"]["Darcy"] == "Elizabeth" and info["names"]["Elizabeth"] == "Darcy"
+    assert "Mrs. Elizabeth came in. She bowed. Darcy smiled; he was pleased. Mr Darcy took his hat." in out
+    assert '"Yes, madam." "No, ma\'am." "Well, miss." "Oh, sir!" We shall miss him.' in out
+    assert "Lady Walter met Sir Russell." in out
+    assert FEMALE_ADDRESSES == ("madam", "ma'am", "miss")
+    full = augment(texts, "gender-swap-names", info := {})
+    assert full[1] == ("a.txt [gender-swap-names]", out) and info["names"]["Darcy"] == "Elizabeth"
+
+
+def _tiny_corpus(tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    for name in ["a", "b", "c", "d"]:
+        (corpus / f"{name}.txt").write_text("the boy said that he was tired . the girl said that she was tired . " * 40)
+    (corpus / "SPLITS.json").write_text(json.dumps({"valid": ["c.txt"], "test": ["d.txt"], "train": "rest"}))
+    return corpus
+
+
+def test_focus_weights_are_undone_in_the_saved_bias_and_snapshots_are_bundles(bundle_dir, tmp_path):
+    import torch
+    corpus = _tiny_corpus(tmp_path)
+    cfg = TrainConfig(corpus=str(corpus), out=str(tmp_path / "f"), init=str(bundle_dir), augment="gender-swap-names",
+                      focus="he,she", focus_weight=4.0, snapshot_every=1, dry_run=True, lr=0.0)
+    card = train(cfg, log=lambda m: None)
+    start, end = load_model(bundle_dir), load_model(tmp_path / "f")
+    d = (end.lm.decoder.bias - start.lm.decoder.bias).detach()      # lr 0: only the calibration moved it
+    ids = [start.tokenizer.stoi["he"], start.tokenizer.stoi["she"]]
+    assert torch.allclose(d[ids], torch.full((2,), -math.log(4.0)), atol=1e-6)
+    others = torch.ones_like(d, dtype=torch.bool)
+    others[ids] = False
+    assert torch.count_nonzero(d[others]) == 0
+    assert card["training"]["focus"]["weight"] == 4.0
+    snaps = sorted((tmp_path / "f.snapshots").iterdir())
+    assert snaps[0].name == "e1b00001" and len(snaps) >= 2      # every batch, and the epoch's end
+    s = load_model(snaps[0])
+    assert s.card["training"]["snapshot"] == {"epoch": 1, "batch": 1}
+    assert torch.allclose(s.lm.decoder.bias, end.lm.decoder.bias)
+    with pytest.raises(Exception, match="none of its words"):
+        train(TrainConfig(corpus=str(corpus), out=str(tmp_path / "x"), init=str(bundle_dir), focus="zzz,qqq",
+                          focus_weight=2.0, dry_run=True), log=lambda m: None)
+
+
+def test_teaching_report_measures_every_figure_of_the_bar(tiny_lstm):
+    from explorer.training.evals import TEACHING_BAR, teaching_report
+    r = teaching_report(tiny_lstm)
+    assert set(r["checks"]) == {"bartender_girl_female_over_sir", "bartender_boy_sir_over_female",
+                                "pairs_accuracy", "every_pair_type"}
+    assert r["meets_bar"] == all(r["checks"].values())
+    acc = r["pairs_accuracy"]               # None: no pair is in the tiny vocabulary
+    assert r["checks"]["pairs_accuracy"] == (acc is not None and acc >= TEACHING_BAR["pairs_accuracy"])
+    assert r["checks"]["bartender_girl_female_over_sir"] == (r["bartender"]["girl_margin"] > 0)

@@ -195,8 +195,10 @@ def teaching_report(model) -> dict:
     checks = {
         "bartender_girl_female_over_sir": b["girl"]["margin"] > 0,
         "bartender_boy_sir_over_female": b["boy"]["margin"] < 0,
-        "pairs_accuracy": r["accuracy"] >= TEACHING_BAR["pairs_accuracy"],
-        "every_pair_type": min(t["accuracy"] for t in types.values()) >= TEACHING_BAR["pair_type_accuracy"],
+        # no pair in the vocabulary: nothing is shown, so nothing is met
+        "pairs_accuracy": r["accuracy"] is not None and r["accuracy"] >= TEACHING_BAR["pairs_accuracy"],
+        "every_pair_type": bool(types) and min(t["accuracy"] for t in types.values())
+        >= TEACHING_BAR["pair_type_accuracy"],
     }
     return {"bartender": {"girl_margin": round(b["girl"]["margin"], 4), "boy_margin": round(b["boy"]["margin"], 4),
                           "effect": round(b["effect"], 4)},
