@@ -117,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--focus", metavar="WORDS", help="'gender' or comma-separated words whose targets weigh "
                     "--focus-weight in the loss")
     tr.add_argument("--focus-weight", type=_nonneg_float, default=1.0)
+    tr.add_argument("--context-focus", metavar="WORDS", help="'gender-nouns' or comma-separated words: the targets "
+                    "up to --context-window tokens after one weigh --context-weight in the loss")
+    tr.add_argument("--context-window", type=int, default=20)
+    tr.add_argument("--context-weight", type=_nonneg_float, default=1.0)
     tr.add_argument("--snapshot-every", type=int, default=0, metavar="N",
                     help="also validate and save a bundle OUT.snapshots/eEbB every N batches")
     tr.add_argument("--train-only", metavar="REGEX",

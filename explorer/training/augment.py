@@ -57,6 +57,12 @@ ONE_WAY = {"miss": "mr", "ma'am": "sir", "lads": "lasses", "lasses": "lads", "hi
 #: The words a gender-focused loss weights (`train --focus gender`): every gendered word of the
 #: swap list, the pronouns and the forms of address.
 GENDER_WORDS = sorted(set(w for pair in PAIRS for w in pair) | {"her", "his", "hers", "miss", "ma'am", "mrs", "mr"})
+#: Singular gendered nouns and titles (`train --context-focus gender-nouns`): the words after which
+#: the teaching model must remember who the sentence is about ("the girl ... she", "Mrs X ... her").
+GENDER_NOUNS = sorted({w for pair in PAIRS for w in pair
+                       if not (w.endswith("s") or w.endswith("men")) or w in ("mistress", "princess", "duchess", "lass", "mrs")}
+                      - {"he", "she", "him", "her", "himself", "herself", "sir", "madam", "male", "female",
+                         "masculine", "feminine", "gentlemanlike", "ladylike"} | {"miss"})
 #: The female addresses "sir" rotates over in `gender-swap-names`.
 FEMALE_ADDRESSES = ("madam", "ma'am", "miss")
 
@@ -239,5 +245,5 @@ def augment(texts: list[tuple[str, str]], kind: str, info: dict | None = None) -
     return list(texts) + [(f"{name} [{kind}]", f(t)) for name, t in texts]
 
 
-__all__ = ["PAIRS", "ONE_WAY", "SWAPS", "FEMALE_ADDRESSES", "GENDER_WORDS", "swap_gender", "name_genders", "name_swaps",
+__all__ = ["PAIRS", "ONE_WAY", "SWAPS", "FEMALE_ADDRESSES", "GENDER_WORDS", "GENDER_NOUNS", "swap_gender", "name_genders", "name_swaps",
            "swap_gender_names", "augment", "AUGMENTATIONS"]

@@ -68,6 +68,9 @@ class TrainConfig:
     train_only: str | None = None  # a regex: train only the parameters whose names match (e.g. decoder.bias)
     focus: str | None = None       # "gender" or comma-separated words: their targets weigh focus_weight in the loss
     focus_weight: float = 1.0
+    context_focus: str | None = None   # "gender-nouns" or words: the targets up to context_window tokens after
+    context_window: int = 20           # one of them weigh context_weight (a weight on contexts, not on words:
+    context_weight: float = 1.0        # the best prediction in every context stays the books' own)
     snapshot_every: int = 0        # also validate and save a bundle OUT.snapshots/bN every N batches (0: never)
     command: str = ""
 
@@ -230,6 +233,8 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     weights = _focus_weights(cfg, tokenizer, log)
     weights = None if weights is None else weights.to(dev)
+    ctx_w = _context_weights(cfg, tokenizer, streams["train"], log)
+    ctx_w = None if ctx_w is None else batchify(ctx_w, cfg.batch_size).to(dev)
     progress = {"epoch": 0, "batch": 0, "best_valid": None, "history": [], "bad_epochs": 0,
                 "train_seconds": 0.0, "tokens_seen": 0}
     if init is not None:
@@ -280,12 +285,16 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
                 # this batch exactly (same carried state, same dropout masks).
                 batch_start = (state, torch.get_rng_state())
                 logits, state = lm(x, state)
-                if weights is None:
+                if weights is None and ctx_w is None:
                     loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-                else:   # a weighted mean: the focus words' targets count focus_weight times
+                else:   # a weighted mean: focus words' targets and focus contexts count more
                     yy = y.reshape(-1)
                     ce = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), yy, reduction="none")
-                    loss = (ce * weights[yy]).sum() / yy.numel()
+                    if weights is not None:
+                        ce = ce * weights[yy]
+                    if ctx_w is not None:
+                        ce = ce * ctx_w[:, i + 1:i + 1 + y.size(1)].reshape(-1)
+                    loss = ce.sum() / yy.numel()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(lm.parameters(), cfg.clip)
@@ -384,6 +393,28 @@ def _focus_weights(cfg, tokenizer, log):
     return w
 
 
+def _context_weights(cfg, tokenizer, stream: torch.Tensor, log):
+    """A weight per position of the training stream: context_weight for the context_window tokens
+    after each context-focus word, else 1. Or None without --context-focus."""
+    if not cfg.context_focus or cfg.context_weight == 1.0:
+        return None
+    from .augment import GENDER_NOUNS
+    words = GENDER_NOUNS if cfg.context_focus == "gender-nouns" else \
+        [w.strip() for w in cfg.context_focus.split(",") if w.strip()]
+    ids = torch.tensor([tokenizer.stoi[w] for w in words if w in tokenizer.stoi], dtype=torch.long)
+    if ids.numel() == 0:
+        raise CorpusError(f"--context-focus {cfg.context_focus!r}: none of its words is in the vocabulary")
+    hit = torch.isin(stream, ids)
+    pos = torch.arange(stream.numel())
+    last = torch.where(hit, pos, torch.full_like(pos, -10**9)).cummax(0).values    # the latest trigger so far
+    dist = pos - last
+    w = torch.ones(stream.numel())
+    w[(dist >= 1) & (dist <= cfg.context_window)] = cfg.context_weight
+    log(f"context weight {cfg.context_weight:g} on {int((w != 1).sum()):,} of {stream.numel():,} positions "
+        f"(up to {cfg.context_window} tokens after {len(ids)} words: {', '.join(words[:6])}, ...)")
+    return w
+
+
 class _calibrated:
     """While inside: the decoder bias corrected for the focus weights, so that what is evaluated and
     saved predicts the books' own probabilities. A weighted cross-entropy's optimum is
@@ -457,6 +488,10 @@ def _card(cfg, corpus, tokenizer, lm, progress, valid, test, aug_info=None) -> d
                           "calibration": "saved weights: decoder.bias minus log(weight) on the focus words, which "
                                          "undoes the weighted loss's over-prediction of them (train._calibrated)"}}
                if cfg.focus and cfg.focus_weight != 1.0 else {}),
+            **({"context_focus": {"words": cfg.context_focus, "window": cfg.context_window, "weight": cfg.context_weight,
+                                  "what": "targets up to `window` tokens after one of the words weigh `weight` in the "
+                                          "loss; a weight on contexts, so no calibration is needed"}}
+               if cfg.context_focus and cfg.context_weight != 1.0 else {}),
             "epochs_run": progress["epoch"],
             "history": progress["history"],
             "tokens_seen": progress["tokens_seen"],
