@@ -196,3 +196,28 @@ def test_teaching_report_measures_every_figure_of_the_bar(tiny_lstm):
     acc = r["pairs_accuracy"]               # None: no pair is in the tiny vocabulary
     assert r["checks"]["pairs_accuracy"] == (acc is not None and acc >= TEACHING_BAR["pairs_accuracy"])
     assert r["checks"]["bartender_girl_female_over_sir"] == (r["bartender"]["girl_margin"] > 0)
+
+
+def test_context_weights_cover_the_window_after_each_trigger_and_leave_words_calibrated(bundle_dir, tmp_path):
+    import torch
+
+    from explorer.training.train import _context_weights
+    tok = load_model(bundle_dir).tokenizer
+    ids = tok.encode("the girl said that she was tired . the boy ran .")
+    cfg = TrainConfig(corpus="", out="", context_focus="girl,boy", context_window=3, context_weight=5.0)
+    w = _context_weights(cfg, tok, torch.tensor(ids), log=lambda m: None)
+    words = [tok.itos[i] for i in ids]
+    g, b = words.index("girl"), words.index("boy")
+    expect = [5.0 if (1 <= i - g <= 3) or (1 <= i - b <= 3) else 1.0 for i in range(len(ids))]
+    assert w.tolist() == expect
+    assert _context_weights(TrainConfig(corpus="", out=""), tok, torch.tensor(ids), log=lambda m: None) is None
+    with pytest.raises(Exception, match="none of its words"):
+        _context_weights(TrainConfig(corpus="", out="", context_focus="zzz", context_weight=2.0), tok,
+                         torch.tensor(ids), log=lambda m: None)
+    # a weight on contexts needs no calibration: with lr 0 the saved weights are the start's
+    corpus = _tiny_corpus(tmp_path)
+    card = train(TrainConfig(corpus=str(corpus), out=str(tmp_path / "cw"), init=str(bundle_dir),
+                             context_focus="gender-nouns", context_weight=3.0, dry_run=True, lr=0.0), log=lambda m: None)
+    a, e = load_model(bundle_dir).lm.state_dict(), load_model(tmp_path / "cw").lm.state_dict()
+    assert all(torch.equal(a[k], e[k]) for k in a)
+    assert card["training"]["context_focus"]["weight"] == 3.0
