@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "up to --context-window tokens after one weigh --context-weight in the loss")
     tr.add_argument("--context-window", type=int, default=20)
     tr.add_argument("--context-weight", type=_nonneg_float, default=1.0)
+    tr.add_argument("--reset-state", type=_nonneg_float, default=0.0, metavar="P",
+                    help="zero each row's carried state before a window with probability P (reads from a fresh start)")
     tr.add_argument("--snapshot-every", type=int, default=0, metavar="N",
                     help="also validate and save a bundle OUT.snapshots/eEbB every N batches")
     tr.add_argument("--train-only", metavar="REGEX",

@@ -21,7 +21,7 @@ def cmd_train(args, command):
                       init=args.init, augment=args.augment, train_only=args.train_only,
                       focus=args.focus, focus_weight=args.focus_weight, snapshot_every=args.snapshot_every,
                       context_focus=args.context_focus, context_window=args.context_window,
-                      context_weight=args.context_weight,
+                      context_weight=args.context_weight, reset_state=args.reset_state,
                       command=command)
     try:
         card = train(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))

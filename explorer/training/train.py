@@ -71,6 +71,7 @@ class TrainConfig:
     context_focus: str | None = None   # "gender-nouns" or words: the targets up to context_window tokens after
     context_window: int = 20           # one of them weigh context_weight (a weight on contexts, not on words:
     context_weight: float = 1.0        # the best prediction in every context stays the books' own)
+    reset_state: float = 0.0       # each row's carried state is zeroed before a window with this probability
     snapshot_every: int = 0        # also validate and save a bundle OUT.snapshots/bN every N batches (0: never)
     command: str = ""
 
@@ -284,6 +285,8 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
                 # What a checkpoint taken mid-batch must restore, so that a resumed run redoes
                 # this batch exactly (same carried state, same dropout masks).
                 batch_start = (state, torch.get_rng_state())
+                if cfg.reset_state and state is not None:
+                    state = _reset_rows(state, cfg.reset_state)
                 logits, state = lm(x, state)
                 if weights is None and ctx_w is None:
                     loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
@@ -391,6 +394,15 @@ def _focus_weights(cfg, tokenizer, log):
     w[ids] = cfg.focus_weight
     log(f"loss weight {cfg.focus_weight:g} on {len(ids)} words ({', '.join(words[:8])}, ...)")
     return w
+
+
+def _reset_rows(state, p: float):
+    """The carried state with each batch row zeroed with probability p: that row's next window is read
+    from a fresh start, as a sentence is scored or typed into the app (no text before it)."""
+    parts = state if isinstance(state, tuple) else (state,)
+    keep = (torch.rand(parts[0].size(1), device=parts[0].device) >= p).to(parts[0].dtype)[None, :, None]
+    out = tuple(s * keep for s in parts)
+    return out if isinstance(state, tuple) else out[0]
 
 
 def _context_weights(cfg, tokenizer, stream: torch.Tensor, log):
