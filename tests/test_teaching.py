@@ -221,3 +221,18 @@ def test_context_weights_cover_the_window_after_each_trigger_and_leave_words_cal
     a, e = load_model(bundle_dir).lm.state_dict(), load_model(tmp_path / "cw").lm.state_dict()
     assert all(torch.equal(a[k], e[k]) for k in a)
     assert card["training"]["context_focus"]["weight"] == 3.0
+
+
+def test_reset_rows_zeroes_whole_rows_with_the_given_probability():
+    import torch
+
+    from explorer.training.train import _reset_rows
+    torch.manual_seed(0)
+    h, c = torch.ones(2, 1000, 8), torch.full((2, 1000, 8), 3.0)
+    h2, c2 = _reset_rows((h, c), 0.5)
+    zero = (h2 == 0).all(dim=2).all(dim=0)                     # a row is zeroed in every layer at once
+    assert torch.equal(zero, (c2 == 0).all(dim=2).all(dim=0))
+    assert ((h2 == 0) | (h2 == 1)).all() and ((c2 == 0) | (c2 == 3)).all()
+    assert 400 < int(zero.sum()) < 600
+    assert torch.equal(_reset_rows(h, 0.0), h)                  # a GRU/RNN state is one tensor
+    assert int(_reset_rows(h, 1.0).count_nonzero()) == 0
