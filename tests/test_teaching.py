@@ -147,7 +147,10 @@ def test_the_names_copy_stays_consistent_and_spreads_sir_over_the_female_address
     (name, out), = copies
     assert info["names"]["Darcy"] == "Elizabeth" and info["names"]["Elizabeth"] == "Darcy"
     assert "Mrs. Elizabeth came in. She bowed. Darcy smiled; he was pleased. Mr Darcy took his hat." in out
-    assert '"Yes, madam." "No, ma\'am." "Well, miss." "Oh, sir!" We shall miss him.' in out
+    assert '"Yes, miss." "No, miss." "Well, miss." "Oh, sir!" We shall miss him.' in out
+    from explorer.training.augment import swap_gender
+    assert swap_gender('"Yes, sir." "No, sir." "Well, sir."', rotate_address=True, sir_to=FEMALE_ADDRESSES) == \
+        '"Yes, madam." "No, ma\'am." "Well, miss."'
     assert "Lady Walter met Sir Russell." in out
     assert FEMALE_ADDRESSES == ("madam", "ma'am", "miss")
     full = augment(texts, "gender-swap-names", info := {})

@@ -30,10 +30,12 @@ the person it refers to, and spreads the single male address over the three fema
   Surnames shared by a family (Mr and Mrs Bennet) fail the purity test and stay. The female and
   male names are paired by frequency rank (the most frequent with the most frequent) and swapped
   both ways; names left over in the longer list map one way to the other list, round-robin.
-* **Address.** "sir" as an address becomes "madam", "ma'am" and "miss" in turn (every third one),
-  so that each of the three female forms the beginner's guide names is as frequent in the female
-  copy as "sir" is in the male text divided by three; "Sir Walter" (a title) becomes "Lady Walter"
-  and "Lady Russell" becomes "Sir Russell".
+* **Address.** "sir" as an address becomes "miss" (`SIR_TO`), the word the beginner's guide expects
+  for a girl, so that in the even copy "miss" is as frequent as "sir" and the sentence alone can
+  decide between them; "ma'am", "madam" and "miss" (addresses) become "sir". (`swap_gender` can also
+  spread "sir" over madam, ma'am and miss in turn, `sir_to=FEMALE_ADDRESSES`; then each female form
+  is a third as frequent as "sir", and only a context effect above log 3 puts one above "sir".)
+  "Sir Walter" (a title) becomes "Lady Walter" and "Lady Russell" becomes "Sir Russell".
 """
 from __future__ import annotations
 
@@ -63,7 +65,9 @@ GENDER_NOUNS = sorted({w for pair in PAIRS for w in pair
                        if not (w.endswith("s") or w.endswith("men")) or w in ("mistress", "princess", "duchess", "lass", "mrs")}
                       - {"he", "she", "him", "her", "himself", "herself", "sir", "madam", "male", "female",
                          "masculine", "feminine", "gentlemanlike", "ladylike"} | {"miss"})
-#: The female addresses "sir" rotates over in `gender-swap-names`.
+#: What "sir" as an address becomes in `gender-swap-names`.
+SIR_TO = "miss"
+#: The female addresses "sir" can rotate over (swap_gender(..., sir_to=FEMALE_ADDRESSES)) in `gender-swap-names`.
 FEMALE_ADDRESSES = ("madam", "ma'am", "miss")
 
 #: Words after which "her" is an object ("him"), not a possessive ("his").
@@ -105,11 +109,13 @@ def _next_is_name(text: str, end: int) -> bool:
     return re.compile(r"\.?[ \t]+[A-Z]").match(text, end) is not None
 
 
-def swap_gender(text: str, names: dict[str, str] | None = None, rotate_address: bool = False) -> str:
+def swap_gender(text: str, names: dict[str, str] | None = None, rotate_address: bool = False,
+                sir_to: str | tuple[str, ...] = SIR_TO) -> str:
     """The text with every gendered word of the swap list swapped, case preserved.
 
     names: {Name: Name} swapped too (exact, capitalised forms; see `name_genders`). rotate_address:
-    "sir" as an address becomes madam, ma'am and miss in turn, and titles are handled as titles."""
+    the address rules of `gender-swap-names` ("sir" becomes `sir_to`, or its words in turn when it
+    is a tuple; "miss" as an address becomes "sir"), and titles are handled as titles."""
     names = names or {}
     turn = [0]
 
@@ -137,8 +143,10 @@ def swap_gender(text: str, names: dict[str, str] | None = None, rotate_address: 
         if rotate_address and base in ("sir", "lady") and _next_is_name(m.string, m.end()):
             return _with_case(w, "lady" if base == "sir" else "sir") + suffix   # titles
         if rotate_address and base == "sir":
+            if isinstance(sir_to, str):
+                return _with_case(w, sir_to) + suffix
             turn[0] += 1
-            return _with_case(w, FEMALE_ADDRESSES[(turn[0] - 1) % 3]) + suffix
+            return _with_case(w, sir_to[(turn[0] - 1) % len(sir_to)]) + suffix
         if base not in SWAPS:
             return w
         return _with_case(w, SWAPS[base]) + suffix
@@ -245,5 +253,5 @@ def augment(texts: list[tuple[str, str]], kind: str, info: dict | None = None) -
     return list(texts) + [(f"{name} [{kind}]", f(t)) for name, t in texts]
 
 
-__all__ = ["PAIRS", "ONE_WAY", "SWAPS", "FEMALE_ADDRESSES", "GENDER_WORDS", "GENDER_NOUNS", "swap_gender", "name_genders", "name_swaps",
+__all__ = ["PAIRS", "ONE_WAY", "SWAPS", "FEMALE_ADDRESSES", "SIR_TO", "GENDER_WORDS", "GENDER_NOUNS", "swap_gender", "name_genders", "name_swaps",
            "swap_gender_names", "augment", "AUGMENTATIONS"]

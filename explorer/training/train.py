@@ -472,7 +472,7 @@ def _augment_doc(kind: str, info: dict | None = None) -> dict:
     if kind == "gender-swap-names":
         extra = {"names": dict(sorted((info or {}).get("names", {}).items())),
                  "rule_names": "first names and single-gender surnames found by augment.name_genders, paired by frequency",
-                 "rule_address": "sir (an address) -> madam, ma'am, miss in turn; miss (an address) -> sir; "
+                 "rule_address": f"sir (an address) -> {A.SIR_TO}; miss, ma'am, madam (addresses) -> sir; "
                                  "Sir X -> Lady X; Lady X -> Sir X; miss (a verb) unchanged"}
     return {**extra, "kind": kind, "what": "each training file is followed by a copy with gendered words swapped "
                                   "(explorer/training/augment.py); validation and test text are not augmented",
