@@ -240,6 +240,9 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
                 "train_seconds": 0.0, "tokens_seen": 0}
     if init is not None:
         progress["init_weights_sha256"] = init_hash
+        # how the starting weights were made (a fine-tune of a fine-tune keeps its whole recipe)
+        progress["init_training"] = {k: v for k, v in (init.card.get("training") or {}).items()
+                                     if k not in ("split", "history")} | {"name": init.card.get("name")}
     state = None
     if cfg.resume:
         progress, state = _load_checkpoint(cfg, lm, opt)
@@ -494,7 +497,8 @@ def _card(cfg, corpus, tokenizer, lm, progress, valid, test, aug_info=None) -> d
             "corpus": str(cfg.corpus),
             "split": {s: [n for n, _ in corpus[s]] for s in corpus},
             "seed": cfg.seed,
-            **({"init": {"bundle": str(cfg.init), "weights_sha256": progress.get("init_weights_sha256")}} if cfg.init else {}),
+            **({"init": {"bundle": str(cfg.init), "weights_sha256": progress.get("init_weights_sha256"),
+                         "its_training": progress.get("init_training")}} if cfg.init else {}),
             **({"augment": _augment_doc(cfg.augment, aug_info)} if cfg.augment else {}),
             **({"focus": {"words": cfg.focus, "weight": cfg.focus_weight,
                           "calibration": "saved weights: decoder.bias minus log(weight) on the focus words, which "
