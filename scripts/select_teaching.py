@@ -6,7 +6,7 @@ For each snapshot bundle (train --snapshot-every): its validation perplexity (fr
 on the validation books), the bartender margins and the project's pairs (explorer.training.evals.
 teaching_report). The choice: among the snapshots that meet the whole bar, the one with the lowest
 validation perplexity; if none does, the one closest to it (most checks met, then the highest pair
-accuracy). The held-out test books are never read here."""
+accuracy, then the lowest validation perplexity). The held-out test books are never read here."""
 from __future__ import annotations
 
 import argparse
@@ -51,9 +51,10 @@ def main(argv=None) -> int:
     if ok:
         chosen = min(ok, key=lambda r: r["valid_perplexity"])
     else:
-        chosen = max(rows, key=lambda r: (sum(r["checks"].values()), r["pairs_accuracy"]))
+        chosen = max(rows, key=lambda r: (sum(r["checks"].values()), r["pairs_accuracy"] or 0.0, -r["valid_perplexity"]))
     out = {"chosen": chosen["snapshot"], "meets_bar": chosen["meets_bar"],
-           "rule": "lowest validation perplexity among snapshots meeting the bar; else the closest", "rows": rows}
+           "rule": "lowest validation perplexity among snapshots meeting the bar; else the closest (most checks met, "
+                   "then the highest pair accuracy, then the lowest validation perplexity)", "rows": rows}
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     print(json.dumps({"chosen": out["chosen"], "meets_bar": out["meets_bar"]}))

@@ -194,7 +194,7 @@ def test_teaching_report_measures_every_figure_of_the_bar(tiny_lstm):
     from explorer.training.evals import TEACHING_BAR, teaching_report
     r = teaching_report(tiny_lstm)
     assert set(r["checks"]) == {"bartender_girl_female_over_sir", "bartender_boy_sir_over_female",
-                                "pairs_accuracy", "every_pair_type"}
+                                "bartender_girl_miss_over_sir", "pairs_accuracy", "every_pair_type"}
     assert r["meets_bar"] == all(r["checks"].values())
     acc = r["pairs_accuracy"]               # None: no pair is in the tiny vocabulary
     assert r["checks"]["pairs_accuracy"] == (acc is not None and acc >= TEACHING_BAR["pairs_accuracy"])

@@ -195,12 +195,14 @@ def teaching_report(model) -> dict:
     checks = {
         "bartender_girl_female_over_sir": b["girl"]["margin"] > 0,
         "bartender_boy_sir_over_female": b["boy"]["margin"] < 0,
+        "bartender_girl_miss_over_sir": b["girl"]["miss_vs_sir"] > 0,     # what lesson step 3's bars show
         # no pair in the vocabulary: nothing is shown, so nothing is met
         "pairs_accuracy": r["accuracy"] is not None and r["accuracy"] >= TEACHING_BAR["pairs_accuracy"],
         "every_pair_type": bool(types) and min(t["accuracy"] for t in types.values())
         >= TEACHING_BAR["pair_type_accuracy"],
     }
     return {"bartender": {"girl_margin": round(b["girl"]["margin"], 4), "boy_margin": round(b["boy"]["margin"], 4),
-                          "effect": round(b["effect"], 4)},
+                          "effect": round(b["effect"], 4), "girl_miss_vs_sir": round(b["girl"]["miss_vs_sir"], 4),
+                          "boy_miss_vs_sir": round(b["boy"]["miss_vs_sir"], 4)},
             "pairs_accuracy": r["accuracy"], "pair_types": types, "paired": r.get("paired", {}),
             "checks": checks, "meets_bar": all(checks.values())}
