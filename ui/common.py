@@ -104,6 +104,27 @@ def chart(fig, key: str, downloads: bool = True):
         figure_menu(fig, key)
 
 
+#: The n-gram a bundle may carry (python -m explorer ngram --model M --order 3 --save M/ngram-kn3.npz).
+NGRAM_GLOB = "ngram-kn*.npz"
+
+
+def ngram_file(bundle: str | Path) -> Path | None:
+    """The bundle's own Kneser-Ney n-gram file (fitted on its vocabulary), or None."""
+    found = sorted(Path(bundle).glob(NGRAM_GLOB)) if bundle else []
+    return found[0] if found else None
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the n-gram model…")
+def _ngram(path: str, stamp: float):
+    from explorer.training.ngram import KneserNey
+    return KneserNey.load(path)
+
+
+def ngram_model(path: str | Path):
+    """The n-gram stored at `path`, loaded once per server (reloaded when the file changes)."""
+    return _ngram(str(path), Path(path).stat().st_mtime)
+
+
 @st.cache_resource(max_entries=8, show_spinner="Calibrating colour ranges…")
 def _value_ranges(path: str, stamp: float) -> dict:
     return views.value_ranges(_load_model(path, stamp))

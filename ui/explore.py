@@ -14,7 +14,6 @@ model and text).
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 import html
 
 import streamlit as st
@@ -105,31 +104,15 @@ def current_view(cell: str) -> str:
     return v if v in labels else labels[0]
 
 
-#: The n-gram stored in a bundle (python -m explorer ngram --model M ... --save M/ngram-kn3.npz).
-NGRAM_GLOB = "ngram-kn*.npz"
-
-
-def ngram_file(ctx: common.ModelContext) -> Path | None:
-    """The bundle's own n-gram file (built on its vocabulary), or None."""
-    found = sorted(Path(ctx.path).glob(NGRAM_GLOB)) if ctx.path else []
-    return found[0] if found else None
-
-
-@st.cache_resource(max_entries=2, show_spinner="Loading the n-gram model…")
-def _ngram(path: str, stamp: float):
-    from explorer.training.ngram import KneserNey
-    return KneserNey.load(path)
-
-
 @common.byte_cached("ngram_bits")
 def _ngram_bits(path: str, stamp: float, ng_path: str, ng_stamp: float, text: str):
     tr = common.cached_trace(path, stamp, text)
-    return ngram_bits(tr, _ngram(ng_path, ng_stamp))
+    return ngram_bits(tr, common.ngram_model(ng_path))
 
 
 def ngram_for(ctx: common.ModelContext, tr) -> tuple[str, object] | None:
     """(name, bits per token) for the player's second track when it is switched on, else None."""
-    f = ngram_file(ctx)
+    f = common.ngram_file(ctx.path)
     if f is None or not st.session_state.get("ngram"):
         return None
     order = f.stem.replace("ngram-kn", "")
@@ -193,7 +176,7 @@ def _body(ctx: common.ModelContext, layer: int):
     text = st.text_area("Text", key="text", height=90, persist_state="session", label_visibility="collapsed",
                         placeholder="Type a sentence…",
                         help="Press Ctrl+Enter (or click outside the box) to trace the new text.")
-    if ngram_file(ctx) is not None:
+    if common.ngram_file(ctx.path) is not None:
         common.keep("ngram", False)
         st.toggle("Compare with the 3-gram: its surprisal as a band under each word", key="ngram",
                   help="The project's Kneser-Ney n-gram, fitted on the same training books and vocabulary, sees "

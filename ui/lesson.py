@@ -253,19 +253,13 @@ def step_bartender(ctx) -> tuple[str, str, None]:
 
 #: The faithful model of the books, the model trained to listen to the sentence, and the n-gram
 #: baseline stored beside the faithful model (python -m explorer ngram ... --save).
-FAITHFUL, BALANCED, NGRAM_FILE = "fiction-lstm", "fiction-lstm-balanced", "ngram-kn3.npz"
-
-
-@st.cache_resource(max_entries=2, show_spinner="Loading the n-gram model…")
-def _ngram(path: str, stamp: float):
-    from explorer.training.ngram import KneserNey
-    return KneserNey.load(path)
+FAITHFUL, BALANCED = "fiction-lstm", "fiction-lstm-balanced"
 
 
 @common.byte_cached("books_vs_sentence")
 def _books_table(paths: tuple, stamps: tuple, ngram_path: str | None, ngram_stamp: float):
     models = {Path(p).name: common.model_at(p) for p in paths}
-    ng = _ngram(ngram_path, ngram_stamp) if ngram_path else None
+    ng = common.ngram_model(ngram_path) if ngram_path else None
     return LS.books_vs_sentence(models, ng)
 
 
@@ -278,9 +272,9 @@ def _books_vs_sentence(ctx):
         return
     st.markdown("##### What the books say, and what the sentence says")
     paths = tuple(str(root / n) for n in names)
-    ng = root / FAITHFUL / NGRAM_FILE
-    ng_path = str(ng) if ng.is_file() else None
-    df = _books_table(paths, tuple(common.stamp(p) for p in paths), ng_path, ng.stat().st_mtime if ng_path else 0.0)
+    ng = common.ngram_file(root / FAITHFUL)
+    ng_path = str(ng) if ng is not None else None
+    df = _books_table(paths, tuple(common.stamp(p) for p in paths), ng_path, ng.stat().st_mtime if ng else 0.0)
     left, right = st.columns([1.2, 1])
     with left:
         AC.chart(LS.projector(LS.books_vs_sentence_figure(df), BIG, height=440), "lesson_fig_books")

@@ -80,7 +80,7 @@ def ngram_track(tr: Trace, bits: np.ndarray, lo: int, hi: int, name: str) -> dic
     gain = [None if b is None or not np.isfinite(r.surprisal_bits) else _finite(b - r.surprisal_bits, 3)
             for b, r in zip(bits_w, rows)]
     return {"name": name, "bits": bits_w, "gain": gain,
-            "bg": [F.surprisal_colour(b if b is not None else float("nan")) for b in bits_w]}
+            "bg": [F.surprisal_colour(b) for b in bits_w]}
 
 
 def next_words(tr: Trace, t: int, k: int) -> dict:
