@@ -104,6 +104,11 @@ def _next_word(text: str, end: int) -> str | None:
     return m.group(1).lower() if m else None
 
 
+def _name_of(word: str) -> str:
+    """A word without its possessive ending ("Emma's" -> "Emma")."""
+    return word[:-2] if word.endswith(("'s", "\u2019s")) else word
+
+
 def _next_is_name(text: str, end: int) -> bool:
     """A capitalised word follows on the same line ("Miss Bennet", "Sir Walter")."""
     return re.compile(r"\.?[ \t]+[A-Z]").match(text, end) is not None
@@ -182,8 +187,7 @@ def name_genders(texts, min_count: int = 20, purity: float = 0.65, window: int =
     for text in texts:
         words = _WORD.findall(text)
         for i, w in enumerate(words):
-            if w.endswith(("'s", "\u2019s")):
-                w = w[:-2]
+            w = _name_of(w)
             lw = w.lower()
             if not (w[0].isupper() and not w.isupper()):
                 low[lw] += 1
@@ -231,7 +235,7 @@ def swap_gender_names(texts: list[tuple[str, str]]) -> tuple[list[tuple[str, str
     was swapped: {"names": {Name: Name}, "genders": {Name: g}}."""
     from collections import Counter
     genders = name_genders([t for _, t in texts])
-    counts = Counter(w[:-2] if w.endswith(("'s", "\u2019s")) else w for _, t in texts for w in _WORD.findall(t))
+    counts = Counter(_name_of(w) for _, t in texts for w in _WORD.findall(t))
     names = name_swaps(genders, counts)
     return [(n, swap_gender(t, names, rotate_address=True)) for n, t in texts], {"names": names, "genders": genders}
 

@@ -384,15 +384,22 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
     return card
 
 
+def _word_ids(spec: str, presets: dict, tokenizer, flag: str) -> tuple[list[str], list[int]]:
+    """The words of a --focus-style flag (a preset's name or comma-separated words) and their ids;
+    CorpusError when none is in the vocabulary."""
+    words = presets[spec] if spec in presets else [w.strip() for w in spec.split(",") if w.strip()]
+    ids = [tokenizer.stoi[w] for w in words if w in tokenizer.stoi]
+    if not ids:
+        raise CorpusError(f"{flag} {spec!r}: none of its words is in the vocabulary")
+    return words, ids
+
+
 def _focus_weights(cfg, tokenizer, log):
     """Per-word loss weights over the vocabulary, or None without --focus."""
     if not cfg.focus or cfg.focus_weight == 1.0:
         return None
     from .augment import GENDER_WORDS
-    words = GENDER_WORDS if cfg.focus == "gender" else [w.strip() for w in cfg.focus.split(",") if w.strip()]
-    ids = [tokenizer.stoi[w] for w in words if w in tokenizer.stoi]
-    if not ids:
-        raise CorpusError(f"--focus {cfg.focus!r}: none of its words is in the vocabulary")
+    words, ids = _word_ids(cfg.focus, {"gender": GENDER_WORDS}, tokenizer, "--focus")
     w = torch.ones(len(tokenizer))
     w[ids] = cfg.focus_weight
     log(f"loss weight {cfg.focus_weight:g} on {len(ids)} words ({', '.join(words[:8])}, ...)")
@@ -414,12 +421,8 @@ def _context_weights(cfg, tokenizer, stream: torch.Tensor, log):
     if not cfg.context_focus or cfg.context_weight == 1.0:
         return None
     from .augment import GENDER_NOUNS
-    words = GENDER_NOUNS if cfg.context_focus == "gender-nouns" else \
-        [w.strip() for w in cfg.context_focus.split(",") if w.strip()]
-    ids = torch.tensor([tokenizer.stoi[w] for w in words if w in tokenizer.stoi], dtype=torch.long)
-    if ids.numel() == 0:
-        raise CorpusError(f"--context-focus {cfg.context_focus!r}: none of its words is in the vocabulary")
-    hit = torch.isin(stream, ids)
+    words, ids = _word_ids(cfg.context_focus, {"gender-nouns": GENDER_NOUNS}, tokenizer, "--context-focus")
+    hit = torch.isin(stream, torch.tensor(ids, dtype=torch.long))
     pos = torch.arange(stream.numel())
     last = torch.where(hit, pos, torch.full_like(pos, -10**9)).cummax(0).values    # the latest trigger so far
     dist = pos - last
@@ -455,17 +458,16 @@ class _calibrated:
 def _snapshot(cfg, corpus, tokenizer, lm, progress, valid_data, ep, batch, aug_info, log, weights, valid=None):
     """Validate now and save the weights as a bundle OUT.snapshots/e{epoch}b{batch} (for choosing a
     point of a fine-tune by measurement; the run goes on)."""
-    with _calibrated(lm, weights):
-        v = valid or evaluate(lm, valid_data, max_batches=3 if cfg.dry_run else 0)
-    lm.train()
     name = f"e{ep + 1}b{batch:05d}"
-    snap = dict(progress, history=list(progress["history"]) + ([] if valid else [
-        {"epoch": ep + 1, "batch": batch, "valid_perplexity": round(v["perplexity"], 3)}]))
-    card = _card(cfg, corpus, tokenizer, lm, snap, valid=v, test=None, aug_info=aug_info)
-    card["training"]["snapshot"] = {"epoch": ep + 1, "batch": batch}
     out = Path(cfg.out)
-    with _calibrated(lm, weights):
+    with _calibrated(lm, weights):     # what is measured is what is saved
+        v = valid or evaluate(lm, valid_data, max_batches=3 if cfg.dry_run else 0)
+        snap = dict(progress, history=list(progress["history"]) + ([] if valid else [
+            {"epoch": ep + 1, "batch": batch, "valid_perplexity": round(v["perplexity"], 3)}]))
+        card = _card(cfg, corpus, tokenizer, lm, snap, valid=v, test=None, aug_info=aug_info)
+        card["training"]["snapshot"] = {"epoch": ep + 1, "batch": batch}
         save_bundle(out.with_name(out.name + ".snapshots") / name, lm, tokenizer, card)
+    lm.train()
     log(f"snapshot {name}: valid perplexity {v['perplexity']:.2f}")
 
 
