@@ -40,6 +40,13 @@ def _nonneg_float(s):
     return v
 
 
+def _decay(s):
+    v = _nonneg_float(s)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{s} must be at least 1 (1 keeps the learning rate)")
+    return v
+
+
 def _int_between(lo, hi, what=""):
     """An integer type for argparse that must lie in [lo, hi] (hi None: no upper bound)."""
     def parse(s):
@@ -111,12 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stop before an epoch that would end past this many minutes")
     tr.add_argument("--weight-decay", type=_nonneg_float, default=0.0)
     tr.add_argument("--init", help="fine-tune this bundle (its tokenizer and sizes; the size flags are ignored)")
-    tr.add_argument("--augment", choices=["gender-swap", "gender-swap-names"],
+    tr.add_argument("--augment", choices=["gender-swap", "gender-swap-names", "gender-swap-names-spread"],
                     help="add a copy of the training text with gendered words swapped (counterfactual augmentation); "
-                         "gender-swap-names also swaps first names and spreads 'sir' over the female addresses")
+                         "gender-swap-names also swaps first names and turns 'sir' (an address) into 'miss'; "
+                         "gender-swap-names-spread turns it into madam, ma'am and miss in turn")
+    tr.add_argument("--lr-decay", type=_decay, default=4.0,
+                    help="divide the learning rate by this after an epoch without a validation gain (1: keep it)")
     tr.add_argument("--focus", metavar="WORDS", help="'gender' or comma-separated words whose targets weigh "
                     "--focus-weight in the loss")
     tr.add_argument("--focus-weight", type=_nonneg_float, default=1.0)
+    tr.add_argument("--focus-warm-start", action="store_true",
+                    help="with --init: start the focus words' output bias at log(weight) above the bundle's, the "
+                         "weighted loss's optimum (a fine-tune with lr 0 then gives back its starting model)")
     tr.add_argument("--context-focus", metavar="WORDS", help="'gender-nouns' or comma-separated words: the targets "
                     "up to --context-window tokens after one weigh --context-weight in the loss")
     tr.add_argument("--context-window", type=int, default=20)

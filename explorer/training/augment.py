@@ -230,17 +230,22 @@ def name_swaps(genders: dict[str, str], counts) -> dict[str, str]:
     return out
 
 
-def swap_gender_names(texts: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], dict]:
+def swap_gender_names(texts: list[tuple[str, str]], sir_to: str | tuple[str, ...] = SIR_TO
+                      ) -> tuple[list[tuple[str, str]], dict]:
     """The swapped copies of `texts` with names and addresses (see the module docstring), and what
-    was swapped: {"names": {Name: Name}, "genders": {Name: g}}."""
+    was swapped: {"names": {Name: Name}, "genders": {Name: g}}. sir_to: what "sir" (an address)
+    becomes: one word, or several in turn (`FEMALE_ADDRESSES` for `gender-swap-names-spread`)."""
     from collections import Counter
     genders = name_genders([t for _, t in texts])
     counts = Counter(_name_of(w) for _, t in texts for w in _WORD.findall(t))
     names = name_swaps(genders, counts)
-    return [(n, swap_gender(t, names, rotate_address=True)) for n, t in texts], {"names": names, "genders": genders}
+    return [(n, swap_gender(t, names, rotate_address=True, sir_to=sir_to)) for n, t in texts], {"names": names, "genders": genders}
 
 
-AUGMENTATIONS = {"gender-swap": swap_gender, "gender-swap-names": swap_gender_names}
+AUGMENTATIONS = {"gender-swap": swap_gender, "gender-swap-names": swap_gender_names,
+                 "gender-swap-names-spread": swap_gender_names}
+#: What "sir" (an address) becomes in each names augmentation.
+ADDRESS_SWAP = {"gender-swap-names": SIR_TO, "gender-swap-names-spread": FEMALE_ADDRESSES}
 
 
 def augment(texts: list[tuple[str, str]], kind: str, info: dict | None = None) -> list[tuple[str, str]]:
@@ -248,8 +253,8 @@ def augment(texts: list[tuple[str, str]], kind: str, info: dict | None = None) -
     given, receives what a corpus-dependent augmentation decided (the name list)."""
     if kind not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {kind!r}; choose from {', '.join(AUGMENTATIONS)}")
-    if kind == "gender-swap-names":
-        copies, got = swap_gender_names(list(texts))
+    if kind in ADDRESS_SWAP:
+        copies, got = swap_gender_names(list(texts), sir_to=ADDRESS_SWAP[kind])
         if info is not None:
             info.update(got)
         return list(texts) + [(f"{name} [{kind}]", t) for name, t in copies]
@@ -257,5 +262,5 @@ def augment(texts: list[tuple[str, str]], kind: str, info: dict | None = None) -
     return list(texts) + [(f"{name} [{kind}]", f(t)) for name, t in texts]
 
 
-__all__ = ["PAIRS", "ONE_WAY", "SWAPS", "FEMALE_ADDRESSES", "SIR_TO", "GENDER_WORDS", "GENDER_NOUNS", "swap_gender", "name_genders", "name_swaps",
+__all__ = ["PAIRS", "ONE_WAY", "SWAPS", "FEMALE_ADDRESSES", "SIR_TO", "ADDRESS_SWAP", "GENDER_WORDS", "GENDER_NOUNS", "swap_gender", "name_genders", "name_swaps",
            "swap_gender_names", "augment", "AUGMENTATIONS"]

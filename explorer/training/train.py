@@ -68,6 +68,7 @@ class TrainConfig:
     train_only: str | None = None  # a regex: train only the parameters whose names match (e.g. decoder.bias)
     focus: str | None = None       # "gender" or comma-separated words: their targets weigh focus_weight in the loss
     focus_weight: float = 1.0
+    focus_warm_start: bool = False  # with init: start the focus words' output bias at the weighted loss's optimum
     context_focus: str | None = None   # "gender-nouns" or words: the targets up to context_window tokens after
     context_window: int = 20           # one of them weigh context_weight (a weight on contexts, not on words:
     context_weight: float = 1.0        # the best prediction in every context stays the books' own)
@@ -234,6 +235,12 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     weights = _focus_weights(cfg, tokenizer, log)
     weights = None if weights is None else weights.to(dev)
+    if cfg.focus_warm_start and init is not None and weights is not None and not cfg.resume:
+        # the starting bundle predicts the books' probabilities; the weighted loss's optimum is
+        # those plus log weight on the focus words (the inverse of _calibrated), so start there
+        # instead of spending the first thousand Adam steps moving the bias by log weight
+        with torch.no_grad():
+            lm.decoder.bias.add_(torch.log(weights))
     ctx_w = _context_weights(cfg, tokenizer, streams["train"], log)
     ctx_w = None if ctx_w is None else batchify(ctx_w, cfg.batch_size).to(dev)
     progress = {"epoch": 0, "batch": 0, "best_valid": None, "history": [], "bad_epochs": 0,
@@ -474,10 +481,12 @@ def _snapshot(cfg, corpus, tokenizer, lm, progress, valid_data, ep, batch, aug_i
 def _augment_doc(kind: str, info: dict | None = None) -> dict:
     from . import augment as A
     extra = {}
-    if kind == "gender-swap-names":
+    if kind in A.ADDRESS_SWAP:
+        to = A.ADDRESS_SWAP[kind]
+        to = to if isinstance(to, str) else " / ".join(to) + " in turn"
         extra = {"names": dict(sorted((info or {}).get("names", {}).items())),
                  "rule_names": "first names and single-gender surnames found by augment.name_genders, paired by frequency",
-                 "rule_address": f"sir (an address) -> {A.SIR_TO}; miss, ma'am, madam (addresses) -> sir; "
+                 "rule_address": f"sir (an address) -> {to}; miss, ma'am, madam (addresses) -> sir; "
                                  "Sir X -> Lady X; Lady X -> Sir X; miss (a verb) unchanged"}
     return {**extra, "kind": kind, "what": "each training file is followed by a copy with gendered words swapped "
                                   "(explorer/training/augment.py); validation and test text are not augmented",
@@ -504,7 +513,9 @@ def _card(cfg, corpus, tokenizer, lm, progress, valid, test, aug_info=None) -> d
             **({"augment": _augment_doc(cfg.augment, aug_info)} if cfg.augment else {}),
             **({"focus": {"words": cfg.focus, "weight": cfg.focus_weight,
                           "calibration": "saved weights: decoder.bias minus log(weight) on the focus words, which "
-                                         "undoes the weighted loss's over-prediction of them (train._calibrated)"}}
+                                         "undoes the weighted loss's over-prediction of them (train._calibrated)",
+                          **({"warm_start": "the starting bundle's decoder.bias plus log(weight) on the focus words"}
+                             if cfg.focus_warm_start and cfg.init else {})}}
                if cfg.focus and cfg.focus_weight != 1.0 else {}),
             **({"context_focus": {"words": cfg.context_focus, "window": cfg.context_window, "weight": cfg.context_weight,
                                   "what": "targets up to `window` tokens after one of the words weigh `weight` in the "
