@@ -155,6 +155,10 @@ def test_the_names_copy_stays_consistent_and_spreads_sir_over_the_female_address
     assert FEMALE_ADDRESSES == ("madam", "ma'am", "miss")
     full = augment(texts, "gender-swap-names", info := {})
     assert full[1] == ("a.txt [gender-swap-names]", out) and info["names"]["Darcy"] == "Elizabeth"
+    spread = augment(texts, "gender-swap-names-spread")        # the same copy, sir over the three in turn
+    assert spread[0] == texts[0] and spread[1][0] == "a.txt [gender-swap-names-spread]"
+    assert '"Yes, madam." "No, ma\'am." "Well, miss." "Oh, sir!" We shall miss him.' in spread[1][1]
+    assert spread[1][1].replace('"Yes, madam." "No, ma\'am."', '"Yes, miss." "No, miss."') == out
 
 
 def _tiny_corpus(tmp_path):
@@ -188,6 +192,20 @@ def test_focus_weights_are_undone_in_the_saved_bias_and_snapshots_are_bundles(bu
     with pytest.raises(Exception, match="none of its words"):
         train(TrainConfig(corpus=str(corpus), out=str(tmp_path / "x"), init=str(bundle_dir), focus="zzz,qqq",
                           focus_weight=2.0, dry_run=True), log=lambda m: None)
+
+
+def test_focus_warm_start_gives_back_the_starting_model_with_lr_0(bundle_dir, tmp_path):
+    """--focus-warm-start adds log(weight) to the focus words' bias before training and the saved
+    bundle takes it off again: with lr 0 a fine-tune is its starting model, bit for bit."""
+    corpus = _tiny_corpus(tmp_path)
+    cfg = TrainConfig(corpus=str(corpus), out=str(tmp_path / "w"), init=str(bundle_dir), augment="gender-swap-names-spread",
+                      focus="he,she", focus_weight=4.0, focus_warm_start=True, dry_run=True, lr=0.0, lr_decay=1.0)
+    card = train(cfg, log=lambda m: None)
+    a, b = load_model(bundle_dir).lm.state_dict(), load_model(tmp_path / "w").lm.state_dict()
+    assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+    assert "warm_start" in card["training"]["focus"]
+    assert card["training"]["train_config"]["lr_decay"] == 1.0
+    assert "madam / ma'am / miss in turn" in card["training"]["augment"]["rule_address"]
 
 
 def test_teaching_report_measures_every_figure_of_the_bar(tiny_lstm):

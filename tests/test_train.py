@@ -133,6 +133,7 @@ def test_cli_errors_are_one_line_status_2(corpus, tmp_path):
     (tmp_path / "empty").mkdir()
     for args, needle in [(["train", "--corpus", str(tmp_path / "empty"), "--out", str(tmp_path / "o")], "no .txt files"),
                          (["train", "--corpus", str(corpus), "--out", str(tmp_path / "o"), "--vocab-size", "0"], "at least 1"),
+                         (["train", "--corpus", str(corpus), "--out", str(tmp_path / "o"), "--lr-decay", "0.5"], "at least 1"),
                          (["eval", "--model", str(tmp_path / "nope"), "--corpus", str(corpus)], "not a folder")]:
         r = _cli(*args)
         assert r.returncode == 2, r.stderr
