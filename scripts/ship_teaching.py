@@ -56,7 +56,11 @@ def main(argv=None) -> int:
     card_p = out / "card.json"
     card = json.loads(card_p.read_text())
     card["name"] = out.name
-    card["description"] = ("2-layer LSTM, 384 units, 10,000 words: fiction-lstm fine-tuned on the same books plus a "
+    stages, tr = 0, card["training"]
+    while tr and tr.get("init"):                 # fine-tunes of fine-tunes: count back to the first bundle
+        stages, tr = stages + 1, tr["init"].get("its_training")
+    card["description"] = ("2-layer LSTM, 384 units, 10,000 words: fiction-lstm fine-tuned"
+                           + (f" in {stages} stages" if stages > 1 else "") + " on the same books plus a "
                            "copy with gendered words and names swapped, so that its prior for he/she and sir/madam is "
                            "even and the sentence decides (the teaching model)")
     card["training"]["selection"] = {

@@ -257,3 +257,20 @@ def test_reset_rows_zeroes_whole_rows_with_the_given_probability():
     assert 400 < int(zero.sum()) < 600
     assert torch.equal(_reset_rows(h, 0.0), h)                  # a GRU/RNN state is one tensor
     assert int(_reset_rows(h, 1.0).count_nonzero()) == 0
+
+
+def test_address_contexts_counts_addresses_by_the_gender_around_them():
+    """scripts/address_contexts.py: what the text says after a woman or a man (the teaching bar's
+    address items ask that each female address beat "sir" after a woman)."""
+    import runpy
+    from conftest import ROOT
+    table = runpy.run_path(str(ROOT / "scripts" / "address_contexts.py"))["address_table"]
+    she = "She came in. She sat down. Her hat was wet. She smiled. "
+    he = "He came in. He sat down. His hat was wet. He smiled. "
+    text = (she + '"Tea, ma\'am." ' + she + '"Tea, madam." ' + she + '"Tea, sir." ' + she + '"Tea, miss!" '
+            + he + '"Tea, sir." ' + he + '"Tea, sir." ' + "It rained. " * 30 + '"Tea, sir."')   # the last: no context
+    t = table([text], window=16)
+    assert t["female"] == {"n": 4, "sir": 0.25, "miss": 0.25, "ma'am": 0.25, "madam": 0.25}
+    assert t["male"] == {"n": 2, "sir": 1.0, "miss": 0.0, "ma'am": 0.0, "madam": 0.0}
+    t = table(["We shall miss her. Miss Bennet, sir, came."], window=16)["female"]  # the verb and the title
+    assert t["n"] == 1 and t["sir"] == 1.0                                           # are not addresses

@@ -31,12 +31,20 @@ def card():
 
 
 def test_the_card_records_the_whole_recipe(card):
-    tr = card["training"]
-    assert tr["command"].startswith("python -m explorer train") and "--augment gender-swap-names" in tr["command"]
-    assert tr["init"]["bundle"].endswith("fiction-lstm") and len(tr["init"]["weights_sha256"]) == 64
-    assert tr["seed"] == 1234 and tr["hardware"] and tr["wall_seconds"] > 0 and tr["date"]
-    assert tr["augment"]["kind"] == "gender-swap-names" and tr["augment"]["names"]
-    assert tr["selection"]["chosen"] and tr["selection"]["table"]
+    """Every stage of the fine-tune, back to fiction-lstm: its command, seed, data, time, hardware,
+    the hash of the weights it started from and how its snapshot was chosen."""
+    tr, stages = card["training"], 0
+    while True:
+        stages += 1
+        assert tr["command"].startswith("python -m explorer train") and "--augment gender-swap-names" in tr["command"]
+        assert len(tr["init"]["weights_sha256"]) == 64
+        assert tr["seed"] == 1234 and tr["hardware"] and tr["wall_seconds"] > 0 and tr["date"]
+        assert tr["augment"]["kind"].startswith("gender-swap-names") and tr["augment"]["names"]
+        assert tr["selection"]["chosen"] and tr["selection"]["table"]
+        if tr["init"]["bundle"].endswith("pretrained/fiction-lstm"):
+            break
+        assert stages < 5, "the chain of fine-tunes does not end at fiction-lstm"
+        tr = tr["init"]["its_training"]
     m = card["metrics"]
     for key in ("valid", "test", "ngram_order5", "syneval", "agreement_pairs", "bartender", "teaching"):
         assert key in m, key
