@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--max-batches", type=int, default=0)
     tr.add_argument("--dry-run", action="store_true", help="a few batches only (tests, CI)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
+    tr.add_argument("--resume-lr", type=_nonneg_float, default=0.0, metavar="LR",
+                    help="with --resume: continue at this learning rate instead of the checkpoint's")
     tr.add_argument("--device", default="cpu", help="cpu or cuda")
     tr.add_argument("--max-minutes", type=_nonneg_float, default=0.0,
                     help="stop before an epoch that would end past this many minutes")

@@ -16,7 +16,7 @@ def cmd_train(args, command):
                       tied=not args.untied, batch_size=args.batch_size, bptt=args.bptt, lr=args.lr,
                       clip=args.clip, lr_decay=args.lr_decay, epochs=args.epochs, patience=args.patience, seed=args.seed,
                       threads=args.threads, checkpoint_minutes=args.checkpoint_minutes,
-                      dry_run=args.dry_run, max_batches=args.max_batches, resume=args.resume,
+                      dry_run=args.dry_run, max_batches=args.max_batches, resume=args.resume, resume_lr=args.resume_lr,
                       device=args.device, max_minutes=args.max_minutes, weight_decay=args.weight_decay,
                       init=args.init, augment=args.augment, train_only=args.train_only,
                       focus=args.focus, focus_weight=args.focus_weight,

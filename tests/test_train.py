@@ -96,6 +96,26 @@ def test_interrupted_run_resumes_with_nothing_lost(corpus, tmp_path, monkeypatch
         torch.testing.assert_close(wa[k], wb[k], atol=1e-6, rtol=0)
 
 
+def test_resume_lr_sets_the_rate_and_the_card_says_so(corpus, tmp_path, monkeypatch):
+    import explorer.training.train as T
+    real_clip = T.nn.utils.clip_grad_norm_
+    calls = {"n": 0}
+
+    def interrupt_on_the_5th_batch(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real_clip(*a, **k)
+
+    monkeypatch.setattr(T.nn.utils, "clip_grad_norm_", interrupt_on_the_5th_batch)
+    with pytest.raises(Interrupted):
+        train(cfg(corpus, tmp_path / "r"), log=lambda m: None)
+    monkeypatch.setattr(T.nn.utils, "clip_grad_norm_", real_clip)
+    card = train(cfg(corpus, tmp_path / "r", resume=True, resume_lr=1e-4), log=lambda m: None)
+    assert card["training"]["lr_changes"] == [{"epoch": 1, "batch": 4, "from": cfg(corpus, tmp_path).lr, "to": 1e-4}]
+    assert card["training"]["history"][0]["lr"] == 1e-4
+
+
 def test_resume_without_checkpoint(corpus, tmp_path):
     with pytest.raises(CorpusError, match="no checkpoint"):
         train(cfg(corpus, tmp_path / "x", resume=True), log=lambda m: None)

@@ -54,6 +54,7 @@ class TrainConfig:
     epochs: int = 10
     patience: int = 2              # epochs without a validation gain before stopping
     lr_decay: float = 4.0
+    resume_lr: float = 0.0         # with resume: set the learning rate to this (0: the checkpoint's)
     seed: int = 1234
     threads: int = 0               # 0: torch's default
     checkpoint_minutes: float = 5.0
@@ -163,7 +164,10 @@ def _load_checkpoint(cfg, lm, opt):
             opt.state[p] = {"step": torch.tensor(progress["opt_step"]),
                             "exp_avg": t[f"opt.{n}.exp_avg"], "exp_avg_sq": t[f"opt.{n}.exp_avg_sq"]}
     for g in opt.param_groups:
-        g["lr"] = progress["lr"]
+        g["lr"] = cfg.resume_lr or progress["lr"]
+    if cfg.resume_lr:      # e.g. a lower rate for the last epochs; the history shows each epoch's rate
+        progress["lr_changes"] = progress.get("lr_changes", []) + [
+            {"epoch": progress["epoch"] + 1, "batch": progress["batch"], "from": progress["lr"], "to": cfg.resume_lr}]
     carry = [t[f"carry.{j}"] for j in range(2) if f"carry.{j}" in t]
     state = None if not carry else (tuple(carry) if len(carry) == 2 else carry[0])
     torch.set_rng_state(t["rng.torch"].cpu())
@@ -522,6 +526,7 @@ def _card(cfg, corpus, tokenizer, lm, progress, valid, test, aug_info=None) -> d
                                           "loss; a weight on contexts, so no calibration is needed"}}
                if cfg.context_focus and cfg.context_weight != 1.0 else {}),
             "epochs_run": progress["epoch"],
+            **({"lr_changes": progress["lr_changes"]} if progress.get("lr_changes") else {}),
             "history": progress["history"],
             "tokens_seen": progress["tokens_seen"],
             "wall_seconds": round(progress["train_seconds"], 1),
