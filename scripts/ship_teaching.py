@@ -63,6 +63,10 @@ def main(argv=None) -> int:
                            + (f" in {stages} stages" if stages > 1 else "") + " on the same books plus a "
                            "copy with gendered words and names swapped, so that its prior for he/she and sir/madam is "
                            "even and the sentence decides (the teaching model)")
+    card["training"]["log"] = f"pretrained/training-logs/{out.name}.log"
+    if stages > 1:   # the earlier stages' logs, kept beside it (their recipes are in init.its_training)
+        card["training"]["earlier_stage_logs"] = [f"pretrained/training-logs/{out.name}-stage{k}.log"
+                                                  for k in range(1, stages)]
     card["training"]["selection"] = {
         "rule": sel["rule"] + ("" if not args.choose else f"; overridden by --choose {args.choose}"),
         "chosen": chosen, "script": "scripts/select_teaching.py",

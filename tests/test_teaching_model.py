@@ -49,7 +49,9 @@ def test_the_card_records_the_whole_recipe(card):
     for key in ("valid", "test", "ngram_order5", "syneval", "agreement_pairs", "bartender", "teaching"):
         assert key in m, key
     assert (BUNDLE / "ngram-kn3.npz").is_file()
-    assert (ROOT / "pretrained" / "training-logs" / "fiction-lstm-balanced.log").is_file()
+    logs = ROOT / "pretrained" / "training-logs"
+    assert (logs / "fiction-lstm-balanced.log").is_file()
+    assert stages == 1 or all((logs / f"fiction-lstm-balanced-stage{k}.log").is_file() for k in range(1, stages))
 
 
 def test_the_bar_measured_again_is_what_the_card_says(model, card):
