@@ -274,3 +274,19 @@ def test_address_contexts_counts_addresses_by_the_gender_around_them():
     assert t["male"] == {"n": 2, "sir": 1.0, "miss": 0.0, "ma'am": 0.0, "madam": 0.0}
     t = table(["We shall miss her. Miss Bennet, sir, came."], window=16)["female"]  # the verb and the title
     assert t["n"] == 1 and t["sir"] == 1.0                                           # are not addresses
+
+
+def test_address_check_asks_the_pairs_question_in_other_scenes():
+    """scripts/address_check.py: mirrored items in three scenes the snapshot rule never saw."""
+    import runpy
+    from conftest import ROOT
+    items = runpy.run_path(str(ROOT / "scripts" / "address_check.py"))["items"]()
+    assert len(items) == 54 and all(sum(d["pair"] == p for d in items) == 2 for p in range(27))
+    for d in items:
+        addr = d["good"].split()[-3] if d["condition"].endswith("female") else d["bad"][0].split()[-3]
+        assert addr in ("miss", "ma'am", "madam") and "servant" not in d["good"] and "certainly" not in d["good"]
+        assert d["good"].replace(addr, "X") == d["bad"][0].replace("sir", "X").replace(addr, "X") or \
+            d["bad"][0].replace(addr, "X") == d["good"].replace("sir", "X")
+    from explorer import load_model
+    m = load_model(ROOT / "pretrained" / "fiction-lstm")
+    assert not any(t.unk for d in items for s in (d["good"], *d["bad"]) for t in m.tokenizer.tokenize(s))
