@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stop before an epoch that would end past this many minutes")
     tr.add_argument("--weight-decay", type=_nonneg_float, default=0.0)
     tr.add_argument("--init", help="fine-tune this bundle (its tokenizer and sizes; the size flags are ignored)")
-    tr.add_argument("--augment", choices=["gender-swap", "gender-swap-names", "gender-swap-names-spread"],
+    from .training.augment import AUGMENTATIONS
+    tr.add_argument("--augment", choices=list(AUGMENTATIONS),
                     help="add a copy of the training text with gendered words swapped (counterfactual augmentation); "
                          "gender-swap-names also swaps first names and turns 'sir' (an address) into 'miss'; "
                          "gender-swap-names-spread turns it into madam, ma'am and miss in turn")

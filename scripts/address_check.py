@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from explorer.training.evals import FEMALE_ADDRESS  # noqa: E402
 
 SCENES = [
     ('the {n} came to the door of the inn , and {p} asked for a room . the landlord said " yes ,', 'inn'),
@@ -33,7 +34,7 @@ def items() -> list[dict]:
     for scene, name in SCENES:
         for (fn, fp), (mn, mp) in zip(FEMALE, MALE):
             f, m = scene.format(n=fn, p=fp), scene.format(n=mn, p=mp)
-            for addr in ("miss", "ma'am", "madam"):
+            for addr in FEMALE_ADDRESS:
                 pair = len(out) // 2
                 out.append({"suite": f"held-apart/{addr}", "condition": f"{name}_female", "pair": pair,
                             "good": f'{f} {addr} . "', "bad": [f'{f} sir . "']})
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
     for path in args.models:
         m = load_model(path)
         r = minimal_pairs(m, items())
-        nxt = {a: [0, 0] for a in ("miss", "ma'am", "madam")}
+        nxt = {a: [0, 0] for a in FEMALE_ADDRESS}
         for scene, _ in SCENES:
             for nouns, female in ((FEMALE, True), (MALE, False)):
                 for n, p in nouns:

@@ -24,8 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from explorer.training.evals import FEMALE_ADDRESS  # noqa: E402
 
-ADDRESSES = ("sir", "miss", "ma'am", "madam")
+ADDRESSES = ("sir", *FEMALE_ADDRESS)
 FEMALE = {"she", "her", "herself", "girl", "woman", "lady", "miss", "mrs"}
 MALE = {"he", "him", "his", "himself", "boy", "man", "gentleman", "mr"}
 _TOKEN = re.compile(r"[a-z']+|[.,!?;\"]")
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
     for name, tab in out.items():
         if name != "window":
             f = tab["female"]
-            out[name]["female"]["each_above_sir"] = all(f[a] > f["sir"] for a in ("miss", "ma'am", "madam"))
+            out[name]["female"]["each_above_sir"] = all(f[a] > f["sir"] for a in FEMALE_ADDRESS)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     print(json.dumps(out))

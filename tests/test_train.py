@@ -71,23 +71,28 @@ def test_same_seed_same_weights(corpus, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_interrupted_run_resumes_with_nothing_lost(corpus, tmp_path, monkeypatch):
-    train(cfg(corpus, tmp_path / "full"), log=lambda m: None)
-
+def _interrupted_at_batch(monkeypatch, n, config):
+    """Run `config` with Ctrl-C arriving in the middle of its n-th batch (expects Interrupted)."""
     import explorer.training.train as T
     real_clip = T.nn.utils.clip_grad_norm_
     calls = {"n": 0}
 
-    def interrupt_on_the_9th_batch(*a, **k):   # Ctrl-C arrives in the middle of a batch
+    def interrupt(*a, **k):
         calls["n"] += 1
-        if calls["n"] == 9:
+        if calls["n"] == n:
             raise KeyboardInterrupt
         return real_clip(*a, **k)
 
-    monkeypatch.setattr(T.nn.utils, "clip_grad_norm_", interrupt_on_the_9th_batch)
+    monkeypatch.setattr(T.nn.utils, "clip_grad_norm_", interrupt)
     with pytest.raises(Interrupted):
-        train(cfg(corpus, tmp_path / "cut"), log=lambda m: None)
+        train(config, log=lambda m: None)
     monkeypatch.setattr(T.nn.utils, "clip_grad_norm_", real_clip)
+
+
+def test_interrupted_run_resumes_with_nothing_lost(corpus, tmp_path, monkeypatch):
+    train(cfg(corpus, tmp_path / "full"), log=lambda m: None)
+
+    _interrupted_at_batch(monkeypatch, 9, cfg(corpus, tmp_path / "cut"))
     prog = json.loads((tmp_path / "cut.ckpt" / "progress.json").read_text())
     assert prog["batch"] == 8                     # 8 whole batches done, the 9th is redone
     train(cfg(corpus, tmp_path / "cut", resume=True), log=lambda m: None)
@@ -97,20 +102,7 @@ def test_interrupted_run_resumes_with_nothing_lost(corpus, tmp_path, monkeypatch
 
 
 def test_resume_lr_sets_the_rate_and_the_card_says_so(corpus, tmp_path, monkeypatch):
-    import explorer.training.train as T
-    real_clip = T.nn.utils.clip_grad_norm_
-    calls = {"n": 0}
-
-    def interrupt_on_the_5th_batch(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return real_clip(*a, **k)
-
-    monkeypatch.setattr(T.nn.utils, "clip_grad_norm_", interrupt_on_the_5th_batch)
-    with pytest.raises(Interrupted):
-        train(cfg(corpus, tmp_path / "r"), log=lambda m: None)
-    monkeypatch.setattr(T.nn.utils, "clip_grad_norm_", real_clip)
+    _interrupted_at_batch(monkeypatch, 5, cfg(corpus, tmp_path / "r"))
     card = train(cfg(corpus, tmp_path / "r", resume=True, resume_lr=1e-4), log=lambda m: None)
     assert card["training"]["lr_changes"] == [{"epoch": 1, "batch": 4, "from": cfg(corpus, tmp_path).lr, "to": 1e-4}]
     assert card["training"]["history"][0]["lr"] == 1e-4

@@ -242,9 +242,8 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
     if cfg.focus_warm_start and init is not None and weights is not None and not cfg.resume:
         # the starting bundle predicts the books' probabilities; the weighted loss's optimum is
         # those plus log weight on the focus words (the inverse of _calibrated), so start there
-        # instead of spending the first thousand Adam steps moving the bias by log weight
-        with torch.no_grad():
-            lm.decoder.bias.add_(torch.log(weights))
+        # instead of spending thousands of Adam steps moving the bias by log weight
+        _shift_bias(lm, torch.log(weights))
     ctx_w = _context_weights(cfg, tokenizer, streams["train"], log)
     ctx_w = None if ctx_w is None else batchify(ctx_w, cfg.batch_size).to(dev)
     progress = {"epoch": 0, "batch": 0, "best_valid": None, "history": [], "bad_epochs": 0,
@@ -455,15 +454,19 @@ class _calibrated:
 
     def __enter__(self):
         if self.shift is not None:
-            with torch.no_grad():
-                self.lm.decoder.bias.sub_(self.shift.to(self.lm.decoder.bias.device))
+            _shift_bias(self.lm, -self.shift)
         return self.lm
 
     def __exit__(self, *exc):
         if self.shift is not None:
-            with torch.no_grad():
-                self.lm.decoder.bias.add_(self.shift.to(self.lm.decoder.bias.device))
+            _shift_bias(self.lm, self.shift)
         return False
+
+
+def _shift_bias(lm, shift: torch.Tensor) -> None:
+    """Add `shift` (one value per word) to the output bias, in place."""
+    with torch.no_grad():
+        lm.decoder.bias.add_(shift.to(lm.decoder.bias.device))
 
 
 def _snapshot(cfg, corpus, tokenizer, lm, progress, valid_data, ep, batch, aug_info, log, weights, valid=None):
