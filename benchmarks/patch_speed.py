@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from explorer import load_model  # noqa: E402
-from explorer.analysis._common import tokens_for  # noqa: E402
+from explorer.trace import read_tokens  # noqa: E402
 from explorer.analysis.patch import patch_grid  # noqa: E402
 
 CLEAN = 'A girl walked into a bar in the old town, and she said "Can I have a drink please?" The bartender said "Certainly,'
@@ -39,8 +39,8 @@ def main(argv=None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     m = load_model(a.model)
-    T = len(tokens_for(m, CLEAN))
-    assert T == len(tokens_for(m, CORRUPT))
+    T = len(read_tokens(m.tokenizer, CLEAN))
+    assert T == len(read_tokens(m.tokenizer, CORRUPT))
     g = patch_grid(m, CLEAN, CORRUPT, "miss", "sir")                 # warm up
     loop = patch_grid(m, CLEAN, CORRUPT, "miss", "sir", batched=False)
     same = bool(np.array_equal(g.metric, loop.metric))

@@ -1,6 +1,7 @@
 """trace(model, text) -> Trace: everything the network computes while it reads a text.
 
-Exact and fast. Each layer is run with the stock fused kernel (`torch.lstm` / `gru` / `rnn_tanh`,
+Exact and fast. The network is run by `explorer.engine` (the one place that runs it). Each layer is
+run with the stock fused kernel (`torch.lstm` / `gru` / `rnn_tanh`,
 what `nn.LSTM` etc. call), one layer at a time so that every layer's outputs h are kept. The gates
 are then recomputed for all steps at once from [x_t, h_{t-1}] with one matrix product per layer
 against [W_ih | W_hh] — no Python loop over time with an LSTMCell. The LSTM cell state needs one cheap
@@ -23,7 +24,6 @@ token t+1.
 """
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping, Sequence
@@ -32,10 +32,10 @@ import numpy as np
 import torch
 
 from . import settings
+from .engine import QUANTITIES, freeze, next_token_stats, normalize_state, run_layers
 from .errors import InputTooLong
 from .tokenizer import EOS, Token
 
-QUANTITIES = {"lstm": ("h", "c", "i", "f", "g", "o"), "gru": ("h", "r", "z", "n"), "rnn": ("h",)}
 DESCRIPTIONS = {
     "h": "hidden state h_t (the layer's output)",
     "c": "cell state c_t (the LSTM's long-term memory)",
@@ -47,11 +47,6 @@ DESCRIPTIONS = {
 }
 RANGES = {"h": (-1.0, 1.0), "i": (0.0, 1.0), "f": (0.0, 1.0), "o": (0.0, 1.0), "g": (-1.0, 1.0),
           "r": (0.0, 1.0), "z": (0.0, 1.0), "n": (-1.0, 1.0), "c": (None, None)}
-
-
-def _freeze(a: np.ndarray) -> np.ndarray:
-    a.setflags(write=False)
-    return a
 
 
 @dataclass(frozen=True)
@@ -218,117 +213,6 @@ def check_junction(tokenizer, tail: str, text: str) -> None:
                       "(after whitespace, as clip_text does)", UserWarning, stacklevel=4)
 
 
-def _layer_params(rnn: torch.nn.Module, layer: int):
-    return [getattr(rnn, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-
-
-def _run_layer(cell: str, x: torch.Tensor, h0: torch.Tensor, c0, params):
-    """The fused kernel for one layer: x [1, T, in] -> out [1, T, H], h_n, c_n."""
-    if cell == "lstm":
-        out, hn, cn = torch.lstm(x, (h0, c0), params, True, 1, 0.0, False, False, True)
-        return out, hn, cn
-    fn = torch.gru if cell == "gru" else torch.rnn_tanh
-    out, hn = fn(x, h0, params, True, 1, 0.0, False, False, True)
-    return out, hn, None
-
-
-_JOINED: dict[int, tuple] = {}
-
-
-def _forget(key: int, ref) -> None:
-    if key in _JOINED and _JOINED[key][0] is ref:
-        del _JOINED[key]
-
-
-def _joined_weights(params) -> tuple[torch.Tensor, torch.Tensor]:
-    """[W_ih | W_hh]^T and b_ih + b_hh of one layer, for one GEMM over [x_t, h_{t-1}]. Kept per
-    weight tensor (through a weak reference, so a freed model frees them) and rebuilt when any
-    tensor changes in place (its _version moves): copying 2 MB of weights on every trace cost more
-    than the GEMM saves on a short sentence."""
-    w_ih, w_hh, b_ih, b_hh = params
-    versions = tuple(p._version for p in params) + tuple(p.data_ptr() for p in params)
-    hit = _JOINED.get(id(w_ih))
-    if hit is not None and hit[0]() is w_ih and hit[1] == versions and hit[2]() is w_hh:
-        return hit[3], hit[4]
-    w_cat = torch.cat([w_ih, w_hh], 1).t().contiguous()
-    b_sum = b_ih + b_hh
-    key = id(w_ih)
-    ref = weakref.ref(w_ih, lambda r, key=key: _forget(key, r))
-    _JOINED[key] = (ref, versions, weakref.ref(w_hh), w_cat, b_sum)
-    return w_cat, b_sum
-
-
-def _preactivations(x: torch.Tensor, hprev: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gate pre-activations for all steps at once: W_ih x_t + b_ih and W_hh h_{t-1} + b_hh, [T, G*H]."""
-    w_ih, w_hh, b_ih, b_hh = params
-    return torch.addmm(b_ih, x, w_ih.t()), torch.addmm(b_hh, hprev, w_hh.t())
-
-
-@torch.no_grad()
-def run_layers(lm, ids: torch.Tensor, state=None):
-    """Run the recurrent stack on ids [T]; return per-layer dicts of [T, H] numpy arrays, the top
-    layer's outputs [T, H] (a tensor) and the final state."""
-    cfg = lm.config
-    cell, H, L = cfg.cell, cfg.hidden_size, cfg.layers
-    x = lm.embedding(ids).unsqueeze(0)           # [1, T, E]
-    state = normalize_state(cell, state) if state is not None else lm.init_state(1)
-    h_all, c_all = (state if cell == "lstm" else (state, None))
-    layers, hns, cns = [], [], []
-    for l in range(L):
-        params = _layer_params(lm.rnn, l)
-        h0 = h_all[l:l + 1].contiguous()
-        c0 = c_all[l:l + 1].contiguous() if c_all is not None else None
-        out, hn, cn = _run_layer(cell, x, h0, c0, params)
-        hns.append(hn)
-        if cn is not None:
-            cns.append(cn)
-        hseq = out[0]                                           # [T, H]
-        vals = {"h": hseq.numpy()}
-        if cell in ("lstm", "gru"):
-            hprev = torch.cat([h0[0], hseq[:-1]], 0)           # h_{t-1}
-            if cell == "lstm":
-                # One GEMM over [x_t, h_{t-1}] against [W_ih | W_hh], with b_ih + b_hh.
-                w_cat, b_sum = _joined_weights(params)
-                a = torch.addmm(b_sum, torch.cat([x[0], hprev], 1), w_cat)
-                # g first, then the sigmoid in place over the whole contiguous [T, 4H] block: a
-                # sigmoid over a strided column slice was about 20x slower than over all of it.
-                g = torch.tanh(a[:, 2 * H:3 * H]).numpy()
-                a.sigmoid_()
-                an = a.numpy()
-                i, f, o = an[:, :H], an[:, H:2 * H], an[:, 3 * H:]
-                ig = i * g
-                c = np.empty_like(ig)
-                prev = c0[0, 0].numpy()
-                for t in range(len(c)):        # the one sequential part: element-wise, cheap
-                    np.multiply(f[t], prev, out=c[t])
-                    c[t] += ig[t]
-                    prev = c[t]
-                vals.update(c=c, i=i, f=f, g=g, o=o)
-            else:  # GRU (PyTorch order r, z, n): n_t = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
-                a_x, a_h = _preactivations(x[0], hprev, params)
-                rz = torch.sigmoid(a_x[:, :2 * H] + a_h[:, :2 * H])
-                r = rz[:, :H]
-                n = torch.tanh(a_x[:, 2 * H:] + r * a_h[:, 2 * H:])
-                vals.update(r=r.numpy(), z=rz[:, H:].numpy(), n=n.numpy())
-        layers.append({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in vals.items()})
-        x = out
-    final = (torch.cat(hns, 0), torch.cat(cns, 0)) if cell == "lstm" else torch.cat(hns, 0)
-    return layers, x[0], final
-
-
-def normalize_state(cell: str, state):
-    """Accept (h, c) for an LSTM and h or (h,) for GRU/RNN; tensors [layers, 1, units]."""
-    if cell == "lstm":
-        if not (isinstance(state, (tuple, list)) and len(state) == 2):
-            raise ValueError("an LSTM state is a pair (h, c)")
-        return tuple(state)
-    if isinstance(state, (tuple, list)):
-        if len(state) != 1:
-            raise ValueError(f"a {cell.upper()} state is a single tensor h")
-        state = state[0]
-    return state
-
-
 def read_tokens(tokenizer, text: str, boundary: bool = True, tokens: Sequence[Token] | None = None) -> list[Token]:
     """The tokens trace() reads: `tokens` (or the tokenization of `text`), after the boundary token
     <eos> when `boundary` is set and the text does not already start with one."""
@@ -389,9 +273,9 @@ def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=
     if T == 0:
         empty = np.zeros((0, cfg.hidden_size), np.float32)
         fs = state if state is not None else lm.init_state(1)
-        return Trace(text, cfg.cell, (), tuple(LayerTrace(l, MappingProxyType({q: _freeze(empty.copy()) for q in QUANTITIES[cfg.cell]})) for l in range(cfg.layers)),
-                     tok.itos, _freeze(np.zeros((0, k), np.int64)), _freeze(np.zeros((0, k), np.float32)),
-                     _freeze(np.zeros(0, np.float32)), _freeze(np.zeros(0, np.int64)), None,
+        return Trace(text, cfg.cell, (), tuple(LayerTrace(l, MappingProxyType({q: freeze(empty.copy()) for q in QUANTITIES[cfg.cell]})) for l in range(cfg.layers)),
+                     tok.itos, freeze(np.zeros((0, k), np.int64)), freeze(np.zeros((0, k), np.float32)),
+                     freeze(np.zeros(0, np.float32)), freeze(np.zeros(0, np.int64)), None,
                      float("nan"), fs if isinstance(fs, tuple) else (fs,), None)
     ids = torch.tensor([t.id for t in tokens], dtype=torch.long)
     first_prob = float("nan")
@@ -403,42 +287,20 @@ def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=
         first_prob = float(lp0[ids[0]].exp())
     layers, top, final = run_layers(lm, ids, state)
     logits = lm.decoder(top)                                # [T, V]
-    # Work on the logits and one log-normaliser per row instead of materialising log_softmax:
-    # log P(w) = logit_w - logsumexp(logits).
-    tl, ti = logits.topk(k, dim=-1)
-    # log-sum-exp shifted by each row's maximum, which the top-k has just found (torch.logsumexp
-    # would look for it again): one pass fewer over [tokens, vocab].
-    mx = tl[:, 0]
-    lse = (logits - mx[:, None]).exp_().sum(1).log_().add_(mx)   # [T]
-    tp = tl - lse[:, None]
-    nxt = ids[1:]
-    l_next = logits[:-1].gather(1, nxt[:, None])[:, 0]
-    lp_next = l_next - lse[:-1]
-    # rank = 1 + #tokens more probable. Where the next token is in the top k its rank is its place
-    # there; only the other rows need a pass over the whole vocabulary.
-    hit = ti[:-1] == nxt[:, None]
-    rank = torch.where(hit.any(1), hit.int().argmax(1) + 1, 0).numpy()
-    miss = np.flatnonzero(rank == 0)
-    if len(miss):
-        # NumPy's count of a comparison is a single vectorised pass; torch's bool .sum() converts to
-        # int64 first and costs several times more (benchmarks/trace_speed.py).
-        ln, lt = logits.numpy(), l_next.numpy()
-        if 2 * len(miss) > len(nxt):     # most rows: one pass over all rows beats copying them out
-            rank = np.where(rank == 0, np.count_nonzero(ln[:-1] > lt[:, None], axis=1) + 1, rank)
-        else:
-            rank[miss] = np.count_nonzero(ln[miss] > lt[miss, None], axis=1) + 1
+    stats = next_token_stats(logits, ids, k)
+    lse = stats.log_norm
     logp = logits - lse[:, None] if (full_probs or entropy) else None
     p = logp.exp() if logp is not None else None
     ent = (-torch.bmm(p[:, None, :], logp[:, :, None])[:, 0, 0]).numpy().astype(np.float32) if entropy else None
-    next_prob = np.append(lp_next.exp().numpy(), np.nan).astype(np.float32)
-    next_rank = np.append(rank, -1).astype(np.int64)
+    next_prob = np.append(stats.next_logp.exp().numpy(), np.nan).astype(np.float32)
+    next_rank = np.append(stats.rank, -1).astype(np.int64)
     fs = final if isinstance(final, tuple) else (final,)
     return Trace(
         text=text, cell=cfg.cell, tokens=tuple(tokens),
-        layers=tuple(LayerTrace(l, MappingProxyType({q: _freeze(v[q]) for q in QUANTITIES[cfg.cell]}))
+        layers=tuple(LayerTrace(l, MappingProxyType({q: freeze(v[q]) for q in QUANTITIES[cfg.cell]}))
                      for l, v in enumerate(layers)),
-        vocab=tok.itos, topk_ids=_freeze(ti.numpy()), topk_probs=_freeze(tp.exp().numpy()),
-        next_prob=_freeze(next_prob), next_rank=_freeze(next_rank),
-        entropy=_freeze(ent) if ent is not None else None, first_prob=first_prob,
+        vocab=tok.itos, topk_ids=freeze(stats.topk_ids.numpy()), topk_probs=freeze(stats.topk_logp.exp().numpy()),
+        next_prob=freeze(next_prob), next_rank=freeze(next_rank),
+        entropy=freeze(ent) if ent is not None else None, first_prob=first_prob,
         final_state=tuple(s.clone() for s in fs),
-        probs=_freeze(p.numpy()) if full_probs else None)
+        probs=freeze(p.numpy()) if full_probs else None)

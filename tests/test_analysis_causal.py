@@ -12,8 +12,8 @@ from conftest import FICTION, ROOT, TEXT, make_model, needs_fiction
 from explorer.analysis import intervene as IV
 from explorer.analysis import patch as PA
 from explorer.analysis import probe as PR
-from explorer.analysis._rows import run_rows
-from explorer.trace import _layer_params, _run_layer, trace
+from explorer.engine import layer_params, run_layer, run_rows
+from explorer.trace import trace
 
 GIRL = 'A girl walked into a bar, and she said "Can I have a drink please?" The bartender said "Certainly,'
 BOY = 'A boy walked into a bar, and he said "Can I have a drink please?" The bartender said "Certainly,'
@@ -27,17 +27,17 @@ def test_rows_do_not_depend_on_the_batch_or_on_splitting(tiny_lstm):
     lm = tiny_lstm.lm
     ids = torch.tensor([t.id for t in trace(tiny_lstm, GIRL).tokens])
     x = lm.embedding(ids)[None]
-    p = _layer_params(lm.rnn, 0)
+    p = layer_params(lm.rnn, 0)
     H = lm.config.hidden_size
     with torch.no_grad():
         two = x.expand(2, -1, -1).contiguous()
-        full, _, cn = _run_layer("lstm", two, torch.zeros(1, 2, H), torch.zeros(1, 2, H), p)
+        full, _, cn = run_layer("lstm", two, torch.zeros(1, 2, H), torch.zeros(1, 2, H), p)
         many = torch.cat([two, torch.randn(5, x.shape[1], x.shape[2])])
-        big, _, _ = _run_layer("lstm", many, torch.zeros(1, 7, H), torch.zeros(1, 7, H), p)
+        big, _, _ = run_layer("lstm", many, torch.zeros(1, 7, H), torch.zeros(1, 7, H), p)
         assert torch.equal(big[0], full[0]) and torch.equal(full[0], full[1])
-        o1, h1, c1 = _run_layer("lstm", two[:, :5], torch.zeros(1, 2, H), torch.zeros(1, 2, H), p)
-        o2, h2, c2 = _run_layer("lstm", two[:, 5:6], h1, c1, p)
-        o3, _, c3 = _run_layer("lstm", two[:, 6:], h2, c2, p)
+        o1, h1, c1 = run_layer("lstm", two[:, :5], torch.zeros(1, 2, H), torch.zeros(1, 2, H), p)
+        o2, h2, c2 = run_layer("lstm", two[:, 5:6], h1, c1, p)
+        o3, _, c3 = run_layer("lstm", two[:, 6:], h2, c2, p)
         assert torch.equal(torch.cat([o1, o2, o3], 1), full) and torch.equal(c3, cn)
 
 
@@ -84,7 +84,7 @@ def _cell_loop(m, text, layer, quantity, units, value, start, stop):
     out_h, out_c = [], []
     for l in range(lm.config.layers):
         cell = torch.nn.LSTMCell(x.shape[1], H)
-        w_ih, w_hh, b_ih, b_hh = _layer_params(lm.rnn, l)
+        w_ih, w_hh, b_ih, b_hh = layer_params(lm.rnn, l)
         with torch.no_grad():
             cell.weight_ih.copy_(w_ih), cell.weight_hh.copy_(w_hh), cell.bias_ih.copy_(b_ih), cell.bias_hh.copy_(b_hh)
         h, c = torch.zeros(1, H), torch.zeros(1, H)

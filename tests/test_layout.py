@@ -2,7 +2,7 @@
 
 Read from the source (ast), not by importing, so a lazy import inside a function counts too.
 
-    core (explorer/*.py: tokenizer, model, trace, bundle, api, errors, settings)
+    core (explorer/*.py: engine, tokenizer, model, trace, bundle, api, errors, settings)
       <- training/          <- corpus/          <- analysis/          <- present/
       <- the command line (cli.py, commands.py, __main__.py), which may import every part
 
@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "explorer"
 
-CORE = {"tokenizer", "model", "trace", "bundle", "api", "errors", "settings", "importer", "cache", "__init__"}
+CORE = {"engine", "tokenizer", "model", "trace", "bundle", "api", "errors", "settings", "importer", "cache", "__init__"}
 ENTRY = {"cli", "commands", "__main__"}
 #: Rank of each part: a module may import a part of the same or a lower rank only.
 RANK = {"core": 0, "training": 1, "corpus": 2, "analysis": 3, "present": 4, "entry": 5}
@@ -111,6 +111,98 @@ def test_the_checker_catches_a_wrong_arrow(tmp_path, monkeypatch):
     assert any("model.py:2 (core) imports explorer.training.train" in v for v in got), got
     assert any("figures.py:2 imports Streamlit" in v for v in got), got
     assert not any("ok.py" in v for v in got), got
+
+
+# ------------------------------------------------------------------- one engine, no private reach-ins
+#: Where the rule below is read: the package, the front end, and the scripts beside them.
+CHECKED = ("explorer", "ui", "benchmarks", "scripts")
+#: The kernels are called in explorer/engine.py only.
+KERNELS = ("torch.lstm(", "torch.gru(", "torch.rnn_tanh(", "torch.rnn_relu(", "nn.LSTMCell(", "nn.GRUCell(")
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def private_imports(root: Path, files) -> list[str]:
+    """Imports of another module's underscore name (`from ..trace import _run_layer`) or of a private
+    module from outside its own package (`from explorer.analysis._common import ...` in benchmarks/).
+    A module may use its own package's private helpers (`from ._common import tokens_for`)."""
+    bad = []
+    for f in files:
+        rel = f.relative_to(root)
+        own_pkg = ".".join(rel.parts[:-1])
+        tree = ast.parse(f.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = list(rel.parts[:-1])[: len(rel.parts) - node.level]
+                    mod = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    mod = node.module or ""
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                mod, names = None, []
+                for a in node.names:
+                    bits = a.name.split(".")
+                    if any(_private(b) for b in bits) and ".".join(bits[:-1]) != own_pkg:
+                        bad.append(f"{rel}:{node.lineno} imports the private module {a.name}")
+                continue
+            else:
+                continue
+            if mod == "__future__":
+                continue
+            bits = mod.split(".")
+            priv = [i for i, b in enumerate(bits) if _private(b)]
+            if priv and ".".join(bits[:priv[0]]) != own_pkg:
+                bad.append(f"{rel}:{node.lineno} imports from the private module {mod}")
+            for n in names:
+                if _private(n):
+                    sub = f"{mod}.{n}"
+                    if (root / Path(*sub.split("."))).with_suffix(".py").is_file() and mod == own_pkg:
+                        continue          # `from . import _common`: a private module of its own package
+                    bad.append(f"{rel}:{node.lineno} imports {n} from {mod}")
+    return sorted(set(bad))
+
+
+def _checked_files():
+    files = [ROOT / "app.py"]
+    for d in CHECKED:
+        files += sorted((ROOT / d).rglob("*.py"))
+    return files
+
+
+def test_no_module_imports_another_modules_underscore_name():
+    assert private_imports(ROOT, _checked_files()) == []
+
+
+def test_only_the_engine_calls_the_kernels():
+    """The network is run step by step in one place: explorer/engine.py."""
+    bad = []
+    for f in sorted(PKG.rglob("*.py")):
+        if f.name == "engine.py":
+            continue
+        text = f.read_text(encoding="utf-8")
+        bad += [f"{f.relative_to(ROOT)} calls {k[:-1]}" for k in KERNELS if k in text]
+    assert bad == []
+    engine = (PKG / "engine.py").read_text(encoding="utf-8")
+    assert "torch.lstm(" in engine and "def run_rows" in engine and "def gate_values" in engine
+
+
+def test_the_private_import_checker_catches_a_reach_in(tmp_path):
+    (tmp_path / "explorer" / "analysis").mkdir(parents=True)
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "explorer" / "analysis" / "_common.py").write_text("def f():\n    pass\n")
+    (tmp_path / "explorer" / "analysis" / "patch.py").write_text(
+        "from ..trace import _run_layer\nfrom ._common import f\nfrom . import _common\n")
+    (tmp_path / "bench" / "b.py").write_text(
+        "from explorer.analysis._common import f\nimport explorer.analysis._common\nfrom __future__ import annotations\n")
+    got = private_imports(tmp_path, sorted(tmp_path.rglob("*.py")))
+    assert any("patch.py:1 imports _run_layer from explorer.trace" in v for v in got), got
+    assert not any("patch.py:2" in v or "patch.py:3" in v for v in got), got
+    assert any("b.py:1 imports from the private module explorer.analysis._common" in v for v in got), got
+    assert any("b.py:2 imports the private module explorer.analysis._common" in v for v in got), got
+    assert not any("b.py:3" in v for v in got), got
 
 
 @pytest.mark.parametrize("name", ["LoadedModel", "load_model", "trace", "Trace", "WordTokenizer",

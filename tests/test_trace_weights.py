@@ -11,7 +11,7 @@ import torch
 from conftest import make_model
 from explorer import trace
 
-T = importlib.import_module("explorer.trace")
+T = importlib.import_module("explorer.engine")
 
 
 def test_weights_changed_in_place_are_seen():

@@ -3,9 +3,9 @@ or from a step on, and read the rest of the text from the changed state.
 
     "If I clamp unit 161 of the cell state, does 'miss' lose its boost?"
 
-How it runs. The engine's own layer runner (`explorer.trace._layer_params` / `_run_layer`, the fused
-`torch.lstm` kernel a stock `nn.LSTM` calls) steps through the text one step at a time, reading the
-unchanged run and the changed run side by side as two rows of one batch (see `_rows`). After a step
+How it runs. The engine (`explorer.engine.run_rows`, the fused `torch.lstm` kernel a stock `nn.LSTM`
+calls) steps through the text one step at a time, reading the unchanged run and the changed run side
+by side as two rows of one batch; each intervention is one of the engine's named `StepEdit`s. After a step
 of the chosen layer, the chosen units are changed and the run reads on from there: the same layer's
 next step and the layers above see the changed state. Because both rows go through the same kernel
 calls, the difference between them is the intervention's effect and nothing else: an intervention
@@ -33,11 +33,11 @@ import numpy as np
 import torch
 
 from ._common import tokens_for, word_id
-from ._rows import as_np, gates, log_probs, run_rows
+from ..engine import LSTM_GATES, StepEdit, as_np, log_probs, logit_difference, run_rows
 from .contrast import DEFAULT_WORDS
 
 OPS = ("set", "add", "scale")
-GATES = ("i", "f", "g", "o")
+GATES = LSTM_GATES
 
 
 @dataclass(frozen=True)
@@ -72,14 +72,10 @@ class Intervention:
         stop = T - 1 if self.stop is None else self.stop
         return self.start <= t <= stop
 
-    def apply(self, v: torch.Tensor) -> torch.Tensor:
-        """The new values of the chosen units, from their old values v [..., len(units)]."""
-        val = torch.tensor(self.value, dtype=v.dtype) if isinstance(self.value, tuple) else self.value
-        if self.op == "set":
-            return torch.zeros_like(v) + val
-        if self.op == "add":
-            return v + val
-        return v * val
+    def edit(self, row: int) -> StepEdit:
+        """This intervention as the engine's named edit of batch row `row`."""
+        return StepEdit(row=row, index=self.layer, quantity=self.quantity, units=self.units, op=self.op,
+                        value=self.value, start=self.start, stop=self.stop, recompute=True)
 
     def describe(self) -> str:
         what = {"set": "set to", "add": "plus", "scale": "times"}[self.op]
@@ -105,47 +101,6 @@ def check(iv: Intervention, model, T: int) -> None:
         raise ValueError(f"step {iv.start} is outside the text (steps 0 to {T - 1})")
     if iv.stop is not None and not iv.start <= iv.stop:
         raise ValueError(f"the last step ({iv.stop}) comes before the first ({iv.start})")
-
-
-def _editor(pairs: Sequence[tuple[int, Intervention]], T: int):
-    """The edit function for run_rows: each (row, intervention) pair changes that row only.
-
-    The changes of one step are made first (c and the gates), then c_t and h_t are recomputed where
-    a value moved, and the h changes come last, so that they are what the run reads on from."""
-    by_layer: dict[int, list[tuple[int, Intervention]]] = {}
-    for row, iv in pairs:
-        by_layer.setdefault(iv.layer, []).append((row, iv))
-
-    def edit(l, t, x_t, prev, new, params):
-        (h_prev, c_prev), (h, c) = prev, new
-        todo = [(r, iv) for r, iv in by_layer.get(l, ()) if iv.active(t, T)]
-        if not todo:
-            return h, c
-        h, c0 = h.clone(), c
-        if any(iv.quantity != "h" for _, iv in todo):
-            g0 = gates(x_t, h_prev[0], params)
-            g = {q: v.clone() for q, v in g0.items()}
-            c = c0.clone()
-            for r, iv in todo:
-                u = list(iv.units)
-                if iv.quantity == "c":
-                    c[0, r, u] = iv.apply(c[0, r, u])
-                elif iv.quantity in GATES:
-                    g[iv.quantity][r, u] = iv.apply(g[iv.quantity][r, u])
-            gate_moved = torch.zeros_like(c[0], dtype=torch.bool)
-            for q in GATES:
-                gate_moved |= g[q] != g0[q]
-            if bool(gate_moved.any()):            # c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t from the changed gates
-                c[0] = torch.where(gate_moved, g["f"] * c_prev[0] + g["i"] * g["g"], c[0])
-            moved = gate_moved | (c[0] != c0[0])
-            h[0] = torch.where(moved, g["o"] * torch.tanh(c[0]), h[0])   # h_t = o_t ⊙ tanh(c_t)
-        for r, iv in todo:
-            if iv.quantity == "h":
-                u = list(iv.units)
-                h[0, r, u] = iv.apply(h[0, r, u])
-        return h, c
-
-    return edit
 
 
 @dataclass(frozen=True)
@@ -258,8 +213,7 @@ def intervene(model, text: str, interventions: Intervention | Sequence[Intervent
         check(iv, model, T)
     lm = model.lm
     ids = torch.tensor([t.id for t in toks], dtype=torch.long)
-    edit = _editor([(1, iv) for iv in ivs], T)
-    h, c = run_rows(lm, torch.stack([ids, ids]), edit, {iv.layer for iv in ivs})
+    h, c = run_rows(lm, torch.stack([ids, ids]), [iv.edit(1) for iv in ivs])
     logp = log_probs(lm, h[-1])                                      # [2, T, V]
     nxt = ids[1:].numpy()
     next_logp = np.full((2, T), np.nan, np.float32)
@@ -287,7 +241,6 @@ def unit_effects(model, text: str, layer: int, quantity: str, target: str, versu
     import pandas as pd
 
     from ._common import require_word_id
-    from ._rows import logit_difference
     toks = tokens_for(model, text)
     T = len(toks)
     if T < 2:
@@ -303,8 +256,7 @@ def unit_effects(model, text: str, layer: int, quantity: str, target: str, versu
         units = list(range(s, min(H, s + batch)))
         ivs = [Intervention(layer, quantity, (u,), op, value, start) for u in units]
         R = len(units) + 1
-        edit = _editor([(j + 1, iv) for j, iv in enumerate(ivs)], T)
-        h, _ = run_rows(lm, ids.expand(R, -1).contiguous(), edit, {layer})
+        h, _ = run_rows(lm, ids.expand(R, -1).contiguous(), [iv.edit(j + 1) for j, iv in enumerate(ivs)])
         top = torch.from_numpy(h[-1][:, -1])                         # [R, H]
         if vi is not None:
             m = logit_difference(lm, top, ti, vi).numpy()

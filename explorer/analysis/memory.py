@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..engine import run_layer_from_zero
 from ._common import tokens_for
 
 
@@ -197,7 +198,7 @@ def occlusion_fade(model, text: str, position: int = 1, replacement: str = "<unk
         x = lm.embedding(ids)
         hs = []
         for l in range(L):       # layer by layer so that any layer's h can be compared
-            x = _run_one_layer(lm, l, x)
+            x = run_layer_from_zero(lm, l, x)
             hs.append(x)
         logp = torch.log_softmax(lm.decoder(x).double(), -1)          # [2, T, V]
     h = hs[lay].double()
@@ -211,17 +212,6 @@ def occlusion_fade(model, text: str, position: int = 1, replacement: str = "<unk
                          "token": [t.text for t in toks][s], "dh": dh[s].numpy(),
                          "dh_rel": (dh / hn.clamp_min(1e-12))[s].numpy(), "tv": tv[s].numpy(),
                          "kl": kl[s].numpy()})
-
-
-def _run_one_layer(lm, l: int, x: torch.Tensor) -> torch.Tensor:
-    """Layer l of the stock stack on x [B, T, in] from a zero state, with the fused kernel."""
-    from ..trace import _layer_params, _run_layer
-    cfg = lm.config
-    B = x.shape[0]
-    h0 = torch.zeros(1, B, cfg.hidden_size, dtype=x.dtype)
-    c0 = h0.clone() if cfg.cell == "lstm" else None
-    out, _, _ = _run_layer(cfg.cell, x, h0, c0, _layer_params(lm.rnn, l))
-    return out
 
 
 def compare_fade(models: dict, text: str, position: int = 1, replacement: str = "<unk>"):

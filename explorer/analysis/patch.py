@@ -20,7 +20,7 @@ Speed: the patched runs share everything before their patch point, so only their
 all of one layer's patch points as one batch through the fused kernel (right-padded: a row's padding
 comes after its last real step and changes nothing before it). Layer by layer, the rows patched
 below continue in the same batch. Exactness: every batch has at least two rows, so each row's numbers
-are those of the same run alone (see `_rows`); the grid equals the one-patch-at-a-time loop exactly,
+are those of the same run alone (see `explorer.engine`); the grid equals the one-patch-at-a-time loop exactly,
 a patch that copies a state equal in both runs (the boundary at position 0) restores exactly 0, and
 the top layer's h at the last position exactly 1.
 """
@@ -32,9 +32,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..trace import _layer_params, _run_layer
+from ..engine import (QUANTITIES, StepEdit, as_np, freeze, layer_params, logit_difference, next_token_stats,
+                      pad_rows, quantities_of_layer, run_layer, run_rows)
 from ._common import require_word_id, tokens_for
-from ._rows import as_np, logit_difference, pad_rows, run_rows
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def _continue(p: _Pair, quantities: Sequence[str], cells: Sequence[tuple[int, in
     rows: list[int] = []            # indices into cells, in the order of `out`
     out: torch.Tensor | None = None  # [rows, T, H]: layer-k outputs, valid from each row's position on
     for k in range(L):
-        params = _layer_params(lm.rnn, k)
+        params = layer_params(lm.rnn, k)
         x_corrupt = emb if k == 0 else h[k - 1, 1]                # [T, in]
         new = [j for j, (qi, l, t) in enumerate(cells) if l == k]
         old = rows
@@ -179,7 +179,7 @@ def _continue(p: _Pair, quantities: Sequence[str], cells: Sequence[tuple[int, in
         xb, n = pad_rows(x)
         h0b, _ = pad_rows(h0[0])
         c0b = pad_rows(c0[0])[0][None] if c0 is not None else None
-        res, _, _ = _run_layer(cell, xb, h0b[None].contiguous(), c0b.contiguous() if c0b is not None else None, params)
+        res, _, _ = run_layer(cell, xb, h0b[None].contiguous(), c0b.contiguous() if c0b is not None else None, params)
         res = res[:n]
         nxt = torch.zeros(B, T, H)
         for r in range(B):
@@ -264,23 +264,13 @@ def patch_one(model, clean: str, corrupt: str, target: str, versus: str, layer: 
         raise ValueError(f"layer {layer + 1} does not exist: the model has {L} layer(s)")
     if not 0 <= position < T:
         raise ValueError(f"position {position} is outside the texts (0 to {T - 1})")
-    src = torch.from_numpy(np.ascontiguousarray((p.h if quantity == "h" else p.c)[layer, 0, position])) \
-        if quantity is not None else None
-
-    def edit(l, t, x_t, prev, new, params):
-        hn, cn = new
-        if quantity is None or l != layer or t != position:
-            return hn, cn
-        if quantity == "h":
-            hn = hn.clone()
-            hn[0, 1] = src
-        else:
-            cn = cn.clone()
-            cn[0, 1] = src
-        return hn, cn
-
+    # Row 1 reads the corrupted text with the clean run's value copied into `quantity` at `position`;
+    # a patch of c is carried on as it is (h_t stays the corrupted one). Row 0 is the unpatched twin.
+    edits = [] if quantity is None else [
+        StepEdit(row=1, index=layer, quantity=quantity, op="copy", start=position, stop=position,
+                 value=(p.h if quantity == "h" else p.c)[layer, 0], recompute=False)]
     ids = torch.stack([p.ids[1], p.ids[1]])
-    h, c = run_rows(p.lm, ids, edit, {layer})
+    h, c = run_rows(p.lm, ids, edits)
     top = torch.from_numpy(np.ascontiguousarray(np.concatenate([p.h[-1, :, T - 1], h[-1, :, T - 1]])))
     m = logit_difference(p.lm, top, p.target, p.versus).numpy()
     mc, mx = float(m[0]), float(m[1])
@@ -297,41 +287,26 @@ def patched_trace(model, clean: str, corrupt: str, target: str, versus: str, lay
     [x_t, h_{t-1}]), and the predictions from its top layer."""
     from types import MappingProxyType
 
-    from ..trace import QUANTITIES, LayerTrace, Trace, _freeze, _preactivations
+    from ..trace import LayerTrace, Trace
     run = patch_one(model, clean, corrupt, target, versus, layer, position, quantity)
     lm, cfg = model.lm, model.config
     toks = tokens_for(model, corrupt)
     ids = torch.tensor([t.id for t in toks], dtype=torch.long)
-    H = cfg.hidden_size
     x = lm.embedding(ids)
     layers = []
     for l in range(cfg.layers):
         hseq = torch.tensor(run.h[l, 1])
-        hprev = torch.cat([torch.zeros(1, H), hseq[:-1]], 0)
-        a_x, a_h = _preactivations(x, hprev, _layer_params(lm.rnn, l))
-        vals = {"h": run.h[l, 1]}
-        if cfg.cell == "lstm":
-            a = a_x + a_h
-            vals.update(c=run.c[l, 1], i=torch.sigmoid(a[:, :H]).numpy(), f=torch.sigmoid(a[:, H:2 * H]).numpy(),
-                        g=torch.tanh(a[:, 2 * H:3 * H]).numpy(), o=torch.sigmoid(a[:, 3 * H:]).numpy())
-        elif cfg.cell == "gru":
-            rz = torch.sigmoid(a_x[:, :2 * H] + a_h[:, :2 * H])
-            vals.update(r=rz[:, :H].numpy(), z=rz[:, H:].numpy(),
-                        n=torch.tanh(a_x[:, 2 * H:] + rz[:, :H] * a_h[:, 2 * H:]).numpy())
-        layers.append(LayerTrace(l, MappingProxyType({q: _freeze(np.ascontiguousarray(vals[q], dtype=np.float32))
-                                                      for q in QUANTITIES[cfg.cell]})))
+        vals = quantities_of_layer(cfg.cell, x, torch.zeros(cfg.hidden_size), hseq, layer_params(lm.rnn, l),
+                                   c=run.c[l, 1] if run.c is not None else None)
+        layers.append(LayerTrace(l, MappingProxyType({q: freeze(vals[q]) for q in QUANTITIES[cfg.cell]})))
         x = hseq
-    logp = torch.log_softmax(lm.decoder(x), -1)                         # [T, V]
     k = max(1, min(top_k, cfg.vocab_size))
-    tp, ti = logp.topk(k, -1)
-    nxt = ids[1:]
-    lp_next = logp[:-1].gather(1, nxt[:, None])[:, 0]
-    rank = (logp[:-1] > lp_next[:, None]).sum(1) + 1
+    stats = next_token_stats(lm.decoder(x), ids, k)
     final = (torch.tensor(run.h[:, 1, -1])[:, None],)
     if cfg.cell == "lstm":
         final = final + (torch.tensor(run.c[:, 1, -1])[:, None],)
     return Trace(text=corrupt, cell=cfg.cell, tokens=tuple(toks), layers=tuple(layers), vocab=model.tokenizer.itos,
-                 topk_ids=_freeze(ti.numpy()), topk_probs=_freeze(tp.exp().numpy()),
-                 next_prob=_freeze(np.append(lp_next.exp().numpy(), np.nan).astype(np.float32)),
-                 next_rank=_freeze(np.append(rank.numpy(), -1).astype(np.int64)), entropy=None,
+                 topk_ids=freeze(stats.topk_ids.numpy()), topk_probs=freeze(stats.topk_logp.exp().numpy()),
+                 next_prob=freeze(np.append(stats.next_logp.exp().numpy(), np.nan).astype(np.float32)),
+                 next_rank=freeze(np.append(stats.rank, -1).astype(np.int64)), entropy=None,
                  first_prob=float("nan"), final_state=final, probs=None)

@@ -11,7 +11,7 @@ that does as well on the control as on the task says nothing about the layer.
 Data: the probe is fitted on the states of the model reading the corpus's validation books and
 scored on its test books (both held out from the model's training, by the corpus's SPLITS.json;
 a single text file is split by position as in training). The books are traced directly with the
-engine's layer runner (`explorer.trace.run_layers`), the state carried from chunk to chunk.
+engine's layer runner (`explorer.engine.run_layers`), the state carried from chunk to chunk.
 
 Tasks (labels for the state after reading token t):
   quote     inside a quotation. “ opens, ” closes, a straight " toggles; a paragraph break (<eos>)
@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..trace import run_layers
+from ..engine import run_layers
 
 TASKS = ("quote", "gender", "distance", "line")
 DESCRIPTIONS = {

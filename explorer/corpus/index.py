@@ -212,7 +212,7 @@ def index_file(model, plan: dict, file_i: int, out: str,
     """Trace file `file_i` of the plan segment by segment, carrying the state, writing every segment not
     already on disk to OUT/parts. Returns the number of tokens written in this call."""
     import torch
-    from ..trace import run_layers
+    from ..engine import run_layers
     if isinstance(model, str):
         model = _worker_model(model, plan["model"]["weights_sha256"])
     info = plan["files"][file_i]

@@ -299,12 +299,6 @@ MALE = frozenset("he him his himself man men boy boys gentleman gentlemen mr sir
 SENTENCE_END = frozenset(".!?")
 
 
-def _by_file(tokens):
-    files = tokens["file"].to_numpy()
-    cuts = np.flatnonzero(np.r_[True, files[1:] != files[:-1]]) if len(files) else np.zeros(0, int)
-    return list(zip(cuts, np.r_[cuts[1:], len(files)].astype(int)))
-
-
 def pred_inside_quotes(tokens) -> np.ndarray:
     """1 inside a quotation, 0 outside, NaN on the quote marks. A quote mark toggles; a paragraph break
     (<eos>) closes an open quotation (fiction reopens it on the next paragraph)."""

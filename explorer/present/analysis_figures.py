@@ -1,6 +1,6 @@
 """Figures for the analyses: pure functions, data in, plotly go.Figure out (no Streamlit).
 
-Conventions (see docs/HOUSE.md "Traps"):
+Conventions (traps of this stack, learnt the hard way):
 * tokens sit at integer x positions with tickvals/ticktext, so a repeated word ("the", ",") keeps
   its own column instead of being merged by a categorical axis;
 * signed quantities use a diverging scale centred at 0 (zmid=0) with a fixed symmetric range, so a
@@ -23,21 +23,21 @@ _NEG, _MID, _POS = (33, 102, 172), (247, 247, 247), (178, 24, 43)
 FONT = dict(size=16)          # readable on a projector
 
 
-def _layout(fig: go.Figure, title: str | None = None, height: int | None = None, **kw) -> go.Figure:
+def style_figure(fig: go.Figure, title: str | None = None, height: int | None = None, **kw) -> go.Figure:
     fig.update_layout(title=title, font=FONT, margin=dict(l=60, r=20, t=60 if title else 20, b=60),
                       template="plotly_white", **({"height": height} if height else {}), **kw)
     return fig
 
 
-def _ticks(tokens: Sequence[str], start: int = 0, text: Sequence[str] | None = None,
+def token_ticks(tokens: Sequence[str], start: int = 0, text: Sequence[str] | None = None,
            keep: int | None = None) -> dict:
     """A token axis at integer positions start, start+1, ...; `text` replaces the labels; thinned."""
-    text = [_label(t) for t in tokens] if text is None else list(text)
+    text = [axis_label(t) for t in tokens] if text is None else list(text)
     vals = thin_ticks(len(text), start, keep)
     return dict(tickmode="array", tickvals=vals, ticktext=[text[v - start] for v in vals])
 
 
-def _label(t: str) -> str:
+def axis_label(t: str) -> str:
     """A token as Plotly text. Plotly reads a subset of HTML in labels, so a token such as "<b>" or
     "<eos>" is escaped to be shown as typed, never interpreted."""
     return _html.escape(visible(t), quote=False)
@@ -92,12 +92,12 @@ def attribution_strip(attr, method: str = "integrated_gradients", vmax: float | 
     vmax = _sym(s, vmax)
     fig = go.Figure(go.Heatmap(
         z=[s], x=list(range(len(s))), y=[0], colorscale=DIVERGING, zmid=0, zmin=-vmax, zmax=vmax,
-        text=[[_label(t) for t in attr.tokens]], texttemplate="%{text}", textfont=dict(size=16),
-        customdata=[[_label(t) for t in attr.tokens]], hovertemplate="%{customdata}: %{z:.4f}<extra></extra>",
+        text=[[axis_label(t) for t in attr.tokens]], texttemplate="%{text}", textfont=dict(size=16),
+        customdata=[[axis_label(t) for t in attr.tokens]], hovertemplate="%{customdata}: %{z:.4f}<extra></extra>",
         colorbar=dict(title="Δ log P")))
-    fig.update_xaxes(**_ticks(attr.tokens), showgrid=False)
+    fig.update_xaxes(**token_ticks(attr.tokens), showgrid=False)
     fig.update_yaxes(visible=False)
-    return _layout(fig, f"{LABELS.get(method, method)}: which tokens raise {_html.escape(explained(attr), quote=False)} = "
+    return style_figure(fig, f"{LABELS.get(method, method)}: which tokens raise {_html.escape(explained(attr), quote=False)} = "
                         f"{attr.logprob:.2f}", height=220)
 
 
@@ -106,16 +106,16 @@ def attribution_bars(attr) -> go.Figure:
     from ..analysis.attribution import LABELS
     x = list(range(len(attr.tokens)))
     fig = go.Figure([go.Bar(x=x, y=np.asarray(v), name=LABELS.get(m, m)) for m, v in attr.scores.items()])
-    fig.update_xaxes(**_ticks(attr.tokens))
+    fig.update_xaxes(**token_ticks(attr.tokens))
     fig.update_yaxes(title="contribution to log P", zeroline=True)
-    return _layout(fig, f"Attribution of {_html.escape(explained(attr), quote=False)} after “{_label(attr.tokens[-1])}”",
+    return style_figure(fig, f"Attribution of {_html.escape(explained(attr), quote=False)} after “{axis_label(attr.tokens[-1])}”",
                    barmode="group")
 
 
 # ------------------------------------------------------------------------------------------ contrast
 
 def _pair_ticks(c) -> list[str]:
-    return [_label(a) if a == b else f"{_label(a)} | {_label(b)}" for a, b in zip(c.tokens_a, c.tokens_b)]
+    return [axis_label(a) if a == b else f"{axis_label(a)} | {axis_label(b)}" for a, b in zip(c.tokens_a, c.tokens_b)]
 
 
 def _span(n: int, window) -> tuple[int, int]:
@@ -147,10 +147,10 @@ def delta_norm_lines(c, window=None, selected: int | None = None) -> go.Figure:
     for (q, l), g in df.groupby(["quantity", "layer"], sort=True):
         fig.add_trace(go.Scatter(x=g["position"], y=g["value"], mode="lines+markers" if hi - lo <= 120 else "lines",
                                  name=f"‖Δ{q}‖ layer {l}", line=dict(dash="solid" if q == "h" else "dash")))
-    fig.update_xaxes(**_ticks(c.tokens_a[lo:hi], lo, _pair_ticks(c)[lo:hi], selected),
+    fig.update_xaxes(**token_ticks(c.tokens_a[lo:hi], lo, _pair_ticks(c)[lo:hi], selected),
                      title="step (A | B where they differ)")
     fig.update_yaxes(title="distance between the two states", rangemode="tozero")
-    return _layout(fig, "How far apart the two states are after each token")
+    return style_figure(fig, "How far apart the two states are after each token")
 
 
 def delta_heatmap(c, quantity: str = "h", layer: int = -1, zmax: float | None = None, window=None,
@@ -167,9 +167,9 @@ def delta_heatmap(c, quantity: str = "h", layer: int = -1, zmax: float | None = 
     fig = go.Figure(go.Heatmap(z=d[lo:hi].T, x=list(range(lo, hi)), colorscale=DIVERGING, zmid=0, zmin=-zmax,
                                zmax=zmax, colorbar=dict(title=f"Δ{quantity}"),
                                hovertemplate="step %{x}, unit %{y}: %{z:.3f}<extra></extra>"))
-    fig.update_xaxes(**_ticks(c.tokens_a[lo:hi], lo, _pair_ticks(c)[lo:hi], selected))
+    fig.update_xaxes(**token_ticks(c.tokens_a[lo:hi], lo, _pair_ticks(c)[lo:hi], selected))
     fig.update_yaxes(title="unit")
-    return _layout(fig, f"{quantity}(B) − {quantity}(A), layer {c.a.layers[layer].index}")
+    return style_figure(fig, f"{quantity}(B) − {quantity}(A), layer {c.a.layers[layer].index}")
 
 
 def next_word_bars(df, top: int = 12) -> go.Figure:
@@ -178,10 +178,10 @@ def next_word_bars(df, top: int = 12) -> go.Figure:
     pos = d.attrs.get("position", df.attrs.get("position"))
     fig = go.Figure([go.Bar(x=list(range(len(d))), y=d["p_a"], name="A"),
                      go.Bar(x=list(range(len(d))), y=d["p_b"], name="B")])
-    fig.update_xaxes(**{**_ticks(list(d["word"]))})
+    fig.update_xaxes(**{**token_ticks(list(d["word"]))})
     fig.update_yaxes(title="P(next word)", rangemode="tozero")
     title = "Next-word probabilities" + (f" after step {pos}" if pos is not None else "")
-    return _layout(fig, title, barmode="group")
+    return style_figure(fig, title, barmode="group")
 
 
 # -------------------------------------------------------------------------------------------- memory
@@ -195,10 +195,10 @@ def memory_matrix_heatmap(mm, zmax: float | None = None) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=mm.values, x=list(range(T)), y=list(range(T)), **kw,
                                colorbar=dict(title="part of c" if signed else "‖part‖"),
                                hovertemplate="written at %{y}, still there at %{x}: %{z:.3f}<extra></extra>"))
-    fig.update_xaxes(**_ticks(mm.tokens), title="now (step t)")
-    fig.update_yaxes(**_ticks(mm.tokens), title="written at step k")
+    fig.update_xaxes(**token_ticks(mm.tokens), title="now (step t)")
+    fig.update_yaxes(**token_ticks(mm.tokens), title="written at step k")
     what = f"unit {mm.unit}" if signed else "norm over units"
-    return _layout(fig, f"What each token wrote that is still in the cell state (layer {mm.layer}, {what})",
+    return style_figure(fig, f"What each token wrote that is still in the cell state (layer {mm.layer}, {what})",
                    height=max(400, 22 * T + 150))
 
 
@@ -210,10 +210,10 @@ def provenance_bars(prov, unit: int) -> go.Figure:
                            customdata=np.c_[df["write"], df["retention"]],
                            hovertemplate="wrote %{customdata[0]:.3f}, kept ×%{customdata[1]:.3f}"
                                          " → %{y:.4f}<extra></extra>"))
-    fig.update_xaxes(**_ticks(prov.tokens))
+    fig.update_xaxes(**token_ticks(prov.tokens))
     fig.update_yaxes(title="part of c now", zeroline=True)
-    return _layout(fig, f"c = {prov.c[unit]:.3f} (unit {unit}, layer {prov.layer}, after "
-                        f"“{_label(prov.tokens[-1])}”) = sum of these bars" + (
+    return style_figure(fig, f"c = {prov.c[unit]:.3f} (unit {unit}, layer {prov.layer}, after "
+                        f"“{axis_label(prov.tokens[-1])}”) = sum of these bars" + (
                             f" + {prov.initial[unit]:.3f} from c₀" if prov.initial[unit] else ""))
 
 
@@ -228,7 +228,7 @@ def half_life_chart(df, cap: float | None = None) -> go.Figure:
                                          "%{y:.1f} steps<extra></extra>"))
     fig.update_xaxes(title="units, longest memory first")
     fig.update_yaxes(title="half-life (steps)", type="log")
-    return _layout(fig, "Memory half-life of each unit: ln 0.5 / ln f̄")
+    return style_figure(fig, "Memory half-life of each unit: ln 0.5 / ln f̄")
 
 
 def fade_curves(df, metric: str = "dh_rel", by: str | Sequence[str] = "model") -> go.Figure:
@@ -242,9 +242,9 @@ def fade_curves(df, metric: str = "dh_rel", by: str | Sequence[str] = "model") -
         fig.add_trace(go.Scatter(x=g["position"], y=g[metric], mode="lines+markers", name=label))
     first = df[(df[keys] == df[keys].iloc[0]).all(axis=1)]          # one line's steps and tokens
     fig.update_xaxes(tickmode="array", tickvals=list(first["position"]),
-                     ticktext=[_label(t) for t in first["token"]], title="later step")
+                     ticktext=[axis_label(t) for t in first["token"]], title="later step")
     fig.update_yaxes(title=names.get(metric, metric), rangemode="tozero")
-    return _layout(fig, "Change caused by replacing the first word, step by step")
+    return style_figure(fig, "Change caused by replacing the first word, step by step")
 
 
 # ----------------------------------------------------------------------------------------- unrolled
@@ -286,9 +286,9 @@ def unrolled_figure(tr, layer: int = -1, start: int = 0, max_steps: int = 8, n_u
     for b in d["boxes"].itertuples():
         fig.add_shape(type="rect", x0=b.x0, x1=b.x1, y0=b.y0, y1=b.y1, line=dict(color="#444", width=2),
                       fillcolor="#f2f5fa", layer="below")     # below the sparkline (shapes default to above)
-        fig.add_annotation(x=(b.x0 + b.x1) / 2, y=-0.75, text=f"x<sub>{b.step}</sub> = {_label(b.token)}",
+        fig.add_annotation(x=(b.x0 + b.x1) / 2, y=-0.75, text=f"x<sub>{b.step}</sub> = {axis_label(b.token)}",
                            showarrow=False, font=dict(size=16))
-        fig.add_annotation(x=(b.x0 + b.x1) / 2, y=1.75, text=f"{_label(b.top_word)} {b.top_prob:.0%}",
+        fig.add_annotation(x=(b.x0 + b.x1) / 2, y=1.75, text=f"{axis_label(b.top_word)} {b.top_prob:.0%}",
                            showarrow=False, font=dict(size=14, color="#8b1a1a"))
     for xs, ys in d["sparklines"]:
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#1f5fa8", width=2),
@@ -299,7 +299,7 @@ def unrolled_figure(tr, layer: int = -1, start: int = 0, max_steps: int = 8, n_u
                            arrowcolor="#1f5fa8" if a.kind == "recurrent" else "#777", text="")
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, range=[-1.0, 2.0])
-    return _layout(fig, f"The network unrolled: one box per step (h<sub>t</sub> of layer {d['layer']} "
+    return style_figure(fig, f"The network unrolled: one box per step (h<sub>t</sub> of layer {d['layer']} "
                         "inside, next-word guess above)", height=360)
 
 
@@ -314,9 +314,9 @@ def generation_bars(gen, window=None, selected: int | None = None) -> go.Figure:
     colors = np.where(df["generated"], "#b2182b", "#2166ac")
     fig = go.Figure(go.Bar(x=df["position"], y=df["prob"], marker_color=list(colors),
                            hovertemplate="%{y:.3f}<extra></extra>"))
-    fig.update_xaxes(**_ticks(list(df["token"]), lo, keep=selected))
+    fig.update_xaxes(**token_ticks(list(df["token"]), lo, keep=selected))
     fig.update_yaxes(title="P(token | before)", range=[0, 1])
-    return _layout(fig, "Prompt (blue) and sampled continuation (red)")
+    return style_figure(fig, "Prompt (blue) and sampled continuation (red)")
 
 
 def author_bars(probs: dict) -> go.Figure:
@@ -326,4 +326,4 @@ def author_bars(probs: dict) -> go.Figure:
                            text=[f"{probs[n]:.0%}" for n in names], textposition="auto"))
     fig.update_yaxes(tickmode="array", tickvals=list(range(len(names))), ticktext=names)
     fig.update_xaxes(range=[0, 1], title="probability")
-    return _layout(fig, "Who wrote it? (the final state → a logistic regression)", height=250)
+    return style_figure(fig, "Who wrote it? (the final state → a logistic regression)", height=250)

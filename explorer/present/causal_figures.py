@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from . import scales
-from .analysis_figures import _label, _layout, _ticks
+from .analysis_figures import axis_label, style_figure, token_ticks
 
 #: Restored fractions are drawn on [-1, 1]: 1 = the clean value, 0 = the corrupted one. Cells beyond
 #: (a patch can overshoot) saturate; the hover shows the exact value.
@@ -21,13 +21,6 @@ COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
 # -------------------------------------------------------------------------------- causal tracing
-def patch_heatmap_data(grid):
-    """DataFrame behind the heatmap: quantity, layer (1-based), position, token, restored, metric."""
-    df = grid.frame()
-    df["layer"] = df["layer"] + 1
-    return df
-
-
 def patch_heatmap(grid, selected: tuple[str, int, int] | None = None) -> go.Figure:
     """Layer × position heatmap of the restored fraction, one panel per quantity (h, c): where the
     information that separates the two texts travels. `selected` = (quantity, layer, position)
@@ -47,7 +40,7 @@ def patch_heatmap(grid, selected: tuple[str, int, int] | None = None) -> go.Figu
             hovertemplate="%{y}, position %{x} (%{customdata})<br>restored %{z:.3f}<extra>" + q + "</extra>",
             colorbar=dict(title="restored", len=0.9, tickformat=".0%"), showscale=qi == 0), row=qi + 1, col=1)
         fig.update_yaxes(autorange="reversed", row=qi + 1, col=1)
-    fig.update_xaxes(**_ticks(labels), tickangle=-45 if T > 12 else 0, row=Q, col=1)
+    fig.update_xaxes(**token_ticks(labels), tickangle=-45 if T > 12 else 0, row=Q, col=1)
     if selected is not None and selected[0] in grid.quantities:
         qi = grid.quantities.index(selected[0])
         _, l, t = selected
@@ -55,7 +48,7 @@ def patch_heatmap(grid, selected: tuple[str, int, int] | None = None) -> go.Figu
                       row=qi + 1, col=1)
     title = (f"Restored share of log P({grid.target}) − log P({grid.versus}): clean {grid.metric_clean:+.3f}, "
              f"corrupted {grid.metric_corrupt:+.3f}")
-    _layout(fig, title, height=170 + 110 * Q * L, meta={"view": "patch_heatmap"})
+    style_figure(fig, title, height=170 + 110 * Q * L, meta={"view": "patch_heatmap"})
     fig.update_layout(title=dict(text=title, font=dict(size=15)))
     return fig
 
@@ -71,11 +64,11 @@ def patched_run_lines(run, clean_tokens) -> go.Figure:
             fig.add_trace(go.Scatter(x=list(range(T)), y=d[l], mode="lines+markers", name=f"‖Δ{q}‖ layer {l + 1}",
                                      line=dict(color=COLOURS[l % len(COLOURS)], dash="solid" if q == "h" else "dot")))
     labels = [a if a.lower() == b.lower() else f"{a}/{b}" for a, b in zip(clean_tokens, run.tokens)]
-    fig.update_xaxes(**_ticks(labels), tickangle=-45 if T > 12 else 0)
+    fig.update_xaxes(**token_ticks(labels), tickangle=-45 if T > 12 else 0)
     fig.add_vline(x=run.position, line=dict(color="#555", dash="dash"))
     fig.update_yaxes(title="distance from the corrupted run")
     what = f"{run.quantity} of layer {run.layer + 1} at position {run.position}" if run.quantity else "nothing"
-    return _layout(fig, f"Patched {what}: restored {run.restored:+.1%}", height=360,
+    return style_figure(fig, f"Patched {what}: restored {run.restored:+.1%}", height=360,
                    meta={"view": "patched_run"}, legend=dict(orientation="h", y=1.02, x=1, xanchor="right",
                                                               yanchor="bottom"))
 
@@ -115,18 +108,6 @@ def intervention_summary(result, t: int = -1) -> str:
     return f"{what}. After “{result.tokens[t]}” (step {t}): " + ", ".join(bits) + "."
 
 
-def intervention_effect_data(result):
-    """DataFrame behind the effect chart: one row per (step, series) with Δ log P."""
-    import pandas as pd
-    rows = []
-    for t in range(result.T - 1):
-        rows.append({"position": t, "series": "actual next word", "dlogp": float(result.delta_next[t])})
-    for j, w in enumerate(result.words):
-        for t in range(result.T):
-            rows.append({"position": t, "series": f"“{w}”", "dlogp": float(result.delta_words[t, j])})
-    return pd.DataFrame(rows)
-
-
 def intervention_effect(result) -> go.Figure:
     """Δ log P (changed − unchanged) of the actual next word and of each chosen word after every
     step; the steps where the intervention applies are shaded."""
@@ -144,9 +125,9 @@ def intervention_effect(result) -> go.Figure:
                                  name=f"“{w}”", line=dict(color=COLOURS[j % len(COLOURS)]),
                                  hovertemplate=f"after position %{{x}}: Δ log P({w}) = %{{y:.3f}}<extra></extra>"))
     fig.add_hline(y=0, line=dict(color="#888", width=1))
-    fig.update_xaxes(**_ticks(result.tokens), tickangle=-45 if T > 12 else 0)
+    fig.update_xaxes(**token_ticks(result.tokens), tickangle=-45 if T > 12 else 0)
     fig.update_yaxes(title="Δ log P (changed − unchanged)")
-    return _layout(fig, "What the change does to the next-word predictions", height=380,
+    return style_figure(fig, "What the change does to the next-word predictions", height=380,
                    meta={"view": "intervention_effect"}, barmode="overlay",
                    legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
 
@@ -161,9 +142,9 @@ def state_change_lines(result) -> go.Figure:
         for l in range(d.shape[0]):
             fig.add_trace(go.Scatter(x=list(range(T)), y=d[l], mode="lines+markers", name=f"‖Δ{q}‖ layer {l + 1}",
                                      line=dict(color=COLOURS[l % len(COLOURS)], dash="solid" if q == "h" else "dot")))
-    fig.update_xaxes(**_ticks(result.tokens), tickangle=-45 if T > 12 else 0)
+    fig.update_xaxes(**token_ticks(result.tokens), tickangle=-45 if T > 12 else 0)
     fig.update_yaxes(title="distance from the unchanged run")
-    return _layout(fig, "What the change does to the later states", height=340, meta={"view": "state_change"},
+    return style_figure(fig, "What the change does to the later states", height=340, meta={"view": "state_change"},
                    legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
 
 
@@ -187,13 +168,13 @@ def next_words_bars(result, t: int, k: int = 8) -> go.Figure:
     """The next-word distribution after step t, unchanged against changed."""
     df = next_words_data(result, t, k)
     fig = go.Figure()
-    fig.add_trace(go.Bar(y=df["word"].map(_label), x=df["p_before"], orientation="h", name="unchanged",
+    fig.add_trace(go.Bar(y=df["word"].map(axis_label), x=df["p_before"], orientation="h", name="unchanged",
                          marker_color="#9ecae1"))
-    fig.add_trace(go.Bar(y=df["word"].map(_label), x=df["p_after"], orientation="h", name="changed",
+    fig.add_trace(go.Bar(y=df["word"].map(axis_label), x=df["p_after"], orientation="h", name="changed",
                          marker_color="#e6550d"))
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title="probability", tickformat=".0%")
-    fig = _layout(fig, f"Next word after “{_label(result.tokens[t])}” (step {t})", height=190 + 26 * len(df),
+    fig = style_figure(fig, f"Next word after “{axis_label(result.tokens[t])}” (step {t})", height=190 + 26 * len(df),
                   meta={"view": "intervention_next_words"}, barmode="group",
                   legend=dict(orientation="h", y=-0.3, x=1, xanchor="right", yanchor="top"))
     fig.update_layout(margin=dict(b=110))
@@ -207,7 +188,7 @@ def unit_effect_bars(df, top: int = 20) -> go.Figure:
                            marker_color=["#b2182b" if v > 0 else "#2166ac" for v in d["effect"]],
                            hovertemplate="%{x}: Δ = %{y:.4f}<extra></extra>"))
     fig.update_yaxes(title=f"Δ {df.attrs.get('metric', 'metric')}")
-    return _layout(fig, f"Units of layer {df.attrs.get('layer', 0) + 1} {df.attrs.get('quantity', '')}, each changed "
+    return style_figure(fig, f"Units of layer {df.attrs.get('layer', 0) + 1} {df.attrs.get('quantity', '')}, each changed "
                         "on its own: the largest effects", height=360, meta={"view": "unit_effects"})
 
 
@@ -225,7 +206,7 @@ def probe_bars(report) -> go.Figure:
     fig.add_hline(y=maj, line=dict(color="#d62728", dash="dash"),
                   annotation_text=f"majority label {maj:.1%}", annotation_position="top left")
     fig.update_yaxes(title="accuracy on the test books", range=[0, 1.08], tickformat=".0%")
-    return _layout(fig, f"Probe for “{report.task}”: task against control (selectivity = the gap)", height=400,
+    return style_figure(fig, f"Probe for “{report.task}”: task against control (selectivity = the gap)", height=400,
                    meta={"view": "probe_bars"}, barmode="group",
                    legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
 
@@ -237,7 +218,7 @@ def probe_readout_lines(probs, tokens, label_names) -> go.Figure:
     for j, n in enumerate(label_names):
         fig.add_trace(go.Scatter(x=list(range(T)), y=probs[:, j], mode="lines+markers", name=n,
                                  line=dict(color=COLOURS[j % len(COLOURS)])))
-    fig.update_xaxes(**_ticks(tokens), tickangle=-45 if T > 12 else 0)
+    fig.update_xaxes(**token_ticks(tokens), tickangle=-45 if T > 12 else 0)
     fig.update_yaxes(title="probability", range=[0, 1])
-    return _layout(fig, None, height=260, meta={"view": "probe_readout"},
+    return style_figure(fig, None, height=260, meta={"view": "probe_readout"},
                    legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))

@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from . import scales
-from .figures import FONT, PALETTE, _layout, esc, token_axis
+from .figures import FONT, PALETTE, figure_layout, esc, token_axis
 
 CHIP_CSS = """
 <style>
@@ -74,7 +74,7 @@ def selection_figure(sel, vrange=(-1.0, 1.0), height: int | None = None) -> go.F
                    colorscale=scales.DIVERGING, colorbar=dict(thickness=10, len=0.9),
                    text=[[_label(w) for w in words] for _ in units],
                    hovertemplate="token %{x} (%{text}) · row %{y}: %{z:.3f}<extra></extra>", xgap=1, ygap=1),
-        layout=_layout(h, f"The selection's units over your text ({len(units)} on across the selection)",
+        layout=figure_layout(h, f"The selection's units over your text ({len(units)} on across the selection)",
                        xaxis=token_axis([_label(w) for w in words], automargin=True),
                        yaxis=dict(tickmode="array", tickvals=list(range(len(units))), ticktext=rows,
                                   autorange="reversed", showgrid=False, automargin=True),
@@ -91,7 +91,7 @@ def match_figure(m, units, vrange=(-1.0, 1.0), height: int = 0) -> go.Figure:
         go.Heatmap(z=m.values, x=list(range(len(words))), y=list(range(len(units))), zmin=lo, zmax=hi, zmid=0,
                    colorscale=scales.DIVERGING, showscale=False, xgap=1, ygap=0,
                    hovertemplate="token %{x} · unit row %{y}: %{z:.3f}<extra></extra>"),
-        layout=_layout(h, None, xaxis=token_axis(words, tickangle=0, tickfont=dict(size=11), automargin=True),
+        layout=figure_layout(h, None, xaxis=token_axis(words, tickangle=0, tickfont=dict(size=11), automargin=True),
                        yaxis=dict(showticklabels=False, autorange="reversed", showgrid=False),
                        shapes=[dict(type="rect", xref="x", yref="paper", x0=m.focus[0] - 0.5,
                                     x1=m.focus[1] - 0.5, y0=0, y1=1, line=dict(color="#262730", width=2))],
@@ -106,7 +106,7 @@ def histogram_figure(profile, height: int = 240) -> go.Figure:
     return go.Figure(
         go.Bar(x=centres, y=profile.hist_counts, width=np.diff(e), marker_color="#6b8fb8",
                hovertemplate="%{x:.3f}: %{y:,} tokens<extra></extra>"),
-        layout=_layout(height, f"Unit {profile.unit}: its {profile.quantity} over the corpus",
+        layout=figure_layout(height, f"Unit {profile.unit}: its {profile.quantity} over the corpus",
                        xaxis=dict(title="value", zeroline=True, automargin=True),
                        yaxis=dict(title="tokens", type="log", dtick=1, automargin=True),
                        bargap=0, meta=dict(view="unit-histogram")))
@@ -119,7 +119,7 @@ def words_figure(words, title: str, colour: str, height: int = 280) -> go.Figure
     return go.Figure(
         go.Bar(x=xs, y=list(range(len(ws))), orientation="h", marker_color=colour,
                hovertemplate="%{customdata}: %{x:+.3f}<extra></extra>", customdata=ws),
-        layout=_layout(height, title, yaxis=dict(tickmode="array", tickvals=list(range(len(ws))),
+        layout=figure_layout(height, title, yaxis=dict(tickmode="array", tickvals=list(range(len(ws))),
                                                  ticktext=[esc(w) for w in ws], automargin=True),
                        xaxis=dict(title="logit per unit of h", automargin=True), meta=dict(view="unit-decoder")))
 
@@ -131,7 +131,7 @@ def auc_figure(df, predicate: str, height: int | None = None) -> go.Figure:
         go.Bar(x=d["auc"] - 0.5, y=[f"unit {u}" for u in d["unit"]], base=0.5, orientation="h",
                marker_color=["#b2182b" if a > 0.5 else "#2166ac" for a in d["auc"]],
                hovertemplate="%{y}: AUC %{x:.3f}<extra></extra>"),
-        layout=_layout(height, f"Units that separate: {predicate}",
+        layout=figure_layout(height, f"Units that separate: {predicate}",
                        xaxis=dict(title="AUC (0.5 = chance)", range=[0, 1], automargin=True),
                        yaxis=dict(autorange="reversed", automargin=True, type="category"),
                        meta=dict(view="unit-auc")))
@@ -155,7 +155,7 @@ def trajectory_figure(projection, paths, height: int = 520) -> go.Figure:
             hovertemplate=f"{esc(label)}<br>token %{{customdata[0]}}: %{{text}}<br>"
                           "PC1 %{x:.3f}, PC2 %{y:.3f}<extra></extra>"))
     ev = projection.explained
-    return go.Figure(traces, layout=_layout(
+    return go.Figure(traces, layout=figure_layout(
         height, f"State trajectories: layer {projection.layer + 1} {projection.quantity}, first two principal "
                 f"components of the corpus ({100 * ev[0]:.0f}% and {100 * ev[1]:.0f}% of the variance)",
         xaxis=dict(title="PC1", range=[xe[0], xe[-1]], showgrid=False, zeroline=False),

@@ -52,10 +52,6 @@ def _quantities(tr: Trace) -> list[str]:
     return ["h", "c"] if tr.cell == "lstm" else ["h"]
 
 
-def figure_names() -> tuple[str, ...]:
-    return tuple(FIGURES)
-
-
 def _heatmaps(tr, model, layer, t):
     from . import figures, scales
     return figures.heatmaps_figure(tr, layer, _quantities(tr), selected=t, ranges=scales.value_ranges(model))

@@ -15,12 +15,12 @@ change and gates; `heatmaps_figure`: several quantities with linked x axes). The
 each Plotly figure has a fixed cost in the browser, so one figure of three panels draws faster than
 three figures.
 
-Conventions (see docs/HOUSE.md, "Traps"):
+Conventions (traps of this stack, learnt the hard way):
 
 * Token axes use integer positions with ``tickvals``/``ticktext``: category axes would merge
   repeated words ("the" twice) into one column.
 * Colour scales are fixed and centred: signed quantities are drawn on a diverging scale with
-  ``zmid=0`` and ``zmin``/``zmax`` from explorer.views.fixed_range (tanh outputs ±1), gates on a
+  ``zmid=0`` and ``zmin``/``zmax`` from explorer.present.scales.fixed_range (tanh outputs ±1), gates on a
   sequential scale fixed to [0, 1]. The unbounded cell state c is coloured by symlog(c) =
   sign(c)·ln(1+|c|) on ±symlog(R), R calibrated once per model (views.value_ranges); its colour bar
   is labelled in units of c and hover shows c itself. A colour means the same value in every
@@ -75,7 +75,7 @@ def _short(s: str, n: int = 14) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def _layout(height: int, title: str | None = None, **kw) -> dict:
+def figure_layout(height: int, title: str | None = None, **kw) -> dict:
     """Base layout as a plain dict: figures are built in one go.Figure(...) call, which is ~10x faster
     than a chain of update_layout/update_xaxes calls (each one copies and re-validates)."""
     out = dict(template=TEMPLATE, height=height, font=FONT,
@@ -209,7 +209,7 @@ def heatmap_figure(tr: Trace, layer: int, quantity: str, selected: int | None = 
     h = height or int(min(340, max(180, 0.8 * U)) + 44 + bottom)
     if title is None:
         title = f"<b>{quantity}</b> · {esc(DESCRIPTIONS.get(quantity, quantity))} · layer {layer + 1}"
-    layout = _layout(h, title, xaxis=token_axis(labels, selected, start=lo), yaxis=yaxis, shapes=shapes,
+    layout = figure_layout(h, title, xaxis=token_axis(labels, selected, start=lo), yaxis=yaxis, shapes=shapes,
                      margin=dict(l=58 if units is None else 50, r=86, t=44, b=bottom),
                      meta=dict(view="heatmap", quantity=quantity, layer=layer, selected=selected, window=[lo, hi],
                                scale="symlog" if log_scaled(quantity) else "linear",
@@ -325,7 +325,7 @@ def topk_figure(tr: Trace, t: int, k: int = 10, height: int = 340) -> go.Figure:
                  text=[views.pct(p) for p in df["prob"]], textposition="outside", cliponaxis=False,
                  customdata=[esc(views.visible(w)) for w in df["word"]],
                  hovertemplate="<b>%{customdata}</b><br>P = %{x:.2%}<extra></extra>")
-    layout = _layout(
+    layout = figure_layout(
         height, f"Next word after “{esc(_short(word, 18))}”<br><span style='font-size:12px;color:#555'>{nxt}</span>",
         showlegend=False, bargap=0.25,
         margin=dict(l=int(12 + 7.2 * max((len(_short(w, 16)) + (0 if r else 9) for w, r in zip(df["word"], df["in_topk"])),
@@ -394,7 +394,7 @@ def step_figure(tr: Trace, layer: int, t: int, height: int = 340, annotate: int 
             annotations.append(dict(x=int(u), y=float(d[u]), xref=f"x{sfx}", yref=f"y{sfx}", text=f"u{int(u)}",
                                     showarrow=False, yshift=9 if up else -9, font=dict(size=10)))
     word = views.token_label(tr.tokens[t])
-    layout = _layout(height, f"Change at “{esc(_short(word, 18))}” (layer {layer + 1})", showlegend=False,
+    layout = figure_layout(height, f"Change at “{esc(_short(word, 18))}” (layer {layer + 1})", showlegend=False,
                      hovermode="x", annotations=annotations, margin=dict(l=62, r=10, t=64, b=44),
                      meta=dict(view="step", layer=layer, position=t), **layout_axes)
     return go.Figure(data=data, layout=layout)
@@ -415,7 +415,7 @@ def gates_figure(tr: Trace, layer: int, t: int, height: int = 340, bins: int = 2
     title = f"Gates after “{esc(_short(word, 18))}” (layer {layer + 1})"
     hist = views.gate_histograms(tr, layer, bins)
     if not hist:
-        return go.Figure(layout=_layout(
+        return go.Figure(layout=figure_layout(
             height, title, xaxis=dict(visible=False), yaxis=dict(visible=False), meta=dict(view="gates", position=t),
             annotations=[dict(text="A simple RNN has no gates:<br>it rewrites h completely at every step.",
                               showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font=dict(size=14))]))
@@ -449,7 +449,7 @@ def gates_figure(tr: Trace, layer: int, t: int, height: int = 340, bins: int = 2
         layout_axes[f"xaxis{sfx}"] = dict(anchor=f"y{sfx}", range=[0, 1], matches="x" if r else None,
                                           tickvals=[0, 0.25, 0.5, 0.75, 1], showticklabels=r == n - 1,
                                           title=dict(text="0 = closed · 1 = open") if r == n - 1 else None)
-    layout = _layout(height, title, showlegend=False, bargap=0, annotations=annotations,
+    layout = figure_layout(height, title, showlegend=False, bargap=0, annotations=annotations,
                      margin=dict(l=62, r=10, t=44, b=44), meta=dict(view="gates", layer=layer, position=t),
                      **layout_axes)
     return go.Figure(data=data, layout=layout)
@@ -500,7 +500,7 @@ def units_figure(tr: Trace, layer: int, quantity: str, units, selected: int | No
     if selected is not None and lo <= selected < hi:
         shapes.append(dict(type="line", x0=selected, x1=selected, y0=0, y1=1, yref="paper",
                            line=dict(color=MARK, width=1.5, dash="dot"), name="selected"))
-    layout = _layout(height, f"{esc(LONG_NAMES.get(quantity, quantity))} of chosen units (layer {layer + 1})",
+    layout = figure_layout(height, f"{esc(LONG_NAMES.get(quantity, quantity))} of chosen units (layer {layer + 1})",
                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"),
                      hovermode="closest", shapes=shapes, xaxis=token_axis(labels[lo:hi], selected, start=lo),
                      margin=dict(l=58, r=10, t=44, b=token_margin(labels[lo:hi])),
