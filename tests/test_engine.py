@@ -1,0 +1,116 @@
+"""explorer.engine: the one place that runs the network. Its gate arithmetic against torch's own
+cells, its named edits against hand-written runs, and its next-token statistics against log_softmax."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from explorer import engine as EN
+from explorer.trace import trace
+
+TEXT = "A girl walked into a bar, and she said hello to the bartender"
+
+
+def _ids(m, text=TEXT):
+    return torch.tensor([t.id for t in trace(m, text).tokens])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gate_values_match_torch_cells(cell, tiny_lstm, tiny_gru):
+    m = tiny_lstm if cell == "lstm" else tiny_gru
+    lm = m.lm
+    H = lm.config.hidden_size
+    torch.manual_seed(0)
+    x, h = torch.randn(5, lm.config.emb_size), torch.randn(5, H)
+    p = EN.layer_params(lm.rnn, 0)
+    g = EN.gate_values(cell, x, h, p)
+    w_ih, w_hh, b_ih, b_hh = p
+    a_x, a_h = x @ w_ih.t() + b_ih, h @ w_hh.t() + b_hh
+    if cell == "lstm":
+        a = a_x + a_h
+        want = {"i": a[:, :H].sigmoid(), "f": a[:, H:2 * H].sigmoid(), "g": a[:, 2 * H:3 * H].tanh(),
+                "o": a[:, 3 * H:].sigmoid()}
+        c0 = torch.randn(5, H)
+        ref_cell = torch.nn.LSTMCell(x.shape[1], H)
+        with torch.no_grad():
+            for dst, src in zip(ref_cell.parameters(), p):
+                dst.copy_(src)
+            h1, c1 = ref_cell(x, (h, c0))
+        c = g["f"] * c0 + g["i"] * g["g"]
+        torch.testing.assert_close(c, c1, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(g["o"] * torch.tanh(c), h1, atol=1e-5, rtol=1e-5)
+    else:
+        r = (a_x[:, :H] + a_h[:, :H]).sigmoid()
+        want = {"r": r, "z": (a_x[:, H:2 * H] + a_h[:, H:2 * H]).sigmoid(),
+                "n": torch.tanh(a_x[:, 2 * H:] + r * a_h[:, 2 * H:])}
+    assert set(g) == set(want)
+    for q in want:
+        torch.testing.assert_close(g[q], want[q], atol=1e-6, rtol=1e-5)
+
+
+def test_an_edit_that_writes_a_units_own_value_changes_no_bit(tiny_lstm):
+    lm = tiny_lstm.lm
+    ids = _ids(tiny_lstm)
+    h0, c0 = EN.run_rows(lm, ids[None])
+    for q in ("h", "c", "f"):
+        e = EN.StepEdit(row=1, index=0, quantity=q, units=(1, 2), op="scale", value=1.0, start=3)
+        h, c = EN.run_rows(lm, torch.stack([ids, ids]), [e])
+        assert np.array_equal(h[:, 1], h0[:, 0]) and np.array_equal(c[:, 1], c0[:, 0]), q
+
+
+def test_clamp_and_copy_edits(tiny_lstm):
+    """clamp bounds the chosen units at the chosen steps; copy writes another run's states; each
+    equals the same change written by hand as an edit function."""
+    lm = tiny_lstm.lm
+    ids = _ids(tiny_lstm)
+    other = _ids(tiny_lstm, TEXT.replace("girl", "boy").replace("she", "he"))
+    h_other, c_other = EN.run_rows(lm, other[None])
+    T = len(ids)
+    clamp = EN.StepEdit(row=1, index=1, quantity="h", units=(0, 3), op="clamp", value=(-0.1, 0.1), start=2, stop=5)
+    copy = EN.StepEdit(row=1, index=0, quantity="c", op="copy", value=c_other[0, 0], start=4, stop=4, recompute=False)
+    h, c = EN.run_rows(lm, torch.stack([ids, ids]), [clamp, copy])
+    assert np.all(np.abs(h[1, 1, 2:6][:, [0, 3]]) <= 0.1 + 1e-7)
+    np.testing.assert_array_equal(c[0, 1, 4], c_other[0, 0, 4])
+    np.testing.assert_array_equal(h[0, 1, :5], h[0, 0, :5])        # h_t of the copied step stays
+
+    def by_hand(index, t, x_t, prev, new, params):
+        hn, cn = new
+        if index == 1 and 2 <= t <= 5:
+            hn = hn.clone()
+            hn[0, 1, [0, 3]] = hn[0, 1, [0, 3]].clamp(-0.1, 0.1)
+        if index == 0 and t == 4:
+            cn = cn.clone()
+            cn[0, 1] = torch.from_numpy(c_other[0, 0, 4])
+        return hn, cn
+
+    h2, c2 = EN.run_rows(lm, torch.stack([ids, ids]), by_hand)
+    np.testing.assert_array_equal(h, h2)
+    np.testing.assert_array_equal(c, c2)
+    assert T > 6
+
+
+def test_next_token_stats_match_log_softmax(tiny_lstm):
+    torch.manual_seed(1)
+    logits = torch.randn(9, 40)
+    ids = torch.randint(0, 40, (9,))
+    s = EN.next_token_stats(logits, ids, 5)
+    logp = torch.log_softmax(logits, -1)
+    tp, ti = logp.topk(5, -1)
+    torch.testing.assert_close(s.topk_logp, tp)
+    assert torch.equal(s.topk_ids, ti)
+    torch.testing.assert_close(s.log_norm, torch.logsumexp(logits, -1))
+    want_next = logp[:-1].gather(1, ids[1:, None])[:, 0]
+    torch.testing.assert_close(s.next_logp, want_next)
+    want_rank = (logp[:-1] > want_next[:, None]).sum(1) + 1
+    np.testing.assert_array_equal(s.rank, want_rank.numpy())
+
+
+def test_run_layers_equals_stock_module(tiny_lstm, tiny_gru, tiny_rnn):
+    for m in (tiny_lstm, tiny_gru, tiny_rnn):
+        ids = _ids(m)
+        layers, top, _ = EN.run_layers(m.lm, ids)
+        with torch.no_grad():
+            out, _ = m.lm.rnn(m.lm.embedding(ids)[None])
+        torch.testing.assert_close(top, out[0], atol=1e-5, rtol=1e-5)
+        assert set(layers[0]) == set(EN.QUANTITIES[m.config.cell])
