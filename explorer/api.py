@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .tokenizer import Token
+from .errors import InputError
 
 if TYPE_CHECKING:
     from .model import LanguageModel
@@ -22,13 +23,13 @@ def check_sampling(n, temperature, top_k, seed) -> None:
     """ValueError with a sentence for arguments that cannot be sampled with."""
     import math
     if not 0 <= int(n) <= MAX_NEW_TOKENS:
-        raise ValueError(f"n must lie between 0 and {MAX_NEW_TOKENS}, not {n}")
+        raise InputError(f"n must lie between 0 and {MAX_NEW_TOKENS}, not {n}")
     if not (math.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"temperature must be a finite number of at least 0, not {temperature}")
+        raise InputError(f"temperature must be a finite number of at least 0, not {temperature}")
     if int(top_k) < 0:
-        raise ValueError(f"top_k must be at least 0 (0: no top-k), not {top_k}")
+        raise InputError(f"top_k must be at least 0 (0: no top-k), not {top_k}")
     if not 0 <= int(seed) <= MAX_SEED:
-        raise ValueError(f"seed must lie between 0 and 2**64 - 1, not {seed}")
+        raise InputError(f"seed must lie between 0 and 2**64 - 1, not {seed}")
 
 
 @dataclass(eq=False)

@@ -9,9 +9,7 @@ from __future__ import annotations
 import io
 import json
 
-import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import BundleError
+from .files import atomic_dir
 from .model import LanguageModel, ModelConfig
 from .tokenizer import tokenizer_from_dict
 
@@ -47,22 +46,10 @@ def save_bundle(path, lm: LanguageModel, tokenizer, card: dict) -> Path:
     card["config"] = lm.config.to_dict()
     card.setdefault("tokenizer", {})["kind"] = tokenizer.kind
     card["tokenizer"]["vocab_size"] = len(tokenizer)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_dir(path) as tmp:
         save_file(_state_for_saving(lm), str(tmp / WEIGHTS), metadata={"format": "pt"})
         tokenizer.save(tmp / TOKENIZER)
         (tmp / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

@@ -84,15 +84,11 @@ def cmd_generate(args, command):
 
 def _record(model_dir, key, value):
     """Merge a result into a bundle's card.json (atomically)."""
-    import os
-    import tempfile
+    from .files import write_json
     p = Path(model_dir) / "card.json"
     card = json.loads(p.read_text(encoding="utf-8"))
     card.setdefault("metrics", {})[key] = value
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".card.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, p)
+    write_json(p, card)
 
 
 def cmd_ngram(args, command):
@@ -199,16 +195,10 @@ def cmd_probe(args, command):
 
 
 def cmd_export(args, command):
-    import os
-    import tempfile
+    from .files import write_bytes
     from .present.export import export
     m = _load(args.model)
     data = export(m, args.text, args.what, args.format, layer=None if args.layer is None else args.layer - 1,
                   position=args.position)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, out)
+    out = write_bytes(args.out, data)
     return {"out": str(out), "what": args.what, "format": args.format, "bytes": len(data), "model": m.name}

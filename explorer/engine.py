@@ -47,6 +47,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from .errors import InputError
 
 #: the quantities each cell exposes, every one an array [tokens, units]
 QUANTITIES = {"lstm": ("h", "c", "i", "f", "g", "o"), "gru": ("h", "r", "z", "n"), "rnn": ("h",)}
@@ -167,11 +168,11 @@ def normalize_state(cell: str, state):
     """Accept (h, c) for an LSTM and h or (h,) for GRU/RNN; tensors [layers, 1, units]."""
     if cell == "lstm":
         if not (isinstance(state, (tuple, list)) and len(state) == 2):
-            raise ValueError("an LSTM state is a pair (h, c)")
+            raise InputError("an LSTM state is a pair (h, c)")
         return tuple(state)
     if isinstance(state, (tuple, list)):
         if len(state) != 1:
-            raise ValueError(f"a {cell.upper()} state is a single tensor h")
+            raise InputError(f"a {cell.upper()} state is a single tensor h")
         state = state[0]
     return state
 

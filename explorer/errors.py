@@ -1,8 +1,20 @@
 """Errors with messages meant for people. Each one says what is wrong and, where possible, how to fix it."""
 
 
-class ExplorerError(Exception):
-    """Base class: the CLI prints these as one line and exits with status 2; the app shows them."""
+class InputError(ValueError):
+    """Bad input from a person: a text, a word, a position, a layer, a file, a model or a corpus the
+    tool cannot use. The one thing pages and commands catch: the CLI prints it as one line and exits
+    with status 2; the app shows it in the page. A ValueError, so callers that catch ValueError still
+    catch it. Every error below is one."""
+
+
+#: The older name of InputError, kept for code and tests that name it.
+ExplorerError = InputError
+
+
+class PositionError(InputError, IndexError):
+    """A token position, step, unit or layer outside what the text or the model has (also an
+    IndexError, as a position out of range is)."""
 
 
 class BundleError(ExplorerError):

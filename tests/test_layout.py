@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "explorer"
 
-CORE = {"engine", "tokenizer", "model", "trace", "bundle", "api", "errors", "settings", "importer", "cache", "__init__"}
+CORE = {"engine", "files", "tokenizer", "model", "trace", "bundle", "api", "errors", "settings", "importer", "cache", "__init__"}
 ENTRY = {"cli", "commands", "__main__"}
 #: Rank of each part: a module may import a part of the same or a lower rank only.
 RANK = {"core": 0, "training": 1, "corpus": 2, "analysis": 3, "present": 4, "entry": 5}

@@ -9,6 +9,7 @@ import torch
 
 from ..tokenizer import Token
 from ..trace import read_tokens
+from ..errors import InputError
 
 
 def tokens_for(model, text: str, boundary: bool = True) -> list[Token]:
@@ -32,7 +33,7 @@ def require_word_id(model, word: str) -> int:
     if i is None:
         pieces = [p.norm for p in model.tokenizer.tokenize(word)]
         why = "is not in the vocabulary" if len(pieces) == 1 else f"is {len(pieces)} tokens {pieces}, not one"
-        raise ValueError(f"{word!r} {why}")
+        raise InputError(f"{word!r} {why}")
     return i
 
 

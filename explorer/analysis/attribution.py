@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ._common import logprob_from_embeddings, require_word_id, tokens_for
+from ..errors import InputError, PositionError
 
 METHODS = ("grad_x_input", "integrated_gradients", "occlusion")
 AUTO_STEPS = (64, 256, 1024)
@@ -128,22 +129,22 @@ def attribute(model, text: str, step: int | None = None, word: str | None = None
     """
     unknown = set(methods) - set(METHODS)
     if unknown:
-        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
+        raise InputError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
     if baseline not in ("zeros", "unk"):
-        raise ValueError("baseline must be 'zeros' or 'unk'")
+        raise InputError("baseline must be 'zeros' or 'unk'")
     if ig_steps == "auto":
         schedule = AUTO_STEPS
     elif isinstance(ig_steps, int) and not isinstance(ig_steps, bool) and ig_steps >= 1:
         schedule = (ig_steps,)
     else:
-        raise ValueError("ig_steps must be a positive integer or 'auto'")
+        raise InputError("ig_steps must be a positive integer or 'auto'")
     lm, tok = model.lm, model.tokenizer
     toks = tokens_for(model, text)
     T = len(toks)
     if step is None:
         step = T - 1
     if not -T <= step < T:
-        raise IndexError(f"step {step} is outside the {T} tokens")
+        raise PositionError(f"step {step} is outside the {T} tokens")
     step = step % T
     toks = toks[: step + 1]
     ids = torch.tensor([t.id for t in toks], dtype=torch.long)

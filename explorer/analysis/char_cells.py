@@ -25,6 +25,7 @@ import pandas as pd
 from ..corpus import queries as Q
 from ..tokenizer import EOS, CharTokenizer
 from ..trace import trace
+from ..errors import InputError
 
 #: Fewest quoted characters (and unquoted ones) before "inside a quotation" is scored at all.
 MIN_QUOTED = 50
@@ -80,7 +81,7 @@ def _pearson(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 def trace_chars(model, text: str, quantities=("c", "h"), piece: int = PIECE):
     """(chars, {(layer, q): [chars, units]}) for a character model reading `text`, in pieces."""
     if not isinstance(model.tokenizer, CharTokenizer):
-        raise ValueError(f"{model.name} reads words, not characters: line positions need a character model")
+        raise InputError(f"{model.name} reads words, not characters: line positions need a character model")
     if model.config.cell != "lstm" and "c" in quantities:
         quantities = tuple(q for q in quantities if q != "c")
     chars: list[str] = []
@@ -101,7 +102,7 @@ def find_line_cells(model, text: str, quantities=("c", "h"), late_from: int = 40
     """Score every unit of `model` (a character LSTM/GRU/RNN) against the position in the line of
     `text`. Raises ValueError for a word model or a text without line breaks."""
     if "\n" not in text.strip("\n"):
-        raise ValueError("the text needs several lines to measure the position in the line")
+        raise InputError("the text needs several lines to measure the position in the line")
     chars, values = trace_chars(model, text, quantities)
     col = line_columns(chars)
     tokens = pd.DataFrame({"text": list(chars), "file": 0})

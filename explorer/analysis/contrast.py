@@ -18,6 +18,7 @@ import torch
 
 from ..trace import Trace, trace
 from ._common import cosine_distance, next_log_probs, word_id
+from ..errors import InputError, PositionError
 
 DEFAULT_WORDS = ("miss", "ma'am", "madam", "sir")
 
@@ -99,7 +100,7 @@ def _align(Ta: int, Tb: int, align: str):
         ra[n - Ta:] = np.arange(Ta)
         rb[n - Tb:] = np.arange(Tb)
     else:
-        raise ValueError("align must be 'start' or 'end'")
+        raise InputError("align must be 'start' or 'end'")
     return ra, rb
 
 
@@ -116,7 +117,7 @@ def contrast(model, text_a: str, text_b: str, *, align: str = "start", top_k: in
 
 def contrast_traces(ta: Trace, tb: Trace, align: str = "start") -> Contrast:
     if ta.cell != tb.cell or len(ta.layers) != len(tb.layers):
-        raise ValueError("both traces must come from the same model")
+        raise InputError("both traces must come from the same model")
     ra, rb = _align(len(ta), len(tb), align)
     n = len(ra)
     both = (ra >= 0) & (rb >= 0)
@@ -167,10 +168,10 @@ def next_word_comparison(model, c: Contrast, position: int | None = None,
     import pandas as pd
     com = c.common
     if len(com) == 0:
-        raise ValueError("the texts have no aligned position in common")
+        raise InputError("the texts have no aligned position in common")
     j = int(com[-1]) if position is None else int(position)
     if not (0 <= j < c.n and c.rows_a[j] >= 0 and c.rows_b[j] >= 0):
-        raise IndexError(f"position {position} is not present in both texts")
+        raise PositionError(f"position {position} is not present in both texts")
     la, lb = next_log_probs(model, c.a, int(c.rows_a[j])), next_log_probs(model, c.b, int(c.rows_b[j]))
     itos = model.tokenizer.itos
     rows, seen = [], set()

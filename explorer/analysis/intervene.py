@@ -35,6 +35,7 @@ import torch
 from ._common import tokens_for, word_id
 from ..engine import LSTM_GATES, StepEdit, as_np, log_probs, logit_difference, run_rows
 from .contrast import DEFAULT_WORDS
+from ..errors import InputError
 
 OPS = ("set", "add", "scale")
 GATES = LSTM_GATES
@@ -62,11 +63,11 @@ class Intervention:
         else:
             object.__setattr__(self, "value", float(self.value))
         if self.op not in OPS:
-            raise ValueError(f"op must be one of {', '.join(OPS)}, not {self.op!r}")
+            raise InputError(f"op must be one of {', '.join(OPS)}, not {self.op!r}")
         if not self.units:
-            raise ValueError("choose at least one unit")
+            raise InputError("choose at least one unit")
         if isinstance(self.value, tuple) and len(self.value) != len(self.units):
-            raise ValueError(f"{len(self.value)} values for {len(self.units)} units")
+            raise InputError(f"{len(self.value)} values for {len(self.units)} units")
 
     def active(self, t: int, T: int) -> bool:
         stop = T - 1 if self.stop is None else self.stop
@@ -91,16 +92,16 @@ def check(iv: Intervention, model, T: int) -> None:
     cfg = model.config
     allowed = ("h", "c") + GATES if cfg.cell == "lstm" else ("h",)
     if iv.quantity not in allowed:
-        raise ValueError(f"a {cfg.cell.upper()} can be changed in {', '.join(allowed)}, not {iv.quantity!r}")
+        raise InputError(f"a {cfg.cell.upper()} can be changed in {', '.join(allowed)}, not {iv.quantity!r}")
     if not 0 <= iv.layer < cfg.layers:
-        raise ValueError(f"layer {iv.layer + 1} does not exist: the model has {cfg.layers} layer(s)")
+        raise InputError(f"layer {iv.layer + 1} does not exist: the model has {cfg.layers} layer(s)")
     bad = [u for u in iv.units if not 0 <= u < cfg.hidden_size]
     if bad:
-        raise ValueError(f"unit {bad[0]} does not exist: units run from 0 to {cfg.hidden_size - 1}")
+        raise InputError(f"unit {bad[0]} does not exist: units run from 0 to {cfg.hidden_size - 1}")
     if not 0 <= iv.start < T:
-        raise ValueError(f"step {iv.start} is outside the text (steps 0 to {T - 1})")
+        raise InputError(f"step {iv.start} is outside the text (steps 0 to {T - 1})")
     if iv.stop is not None and not iv.start <= iv.stop:
-        raise ValueError(f"the last step ({iv.stop}) comes before the first ({iv.start})")
+        raise InputError(f"the last step ({iv.stop}) comes before the first ({iv.start})")
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ class InterventionResult:
         """[layers, tokens] ‖changed − unchanged‖ of h or c in each layer at each step."""
         a = self.h if quantity == "h" else self.c
         if a is None:
-            raise ValueError(f"{quantity!r} is not a quantity of this model")
+            raise InputError(f"{quantity!r} is not a quantity of this model")
         return np.linalg.norm(a[:, 1].astype(np.float64) - a[:, 0], axis=-1)
 
     def top_words(self, t: int, k: int = 5, row: int = 1) -> list[tuple[str, float]]:
@@ -204,11 +205,11 @@ def intervene(model, text: str, interventions: Intervention | Sequence[Intervent
     applied, side by side. Chosen `words` outside the vocabulary are left out."""
     ivs = (interventions,) if isinstance(interventions, Intervention) else tuple(interventions)
     if not ivs:
-        raise ValueError("no intervention given")
+        raise InputError("no intervention given")
     toks = tokens_for(model, text)
     T = len(toks)
     if T < 2:
-        raise ValueError("the text holds no words the tokenizer can read")
+        raise InputError("the text holds no words the tokenizer can read")
     for iv in ivs:
         check(iv, model, T)
     lm = model.lm
@@ -244,7 +245,7 @@ def unit_effects(model, text: str, layer: int, quantity: str, target: str, versu
     toks = tokens_for(model, text)
     T = len(toks)
     if T < 2:
-        raise ValueError("the text holds no words the tokenizer can read")
+        raise InputError("the text holds no words the tokenizer can read")
     H = model.config.hidden_size
     check(Intervention(layer, quantity, (0,), op, value, start), model, T)
     ti = require_word_id(model, target)

@@ -20,11 +20,12 @@ import torch
 
 from ..engine import run_layer_from_zero
 from ._common import tokens_for
+from ..errors import InputError, PositionError
 
 
 def _lstm_layer(tr, layer: int):
     if tr.cell != "lstm":
-        raise ValueError(f"cell-state provenance needs an LSTM; this trace is a {tr.cell.upper()}")
+        raise InputError(f"cell-state provenance needs an LSTM; this trace is a {tr.cell.upper()}")
     return tr.layers[layer]
 
 
@@ -37,7 +38,7 @@ def _c0(tr, layer: int, c0) -> np.ndarray:
     c0 = c0.detach().cpu().numpy() if isinstance(c0, torch.Tensor) else np.asarray(c0)
     c0 = np.asarray(c0, np.float64).reshape(-1)
     if c0.shape != (U,):
-        raise ValueError(f"c0 must have {U} units, not shape {c0.shape}")
+        raise InputError(f"c0 must have {U} units, not shape {c0.shape}")
     return c0
 
 
@@ -83,10 +84,10 @@ def cell_provenance(tr, step: int | None = None, layer: int = -1, c0=None) -> Pr
     lay = _lstm_layer(tr, layer)
     T = len(tr)
     if T == 0:
-        raise ValueError("the trace is empty")
+        raise InputError("the trace is empty")
     step = (T - 1) if step is None else step
     if not -T <= step < T:
-        raise IndexError(f"step {step} is outside the {T} rows")
+        raise PositionError(f"step {step} is outside the {T} rows")
     step %= T
     f = np.asarray(lay.f[: step + 1], np.float64)
     w = np.asarray(lay.i[: step + 1], np.float64) * np.asarray(lay.g[: step + 1], np.float64)
@@ -124,7 +125,7 @@ def memory_matrix(tr, layer: int = -1, unit: int | None = None, c0=None) -> Memo
     lay = _lstm_layer(tr, layer)
     T, U = lay.c.shape
     if unit is not None and not -U <= unit < U:
-        raise IndexError(f"unit {unit} is outside the {U} units")
+        raise PositionError(f"unit {unit} is outside the {U} units")
     f = np.asarray(lay.f, np.float64)
     w = np.asarray(lay.i, np.float64) * np.asarray(lay.g, np.float64)
     M = np.full((T, T), np.nan)
@@ -154,11 +155,11 @@ def half_lives(traces, layer: int = -1, average: str = "arithmetic"):
     """
     import pandas as pd
     if average not in ("arithmetic", "geometric"):
-        raise ValueError("average must be 'arithmetic' or 'geometric'")
+        raise InputError("average must be 'arithmetic' or 'geometric'")
     trs = [traces] if hasattr(traces, "layers") else list(traces)
     f = np.concatenate([np.asarray(_lstm_layer(t, layer).f, np.float64) for t in trs], 0)
     if len(f) == 0:
-        raise ValueError("no rows to average")
+        raise InputError("no rows to average")
     with np.errstate(divide="ignore"):
         fbar = f.mean(0) if average == "arithmetic" else np.exp(np.log(f).mean(0))
         lnf = np.log(fbar)
@@ -183,7 +184,7 @@ def occlusion_fade(model, text: str, position: int = 1, replacement: str = "<unk
     toks = tokens_for(model, text)
     T = len(toks)
     if not 0 <= position < T:
-        raise IndexError(f"position {position} is outside the {T} tokens")
+        raise PositionError(f"position {position} is outside the {T} tokens")
     if replacement in ("<unk>", tok.itos[tok.unk_id]):
         rid = tok.unk_id
     else:

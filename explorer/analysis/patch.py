@@ -35,6 +35,7 @@ import torch
 from ..engine import (QUANTITIES, StepEdit, as_np, freeze, layer_params, logit_difference, next_token_stats,
                       pad_rows, quantities_of_layer, run_layer, run_rows)
 from ._common import require_word_id, tokens_for
+from ..errors import InputError
 
 
 @dataclass(frozen=True)
@@ -110,13 +111,13 @@ class _Pair:
 def _prepare(model, clean: str, corrupt: str, target: str, versus: str) -> _Pair:
     ta, tb = tokens_for(model, clean), tokens_for(model, corrupt)
     if len(ta) != len(tb):
-        raise ValueError(f"the clean text reads as {len(ta)} tokens and the corrupted one as {len(tb)}; "
+        raise InputError(f"the clean text reads as {len(ta)} tokens and the corrupted one as {len(tb)}; "
                          "patching aligns them position by position, so they need the same count")
     if len(ta) < 2:
-        raise ValueError("the texts hold no words the tokenizer can read")
+        raise InputError("the texts hold no words the tokenizer can read")
     ti, vi = require_word_id(model, target), require_word_id(model, versus)
     if ti == vi:
-        raise ValueError("target and versus are the same word")
+        raise InputError("target and versus are the same word")
     ids = torch.tensor([[t.id for t in ta], [t.id for t in tb]], dtype=torch.long)
     h, c = run_rows(model.lm, ids)
     return _Pair(model.lm, ids, tuple(t.text for t in ta), tuple(t.text for t in tb), ti, vi, h, c)
@@ -201,7 +202,7 @@ def _quantities(model, quantities):
     qs = tuple(quantities) if quantities else allowed
     bad = [q for q in qs if q not in allowed]
     if bad:
-        raise ValueError(f"a {model.config.cell.upper()} can be patched in {', '.join(allowed)}, not {bad[0]!r}")
+        raise InputError(f"a {model.config.cell.upper()} can be patched in {', '.join(allowed)}, not {bad[0]!r}")
     return qs
 
 
@@ -222,7 +223,7 @@ def patch_grid(model, clean: str, corrupt: str, target: str, versus: str,
             vals[j] = m[2]
         mc, mx = float(m[0]), float(m[1])
     if mc == mx:
-        raise ValueError(f"both texts give the same log P({target}) − log P({versus}); there is nothing to restore")
+        raise InputError(f"both texts give the same log P({target}) − log P({versus}); there is nothing to restore")
     L, T = p.h.shape[0], p.h.shape[2]
     return PatchGrid(p.clean_tokens, p.corrupt_tokens, target, versus, qs, mc, mx,
                      as_np(np.asarray(vals, np.float32).reshape(len(qs), L, T)))
@@ -261,9 +262,9 @@ def patch_one(model, clean: str, corrupt: str, target: str, versus: str, layer: 
     if quantity is not None:
         _quantities(model, [quantity])
     if not 0 <= layer < L:
-        raise ValueError(f"layer {layer + 1} does not exist: the model has {L} layer(s)")
+        raise InputError(f"layer {layer + 1} does not exist: the model has {L} layer(s)")
     if not 0 <= position < T:
-        raise ValueError(f"position {position} is outside the texts (0 to {T - 1})")
+        raise InputError(f"position {position} is outside the texts (0 to {T - 1})")
     # Row 1 reads the corrupted text with the clean run's value copied into `quantity` at `position`;
     # a patch of c is carried on as it is (h_t stays the corrupted one). Row 0 is the unpatched twin.
     edits = [] if quantity is None else [

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ..engine import run_layers
+from ..errors import InputError
 
 TASKS = ("quote", "gender", "distance", "line")
 DESCRIPTIONS = {
@@ -87,7 +88,7 @@ def task_labels(task: str, tokens, char: bool = False) -> tuple[np.ndarray, list
         return y, ["outside", "inside"]
     if task == "gender":
         if char:
-            raise ValueError("the gender task needs a word model (its labels come from whole words)")
+            raise InputError("the gender task needs a word model (its labels come from whole words)")
         fem, mal = set(GENDER_WORDS["female"]), set(GENDER_WORDS["male"])
         cur = 0
         for j, t in enumerate(tokens):
@@ -107,13 +108,13 @@ def task_labels(task: str, tokens, char: bool = False) -> tuple[np.ndarray, list
         return y, _bucket_names(edges)
     if task == "line":
         if not char:
-            raise ValueError("position in the line needs a character model (the word tokenizer drops line ends)")
+            raise InputError("position in the line needs a character model (the word tokenizer drops line ends)")
         d = 0
         for j, t in enumerate(tokens):
             d = 0 if (t.special or t.text == "\n") else d + 1
             y[j] = np.searchsorted(LINE_BUCKETS, d, side="right")
         return y, _bucket_names(LINE_BUCKETS)
-    raise ValueError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+    raise InputError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
 
 
 def control_labels(ids: np.ndarray, train_labels: np.ndarray, n_labels: int, vocab_size: int,
@@ -249,7 +250,7 @@ def probe_tokens(model, task: str, train_tokens, test_tokens, *, train_books=(),
     y_tr, names = task_labels(task, train_tokens, char)
     y_te, _ = task_labels(task, test_tokens, char)
     if len(np.unique(y_tr)) < 2:
-        raise ValueError(f"the training text has only one label ({names[int(y_tr[0])]}) for the {task} task")
+        raise InputError(f"the training text has only one label ({names[int(y_tr[0])]}) for the {task} task")
     ids_tr = np.array([t.id for t in train_tokens])
     ids_te = np.array([t.id for t in test_tokens])
     V = model.config.vocab_size
@@ -329,7 +330,7 @@ def probe(model, corpus, task: str, *, max_train: int = 10_000, max_test: int = 
     come from a corpus index when one exists for this model and corpus (`index`, or the app's
     cache), else the books are traced here."""
     if task not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+        raise InputError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
     task_labels(task, [], is_char_model(model))          # a task the model cannot have fails here, early
     idx = _index_for(model, corpus, index)
     if idx is not None:
@@ -348,7 +349,7 @@ def readout(report: ProbeReport, model, tr, layer: int, quantity: str = "h") -> 
     layer 'thinks' the label is, word by word."""
     clf = report.probes.get((layer, quantity))
     if clf is None:
-        raise ValueError(f"no probe for layer {layer + 1} {quantity}")
+        raise InputError(f"no probe for layer {layer + 1} {quantity}")
     X = np.asarray(tr.layers[layer][quantity])
     p = np.zeros((len(X), len(report.label_names)))
     p[:, clf.classes_] = clf.predict_proba(X)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..errors import CorpusError, ExplorerError
+from ..files import atomic_file, write_json
 from ..model import weights_hash  # noqa: F401 (the core's model identity, re-exported)
 
 FORMAT = """\
@@ -163,21 +164,12 @@ def default_quantities(cell: str) -> list[str]:
 # atomic small writes
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_json(path, obj, indent=1, fsync=True)
 
 
 def _write_npz(path: Path, arrays: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    with atomic_file(path, fsync=True) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,9 +443,8 @@ def build_index(model, corpus, out, *, quantities=None, layers="all", workers: i
             raise IndexProblem(f"the build of {out} did not finish every segment; run it again to continue")
         _assemble(plan, out, None)
         import pyarrow.parquet as pq
-        tmp = out / ".tokens.parquet.tmp"
-        pq.write_table(_token_table(tables), tmp)
-        os.replace(tmp, out / "tokens.parquet")
+        with atomic_file(out / "tokens.parquet") as tmp:
+            pq.write_table(_token_table(tables), tmp)
         seconds = time.time() - t_start
         card = dict(plan)
         card["complete"] = True
@@ -732,12 +723,9 @@ def open_index(path, model=None) -> CorpusIndex:
 
 
 def default_index_dir() -> Path:
-    """Where the app keeps indexes: $RNN_EXPLORER_CACHE, else $XDG_CACHE_HOME or ~/.cache, /rnn-state-explorer."""
-    env = os.environ.get("RNN_EXPLORER_CACHE")
-    if env:
-        return Path(env) / "indexes"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "rnn-state-explorer" / "indexes"
+    """Where the app keeps indexes (explorer.settings.index_root: the cache root's indexes/)."""
+    from .. import settings
+    return settings.index_root()
 
 
 def index_dir_for(model, corpus, quantities=None) -> Path:

@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .scales import DIVERGING
+from ..errors import InputError
 
 #: Richard III, act 1 scene 1 (public domain; the passage is also in tiny Shakespeare): verse lines of
 #: different lengths, one speaker line.
@@ -76,7 +77,7 @@ def cell_text_html(chars, values, vmax: float | None = None, font_px: int = 18, 
     break lines. Each span's title holds the value."""
     vals = np.asarray(values, np.float64)
     if len(chars) != len(vals):
-        raise ValueError(f"{len(chars)} characters but {len(vals)} values")
+        raise InputError(f"{len(chars)} characters but {len(vals)} values")
     vmax = colour_limit(vals) if vmax is None else float(vmax)
     out = []
     for ch, v in zip(chars, vals):

@@ -14,6 +14,7 @@ import io
 import os
 from pathlib import Path
 
+from .. import settings
 from ..errors import ExplorerError
 from ..trace import QUANTITIES, Trace
 
@@ -23,7 +24,7 @@ FIGURE_FORMATS = ("png", "svg", "html")
 MIME = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet", "json": "application/json",
         "png": "image/png", "svg": "image/svg+xml", "html": "text/html"}
 #: The system browser Kaleido drives (Kaleido >= 1 ships none); RNN_EXPLORER_CHROMIUM overrides.
-CHROMIUM = os.environ.get("RNN_EXPLORER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = settings.chromium()
 
 
 def data_frame(tr: Trace, what: str):

@@ -29,6 +29,7 @@ from .analysis_figures import token_colors
 from .cells import CELL_PASSAGE
 from .presets import PRESETS
 from .views import explained, visible
+from ..errors import InputError
 
 # ------------------------------------------------------------------------------------ preset pairs
 #: The bartender's reply starts after this cue; the model must choose the form of address next.
@@ -72,13 +73,13 @@ def compare_step(c, at: str = "last") -> int:
     between miss and sir), falling back to "last" when the texts never differ there."""
     com = [int(j) for j in c.common]
     if not com:
-        raise ValueError("the two texts have no aligned position in common")
+        raise InputError("the two texts have no aligned position in common")
     if at == "reply":
         diff = [j for j in com if not c.same_token[j]]
         if diff and diff[-1] - 1 in com:
             return diff[-1] - 1
     elif at != "last":
-        raise ValueError("at must be 'reply' or 'last'")
+        raise InputError("at must be 'reply' or 'last'")
     return com[-1]
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from ._lazy import LazyModule
 from ..trace import DESCRIPTIONS, Trace
 from .scales import C_RANGE_DEFAULT, fixed_range, is_signed, nice_ceiling, value_ranges  # noqa: F401 (re-exported)
+from ..errors import InputError, PositionError
 
 pd = LazyModule("pandas")
 
@@ -125,9 +126,9 @@ def unknown_words(tr: Trace) -> list[str]:
 
 def _check(tr: Trace, layer: int, t: int | None = None):
     if not 0 <= layer < len(tr.layers):
-        raise IndexError(f"layer {layer} does not exist (the model has {len(tr.layers)})")
+        raise PositionError(f"layer {layer} does not exist (the model has {len(tr.layers)})")
     if t is not None and not 0 <= t < len(tr):
-        raise IndexError(f"token position {t} is outside 0..{len(tr) - 1}")
+        raise PositionError(f"token position {t} is outside 0..{len(tr) - 1}")
 
 
 def previous(arr: np.ndarray, t: int) -> np.ndarray:
@@ -226,9 +227,9 @@ def unit_scores(tr: Trace, layer: int, quantity: str, how: str, t: int | None = 
         return np.abs(a - centre).mean(0)
     if how == "most changed at this step":
         if t is None:
-            raise ValueError("'most changed at this step' needs a token position t")
+            raise InputError("'most changed at this step' needs a token position t")
         return np.abs(a[t] - previous(a, t))
-    raise ValueError(f"unknown choice {how!r}; expected one of {UNIT_CHOICES[:2]}")
+    raise InputError(f"unknown choice {how!r}; expected one of {UNIT_CHOICES[:2]}")
 
 
 def choose_units(tr: Trace, layer: int, quantity: str, how: str, t: int | None = None, k: int = 5) -> list[int]:
@@ -245,7 +246,7 @@ def unit_series(tr: Trace, layer: int, quantity: str, units) -> pd.DataFrame:
     units = [int(u) for u in units]
     bad = [u for u in units if not 0 <= u < a.shape[1]]
     if bad:
-        raise IndexError(f"unit(s) {bad} outside 0..{a.shape[1] - 1}")
+        raise PositionError(f"unit(s) {bad} outside 0..{a.shape[1] - 1}")
     labels = token_labels(tr)
     T = len(tr)
     return pd.DataFrame({

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +39,7 @@ from safetensors.torch import load_file, save_file
 
 from ..bundle import check_safetensors_file, read_json_file
 from ..errors import BundleError, CorpusError
+from ..files import atomic_file, write_json
 
 LABELS = ("austen", "doyle")
 PREFIXES = {"austen_": 0, "holmes_": 1}
@@ -246,24 +245,9 @@ def save_author_classifier(clf: AuthorClassifier, out_dir) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     tensors = {"weight": clf.weight.double().contiguous(), "bias": torch.tensor([clf.bias], dtype=torch.float64),
                "mean": clf.mean.double().contiguous(), "std": clf.std.double().contiguous()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{WEIGHTS}.", dir=out)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": "pt"})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out / WEIGHTS)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    fd, tmp = tempfile.mkstemp(prefix=f".{META}.", dir=out)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(clf.meta, indent=2, ensure_ascii=False) + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out / META)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_file(out / WEIGHTS) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    write_json(out / META, clf.meta)
     return out
 
 

@@ -6,7 +6,7 @@ with the run's TrainConfig and writes RUN_DIR/status.json (atomically) after eve
 epoch, progress, loss, tokens/s, elapsed and time left. Stop sends SIGTERM: train() saves a
 checkpoint (OUT.ckpt) and a later run of the same name resumes from it.
 
-    runs root (RNN_EXPLORER_RUNS, default ~/.cache/rnn-explorer/runs)
+    runs root (RNN_EXPLORER_RUNS, default ~/.cache/rnn-state-explorer/runs)
       current.json      the run that holds the one slot: {"run": RUN_DIR, "pid": ...}
       NAME/config.json  the TrainConfig, the size preset and the time budget
       NAME/corpus/      the uploaded .txt files (or the config names a folder)
@@ -21,12 +21,12 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import ExplorerError
+from ..files import write_json
 from .train import Interrupted, TrainConfig, train
 
 #: Size presets: the model and its vocabulary. "tiny" trains in minutes on a laptop CPU.
@@ -43,16 +43,13 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def runs_root() -> Path:
-    raw = os.environ.get("RNN_EXPLORER_RUNS")
-    return Path(raw).expanduser() if raw else Path.home() / ".cache" / "rnn-explorer" / "runs"
+    """Where runs live (explorer.settings.runs_root: $RNN_EXPLORER_RUNS, else the cache root's runs/)."""
+    from .. import settings
+    return settings.runs_root()
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
+    write_json(path, obj, indent=None)
 
 
 def read_json(path: Path) -> dict | None:
