@@ -9,7 +9,7 @@ What it holds, top to bottom:
 
 - **Layer parameters.** `layer_params(rnn, index)`: [W_ih, W_hh, b_ih, b_hh] of the layer at list
   index `index` (0 = the bottom layer, which a person calls layer 1).
-- **The fused kernel.** `run_layer(cell, x, h0, c0, params)`: one layer over a sequence with
+- **The fused kernel.** `run_layer(kernel, x, h0, c0, params)`: one layer over a sequence with
   `torch.lstm` / `gru` / `rnn_tanh`, what a stock `nn.LSTM` etc. call.
 - **The gate arithmetic**, once, for all steps (or all rows) at once (PyTorch's gate order i, f, g, o):
 
@@ -19,7 +19,7 @@ What it holds, top to bottom:
           h_t = o ⊙ tanh(c_t)
     GRU   r = σ(W_ir x + b_ir + W_hr h + b_hr)   z = σ(...)   n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
           h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
-    RNN   h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+    RNN   h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)   (or relu, as the model's config says)
 
   `gate_values(cell, x, h_prev, params)` computes the gates of every row from its input x [N, in] and
   the state before it h_prev [N, H]; rows may be the steps of one run (trace, the patched run) or the
@@ -101,13 +101,23 @@ def joined_weights(params) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # -------------------------------------------------------------------------------------- the kernel
-def run_layer(cell: str, x: torch.Tensor, h0: torch.Tensor, c0, params):
+def kernel_of(config) -> str:
+    """The kernel a model's layers run: "lstm", "gru", "rnn_tanh" or "rnn_relu"."""
+    if config.cell == "rnn":
+        return f"rnn_{getattr(config, 'nonlinearity', 'tanh')}"
+    return config.cell
+
+
+_KERNELS = {"gru": torch.gru, "rnn": torch.rnn_tanh, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
+
+
+def run_layer(kernel: str, x: torch.Tensor, h0: torch.Tensor, c0, params):
     """The fused kernel for one layer: x [B, T, in], h0/c0 [1, B, H] -> out [B, T, H], h_n, c_n
-    (c_n None for GRU/RNN)."""
-    if cell == "lstm":
+    (c_n None for GRU/RNN). `kernel` is `kernel_of(config)` ("rnn" alone means tanh)."""
+    if kernel == "lstm":
         out, hn, cn = torch.lstm(x, (h0, c0), params, True, 1, 0.0, False, False, True)
         return out, hn, cn
-    fn = torch.gru if cell == "gru" else torch.rnn_tanh
+    fn = _KERNELS[kernel]
     out, hn = fn(x, h0, params, True, 1, 0.0, False, False, True)
     return out, hn, None
 
@@ -117,7 +127,7 @@ def run_layer_from_zero(lm, index: int, x: torch.Tensor) -> torch.Tensor:
     cfg = lm.config
     h0 = torch.zeros(1, x.shape[0], cfg.hidden_size, dtype=x.dtype)
     c0 = h0.clone() if cfg.cell == "lstm" else None
-    out, _, _ = run_layer(cfg.cell, x, h0, c0, layer_params(lm.rnn, index))
+    out, _, _ = run_layer(kernel_of(cfg), x, h0, c0, layer_params(lm.rnn, index))
     return out
 
 
@@ -191,7 +201,7 @@ def run_layers(lm, ids: torch.Tensor, state=None):
         params = layer_params(lm.rnn, l)
         h0 = h_all[l:l + 1].contiguous()
         c0 = c_all[l:l + 1].contiguous() if c_all is not None else None
-        out, hn, cn = run_layer(cell, x, h0, c0, params)
+        out, hn, cn = run_layer(kernel_of(cfg), x, h0, c0, params)
         hns.append(hn)
         if cn is not None:
             cns.append(cn)
@@ -235,9 +245,9 @@ def zero_state(lm, rows: int):
     return z, (z.clone() if lm.config.cell == "lstm" else None)
 
 
-def step(cell: str, x_t: torch.Tensor, h: torch.Tensor, c, params):
+def step(kernel: str, x_t: torch.Tensor, h: torch.Tensor, c, params):
     """One step of one layer with the fused kernel: x_t [R, in], h/c [1, R, H] -> (h_t, c_t)."""
-    _, hn, cn = run_layer(cell, x_t[:, None, :].contiguous(), h.contiguous(),
+    _, hn, cn = run_layer(kernel, x_t[:, None, :].contiguous(), h.contiguous(),
                           c.contiguous() if c is not None else None, params)
     return hn, cn
 
@@ -354,6 +364,7 @@ def run_rows(lm, ids: torch.Tensor, edits: Sequence[StepEdit] | EditFn | None = 
     they name (an edit function: of `edit_layers`, all layers when None); the run then reads on from
     the changed states (the same layer's next step and the layer above)."""
     cell, L = lm.config.cell, lm.config.layers
+    kernel = kernel_of(lm.config)
     x_all, R = pad_rows(lm.embedding(ids))
     T = x_all.shape[1]
     edit = edits
@@ -368,7 +379,7 @@ def run_rows(lm, ids: torch.Tensor, edits: Sequence[StepEdit] | EditFn | None = 
         h_seq = torch.empty(x.shape[0], T, lm.config.hidden_size)
         c_seq = torch.empty_like(h_seq) if cell == "lstm" else None
         for t in range(T):
-            hn, cn = step(cell, x[:, t], h, c, params)
+            hn, cn = step(kernel, x[:, t], h, c, params)
             if edit is not None and (edit_layers is None or l in edit_layers):
                 hn, cn = edit(l, t, x[:, t], (h, c), (hn, cn), params)
             h_seq[:, t] = hn[0]

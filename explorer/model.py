@@ -14,17 +14,19 @@ import torch
 from torch import nn
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+NONLINEARITIES = ("tanh", "relu")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    cell: str = "lstm"          # lstm | gru | rnn (tanh)
+    cell: str = "lstm"          # lstm | gru | rnn
     vocab_size: int = 10_000
     emb_size: int = 256
     hidden_size: int = 256
     layers: int = 2
     dropout: float = 0.3         # on embeddings, between layers and before the decoder (training only)
     tied: bool = True            # decoder weight = embedding weight (Press & Wolf 2017; Inan et al. 2017)
+    nonlinearity: str = "tanh"   # a plain RNN's: h_t = tanh(...) or relu(...) (nn.RNN's nonlinearity)
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -35,12 +37,21 @@ class ModelConfig:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), not {self.dropout!r}")
+        if self.nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be one of {list(NONLINEARITIES)}, not {self.nonlinearity!r}")
+        if self.nonlinearity != "tanh" and self.cell != "rnn":
+            raise ValueError(f"only a plain RNN takes a nonlinearity; an {self.cell.upper()} has its own gates")
         if self.tied and self.emb_size != self.hidden_size:
             raise ValueError("tied embeddings need emb_size == hidden_size "
                              f"({self.emb_size} != {self.hidden_size})")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, without `nonlinearity` where it is the default tanh: a card written before the
+        field existed reads the same, and the model's identity (weights_hash) does not move."""
+        d = asdict(self)
+        if d["nonlinearity"] == "tanh":
+            del d["nonlinearity"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -61,7 +72,7 @@ class LanguageModel(nn.Module):
         self.config = config
         self.drop = nn.Dropout(config.dropout)
         self.embedding = nn.Embedding(config.vocab_size, config.emb_size)
-        kw = {"nonlinearity": "tanh"} if config.cell == "rnn" else {}
+        kw = {"nonlinearity": config.nonlinearity} if config.cell == "rnn" else {}
         self.rnn = CELLS[config.cell](config.emb_size, config.hidden_size, config.layers,
                                       dropout=config.dropout if config.layers > 1 else 0.0,
                                       batch_first=True, **kw)

@@ -17,7 +17,7 @@ an array of shape [tokens, units]:
         c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t                     cell state
         h_t = o_t ⊙ tanh(c_t)                               hidden state
   GRU   r, z, n, h  (h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_{t-1})
-  RNN   h           (h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh))
+  RNN   h           (h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), or relu where the config says)
 
 Row t holds the values after reading token t. The prediction in row t is the distribution of
 token t+1.

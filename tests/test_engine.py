@@ -114,3 +114,34 @@ def test_run_layers_equals_stock_module(tiny_lstm, tiny_gru, tiny_rnn):
             out, _ = m.lm.rnn(m.lm.embedding(ids)[None])
         torch.testing.assert_close(top, out[0], atol=1e-5, rtol=1e-5)
         assert set(layers[0]) == set(EN.QUANTITIES[m.config.cell])
+
+
+def test_a_relu_rnn_is_traced_with_relu():
+    """nn.RNN(nonlinearity="relu") is run with relu everywhere (the trace, rows with edits, patching),
+    and a tanh model's config and identity are what they were before the field existed."""
+    from conftest import make_model
+    from explorer.analysis import patch
+    from explorer.model import LanguageModel, ModelConfig, weights_hash
+    tanh = make_model("rnn", seed=5)
+    cfg = ModelConfig.from_dict(dict(tanh.config.to_dict(), nonlinearity="relu"))
+    assert "nonlinearity" not in tanh.config.to_dict()
+    lm = LanguageModel(cfg).eval()
+    lm.load_state_dict(tanh.lm.state_dict())
+    assert lm.rnn.nonlinearity == "relu"
+    relu = type(tanh)(lm, tanh.tokenizer, dict(tanh.card, config=cfg.to_dict()), None)
+    ids = _ids(relu)
+    with torch.no_grad():
+        want, _ = lm.rnn(lm.embedding(ids)[None])
+    tr = trace(relu, TEXT)
+    torch.testing.assert_close(torch.from_numpy(np.array(tr.layers[-1].h)), want[0], atol=1e-5, rtol=1e-5)
+    assert float(want.min()) >= 0.0
+    h, _ = EN.run_rows(lm, ids[None])
+    np.testing.assert_allclose(h[-1, 0], want[0].numpy(), atol=1e-5, rtol=1e-5)
+    assert not np.allclose(trace(tanh, TEXT).layers[-1].h, tr.layers[-1].h)
+    assert weights_hash(tanh.lm) != weights_hash(lm)
+    with pytest.raises(ValueError, match="nonlinearity"):
+        ModelConfig(cell="rnn", nonlinearity="sigmoid")
+    with pytest.raises(ValueError, match="only a plain RNN"):
+        ModelConfig(cell="lstm", nonlinearity="relu")
+    run = patch.patch_one(relu, "a girl said she", "a boy said he", "miss", "sir", layer=0, position=2)
+    assert run.h.min() >= 0.0

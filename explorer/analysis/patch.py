@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..engine import (QUANTITIES, StepEdit, as_np, freeze, layer_params, logit_difference, next_token_stats,
+from ..engine import (QUANTITIES, StepEdit, as_np, freeze, kernel_of, layer_params, logit_difference, next_token_stats,
                       pad_rows, quantities_of_layer, run_layer, run_rows)
 from ._common import require_word_id, tokens_for
 from ..errors import InputError
@@ -180,7 +180,7 @@ def _continue(p: _Pair, quantities: Sequence[str], cells: Sequence[tuple[int, in
         xb, n = pad_rows(x)
         h0b, _ = pad_rows(h0[0])
         c0b = pad_rows(c0[0])[0][None] if c0 is not None else None
-        res, _, _ = run_layer(cell, xb, h0b[None].contiguous(), c0b.contiguous() if c0b is not None else None, params)
+        res, _, _ = run_layer(kernel_of(lm.config), xb, h0b[None].contiguous(), c0b.contiguous() if c0b is not None else None, params)
         res = res[:n]
         nxt = torch.zeros(B, T, H)
         for r in range(B):
