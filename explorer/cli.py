@@ -10,6 +10,7 @@ import json
 import math
 import shlex
 import sys
+from dataclasses import MISSING
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,22 +65,40 @@ def _int_between(lo, hi, what=""):
 
 _seed = _int_between(0, 2 ** 64 - 1, "seed ")
 
+#: The argparse types that TrainConfig fields name in their metadata (explorer.training.train._flag), and
+#: those of plain int and float fields.
+_TRAIN_TYPES = {"positive_int": _positive_int, "nonneg_float": _nonneg_float, "decay": _decay, "seed": _seed,
+                "int": int, "float": float}
+
 
 def build_parser() -> argparse.ArgumentParser:
-    from .api import MAX_NEW_TOKENS
     p = _Parser(prog="python -m explorer", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    for add in (_trace_parser, _score_parser, _generate_parser, _train_parser, _eval_parser, _ngram_parser,
+                _syneval_parser, _import_parser, _export_parser, _intervene_parser, _patch_parser, _probe_parser,
+                _classify_parser):
+        add(sub)
+    from .corpus.commands import add_parsers as corpus_parsers   # index, match, units
+    corpus_parsers(sub, _positive_int, _nonneg_float)
+    return p
 
+
+def _trace_parser(sub) -> None:
     t = sub.add_parser("trace", help="trace a text: tokens, every layer's quantities, top-k next words")
     t.add_argument("--model", required=True)
     t.add_argument("text")
     t.add_argument("--top-k", type=_positive_int, default=5)
     t.add_argument("--no-states", action="store_true", help="omit the per-layer arrays")
 
+
+def _score_parser(sub) -> None:
     s = sub.add_parser("score", help="log-probability of each line of a file")
     s.add_argument("--model", required=True)
     s.add_argument("file")
 
+
+def _generate_parser(sub) -> None:
+    from .api import MAX_NEW_TOKENS
     g = sub.add_parser("generate", help="sample a continuation of a prompt")
     g.add_argument("--model", required=True)
     g.add_argument("prompt")
@@ -89,67 +108,40 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=_int_between(0, None), default=0, help="sample among the k most probable (0: all)")
     g.add_argument("--seed", type=_seed, default=0, help="0 to 2**64 - 1")
 
-    tr = sub.add_parser("train", help="train a language model and write a bundle")
-    tr.add_argument("--corpus", required=True, help="a folder of .txt files or one file")
-    tr.add_argument("--split", help="split file (default: SPLITS.json in the corpus folder)")
-    tr.add_argument("--out", required=True, help="bundle folder to write")
-    tr.add_argument("--tokenizer", choices=["word", "char"], default="word")
-    tr.add_argument("--vocab-size", type=_positive_int, default=10_000)
-    tr.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
-    tr.add_argument("--emb-size", type=_positive_int, default=256)
-    tr.add_argument("--hidden-size", type=_positive_int, default=256)
-    tr.add_argument("--layers", type=_positive_int, default=2)
-    tr.add_argument("--dropout", type=_nonneg_float, default=0.3)
-    tr.add_argument("--untied", action="store_true")
-    tr.add_argument("--batch-size", type=_positive_int, default=64)
-    tr.add_argument("--bptt", type=_positive_int, default=35)
-    tr.add_argument("--lr", type=_nonneg_float, default=2e-3)
-    tr.add_argument("--clip", type=_nonneg_float, default=0.5)
-    tr.add_argument("--epochs", type=_positive_int, default=10)
-    tr.add_argument("--patience", type=_positive_int, default=2)
-    tr.add_argument("--seed", type=_seed, default=1234)
-    tr.add_argument("--threads", type=int, default=0)
-    tr.add_argument("--checkpoint-minutes", type=_nonneg_float, default=5.0)
-    tr.add_argument("--max-batches", type=int, default=0)
-    tr.add_argument("--dry-run", action="store_true", help="a few batches only (tests, CI)")
-    tr.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
-    tr.add_argument("--resume-lr", type=_nonneg_float, default=0.0, metavar="LR",
-                    help="with --resume: continue at this learning rate instead of the checkpoint's")
-    tr.add_argument("--device", default="cpu", help="cpu or cuda")
-    tr.add_argument("--max-minutes", type=_nonneg_float, default=0.0,
-                    help="stop before an epoch that would end past this many minutes")
-    tr.add_argument("--weight-decay", type=_nonneg_float, default=0.0)
-    tr.add_argument("--init", help="fine-tune this bundle (its tokenizer and sizes; the size flags are ignored)")
-    from .training.augment import AUGMENTATIONS
-    tr.add_argument("--augment", choices=list(AUGMENTATIONS),
-                    help="add a copy of the training text with gendered words swapped (counterfactual augmentation); "
-                         "gender-swap-names also swaps first names and turns 'sir' (an address) into 'miss'; "
-                         "gender-swap-names-spread turns it into madam, ma'am and miss in turn")
-    tr.add_argument("--lr-decay", type=_decay, default=4.0,
-                    help="divide the learning rate by this after an epoch without a validation gain (1: keep it)")
-    tr.add_argument("--focus", metavar="WORDS", help="'gender' or comma-separated words whose targets weigh "
-                    "--focus-weight in the loss")
-    tr.add_argument("--focus-weight", type=_nonneg_float, default=1.0)
-    tr.add_argument("--focus-warm-start", action="store_true",
-                    help="with --init: start the focus words' output bias at log(weight) above the bundle's, the "
-                         "weighted loss's optimum (a fine-tune with lr 0 then gives back its starting model)")
-    tr.add_argument("--context-focus", metavar="WORDS", help="'gender-nouns' or comma-separated words: the targets "
-                    "up to --context-window tokens after one weigh --context-weight in the loss")
-    tr.add_argument("--context-window", type=int, default=20)
-    tr.add_argument("--context-weight", type=_nonneg_float, default=1.0)
-    tr.add_argument("--reset-state", type=_nonneg_float, default=0.0, metavar="P",
-                    help="zero each row's carried state before a window with probability P (reads from a fresh start)")
-    tr.add_argument("--snapshot-every", type=int, default=0, metavar="N",
-                    help="also validate and save a bundle OUT.snapshots/eEbB every N batches")
-    tr.add_argument("--train-only", metavar="REGEX",
-                    help="train only the parameters whose names match, e.g. decoder.bias (the others stay frozen)")
 
+def _train_parser(sub) -> None:
+    """One flag per TrainConfig field (explorer.training.train): a new field is a new flag."""
+    from .training.train import cli_fields
+    tr = sub.add_parser("train", help="train a language model and write a bundle")
+    for f in cli_fields():
+        flag, kw = _train_argument(f)
+        tr.add_argument(flag, **kw)
+
+
+def _train_argument(f) -> tuple[str, dict]:
+    """The flag and add_argument keywords of a TrainConfig field: --name-with-dashes unless its metadata
+    names the flag; the field's default, or required without one; a bool is a switch away from its
+    default; the type the metadata names, else int or float as annotated; help, metavar, choices as given."""
+    spec = dict(f.metadata.get("cli") or {})
+    flag = spec.pop("flag", "--" + f.name.replace("_", "-"))
+    kw = {"dest": f.name, **({"required": True} if f.default is MISSING else {"default": f.default})}
+    annotation = f.type if isinstance(f.type, str) else f.type.__name__
+    if annotation == "bool":
+        kw["action"] = "store_false" if f.default else "store_true"
+    elif spec.get("type", annotation) in _TRAIN_TYPES:
+        kw["type"] = _TRAIN_TYPES[spec.pop("type", annotation)]
+    return flag, kw | spec
+
+
+def _eval_parser(sub) -> None:
     e = sub.add_parser("eval", help="perplexity of a model on a split of a corpus")
     e.add_argument("--model", required=True)
     e.add_argument("--corpus", required=True)
     e.add_argument("--split-file")
     e.add_argument("--split", choices=["train", "valid", "test"], default="valid")
 
+
+def _ngram_parser(sub) -> None:
     n = sub.add_parser("ngram", help="interpolated Kneser-Ney baseline on a model's vocabulary")
     n.add_argument("--model", required=True, help="bundle whose tokenizer/vocabulary to use")
     n.add_argument("--corpus", required=True)
@@ -158,12 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--record", action="store_true", help="write the result into the model's card.json")
     n.add_argument("--save", help="also write the fitted model's counts to this .npz (the app's n-gram track)")
 
+
+def _syneval_parser(sub) -> None:
     y = sub.add_parser("syneval", help="targeted syntactic evaluation (minimal pairs)")
     y.add_argument("--model", required=True)
     y.add_argument("--suite", required=True, help="folder of *.jsonl(.gz) minimal-pair files")
     y.add_argument("--max-items", type=int, default=0, help="per suite file (0: all)")
     y.add_argument("--record", action="store_true", help="write the result into the model's card.json")
 
+
+def _import_parser(sub) -> None:
     im = sub.add_parser("import", help="make a bundle from a PyTorch state dict (.pt / .safetensors) and a vocabulary")
     im.add_argument("--weights", required=True, help="a plain state dict: torch.save(model.state_dict()) or safetensors")
     im.add_argument("--vocab", required=True, help="JSON list or {token: id}, or a text file with one token per line")
@@ -178,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--unk", help="the vocabulary's token for unknown words, if it is not <unk>")
     im.add_argument("--eos", help="the vocabulary's boundary token, if it is not <eos>")
 
+
+def _export_parser(sub) -> None:
     ex = sub.add_parser("export", help="write a trace's data (csv/parquet/json) or a figure (png/svg/html) to a file")
     ex.add_argument("--model", required=True)
     ex.add_argument("--text", required=True)
@@ -187,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--layer", type=_positive_int, help="figures: the layer, 1 = the bottom (default: the top)")
     ex.add_argument("--position", type=int, help="figures: the selected token row (default: the last)")
 
+
+def _intervene_parser(sub) -> None:
     iv = sub.add_parser("intervene", help="set, add to or scale units of one layer and read on (Δ log P at every step)")
     iv.add_argument("--model", required=True)
     iv.add_argument("--text", required=True)
@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     iv.add_argument("--to", dest="stop", type=int, default=None, help="last step, inclusive (default: the end)")
     iv.add_argument("--words", default="miss,ma'am,madam,sir", help="comma-separated words to follow")
 
+
+def _patch_parser(sub) -> None:
     pa = sub.add_parser("patch", help="causal tracing: restore clean states into a corrupted run, layer x position")
     pa.add_argument("--model", required=True)
     pa.add_argument("--clean", required=True)
@@ -209,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--versus", required=True)
     pa.add_argument("--quantities", default="", help="h,c (default: every state quantity of the model)")
 
+
+def _probe_parser(sub) -> None:
     pr = sub.add_parser("probe", help="linear probes with a control task on held-out books")
     pr.add_argument("--model", required=True)
     pr.add_argument("--corpus", required=True, help="a corpus folder (with SPLITS.json) or one text file")
@@ -219,13 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--index", help="read the states from this corpus index (default: the cached one for "
                     "this model and corpus when built, else trace the books)")
 
+
+def _classify_parser(sub) -> None:
     # listed for --help; main() hands its arguments to explorer.training.classify's own parser
     sub.add_parser("classify", add_help=False, help="train the author classifier on a model's final state "
                    "(python -m explorer classify --help for its options)")
-
-    from .corpus.commands import add_parsers as corpus_parsers   # index, match, units
-    corpus_parsers(sub, _positive_int, _nonneg_float)
-    return p
 
 
 def main(argv=None) -> int:

@@ -9,21 +9,8 @@ from .errors import ExplorerError
 
 
 def cmd_train(args, command):
-    from .training.train import Interrupted, TrainConfig, train
-    cfg = TrainConfig(corpus=args.corpus, out=args.out, split=args.split, tokenizer=args.tokenizer,
-                      vocab_size=args.vocab_size, cell=args.cell, emb_size=args.emb_size,
-                      hidden_size=args.hidden_size, layers=args.layers, dropout=args.dropout,
-                      tied=not args.untied, batch_size=args.batch_size, bptt=args.bptt, lr=args.lr,
-                      clip=args.clip, lr_decay=args.lr_decay, epochs=args.epochs, patience=args.patience, seed=args.seed,
-                      threads=args.threads, checkpoint_minutes=args.checkpoint_minutes,
-                      dry_run=args.dry_run, max_batches=args.max_batches, resume=args.resume, resume_lr=args.resume_lr,
-                      device=args.device, max_minutes=args.max_minutes, weight_decay=args.weight_decay,
-                      init=args.init, augment=args.augment, train_only=args.train_only,
-                      focus=args.focus, focus_weight=args.focus_weight,
-                      focus_warm_start=args.focus_warm_start, snapshot_every=args.snapshot_every,
-                      context_focus=args.context_focus, context_window=args.context_window,
-                      context_weight=args.context_weight, reset_state=args.reset_state,
-                      command=command)
+    from .training.train import Interrupted, train
+    cfg = _train_config(args, command)
     try:
         card = train(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
     except Interrupted:
@@ -32,6 +19,13 @@ def cmd_train(args, command):
         raise ExplorerError(str(e)) from None
     return {"out": args.out, "metrics": card["metrics"], "epochs": card["training"]["epochs_run"],
             "files": card["training"]["split"]}
+
+
+def _train_config(args, command):
+    """The TrainConfig of a parsed `train` command: every field that is a flag (cli._train_parser) from its
+    argument, and the command line."""
+    from .training.train import TrainConfig, cli_fields
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in cli_fields()}, command=command)
 
 
 def cmd_eval(args, command):

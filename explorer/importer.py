@@ -187,9 +187,46 @@ def _last(mod: str) -> str:
     return mod.rsplit(".", 1)[-1]
 
 
+@dataclass
+class _Stack:
+    """The recurrent stack as read from the shapes."""
+    prefix: str        # its keys' module prefix, e.g. "rnn." ("" for a bare nn.LSTM)
+    layers: int
+    cell: str          # lstm | gru | rnn
+    gates: int         # rows of weight_hh per hidden unit: 4, 3 or 1
+    hidden: int
+    emb: int           # the width of layer 0's input: the embedding size
+    has_bias: bool
+
+    def key(self, kind: str, layer: int) -> str:
+        return f"{self.prefix}{kind}_l{layer}"
+
+
 def infer(sd: dict, cell: str | None = None) -> Inferred:
     """Recognise embedding -> recurrent stack -> decoder in a state dict, from names and shapes."""
     notes: list[str] = []
+    sd = _unwrapped(sd, notes)
+    rnn = _recurrent_keys(sd)
+    st = _read_stack(sd, rnn, cell, notes)
+    state, keys = _stack_tensors(sd, st, notes)
+    rest = {k: v for k, v in sd.items() if k not in rnn}
+    mats = {_module(k): k for k, v in rest.items() if k.endswith("weight") and v.dim() == 2}
+    emb_m, dec_m = _embedding_and_decoder(rest, mats, st, notes)
+    emb = rest[mats[emb_m]]
+    keys["embedding.weight"] = mats[emb_m]
+    tied, dec_b, used = _output_layer(rest, mats, emb_m, dec_m, st, state, keys, notes)
+    _refuse_leftovers(sorted(set(rest) - used - {mats[emb_m]}))
+    state["embedding.weight"] = emb
+    state["decoder.bias"] = dec_b
+    _to_float32(state, keys, notes)
+    config = ModelConfig(cell=st.cell, vocab_size=int(emb.shape[0]), emb_size=st.emb, hidden_size=st.hidden,
+                         layers=st.layers, dropout=0.0, tied=tied)
+    return Inferred(config, state, _layout(st, emb_m, dec_m), keys, notes)
+
+
+def _unwrapped(sd: dict, notes: list) -> dict:
+    """The state dict without the note of the checkpoint entry it came from and without a DataParallel
+    'module.' prefix."""
     sd = dict(sd)
     for k in [k for k in sd if k.startswith("__from_key__")]:
         notes.append(f"the state dict was taken from the checkpoint's '{k[len('__from_key__'):]}' entry")
@@ -197,18 +234,52 @@ def infer(sd: dict, cell: str | None = None) -> Inferred:
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
         notes.append("the DataParallel prefix 'module.' was dropped")
+    return sd
+
+
+def _recurrent_keys(sd: dict) -> dict:
+    """{key: its _RNN_KEY match} of the recurrent layers' tensors; refused (with a hint) when there are none."""
     rnn = {k: _RNN_KEY.match(k) for k in sd}
     rnn = {k: m for k, m in rnn.items() if m}
-    if not rnn:
-        hint = ""
-        if any("self_attn" in k or "transformer" in k or "pos_encoder" in k for k in sd):
-            hint = " It looks like a Transformer (pytorch/examples' TransformerModel), which is not a recurrent model."
-        elif any(re.search(r"(^|\.)weight_ih$", k) for k in sd):
-            hint = " It has nn.LSTMCell/GRUCell keys (weight_ih without _l0); rename them with --map to weight_ih_l0 etc."
-        raise ImportRefused(
-            "no recurrent layer found (no tensor named like rnn.weight_ih_l0 or weight_hh_l0). The importer reads "
-            "embedding -> nn.LSTM/GRU/RNN -> linear decoder; the file has "
-            f"{', '.join(list(sd)[:10])}{' ...' if len(sd) > 10 else ''}. Use --map OLD=NEW to rename keys." + hint)
+    if rnn:
+        return rnn
+    hint = ""
+    if any("self_attn" in k or "transformer" in k or "pos_encoder" in k for k in sd):
+        hint = " It looks like a Transformer (pytorch/examples' TransformerModel), which is not a recurrent model."
+    elif any(re.search(r"(^|\.)weight_ih$", k) for k in sd):
+        hint = " It has nn.LSTMCell/GRUCell keys (weight_ih without _l0); rename them with --map to weight_ih_l0 etc."
+    raise ImportRefused(
+        "no recurrent layer found (no tensor named like rnn.weight_ih_l0 or weight_hh_l0). The importer reads "
+        "embedding -> nn.LSTM/GRU/RNN -> linear decoder; the file has "
+        f"{', '.join(list(sd)[:10])}{' ...' if len(sd) > 10 else ''}. Use --map OLD=NEW to rename keys." + hint)
+
+
+def _read_stack(sd: dict, rnn: dict, cell: str | None, notes: list) -> _Stack:
+    """The stack's prefix and layers from the key names, its cell and sizes from layer 0's shapes
+    (checked against --cell)."""
+    pre, L = _prefix_and_layers(rnn)
+    whh = sd.get(f"{pre}weight_hh_l0")
+    wih = sd.get(f"{pre}weight_ih_l0")
+    if whh is None or wih is None or whh.dim() != 2 or wih.dim() != 2:
+        raise ImportRefused(f"{pre}weight_ih_l0 and {pre}weight_hh_l0 must both be present as matrices")
+    H = int(whh.shape[1])
+    if whh.shape[0] % H or whh.shape[0] // H not in _GATES:
+        raise ImportRefused(f"{pre}weight_hh_l0 has shape {tuple(whh.shape)}: its rows are not 4, 3 or 1 times its "
+                            "columns, as for an LSTM, GRU or RNN")
+    G = whh.shape[0] // H
+    found = _GATES[G]
+    if cell and cell != found:
+        raise ImportRefused(f"--cell {cell}, but the weights are {_A[found]} ({pre}weight_hh_l0 has {G}×{H} "
+                            f"rows: {G} gate{'s' if G > 1 else ''} of {H} units)")
+    if found == "rnn":
+        notes.append("a plain RNN's nonlinearity cannot be read from its weights: tanh is assumed "
+                     "(pytorch/examples' RNN_RELU is not supported)")
+    return _Stack(pre, L, found, G, H, int(wih.shape[1]), sd.get(f"{pre}bias_ih_l0") is not None)
+
+
+def _prefix_and_layers(rnn: dict) -> tuple[str, int]:
+    """The one stack's key prefix and its number of layers; bidirectional layers, LSTM projections,
+    several stacks and gaps in the layer numbers are refused."""
     rev = sorted(k for k, m in rnn.items() if m["rev"])
     if rev:
         raise ImportRefused(f"bidirectional layers are not supported ({rev[0]} and {len(rev) - 1} more *_reverse "
@@ -221,69 +292,57 @@ def infer(sd: dict, cell: str | None = None) -> Inferred:
     if len(prefixes) > 1:
         raise ImportRefused(f"more than one recurrent stack ({', '.join(p.rstrip('.') or '(no prefix)' for p in prefixes)}): "
                             "only one embedding -> RNN -> decoder model can be imported; drop the others from the state dict")
-    pre = prefixes[0]
     layers = sorted({int(m["layer"]) for m in rnn.values()})
     if layers != list(range(len(layers))):
         raise ImportRefused(f"recurrent layers {layers} are not numbered 0..{len(layers) - 1}")
-    L = len(layers)
+    return prefixes[0], len(layers)
 
-    def get(kind, l):
-        return sd.get(f"{pre}{kind}_l{l}")
 
-    whh = get("weight_hh", 0)
-    wih = get("weight_ih", 0)
-    if whh is None or wih is None or whh.dim() != 2 or wih.dim() != 2:
-        raise ImportRefused(f"{pre}weight_ih_l0 and {pre}weight_hh_l0 must both be present as matrices")
-    H = int(whh.shape[1])
-    if whh.shape[0] % H or whh.shape[0] // H not in _GATES:
-        raise ImportRefused(f"{pre}weight_hh_l0 has shape {tuple(whh.shape)}: its rows are not 4, 3 or 1 times its "
-                            "columns, as for an LSTM, GRU or RNN")
-    G = whh.shape[0] // H
-    found = _GATES[G]
-    if cell and cell != found:
-        raise ImportRefused(f"--cell {cell}, but the weights are {_A[found]} ({pre}weight_hh_l0 has {G}×{H} "
-                            f"rows: {G} gate{'s' if G > 1 else ''} of {H} units)")
-    E = int(wih.shape[1])
-    has_bias = get("bias_ih", 0) is not None
-    if found == "rnn":
-        notes.append("a plain RNN's nonlinearity cannot be read from its weights: tanh is assumed "
-                     "(pytorch/examples' RNN_RELU is not supported)")
+def _stack_tensors(sd: dict, st: _Stack, notes: list) -> tuple[dict, dict]:
+    """(state, keys): every layer's tensors under this project's names (rnn.weight_ih_l0 ...), shapes
+    checked, and where each came from; zero biases for a stack without biases."""
     state: dict[str, torch.Tensor] = {}
     keys: dict[str, str] = {}
-    for l in range(L):
+    G, H, E = st.gates, st.hidden, st.emb
+    for l in range(st.layers):
         want = {"weight_ih": (G * H, E if l == 0 else H), "weight_hh": (G * H, H),
                 "bias_ih": (G * H,), "bias_hh": (G * H,)}
         for kind, shape in want.items():
-            t = get(kind, l)
+            t = sd.get(st.key(kind, l))
             if t is None:
-                if kind.startswith("bias") and not has_bias:
+                if kind.startswith("bias") and not st.has_bias:
                     state[f"rnn.{kind}_l{l}"] = torch.zeros(shape)
                     continue
-                raise ImportRefused(f"{pre}{kind}_l{l} is missing (layer {l} of {L})")
-            if kind.startswith("bias") and not has_bias:
-                raise ImportRefused(f"layer 0 has no biases but {pre}{kind}_l{l} exists")
+                raise ImportRefused(f"{st.key(kind, l)} is missing (layer {l} of {st.layers})")
+            if kind.startswith("bias") and not st.has_bias:
+                raise ImportRefused(f"layer 0 has no biases but {st.key(kind, l)} exists")
             if tuple(t.shape) != shape:
-                raise ImportRefused(f"{pre}{kind}_l{l} has shape {tuple(t.shape)}; {_A[found]} with "
+                raise ImportRefused(f"{st.key(kind, l)} has shape {tuple(t.shape)}; {_A[st.cell]} with "
                                     f"{H} units reading {E if l == 0 else H} inputs needs {shape}")
             state[f"rnn.{kind}_l{l}"] = t
-            keys[f"rnn.{kind}_l{l}"] = f"{pre}{kind}_l{l}"
-    if not has_bias:
+            keys[f"rnn.{kind}_l{l}"] = st.key(kind, l)
+    if not st.has_bias:
         notes.append("the recurrent layers have no biases (bias=False): zeros are used, which computes the same")
+    return state, keys
 
-    rest = {k: v for k, v in sd.items() if k not in rnn}
-    mats = {_module(k): k for k, v in rest.items() if k.endswith("weight") and v.dim() == 2}
 
-    def pick(names, cols, role):
-        cands = [m for m, k in mats.items() if rest[k].shape[1] == cols]
-        named = [m for m in cands if _last(m) in names]
-        if len(named) == 1:
-            return named[0]
-        if len(named) > 1:
-            raise ImportRefused(f"more than one {role} ({', '.join(named)}); use --map to name the one to use")
-        return None
+def _pick(rest: dict, mats: dict, names, cols: int, role: str) -> str | None:
+    """The one module named like a `role` (one of `names`) whose weight has `cols` columns, or None."""
+    cands = [m for m, k in mats.items() if rest[k].shape[1] == cols]
+    named = [m for m in cands if _last(m) in names]
+    if len(named) == 1:
+        return named[0]
+    if len(named) > 1:
+        raise ImportRefused(f"more than one {role} ({', '.join(named)}); use --map to name the one to use")
+    return None
 
-    emb_m = pick(_EMB_NAMES, E, "embedding")
-    dec_m = pick(_DEC_NAMES, H, "decoder")
+
+def _embedding_and_decoder(rest: dict, mats: dict, st: _Stack, notes: list) -> tuple[str, str | None]:
+    """The modules of the embedding and the decoder (None: no decoder in the file), by name, else by shape;
+    one matrix as both when a tied pair was saved once."""
+    E, H = st.emb, st.hidden
+    emb_m = _pick(rest, mats, _EMB_NAMES, E, "embedding")
+    dec_m = _pick(rest, mats, _DEC_NAMES, H, "decoder")
     if emb_m is None or dec_m is None:
         # fall back on shapes: the embedding has no bias, the decoder usually has one
         others = [m for m in mats if m not in (emb_m, dec_m)]
@@ -302,10 +361,16 @@ def infer(sd: dict, cell: str | None = None) -> Inferred:
     if emb_m is None:
         raise ImportRefused(f"no embedding found: a matrix [vocabulary, {E}] (named e.g. encoder.weight or "
                             "embedding.weight) is needed; use --map to name it")
+    return emb_m, dec_m
+
+
+def _output_layer(rest, mats, emb_m, dec_m, st: _Stack, state, keys, notes) -> tuple[bool, torch.Tensor, set]:
+    """(tied, the decoder's bias, the decoder's keys in the file). An untied decoder weight goes into
+    state; a missing bias is zeros; no decoder at all: the embedding serves (tied), when it is as wide
+    as the hidden state."""
     emb = rest[mats[emb_m]]
     V = int(emb.shape[0])
-    keys["embedding.weight"] = mats[emb_m]
-    used = {mats[emb_m]}
+    used: set = set()
     tied = True
     dec_b = None
     if dec_m is not None:
@@ -314,7 +379,7 @@ def infer(sd: dict, cell: str | None = None) -> Inferred:
             raise ImportRefused(f"{mats[dec_m]} has {dw.shape[0]} rows but the embedding {mats[emb_m]} has {V}: "
                                 "the decoder must predict the same vocabulary")
         used.add(mats[dec_m])
-        tied = dec_m == emb_m or (E == H and torch.equal(dw, emb))
+        tied = dec_m == emb_m or (st.emb == st.hidden and torch.equal(dw, emb))
         if not tied:
             state["decoder.weight"] = dw
             keys["decoder.weight"] = mats[dec_m]
@@ -324,10 +389,11 @@ def infer(sd: dict, cell: str | None = None) -> Inferred:
                 raise ImportRefused(f"{dec_m}.bias has shape {tuple(dec_b.shape)}, expected ({V},)")
             used.add(f"{dec_m}.bias")
             keys["decoder.bias"] = f"{dec_m}.bias"
+    elif st.emb != st.hidden:
+        raise ImportRefused(f"no decoder found: a matrix [{V}, {st.hidden}] (named e.g. decoder.weight or fc.weight) "
+                            f"is needed, and the embedding ({st.emb} wide) cannot stand in for it with {st.hidden} "
+                            "hidden units")
     else:
-        if E != H:
-            raise ImportRefused(f"no decoder found: a matrix [{V}, {H}] (named e.g. decoder.weight or fc.weight) "
-                                f"is needed, and the embedding ({E} wide) cannot stand in for it with {H} hidden units")
         notes.append("no decoder in the file: the embedding is used as the output layer (tied), with no bias")
     if dec_b is None:
         dec_b = torch.zeros(V)
@@ -335,15 +401,21 @@ def infer(sd: dict, cell: str | None = None) -> Inferred:
             notes.append("the decoder has no bias: zeros are used")
     if dec_m is not None and tied and dec_m != emb_m:
         keys["decoder.weight"] = f"{mats[dec_m]} (= {mats[emb_m]}, tied)"
-    left = sorted(set(rest) - used)
+    return tied, dec_b, used
+
+
+def _refuse_leftovers(left: list) -> None:
+    """Tensors that are not part of embedding -> recurrent stack -> decoder are refused by name."""
     if left:
         raise ImportRefused(
             f"unsupported parts: {', '.join(left[:6])}{' ...' if len(left) > 6 else ''} "
             f"({len(left)} tensor{'s' if len(left) > 1 else ''}) are not an embedding, a recurrent layer or the "
             "decoder (a layer norm, attention, a second head?); the explorer cannot reproduce a model with them. "
             "Drop them from the state dict, or --map them onto the expected names")
-    state["embedding.weight"] = emb
-    state["decoder.bias"] = dec_b
+
+
+def _to_float32(state: dict, keys: dict, notes: list) -> None:
+    """Every tensor as contiguous float32, in place; integers and NaN or infinite values are refused."""
     for k, v in list(state.items()):
         if not v.is_floating_point():
             raise ImportRefused(f"{keys.get(k, k)} has dtype {v.dtype}, expected floating point")
@@ -353,15 +425,17 @@ def infer(sd: dict, cell: str | None = None) -> Inferred:
         if not torch.isfinite(v).all():
             raise ImportRefused(f"{keys.get(k, k)} contains NaN or infinite values")
         state[k] = v
+
+
+def _layout(st: _Stack, emb_m: str, dec_m: str | None) -> str:
+    """What the file was recognised as, in words."""
+    pre, found = st.prefix, st.cell
     if pre == "rnn." and (emb_m == "encoder" or emb_m == dec_m == "decoder") and dec_m in ("decoder", None):
-        layout = "pytorch/examples word_language_model (RNNModel: encoder, rnn, decoder)"
-    elif pre == "rnn." and emb_m == "embedding" and dec_m in ("decoder", None):
-        layout = "RNN State Explorer LanguageModel (embedding, rnn, decoder)"
-    else:
-        stack = pre.rstrip(".") or "a bare nn." + found.upper() + " (no prefix)"
-        layout = f"embedding + nn.{found.upper()} + decoder ({emb_m} -> {stack} -> {dec_m or emb_m + ', tied'})"
-    config = ModelConfig(cell=found, vocab_size=V, emb_size=E, hidden_size=H, layers=L, dropout=0.0, tied=tied)
-    return Inferred(config, state, layout, keys, notes)
+        return "pytorch/examples word_language_model (RNNModel: encoder, rnn, decoder)"
+    if pre == "rnn." and emb_m == "embedding" and dec_m in ("decoder", None):
+        return "RNN State Explorer LanguageModel (embedding, rnn, decoder)"
+    stack = pre.rstrip(".") or "a bare nn." + found.upper() + " (no prefix)"
+    return f"embedding + nn.{found.upper()} + decoder ({emb_m} -> {stack} -> {dec_m or emb_m + ', tied'})"
 
 
 # --------------------------------------------------------------------------------- vocabulary

@@ -147,19 +147,19 @@ class Trace:
             "text": self.text, "cell": self.cell,
             "tokens": [{"text": t.text, "norm": t.norm, "span": [t.start, t.end], "id": t.id,
                         "unk": t.unk, "special": t.special} for t in self.tokens],
-            "next": [{"top": [{"word": w, "prob": _sig1(p, 6)} for w, p in self.top_words(j, k)],
-                      "actual_prob": None if np.isnan(self.next_prob[j]) else _sig1(self.next_prob[j], 6),
+            "next": [{"top": [{"word": w, "prob": significant(p, 6)} for w, p in self.top_words(j, k)],
+                      "actual_prob": None if np.isnan(self.next_prob[j]) else significant(self.next_prob[j], 6),
                       "actual_rank": int(self.next_rank[j]) if self.next_rank[j] > 0 else None}
                      for j in range(len(self))],
-            "surprisal_bits": [None if not np.isfinite(s) else _sig1(s, 6) for s in self.surprisal],
+            "surprisal_bits": [None if not np.isfinite(s) else significant(s, 6) for s in self.surprisal],
         }
         if states:
             out["layers"] = [{q: _sig(a, 7).tolist() for q, a in lay.values.items()} for lay in self.layers]
         return out
 
 
-def _sig1(x, digits: int) -> float:
-    """float(x) rounded to `digits` significant digits."""
+def significant(x, digits: int = 6) -> float:
+    """float(x) rounded to `digits` significant digits (JSON numbers: 4.1e-06 stays 4.1e-06, never 0.0)."""
     return float(f"{float(x):.{digits}g}")
 
 
@@ -179,7 +179,7 @@ def _sig(a: np.ndarray, digits: int) -> np.ndarray:
     sc = 10.0 ** (-keep[neg])
     r[neg] = np.round(v[neg] / sc) * sc
     tiny = keep > 22                          # |v| < 1e-16: rare, one at a time
-    r[tiny] = [_sig1(t, digits) for t in v[tiny]]
+    r[tiny] = [significant(t, digits) for t in v[tiny]]
     out[nz] = r
     return out
 

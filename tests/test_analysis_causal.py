@@ -358,3 +358,18 @@ def test_suite_table_counts_items_per_model_when_vocabularies_differ(tiny_lstm):
     t = EV.suite_table({"a": a, "b": b})
     assert list(t.columns) == ["source", "suite", "a", "b", "items (a)", "items (b)"]
     assert t["a"][0] == pytest.approx(2 / 3) and t["b"][0] == 0.5 and t["items (b)"][0] == 2
+
+
+def test_json_numbers_keep_six_significant_figures(tiny_lstm):
+    """A probability of 4.1e-06 is printed as 4.1e-06, never rounded to 0.0."""
+    from explorer.analysis.intervene import Intervention, intervene
+    from explorer.trace import significant
+    res = intervene(tiny_lstm, GIRL, Intervention(0, "c", (1,), "set", 0.0, 2), words=("miss", "sir"))
+    js = res.to_json()
+    probs = [p for s in js["steps"] for w in s["words"].values() for p in (w["p_before"], w["p_after"])]
+    tiny = [p for p in probs if 0 < p < 1e-4]
+    want = [significant(np.exp(v), 6) for v in res.word_logp.ravel()]
+    assert sorted(probs) == sorted(want)
+    assert all(p > 0 for p in probs)
+    assert significant(4.1e-06) == 4.1e-06 and significant(0.123456789) == 0.123457
+    assert tiny or min(probs) > 1e-4

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ._common import tokens_for, word_id
+from ..trace import significant
 from ..engine import LSTM_GATES, StepEdit, as_np, log_probs, logit_difference, run_rows
 from .contrast import DEFAULT_WORDS
 from ..errors import InputError
@@ -178,7 +179,7 @@ class InterventionResult:
         return pd.DataFrame(d)
 
     def to_json(self, k: int = 3) -> dict:
-        r = lambda v: None if not np.isfinite(v) else round(float(v), 5)
+        r = lambda v: None if not np.isfinite(v) else significant(v, 6)
         steps = []
         for t in range(self.T):
             s = {"position": t, "token": self.tokens[t],

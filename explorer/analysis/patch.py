@@ -34,6 +34,7 @@ import torch
 
 from ..engine import (QUANTITIES, StepEdit, as_np, freeze, kernel_of, layer_params, logit_difference, next_token_stats,
                       pad_rows, quantities_of_layer, run_layer, run_rows)
+from ..trace import significant
 from ._common import require_word_id, tokens_for
 from ..errors import InputError
 
@@ -84,7 +85,7 @@ class PatchGrid:
         return df.reindex(df["restored"].abs().sort_values(ascending=False).index).head(n).reset_index(drop=True)
 
     def to_json(self) -> dict:
-        r = lambda v: round(float(v), 6)
+        r = lambda v: significant(v, 6)
         return {"clean": list(self.clean_tokens), "corrupt": list(self.corrupt_tokens),
                 "metric": f"log P({self.target}) - log P({self.versus}) after the last token",
                 "metric_clean": r(self.metric_clean), "metric_corrupt": r(self.metric_corrupt),

@@ -18,7 +18,7 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,59 +28,89 @@ from torch import nn
 from tqdm import tqdm
 
 from ..bundle import save_bundle
+from .augment import AUGMENTATIONS
 from .data import batchify, bptt_windows, encode_texts, read_corpus
 from ..errors import CorpusError
 from ..model import LanguageModel, ModelConfig, detach_state, weights_hash
 from ..tokenizer import CharTokenizer, WordTokenizer
 
 
+def _flag(default=MISSING, **cli):
+    """A TrainConfig field with what its `python -m explorer train` flag needs beyond the field's own
+    name, type and default (explorer.cli builds the flag): help, metavar, choices, type (a name:
+    positive_int, nonneg_float, decay or seed) and flag (when it is not --field-name). A field
+    without this is a flag too (an int or float field parses as one); metadata {"cli": None}: no flag."""
+    return field(default=default, metadata={"cli": cli})
+
+
 @dataclass
 class TrainConfig:
-    corpus: str
-    out: str
-    split: str | None = None
-    tokenizer: str = "word"        # word | char
-    vocab_size: int = 10_000
-    cell: str = "lstm"
-    emb_size: int = 256
-    hidden_size: int = 256
-    layers: int = 2
-    dropout: float = 0.3
-    tied: bool = True
-    batch_size: int = 64
-    bptt: int = 35
-    lr: float = 2e-3               # Adam
-    clip: float = 0.5
-    epochs: int = 10
-    patience: int = 2              # epochs without a validation gain before stopping
-    lr_decay: float = 4.0
-    resume_lr: float = 0.0         # with resume: set the learning rate to this (0: the checkpoint's)
-    seed: int = 1234
+    corpus: str = _flag(help="a folder of .txt files or one file")
+    out: str = _flag(help="bundle folder to write")
+    split: str | None = _flag(None, help="split file (default: SPLITS.json in the corpus folder)")
+    tokenizer: str = _flag("word", choices=["word", "char"])
+    vocab_size: int = _flag(10_000, type="positive_int")
+    cell: str = _flag("lstm", choices=["lstm", "gru", "rnn"])
+    emb_size: int = _flag(256, type="positive_int")
+    hidden_size: int = _flag(256, type="positive_int")
+    layers: int = _flag(2, type="positive_int")
+    dropout: float = _flag(0.3, type="nonneg_float")
+    tied: bool = _flag(True, flag="--untied")
+    batch_size: int = _flag(64, type="positive_int")
+    bptt: int = _flag(35, type="positive_int")
+    lr: float = _flag(2e-3, type="nonneg_float")      # Adam
+    clip: float = _flag(0.5, type="nonneg_float")
+    epochs: int = _flag(10, type="positive_int")
+    patience: int = _flag(2, type="positive_int")     # epochs without a validation gain before stopping
+    lr_decay: float = _flag(4.0, type="decay", help="divide the learning rate by this after an epoch without a "
+                            "validation gain (1: keep it)")
+    resume_lr: float = _flag(0.0, type="nonneg_float", metavar="LR",  # 0: the checkpoint's
+                             help="with --resume: continue at this learning rate instead of the checkpoint's")
+    seed: int = _flag(1234, type="seed")
     threads: int = 0               # 0: torch's default
-    checkpoint_minutes: float = 5.0
-    dry_run: bool = False          # a few batches of everything, for tests and CI
+    checkpoint_minutes: float = _flag(5.0, type="nonneg_float")
+    dry_run: bool = _flag(False, help="a few batches only (tests, CI)")
     max_batches: int = 0           # stop an epoch after this many batches (0: no limit)
-    resume: bool = False
-    device: str = "cpu"            # cpu | cuda
-    max_minutes: float = 0.0       # stop before an epoch that would end past this budget (0: none)
-    weight_decay: float = 0.0
-    init: str | None = None        # a bundle to fine-tune: its tokenizer, sizes and weights
-    augment: str | None = None     # "gender-swap": add a swapped copy of the training text (augment.py)
-    train_only: str | None = None  # a regex: train only the parameters whose names match (e.g. decoder.bias)
-    focus: str | None = None       # "gender" or comma-separated words: their targets weigh focus_weight in the loss
-    focus_weight: float = 1.0
-    focus_warm_start: bool = False  # with init: start the focus words' output bias at the weighted loss's optimum
-    context_focus: str | None = None   # "gender-nouns" or words: the targets up to context_window tokens after
-    context_window: int = 20           # one of them weigh context_weight (a weight on contexts, not on words:
-    context_weight: float = 1.0        # the best prediction in every context stays the books' own)
-    reset_state: float = 0.0       # each row's carried state is zeroed before a window with this probability
-    snapshot_every: int = 0        # also validate and save a bundle OUT.snapshots/bN every N batches (0: never)
-    command: str = ""
+    resume: bool = _flag(False, help="continue from OUT.ckpt")
+    device: str = _flag("cpu", help="cpu or cuda")
+    max_minutes: float = _flag(0.0, type="nonneg_float",   # 0: no budget
+                               help="stop before an epoch that would end past this many minutes")
+    weight_decay: float = _flag(0.0, type="nonneg_float")
+    init: str | None = _flag(None, help="fine-tune this bundle (its tokenizer and sizes; the size flags are ignored)")
+    augment: str | None = _flag(None, choices=list(AUGMENTATIONS),    # augment.py (training text only)
+                                help="add a copy of the training text with gendered words swapped (counterfactual "
+                                     "augmentation); gender-swap-names also swaps first names and turns 'sir' (an "
+                                     "address) into 'miss'; gender-swap-names-spread turns it into madam, ma'am and "
+                                     "miss in turn")
+    train_only: str | None = _flag(None, metavar="REGEX", help="train only the parameters whose names match, e.g. "
+                                   "decoder.bias (the others stay frozen)")
+    focus: str | None = _flag(None, metavar="WORDS", help="'gender' or comma-separated words whose targets weigh "
+                              "--focus-weight in the loss")
+    focus_weight: float = _flag(1.0, type="nonneg_float")
+    focus_warm_start: bool = _flag(False, help="with --init: start the focus words' output bias at log(weight) above "
+                                   "the bundle's, the weighted loss's optimum (a fine-tune with lr 0 then gives back "
+                                   "its starting model)")
+    context_focus: str | None = _flag(None, metavar="WORDS", help="'gender-nouns' or comma-separated words: the "
+                                      "targets up to --context-window tokens after one weigh --context-weight in the "
+                                      "loss")
+    # context_focus weighs contexts, not words: the best prediction in every context stays the books' own
+    context_window: int = 20
+    context_weight: float = _flag(1.0, type="nonneg_float")
+    reset_state: float = _flag(0.0, type="nonneg_float", metavar="P", help="zero each row's carried state before a "
+                               "window with probability P (reads from a fresh start)")
+    snapshot_every: int = _flag(0, metavar="N", help="also validate and save a bundle OUT.snapshots/eEbB every N "
+                                "batches")
+    command: str = field(default="", metadata={"cli": None})   # main() passes the command line it ran
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(cell=self.cell, vocab_size=vocab_size, emb_size=self.emb_size,
                            hidden_size=self.hidden_size, layers=self.layers,
                            dropout=self.dropout, tied=self.tied)
+
+
+def cli_fields() -> list:
+    """The TrainConfig fields that are `python -m explorer train` flags, in order (all but `command`)."""
+    return [f for f in fields(TrainConfig) if f.metadata.get("cli", {}) is not None]
 
 
 class Interrupted(Exception):
@@ -177,6 +207,37 @@ def _load_checkpoint(cfg, lm, opt):
     return progress, state
 
 
+@dataclass
+class _Setup:
+    """What the epochs read: the corpus and its batches, the model, its optimiser, the loss weights and
+    the schedule (epochs to run, batches an epoch)."""
+    corpus: dict
+    tokenizer: object
+    init: object              # the bundle fine-tuned from (a LoadedModel), or None
+    aug_info: dict
+    dev: torch.device
+    train_data: torch.Tensor
+    valid_data: torch.Tensor
+    test_data: torch.Tensor
+    lm: LanguageModel
+    opt: torch.optim.Optimizer
+    weights: torch.Tensor | None  # per-word loss weights (--focus)
+    ctx_w: torch.Tensor | None    # per-position loss weights, batchified (--context-focus)
+    epochs: int
+    n_batches: int
+
+
+@dataclass
+class _Run:
+    """What changes as the run goes: the progress a checkpoint records, the carried state, the clocks."""
+    progress: dict
+    state: object
+    t_start: float                # train_seconds counts up to here
+    last_ckpt: float = field(default_factory=time.time)
+    batch_start: tuple | None = None  # (state, rng) before the batch in flight: what an interrupt restores
+    stop: bool = False            # set by SIGTERM
+
+
 def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
     """Train, write the best model as a bundle at cfg.out after every improving epoch, return the card.
 
@@ -184,59 +245,38 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
     "loss", "tokens_per_s", "tokens_seen"} (the app's background runs write it to a status file);
     raising KeyboardInterrupt there stops the run as Ctrl-C does (checkpoint, then Interrupted)."""
     t_start = time.time()
+    s = _setup(cfg, log)
+    run = _Run(*_start_progress(cfg, s, log), t_start=t_start)
+    old_term = _stop_on_sigterm(run)
+    try:
+        _run_epochs(cfg, s, run, log, on_batch)
+    except KeyboardInterrupt:
+        _checkpoint_interrupted(cfg, s, run, log)
+        raise Interrupted() from None
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+    return _final_card(cfg, s, run.progress)
+
+
+# ------------------------------------------------------------------------------------ set-up
+def _setup(cfg, log) -> _Setup:
+    """Seeds, corpus, tokenizer, batches, model, optimiser and loss weights (in the order that the
+    random generators are drawn in, which a seed reproduces)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    corpus = read_corpus(cfg.corpus, cfg.split)
-    if cfg.dry_run:  # a few thousand characters of each split
-        corpus = {s: [(n, t[:20_000 if s == "train" else 5_000]) for n, t in v[:2]] for s, v in corpus.items()}
-    init = None
-    if cfg.init:  # fine-tune: the starting bundle fixes the tokenizer and the sizes
-        from ..bundle import load_model
-        init = load_model(cfg.init)
-        init_hash = weights_hash(init.lm)      # the model identity the corpus index records too
-        tokenizer = init.tokenizer
-        ic = init.lm.config
-        cfg.tokenizer, cfg.cell, cfg.emb_size, cfg.hidden_size = tokenizer.kind, ic.cell, ic.emb_size, ic.hidden_size
-        cfg.layers, cfg.tied, cfg.vocab_size = ic.layers, ic.tied, ic.vocab_size
-    else:
-        tok_cls = {"word": WordTokenizer, "char": CharTokenizer}[cfg.tokenizer]
-        vocab_size = cfg.vocab_size
-        try:
-            tokenizer = tok_cls.build((t for _, t in corpus["train"]),
-                                      max_size=None if cfg.dry_run else vocab_size)
-        except ValueError as e:
-            raise CorpusError(str(e)) from None
-        if cfg.dry_run:
-            tokenizer = tok_cls(tokenizer.itos[:min(len(tokenizer), vocab_size)])
-    train_texts = corpus["train"]
+    corpus = _load_corpus(cfg)
+    init, tokenizer = _tokenizer(cfg, corpus)
     aug_info: dict = {}
-    if cfg.augment:  # only the training text: validation and test stay the books as written
-        from .augment import augment
-        train_texts = augment(train_texts, cfg.augment, aug_info)
-    streams = {s: encode_texts(tokenizer, train_texts if s == "train" else corpus[s]) for s in corpus}
+    streams = _streams(cfg, corpus, tokenizer, aug_info)
     dev = torch.device(cfg.device)
     train_data = batchify(streams["train"], cfg.batch_size).to(dev)
     valid_data = batchify(streams["valid"], 10).to(dev)
     test_data = batchify(streams["test"], 10).to(dev)
-    mcfg = cfg.model_config(len(tokenizer))
-    lm = LanguageModel(mcfg)
-    if init is not None:
-        lm.load_state_dict(init.lm.state_dict())
-    lm = lm.to(dev)
-    params = list(lm.parameters())
-    if cfg.train_only:  # e.g. "decoder.bias": re-learn the output prior, keep everything the model reads with
-        import re
-        names = [n for n, _ in lm.named_parameters()]
-        keep = [n for n in names if re.fullmatch(cfg.train_only, n)]
-        if not keep:
-            raise CorpusError(f"--train-only {cfg.train_only!r} matches no parameter; the names are {', '.join(names)}")
-        for n, p in lm.named_parameters():
-            p.requires_grad_(n in keep)
-        params = [p for n, p in lm.named_parameters() if n in keep]
-        log(f"training only {', '.join(keep)}")
-    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    lm = _model(cfg, tokenizer, init, dev)
+    opt = torch.optim.Adam(_trainable(cfg, lm, log), lr=cfg.lr, weight_decay=cfg.weight_decay)
     weights = _focus_weights(cfg, tokenizer, log)
     weights = None if weights is None else weights.to(dev)
     if cfg.focus_warm_start and init is not None and weights is not None and not cfg.resume:
@@ -246,143 +286,288 @@ def train(cfg: TrainConfig, log=print, on_batch=None) -> dict:
         _shift_bias(lm, torch.log(weights))
     ctx_w = _context_weights(cfg, tokenizer, streams["train"], log)
     ctx_w = None if ctx_w is None else batchify(ctx_w, cfg.batch_size).to(dev)
-    progress = {"epoch": 0, "batch": 0, "best_valid": None, "history": [], "bad_epochs": 0,
-                "train_seconds": 0.0, "tokens_seen": 0}
+    return _Setup(corpus, tokenizer, init, aug_info, dev, train_data, valid_data, test_data, lm, opt, weights, ctx_w,
+                  *_schedule(cfg, train_data))
+
+
+def _load_corpus(cfg) -> dict:
+    corpus = read_corpus(cfg.corpus, cfg.split)
+    if cfg.dry_run:  # a few thousand characters of each split
+        corpus = {s: [(n, t[:20_000 if s == "train" else 5_000]) for n, t in v[:2]] for s, v in corpus.items()}
+    return corpus
+
+
+def _tokenizer(cfg, corpus):
+    """(the bundle to fine-tune or None, the tokenizer). Fine-tuning: the starting bundle fixes the
+    tokenizer and the sizes (written into cfg). Else a tokenizer built on the training text."""
+    if cfg.init:
+        from ..bundle import load_model
+        init = load_model(cfg.init)
+        tokenizer = init.tokenizer
+        ic = init.lm.config
+        cfg.tokenizer, cfg.cell, cfg.emb_size, cfg.hidden_size = tokenizer.kind, ic.cell, ic.emb_size, ic.hidden_size
+        cfg.layers, cfg.tied, cfg.vocab_size = ic.layers, ic.tied, ic.vocab_size
+        return init, tokenizer
+    tok_cls = {"word": WordTokenizer, "char": CharTokenizer}[cfg.tokenizer]
+    vocab_size = cfg.vocab_size
+    try:
+        tokenizer = tok_cls.build((t for _, t in corpus["train"]), max_size=None if cfg.dry_run else vocab_size)
+    except ValueError as e:
+        raise CorpusError(str(e)) from None
+    if cfg.dry_run:
+        tokenizer = tok_cls(tokenizer.itos[:min(len(tokenizer), vocab_size)])
+    return None, tokenizer
+
+
+def _streams(cfg, corpus, tokenizer, aug_info: dict) -> dict:
+    """Each split as one stream of token ids; the training text augmented first (aug_info: what was)."""
+    train_texts = corpus["train"]
+    if cfg.augment:  # only the training text: validation and test stay the books as written
+        from .augment import augment
+        train_texts = augment(train_texts, cfg.augment, aug_info)
+    return {s: encode_texts(tokenizer, train_texts if s == "train" else corpus[s]) for s in corpus}
+
+
+def _model(cfg, tokenizer, init, dev) -> LanguageModel:
+    lm = LanguageModel(cfg.model_config(len(tokenizer)))
     if init is not None:
-        progress["init_weights_sha256"] = init_hash
-        # how the starting weights were made (a fine-tune of a fine-tune keeps its whole recipe)
-        progress["init_training"] = {k: v for k, v in (init.card.get("training") or {}).items()
-                                     if k not in ("split", "history")} | {"name": init.card.get("name")}
-    state = None
-    if cfg.resume:
-        progress, state = _load_checkpoint(cfg, lm, opt)
-        log(f"resumed at epoch {progress['epoch'] + 1}, batch {progress['batch']}")
+        lm.load_state_dict(init.lm.state_dict())
+    return lm.to(dev)
+
+
+def _trainable(cfg, lm, log) -> list:
+    """The parameters the optimiser updates: all, or with --train-only those whose names match (the
+    others are frozen)."""
+    if not cfg.train_only:
+        return list(lm.parameters())
+    # e.g. "decoder.bias": re-learn the output prior, keep everything the model reads with
+    import re
+    names = [n for n, _ in lm.named_parameters()]
+    keep = [n for n in names if re.fullmatch(cfg.train_only, n)]
+    if not keep:
+        raise CorpusError(f"--train-only {cfg.train_only!r} matches no parameter; the names are {', '.join(names)}")
+    for n, p in lm.named_parameters():
+        p.requires_grad_(n in keep)
+    log(f"training only {', '.join(keep)}")
+    return [p for n, p in lm.named_parameters() if n in keep]
+
+
+def _schedule(cfg, train_data) -> tuple[int, int]:
+    """(epochs to run, batches per epoch): a dry run is one epoch of 3 batches."""
     epochs = 1 if cfg.dry_run else cfg.epochs
     max_batches = 3 if cfg.dry_run else cfg.max_batches
     n_batches = math.ceil((train_data.size(1) - 1) / cfg.bptt)
-    if max_batches:
-        n_batches = min(n_batches, max_batches)
+    return epochs, (min(n_batches, max_batches) if max_batches else n_batches)
 
-    stop = {"flag": False}
 
-    def _on_term(signum, frame):  # SIGTERM behaves like Ctrl-C: checkpoint, then stop
-        stop["flag"] = True
+def _start_progress(cfg, s: _Setup, log) -> tuple[dict, object]:
+    """(progress, carried state): a fresh start, or where the checkpoint stopped (--resume)."""
+    progress = {"epoch": 0, "batch": 0, "best_valid": None, "history": [], "bad_epochs": 0,
+                "train_seconds": 0.0, "tokens_seen": 0}
+    if s.init is not None:
+        progress["init_weights_sha256"] = weights_hash(s.init.lm)  # the model identity the corpus index records too
+        # how the starting weights were made (a fine-tune of a fine-tune keeps its whole recipe)
+        progress["init_training"] = {k: v for k, v in (s.init.card.get("training") or {}).items()
+                                     if k not in ("split", "history")} | {"name": s.init.card.get("name")}
+    if not cfg.resume:
+        return progress, None
+    progress, state = _load_checkpoint(cfg, s.lm, s.opt)
+    log(f"resumed at epoch {progress['epoch'] + 1}, batch {progress['batch']}")
+    return progress, state
 
-    old_term = signal.signal(signal.SIGTERM, _on_term) if _main_thread() else None
-    last_ckpt = time.time()
-    card = None
-    batch_start = None
-    try:
-        t_budget = time.time()
-        while progress["epoch"] < epochs:
-            if cfg.max_minutes and progress["history"]:
-                last = progress["history"][-1]["seconds"]
-                if time.time() - t_budget + last > cfg.max_minutes * 60:
-                    log(f"stopping: another epoch would pass the {cfg.max_minutes:g}-minute budget")
-                    progress["stopped"] = "time budget"
-                    break
-            lm.train()
-            ep = progress["epoch"]
-            bar = tqdm(total=n_batches, initial=progress["batch"], desc=f"epoch {ep + 1}/{epochs}",
-                       unit="batch", disable=cfg.dry_run, dynamic_ncols=False, ncols=110, mininterval=10)
-            t_ep = time.time()
-            tokens_ep = 0
-            for b, (i, x, y) in enumerate(bptt_windows(train_data, cfg.bptt)):
-                if b < progress["batch"]:
-                    continue
-                if b >= n_batches:
-                    break
-                if stop["flag"]:
-                    raise KeyboardInterrupt
-                state = detach_state(state) if state is not None else None
-                # What a checkpoint taken mid-batch must restore, so that a resumed run redoes
-                # this batch exactly (same carried state, same dropout masks).
-                batch_start = (state, torch.get_rng_state())
-                if cfg.reset_state and state is not None:
-                    state = _reset_rows(state, cfg.reset_state)
-                logits, state = lm(x, state)
-                if weights is None and ctx_w is None:
-                    loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-                else:   # a weighted mean: focus words' targets and focus contexts count more
-                    yy = y.reshape(-1)
-                    ce = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), yy, reduction="none")
-                    if weights is not None:
-                        ce = ce * weights[yy]
-                    if ctx_w is not None:
-                        ce = ce * ctx_w[:, i + 1:i + 1 + y.size(1)].reshape(-1)
-                    loss = ce.sum() / yy.numel()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(lm.parameters(), cfg.clip)
-                opt.step()
-                progress["batch"] = b + 1
-                batch_start = None
-                progress["tokens_seen"] += y.numel()
-                tokens_ep += y.numel()
-                el = time.time() - t_ep
-                bar.set_postfix(loss=f"{loss.item():.3f}", ppl=f"{math.exp(loss.item()):.0f}",
-                                tok_s=f"{tokens_ep / max(el, 1e-9):.0f}", refresh=False)
-                bar.update(1)
-                if on_batch is not None:
-                    on_batch({"epoch": ep + 1, "epochs": epochs, "batch": b + 1, "batches": n_batches,
-                              "loss": float(loss.item()), "tokens_per_s": tokens_ep / max(el, 1e-9),
-                              "tokens_seen": progress["tokens_seen"]})
-                if cfg.snapshot_every and (b + 1) % cfg.snapshot_every == 0 and b + 1 < n_batches:
-                    _snapshot(cfg, corpus, tokenizer, lm, progress, valid_data, ep, b + 1, aug_info, log, weights)
-                if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
-                    progress["train_seconds"] += time.time() - t_start
-                    t_start = time.time()
-                    _save_checkpoint(cfg, lm, opt, progress, state)
-                    last_ckpt = time.time()
-            bar.close()
-            with _calibrated(lm, weights):
-                v = evaluate(lm, valid_data, max_batches=3 if cfg.dry_run else 0)
-            improved = progress["best_valid"] is None or v["perplexity"] < progress["best_valid"]
-            progress["history"].append({"epoch": ep + 1, "valid_perplexity": round(v["perplexity"], 3),
-                                        "lr": opt.param_groups[0]["lr"],
-                                        "seconds": round(time.time() - t_ep, 1)})
-            log(f"epoch {ep + 1}: valid perplexity {v['perplexity']:.2f}"
-                f"{' (best)' if improved else ''}, lr {opt.param_groups[0]['lr']:.2e}")
-            progress["epoch"] = ep + 1
-            progress["batch"] = 0
-            state = None
-            if improved:
-                progress["best_valid"] = v["perplexity"]
-                progress["bad_epochs"] = 0
-                progress["train_seconds"] += time.time() - t_start
-                t_start = time.time()
-                card = _card(cfg, corpus, tokenizer, lm, progress, valid=v, test=None, aug_info=aug_info)
-                with _calibrated(lm, weights):
-                    save_bundle(cfg.out, lm, tokenizer, card)
-            else:
-                progress["bad_epochs"] += 1
-                for g in opt.param_groups:
-                    g["lr"] /= cfg.lr_decay
-                if progress["bad_epochs"] >= cfg.patience:
-                    log(f"early stop: no gain for {cfg.patience} epochs")
-                    _save_checkpoint(cfg, lm, opt, progress, state)
-                    break
-            if cfg.snapshot_every:
-                _snapshot(cfg, corpus, tokenizer, lm, progress, valid_data, ep, n_batches, aug_info, log, weights, valid=v)
-            _save_checkpoint(cfg, lm, opt, progress, state)
-            last_ckpt = time.time()
-    except KeyboardInterrupt:
-        progress["train_seconds"] += time.time() - t_start
-        rng = None
-        if batch_start is not None:  # interrupted inside a batch: its update never happened
-            state, rng = batch_start
-        _save_checkpoint(cfg, lm, opt, progress, state, rng)
-        log(f"interrupted at epoch {progress['epoch'] + 1}, batch {progress['batch']}; checkpoint "
-            f"saved in {_ckpt_dir(cfg)}; continue with --resume")
-        raise Interrupted() from None
-    finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-    # Final: test perplexity of the best (saved) model.
+
+def _stop_on_sigterm(run: _Run):
+    """SIGTERM behaves like Ctrl-C: checkpoint, then stop. Returns the handler it replaced (None off
+    the main thread, where signals cannot be caught)."""
+    def _on_term(signum, frame):
+        run.stop = True
+    return signal.signal(signal.SIGTERM, _on_term) if _main_thread() else None
+
+
+# ------------------------------------------------------------------------------------ epochs
+def _run_epochs(cfg, s: _Setup, run: _Run, log, on_batch) -> None:
+    """Epochs until the last, early stopping or the time budget: each one trains, validates, keeps the
+    best model, decays the learning rate when there was no gain, and checkpoints."""
+    t_budget = time.time()
+    while run.progress["epoch"] < s.epochs:
+        if _over_budget(cfg, run.progress, t_budget, log):
+            break
+        ep = run.progress["epoch"]
+        t_ep = time.time()
+        _train_epoch(cfg, s, run, ep, t_ep, log, on_batch)
+        v = _estimate_loss(cfg, s.lm, s.weights, s.valid_data)
+        if _end_epoch(cfg, s, run, ep, v, t_ep, log):
+            _save_best(cfg, s, run, v)
+        elif _no_gain(cfg, s.opt, run.progress, log):
+            _checkpoint(cfg, s, run)
+            break
+        if cfg.snapshot_every:
+            _snapshot(cfg, s.corpus, s.tokenizer, s.lm, run.progress, s.valid_data, ep, s.n_batches, s.aug_info, log,
+                      s.weights, valid=v)
+        _checkpoint(cfg, s, run)
+        run.last_ckpt = time.time()
+
+
+def _over_budget(cfg, progress, t_budget: float, log) -> bool:
+    """True (and progress says so) when another epoch, as long as the last, would end past --max-minutes."""
+    if not (cfg.max_minutes and progress["history"]):
+        return False
+    if time.time() - t_budget + progress["history"][-1]["seconds"] <= cfg.max_minutes * 60:
+        return False
+    log(f"stopping: another epoch would pass the {cfg.max_minutes:g}-minute budget")
+    progress["stopped"] = "time budget"
+    return True
+
+
+def _train_epoch(cfg, s: _Setup, run: _Run, ep: int, t_ep: float, log, on_batch) -> None:
+    """One epoch's batches from where the progress stands (a resumed run starts mid-epoch), with the
+    snapshots and timed checkpoints that fall in it."""
+    s.lm.train()
+    bar = tqdm(total=s.n_batches, initial=run.progress["batch"], desc=f"epoch {ep + 1}/{s.epochs}",
+               unit="batch", disable=cfg.dry_run, dynamic_ncols=False, ncols=110, mininterval=10)
+    tokens_ep = 0
+    for b, (i, x, y) in enumerate(bptt_windows(s.train_data, cfg.bptt)):
+        if b < run.progress["batch"]:
+            continue
+        if b >= s.n_batches:
+            break
+        if run.stop:
+            raise KeyboardInterrupt
+        loss = _train_step(cfg, s, run, i, x, y)
+        run.progress["batch"] = b + 1
+        run.batch_start = None
+        run.progress["tokens_seen"] += y.numel()
+        tokens_ep += y.numel()
+        tok_s = tokens_ep / max(time.time() - t_ep, 1e-9)
+        bar.set_postfix(loss=f"{loss.item():.3f}", ppl=f"{math.exp(loss.item()):.0f}", tok_s=f"{tok_s:.0f}",
+                        refresh=False)
+        bar.update(1)
+        if on_batch is not None:
+            on_batch({"epoch": ep + 1, "epochs": s.epochs, "batch": b + 1, "batches": s.n_batches,
+                      "loss": float(loss.item()), "tokens_per_s": tok_s, "tokens_seen": run.progress["tokens_seen"]})
+        if cfg.snapshot_every and (b + 1) % cfg.snapshot_every == 0 and b + 1 < s.n_batches:
+            _snapshot(cfg, s.corpus, s.tokenizer, s.lm, run.progress, s.valid_data, ep, b + 1, s.aug_info, log,
+                      s.weights)
+        if time.time() - run.last_ckpt > cfg.checkpoint_minutes * 60:
+            _bank_time(run)
+            _checkpoint(cfg, s, run)
+            run.last_ckpt = time.time()
+    bar.close()
+
+
+def _train_step(cfg, s: _Setup, run: _Run, i: int, x, y) -> torch.Tensor:
+    """Forward, (weighted) loss, backward, clip, step on one window; the carried state goes on."""
+    run.state = detach_state(run.state) if run.state is not None else None
+    # What a checkpoint taken mid-batch must restore, so that a resumed run redoes
+    # this batch exactly (same carried state, same dropout masks).
+    run.batch_start = (run.state, torch.get_rng_state())
+    if cfg.reset_state and run.state is not None:
+        run.state = _reset_rows(run.state, cfg.reset_state)
+    logits, run.state = s.lm(x, run.state)
+    loss = _loss(logits, y, i, s.weights, s.ctx_w)
+    s.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(s.lm.parameters(), cfg.clip)
+    s.opt.step()
+    return loss
+
+
+def _loss(logits, y, i: int, weights, ctx_w) -> torch.Tensor:
+    """Mean cross-entropy of a window (targets y, starting at stream column i + 1); with focus or context
+    weights a weighted mean: focus words' targets and focus contexts count more."""
+    if weights is None and ctx_w is None:
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+    yy = y.reshape(-1)
+    ce = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), yy, reduction="none")
+    if weights is not None:
+        ce = ce * weights[yy]
+    if ctx_w is not None:
+        ce = ce * ctx_w[:, i + 1:i + 1 + y.size(1)].reshape(-1)
+    return ce.sum() / yy.numel()
+
+
+def _eval_batches(cfg) -> int:
+    """How many batches a validation or test pass reads (0: all; a dry run reads 3)."""
+    return 3 if cfg.dry_run else 0
+
+
+def _estimate_loss(cfg, lm, weights, data) -> dict:
+    """Validation perplexity of the model as it would be saved (focus weights undone)."""
+    with _calibrated(lm, weights):
+        return evaluate(lm, data, max_batches=_eval_batches(cfg))
+
+
+def _end_epoch(cfg, s: _Setup, run: _Run, ep: int, v: dict, t_ep: float, log) -> bool:
+    """Record the epoch in the history and log it; the next one starts at batch 0 with no carried
+    state. True when validation improved on the best so far."""
+    p = run.progress
+    improved = p["best_valid"] is None or v["perplexity"] < p["best_valid"]
+    lr = s.opt.param_groups[0]["lr"]
+    p["history"].append({"epoch": ep + 1, "valid_perplexity": round(v["perplexity"], 3), "lr": lr,
+                         "seconds": round(time.time() - t_ep, 1)})
+    log(f"epoch {ep + 1}: valid perplexity {v['perplexity']:.2f}{' (best)' if improved else ''}, lr {lr:.2e}")
+    p["epoch"] = ep + 1
+    p["batch"] = 0
+    run.state = None
+    return improved
+
+
+def _save_best(cfg, s: _Setup, run: _Run, v: dict) -> None:
+    """A new best: write the bundle at cfg.out (calibrated, as it was measured)."""
+    run.progress["best_valid"] = v["perplexity"]
+    run.progress["bad_epochs"] = 0
+    _bank_time(run)
+    card = _card(cfg, s.corpus, s.tokenizer, s.lm, run.progress, valid=v, test=None, aug_info=s.aug_info)
+    with _calibrated(s.lm, s.weights):
+        save_bundle(cfg.out, s.lm, s.tokenizer, card)
+
+
+def _decay_lr(opt, factor: float) -> None:
+    """The learning-rate schedule: divide the rate by `factor` (--lr-decay) after an epoch without gain."""
+    for g in opt.param_groups:
+        g["lr"] /= factor
+
+
+def _no_gain(cfg, opt, progress, log) -> bool:
+    """An epoch without a validation gain: count it and decay the rate. True when patience is spent
+    (early stop)."""
+    progress["bad_epochs"] += 1
+    _decay_lr(opt, cfg.lr_decay)
+    if progress["bad_epochs"] < cfg.patience:
+        return False
+    log(f"early stop: no gain for {cfg.patience} epochs")
+    return True
+
+
+def _bank_time(run: _Run) -> None:
+    """Add the time since the last banking to progress["train_seconds"]."""
+    run.progress["train_seconds"] += time.time() - run.t_start
+    run.t_start = time.time()
+
+
+def _checkpoint(cfg, s: _Setup, run: _Run, rng=None) -> None:
+    _save_checkpoint(cfg, s.lm, s.opt, run.progress, run.state, rng)
+
+
+def _checkpoint_interrupted(cfg, s: _Setup, run: _Run, log) -> None:
+    """Ctrl-C or SIGTERM: checkpoint where the run stands; inside a batch, from before it (its update
+    never happened)."""
+    _bank_time(run)
+    rng = None
+    if run.batch_start is not None:
+        run.state, rng = run.batch_start
+    _checkpoint(cfg, s, run, rng)
+    log(f"interrupted at epoch {run.progress['epoch'] + 1}, batch {run.progress['batch']}; checkpoint "
+        f"saved in {_ckpt_dir(cfg)}; continue with --resume")
+
+
+def _final_card(cfg, s: _Setup, progress: dict) -> dict:
+    """Test perplexity of the best (saved) model; the bundle's card completed with it and why the run
+    stopped."""
     from ..bundle import load_model
     best = load_model(cfg.out)
-    best.lm.to(dev)
-    t = evaluate(best.lm, test_data, max_batches=3 if cfg.dry_run else 0)
+    best.lm.to(s.dev)
+    t = evaluate(best.lm, s.test_data, max_batches=_eval_batches(cfg))
     best.lm.cpu()
     card = dict(best.card)
     card["metrics"]["test"] = {"perplexity": round(t["perplexity"], 3), "tokens": t["tokens"]}
@@ -475,7 +660,7 @@ def _snapshot(cfg, corpus, tokenizer, lm, progress, valid_data, ep, batch, aug_i
     name = f"e{ep + 1}b{batch:05d}"
     out = Path(cfg.out)
     with _calibrated(lm, weights):     # what is measured is what is saved
-        v = valid or evaluate(lm, valid_data, max_batches=3 if cfg.dry_run else 0)
+        v = valid or evaluate(lm, valid_data, max_batches=_eval_batches(cfg))
         snap = dict(progress, history=list(progress["history"]) + ([] if valid else [
             {"epoch": ep + 1, "batch": batch, "valid_perplexity": round(v["perplexity"], 3)}]))
         card = _card(cfg, corpus, tokenizer, lm, snap, valid=v, test=None, aug_info=aug_info)
