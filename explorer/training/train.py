@@ -14,7 +14,6 @@ import math
 import os
 import platform
 import random
-import shutil
 import signal
 import subprocess
 import time
@@ -31,6 +30,7 @@ from ..bundle import save_bundle
 from .augment import AUGMENTATIONS
 from .data import batchify, bptt_windows, encode_texts, read_corpus
 from ..errors import CorpusError
+from ..files import atomic_dir
 from ..model import LanguageModel, ModelConfig, detach_state, weights_hash
 from ..tokenizer import CharTokenizer, WordTokenizer
 
@@ -154,10 +154,8 @@ def _ckpt_dir(cfg: TrainConfig) -> Path:
 
 
 def _save_checkpoint(cfg, lm, opt, progress: dict, state, rng=None) -> None:
-    d = _ckpt_dir(cfg)
-    tmp = d.with_name(d.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    """Write the checkpoint folder whole (explorer.files.atomic_dir): an interrupted write leaves the
+    previous checkpoint as it was."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in lm.state_dict().items()
                if not (cfg.tied and k == "decoder.weight")}
     names = {id(p): n for n, p in lm.named_parameters()}
@@ -174,12 +172,11 @@ def _save_checkpoint(cfg, lm, opt, progress: dict, state, rng=None) -> None:
         for j, s in enumerate(state if isinstance(state, tuple) else (state,)):
             tensors[f"carry.{j}"] = s.detach().cpu().contiguous().clone()
     tensors["rng.torch"] = torch.get_rng_state() if rng is None else rng
-    save_file(tensors, str(tmp / "state.safetensors"))
     progress = dict(progress, opt_step=step, lr=opt.param_groups[0]["lr"],
                     py_random=repr(random.getstate()), train_config=asdict(cfg))
-    (tmp / "progress.json").write_text(json.dumps(progress, indent=1))
-    shutil.rmtree(d, ignore_errors=True)
-    os.replace(tmp, d)
+    with atomic_dir(_ckpt_dir(cfg)) as tmp:
+        save_file(tensors, str(tmp / "state.safetensors"))
+        (tmp / "progress.json").write_text(json.dumps(progress, indent=1))
 
 
 def _load_checkpoint(cfg, lm, opt):
