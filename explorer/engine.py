@@ -195,6 +195,7 @@ def run_layers(lm, ids: torch.Tensor, state=None):
     cell, L = cfg.cell, cfg.layers
     x = lm.embedding(ids).unsqueeze(0)           # [1, T, E]
     state = normalize_state(cell, state) if state is not None else lm.init_state(1)
+    state = tuple(s.to(x.device) for s in state) if isinstance(state, tuple) else state.to(x.device)
     h_all, c_all = (state if cell == "lstm" else (state, None))
     layers, hns, cns = [], [], []
     for l in range(L):
@@ -206,10 +207,44 @@ def run_layers(lm, ids: torch.Tensor, state=None):
         if cn is not None:
             cns.append(cn)
         layers.append(quantities_of_layer(cell, x[0], h0[0, 0], out[0], params,
-                                          c0=c0[0, 0].numpy() if c0 is not None else None))
+                                          c0=c0[0, 0].cpu().numpy() if c0 is not None else None))
         x = out
     final = (torch.cat(hns, 0), torch.cat(cns, 0)) if cell == "lstm" else torch.cat(hns, 0)
     return layers, x[0], final
+
+
+@torch.no_grad()
+def run_layers_batch(lm, rows: Sequence[torch.Tensor]) -> list[tuple]:
+    """Several texts (ids [T_r] each, non-empty) as rows of one batch through the stack, each from a
+    zero state: for each row what `run_layers` gives for it alone (within float rounding: a batch
+    of rows takes the kernel's matrix-matrix path). Rows are right-padded; a row's padding comes
+    after its last step and changes nothing before it."""
+    if len(rows) == 1:
+        return [run_layers(lm, rows[0])]
+    cfg = lm.config
+    lens = [len(r) for r in rows]
+    ids = torch.zeros(len(rows), max(lens), dtype=torch.long, device=rows[0].device)
+    for j, r in enumerate(rows):
+        ids[j, :len(r)] = r
+    x = lm.embedding(ids)                                   # [B, T, E]
+    h0 = torch.zeros(1, len(rows), cfg.hidden_size, device=x.device)
+    c0 = h0.clone() if cfg.cell == "lstm" else None
+    zero_h = torch.zeros(cfg.hidden_size, device=x.device)
+    zero_c = np.zeros(cfg.hidden_size, np.float32)
+    per_row: list[list[dict]] = [[] for _ in rows]
+    for l in range(cfg.layers):
+        params = layer_params(lm.rnn, l)
+        out, _, _ = run_layer(kernel_of(cfg), x, h0, c0, params)
+        for j, n in enumerate(lens):
+            per_row[j].append(quantities_of_layer(cfg.cell, x[j, :n], zero_h, out[j, :n], params, c0=zero_c))
+        x = out
+    result = []
+    for j, n in enumerate(lens):
+        h_n = torch.stack([torch.from_numpy(v["h"][n - 1]) for v in per_row[j]])[:, None].to(x.device)
+        final = (h_n, torch.stack([torch.from_numpy(v["c"][n - 1]) for v in per_row[j]])[:, None].to(x.device)) \
+            if cfg.cell == "lstm" else h_n
+        result.append((per_row[j], x[j, :n], final))
+    return result
 
 
 def quantities_of_layer(cell: str, x: torch.Tensor, h0: torch.Tensor, hseq: torch.Tensor, params,
@@ -218,10 +253,10 @@ def quantities_of_layer(cell: str, x: torch.Tensor, h0: torch.Tensor, hseq: torc
     the state it started from h0 [H] and its outputs hseq [T, H]: the gates for all steps at once
     from [x_t, h_{t-1}], and for an LSTM the cell states — `c` when given (a run's own, e.g. a
     patched one), else the recurrence from c0."""
-    vals = {"h": hseq.numpy()}
+    vals = {"h": hseq.cpu().numpy()}
     if cell in ("lstm", "gru"):
         hprev = torch.cat([h0[None], hseq[:-1]], 0)             # h_{t-1}
-        gates = {q: v.numpy() for q, v in gate_values(cell, x, hprev, params).items()}
+        gates = {q: v.cpu().numpy() for q, v in gate_values(cell, x, hprev, params).items()}
         if cell == "lstm" and c is None:
             c = cell_states(gates["i"], gates["f"], gates["g"], c0)
         if c is not None:
@@ -421,12 +456,12 @@ def next_token_stats(logits: torch.Tensor, ids: torch.Tensor, k: int) -> NextTok
     # rank = 1 + #tokens more probable. Where the next token is in the top k its rank is its place
     # there; only the other rows need a pass over the whole vocabulary.
     hit = ti[:-1] == nxt[:, None]
-    rank = torch.where(hit.any(1), hit.int().argmax(1) + 1, 0).numpy()
+    rank = torch.where(hit.any(1), hit.int().argmax(1) + 1, 0).cpu().numpy()
     miss = np.flatnonzero(rank == 0)
     if len(miss):
         # NumPy's count of a comparison is a single vectorised pass; torch's bool .sum() converts to
         # int64 first and costs several times more (benchmarks/trace_speed.py).
-        ln, lt = logits.numpy(), l_next.numpy()
+        ln, lt = logits.cpu().numpy(), l_next.cpu().numpy()
         if 2 * len(miss) > len(nxt):     # most rows: one pass over all rows beats copying them out
             rank = np.where(rank == 0, np.count_nonzero(ln[:-1] > lt[:, None], axis=1) + 1, rank)
         else:

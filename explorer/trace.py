@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from . import settings
-from .engine import QUANTITIES, freeze, next_token_stats, normalize_state, run_layers
-from .errors import InputTooLong
+from .engine import QUANTITIES, freeze, next_token_stats, normalize_state, run_layers, run_layers_batch
+from .errors import InputError, InputTooLong
 from .tokenizer import EOS, Token
 
 DESCRIPTIONS = {
@@ -241,11 +241,13 @@ def clip_text(text: str, limit: int | None = None) -> tuple[str, bool]:
 
 
 @torch.no_grad()
-def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=None,
+def trace(model, text: str | Sequence[str], *, top_k: int = 10, full_probs: bool = False, state=None,
           boundary: bool | None = None, max_chars: int | None = None, entropy: bool = False,
-          tokens: Sequence[Token] | None = None) -> Trace:
+          tokens: Sequence[Token] | None = None) -> Trace | list[Trace]:
     """Trace `model` (a LoadedModel) reading `text`.
 
+    text: a str, or a list of str: then a list of Traces, the texts read as rows of one batch (each
+      from the boundary, as a lone text is; equal to tracing each alone within float rounding).
     boundary: read the boundary token <eos> first (default: when no state is given), so the first
       word is predicted as at the start of a paragraph and appears with its probability.
     state: a state to continue from (`Trace.state()` of an earlier trace). The earlier piece must
@@ -255,52 +257,94 @@ def trace(model, text: str, *, top_k: int = 10, full_probs: bool = False, state=
     tokens: tokens already made (e.g. sampled ids fed back in); used instead of tokenizing `text`.
     Raises InputTooLong when text is longer than max_chars (default settings.MAX_CHARS).
     """
+    opts = dict(top_k=top_k, full_probs=full_probs, entropy=entropy)
+    if isinstance(text, (list, tuple)):
+        if state is not None or tokens is not None:
+            raise InputError("a list of texts is traced from the boundary: no state= or tokens=")
+        return _trace_batch(model, list(text), boundary=True if boundary is None else boundary,
+                            max_chars=max_chars, **opts)
+    tokens = _tokens_to_read(model, text, max_chars, state, boundary, tokens)
+    if boundary is None:
+        boundary = state is None
+    if not tokens:
+        return _empty_trace(model, text, top_k, state)
+    ids = torch.tensor([t.id for t in tokens], dtype=torch.long, device=model.lm.decoder.weight.device)
+    first_prob = float("nan")
+    if state is not None and not boundary:
+        # P(first token | carried state): the previous trace's last prediction
+        st = normalize_state(model.lm.config.cell, state)
+        h_top = (st[0] if model.lm.config.cell == "lstm" else st)[-1, 0]
+        lp0 = torch.log_softmax(model.lm.decoder(h_top), -1)
+        first_prob = float(lp0[ids[0]].exp())
+    layers, top, final = run_layers(model.lm, ids, state)
+    return _assemble(model, text, tokens, ids, layers, top, final, first_prob, **opts)
+
+
+def _tokens_to_read(model, text, max_chars, state, boundary, tokens) -> list[Token]:
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, not {type(text).__name__}")
     limit = settings.MAX_CHARS if max_chars is None else max_chars
     if len(text) > limit:
         raise InputTooLong(len(text), limit)
-    lm, tok = model.lm, model.tokenizer
-    cfg = lm.config
     if boundary is None:
         boundary = state is None
     if state is not None and not boundary and tokens is None:
-        check_junction(tok, getattr(state, "tail", ""), text)
-    tokens = read_tokens(tok, text, boundary, tokens)
-    T = len(tokens)
-    V = cfg.vocab_size
-    k = max(1, min(top_k, V))
-    if T == 0:
-        empty = np.zeros((0, cfg.hidden_size), np.float32)
-        fs = state if state is not None else lm.init_state(1)
-        return Trace(text, cfg.cell, (), tuple(LayerTrace(l, MappingProxyType({q: freeze(empty.copy()) for q in QUANTITIES[cfg.cell]})) for l in range(cfg.layers)),
-                     tok.itos, freeze(np.zeros((0, k), np.int64)), freeze(np.zeros((0, k), np.float32)),
-                     freeze(np.zeros(0, np.float32)), freeze(np.zeros(0, np.int64)), None,
-                     float("nan"), fs if isinstance(fs, tuple) else (fs,), None)
-    ids = torch.tensor([t.id for t in tokens], dtype=torch.long)
-    first_prob = float("nan")
-    if state is not None and not boundary:
-        # P(first token | carried state): the previous trace's last prediction
-        st = normalize_state(cfg.cell, state)
-        h_top = (st[0] if cfg.cell == "lstm" else st)[-1, 0]
-        lp0 = torch.log_softmax(lm.decoder(h_top), -1)
-        first_prob = float(lp0[ids[0]].exp())
-    layers, top, final = run_layers(lm, ids, state)
+        check_junction(model.tokenizer, getattr(state, "tail", ""), text)
+    return read_tokens(model.tokenizer, text, boundary, tokens)
+
+
+def _empty_trace(model, text: str, top_k: int, state) -> Trace:
+    lm, cfg = model.lm, model.lm.config
+    k = max(1, min(top_k, cfg.vocab_size))
+    empty = np.zeros((0, cfg.hidden_size), np.float32)
+    fs = state if state is not None else lm.init_state(1)
+    return Trace(text, cfg.cell, (), tuple(LayerTrace(l, MappingProxyType({q: freeze(empty.copy()) for q in QUANTITIES[cfg.cell]})) for l in range(cfg.layers)),
+                 model.tokenizer.itos, freeze(np.zeros((0, k), np.int64)), freeze(np.zeros((0, k), np.float32)),
+                 freeze(np.zeros(0, np.float32)), freeze(np.zeros(0, np.int64)), None,
+                 float("nan"), fs if isinstance(fs, tuple) else (fs,), None)
+
+
+def _trace_batch(model, texts: list[str], *, boundary: bool, max_chars, top_k, full_probs, entropy) -> list[Trace]:
+    """Several texts as rows of one batch through the engine; one Trace each."""
+    if not all(isinstance(t, str) for t in texts):
+        raise TypeError("texts must be str")
+    toks = [_tokens_to_read(model, t, max_chars, None, boundary, None) for t in texts]
+    dev = model.lm.decoder.weight.device
+    ids = [torch.tensor([t.id for t in tk], dtype=torch.long, device=dev) for tk in toks]
+    live = [j for j, tk in enumerate(toks) if tk]
+    runs = dict(zip(live, run_layers_batch(model.lm, [ids[j] for j in live]))) if live else {}
+    out = []
+    for j, text in enumerate(texts):
+        if j not in runs:
+            out.append(_empty_trace(model, text, top_k, None))
+            continue
+        layers, top, final = runs[j]
+        out.append(_assemble(model, text, toks[j], ids[j], layers, top, final, float("nan"),
+                             top_k=top_k, full_probs=full_probs, entropy=entropy))
+    return out
+
+
+def _assemble(model, text, tokens, ids, layers, top, final, first_prob, *, top_k, full_probs, entropy) -> Trace:
+    """The Trace of one text from the engine's per-layer values, its top layer's outputs and its
+    final state: the decoder's next-token statistics, and the arrays frozen."""
+    lm, cfg = model.lm, model.lm.config
+    k = max(1, min(top_k, cfg.vocab_size))
     logits = lm.decoder(top)                                # [T, V]
     stats = next_token_stats(logits, ids, k)
     lse = stats.log_norm
     logp = logits - lse[:, None] if (full_probs or entropy) else None
     p = logp.exp() if logp is not None else None
-    ent = (-torch.bmm(p[:, None, :], logp[:, :, None])[:, 0, 0]).numpy().astype(np.float32) if entropy else None
-    next_prob = np.append(stats.next_logp.exp().numpy(), np.nan).astype(np.float32)
+    ent = (-torch.bmm(p[:, None, :], logp[:, :, None])[:, 0, 0]).cpu().numpy().astype(np.float32) if entropy else None
+    next_prob = np.append(stats.next_logp.exp().cpu().numpy(), np.nan).astype(np.float32)
     next_rank = np.append(stats.rank, -1).astype(np.int64)
     fs = final if isinstance(final, tuple) else (final,)
     return Trace(
         text=text, cell=cfg.cell, tokens=tuple(tokens),
         layers=tuple(LayerTrace(l, MappingProxyType({q: freeze(v[q]) for q in QUANTITIES[cfg.cell]}))
                      for l, v in enumerate(layers)),
-        vocab=tok.itos, topk_ids=freeze(stats.topk_ids.numpy()), topk_probs=freeze(stats.topk_logp.exp().numpy()),
+        vocab=model.tokenizer.itos, topk_ids=freeze(stats.topk_ids.cpu().numpy()),
+        topk_probs=freeze(stats.topk_logp.exp().cpu().numpy()),
         next_prob=freeze(next_prob), next_rank=freeze(next_rank),
         entropy=freeze(ent) if ent is not None else None, first_prob=first_prob,
         final_state=tuple(s.clone() for s in fs),
-        probs=freeze(p.numpy()) if full_probs else None)
+        probs=freeze(p.cpu().numpy()) if full_probs else None)

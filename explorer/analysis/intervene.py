@@ -124,6 +124,7 @@ class InterventionResult:
     top_ids: np.ndarray = field(repr=False)
     top_logp: np.ndarray = field(repr=False)
     vocab: Sequence[str] = field(repr=False)
+    unknown_words: tuple[str, ...] = ()            # chosen words that are not one known token
 
     @property
     def T(self) -> int:
@@ -196,14 +197,15 @@ class InterventionResult:
                 s["dc"] = [r(v) for v in self.state_change("c")[:, t]]
             steps.append(s)
         return {"interventions": [iv.describe() for iv in self.interventions], "tokens": list(self.tokens),
-                "words": list(self.words), "steps": steps}
+                "words": list(self.words), "unknown_words": list(self.unknown_words), "steps": steps}
 
 
 @torch.no_grad()
 def intervene(model, text: str, interventions: Intervention | Sequence[Intervention],
               words: Sequence[str] = DEFAULT_WORDS, k: int = 10) -> InterventionResult:
     """Read `text` (after the boundary <eos>, as trace does) unchanged and with `interventions`
-    applied, side by side. Chosen `words` outside the vocabulary are left out."""
+    applied, side by side. Chosen `words` outside the vocabulary are left out and named in
+    `unknown_words`."""
     ivs = (interventions,) if isinstance(interventions, Intervention) else tuple(interventions)
     if not ivs:
         raise InputError("no intervention given")
@@ -220,8 +222,8 @@ def intervene(model, text: str, interventions: Intervention | Sequence[Intervent
     nxt = ids[1:].numpy()
     next_logp = np.full((2, T), np.nan, np.float32)
     next_logp[:, :-1] = np.take_along_axis(logp[:, :-1], nxt[None, :, None].repeat(2, 0), 2)[..., 0]
-    kept = [(w, word_id(model, w)) for w in words]
-    kept = [(w, i) for w, i in kept if i is not None]
+    looked_up = [(w, word_id(model, w)) for w in words]
+    kept = [(w, i) for w, i in looked_up if i is not None]
     word_logp = logp[:, :, [i for _, i in kept]] if kept else np.zeros((2, T, 0), np.float32)
     kk = max(1, min(k, logp.shape[-1]))
     top_ids = np.argsort(-logp, -1, kind="stable")[..., :kk]
@@ -229,7 +231,7 @@ def intervene(model, text: str, interventions: Intervention | Sequence[Intervent
     return InterventionResult(ivs, tuple(t.text for t in toks), as_np(ids.numpy()), tuple(w for w, _ in kept),
                               as_np(h), as_np(c) if c is not None else None, as_np(next_logp),
                               as_np(np.ascontiguousarray(word_logp)), as_np(top_ids), as_np(top_logp),
-                              model.tokenizer.itos)
+                              model.tokenizer.itos, tuple(w for w, i in looked_up if i is None))
 
 
 @torch.no_grad()
