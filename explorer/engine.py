@@ -41,6 +41,7 @@ that changes nothing changes no bit, and a patch that copies a state onto itself
 """
 from __future__ import annotations
 
+import contextlib
 import weakref
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -55,6 +56,24 @@ QUANTITIES = {"lstm": ("h", "c", "i", "f", "g", "o"), "gru": ("h", "r", "z", "n"
 LSTM_GATES = ("i", "f", "g", "o")
 #: every run of `run_rows` has at least this many rows (see the module's docstring)
 MIN_ROWS = 2
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None = 1):
+    """Run the block with `n` torch threads (None: leave them as they are), then restore the count.
+
+    The per-step loops (the corpus index, probes) default to one thread per process: in a batch-1
+    recurrent loop, torch's threads spin against each other under load (7-20x slower than
+    OMP_NUM_THREADS=1 on this project's 2-core machine). Parallelism comes from processes."""
+    if n is None or n < 1:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def freeze(a: np.ndarray) -> np.ndarray:

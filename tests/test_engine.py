@@ -145,3 +145,27 @@ def test_a_relu_rnn_is_traced_with_relu():
         ModelConfig(cell="lstm", nonlinearity="relu")
     run = patch.patch_one(relu, "a girl said she", "a boy said he", "miss", "sir", layer=0, position=2)
     assert run.h.min() >= 0.0
+
+
+def test_torch_threads_sets_and_restores(monkeypatch):
+    before = torch.get_num_threads()
+    with EN.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with EN.torch_threads(None):
+        assert torch.get_num_threads() == before
+
+
+def test_an_index_build_runs_on_one_thread_by_default(tiny_lstm, tmp_path, monkeypatch):
+    from explorer.corpus import index as IX
+    seen = []
+    real = IX.index_file
+    monkeypatch.setattr(IX, "index_file", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "a.txt").write_text(TEXT + "\n\n" + TEXT, encoding="utf-8")
+    torch.set_num_threads(2)
+    try:
+        IX.build_index(tiny_lstm, tmp_path / "c", tmp_path / "ix", progress=False)
+    finally:
+        after = torch.get_num_threads()
+    assert seen == [1] and after == 2

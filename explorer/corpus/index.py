@@ -375,7 +375,7 @@ def _assemble(plan: dict, out: Path, log) -> None:
 
 def build_index(model, corpus, out, *, quantities=None, layers="all", workers: int = 1,
                 scheduler: str | None = None, segment_tokens: int = SEGMENT_TOKENS,
-                progress: bool = True, command: str = "",
+                progress: bool = True, command: str = "", threads: int | None = 1,
                 on_progress: Callable[[int, int], None] | None = None,
                 _after_segment: Callable[[], None] | None = None) -> dict:
     """Build (or continue building) the index of `model` (a LoadedModel) over `corpus` at `out`.
@@ -384,6 +384,8 @@ def build_index(model, corpus, out, *, quantities=None, layers="all", workers: i
     the same arguments. `workers` > 1 runs files in local processes; `scheduler` (a Dask distributed
     scheduler address, or a distributed.Client) runs them on a cluster whose workers see the same files.
     `on_progress(done_tokens, total_tokens)` is called as segments finish (the app's progress bar).
+    `threads`: torch threads of an in-process build (default 1, see engine.torch_threads; None
+    leaves the process's setting).
     """
     t_start = time.time()
     out = Path(out)
@@ -435,8 +437,10 @@ def build_index(model, corpus, out, *, quantities=None, layers="all", workers: i
             elif workers > 1:
                 _run_local(workers, plan, out, todo, bar)
             else:
-                for i in todo:
-                    index_file(model, plan, i, str(out), seg_done)
+                from ..engine import torch_threads
+                with torch_threads(threads):
+                    for i in todo:
+                        index_file(model, plan, i, str(out), seg_done)
         finally:
             bar.close()
         if _done_tokens(plan, out) != N:
