@@ -6,7 +6,7 @@ Drives headless Chromium (Playwright) against two Streamlit servers, one at a ti
 rounds so that background load hits both alike:
 
 * the explorer (app.py), opened on the model the app picks by default (pretrained/fiction-lstm), as
-  it opens: the player (ui/assets/player.js) with its token strip, step view (next word, Δh/Δc,
+  it opens: the player (explorer/present/assets/player.js) with its token strip, step view (next word, Δh/Δc,
   gates) and the h and c heatmaps (the gate tab and the unit inspector are sent only when opened);
 * benchmarks/bare_heatmap_app.py: a text box and one Plotly heatmap of random numbers of the same
   size (units x tokens), the cheapest page Streamlit can draw for this input.
@@ -64,7 +64,7 @@ SENTENCES = [
     "at last the long winter came to an end",
 ]
 
-# The explorer counts as updated when its player (ui/assets/player.js) has drawn the new sentence:
+# The explorer counts as updated when its player (explorer/present/assets/player.js) has drawn the new sentence:
 # the token strip, the heatmaps' token axis and the step view's title all read the new tokens. The
 # player draws strip, step view and both heatmap canvases in one synchronous pass before it sets
 # these attributes, and the check runs on animation frames, so the frame that shows them is painted.

@@ -25,7 +25,7 @@ cells = [
          "states.head()"),
     code("tr.predictions_frame().tail()     # one row per token: surprisal, the next token's probability and rank"),
     md("## The player, as in the app\n\n"
-       "`E.show` runs the app's own player (`ui/assets/player.js`) as a widget: ← → step, Home / End, P plays, "
+       "`E.show` runs the app's own player (`explorer/present/assets/player.js`) as a widget: ← → step, Home / End, P plays, "
        "hover the heatmaps for values. `player.pos` is the token selected in the browser."),
     code("player = E.show(tr, model=model)\nplayer"),
     md("## Figures and files\n\n"

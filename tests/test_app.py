@@ -117,7 +117,7 @@ def player(at: AppTest) -> dict:
     found = at.get("bidi_component")
     assert len(found) == 1, f"{len(found)} player components"
     assert found[0].proto.component_name == "rnn_explorer_player"
-    (data,) = json.loads(found[0].proto.json)          # a one-element list (ui/player.py says why)
+    (data,) = json.loads(found[0].proto.json)          # a one-element list (ui/player_component.py says why)
     return data
 
 
@@ -168,7 +168,7 @@ def test_typing_a_new_text_redraws_every_chart(app, tiny_lstm):
 
 def test_a_reported_step_resends_the_same_data(app):
     d = player(app)
-    app.session_state["pos"] = 2                 # what the player reports after a step (ui.explore._pos_changed)
+    app.session_state["pos"] = 2                 # what the player reports after a step (ui/pages/explore.py, _pos_changed)
     app.run()
     assert_clean(app)
     assert player(app) == d                      # the player holds every step of the window already
@@ -179,9 +179,9 @@ def test_a_reported_step_resends_the_same_data(app):
 
 
 def test_a_long_text_is_sent_a_window_at_a_time(app, monkeypatch):
-    from ui import common
+    from ui import widgets
 
-    monkeypatch.setattr(common, "WINDOW", 12)
+    monkeypatch.setattr(widgets, "WINDOW", 12)
     text = " ".join(["the cat saw the dog ."] * 6)           # 37 tokens
     app.text_area(key="text").input(text).run()
     assert_clean(app)
@@ -209,7 +209,7 @@ GATES_TAB = "Gates i · f · o and candidate g"
 
 
 def open_tab(at: AppTest, label: str):
-    at.session_state["view"] = label          # what the player's tab buttons set (ui.explore._view_changed)
+    at.session_state["view"] = label          # what the player's tab buttons set (ui/pages/explore.py, _view_changed)
     at.run()
     assert_clean(at)
 
@@ -268,7 +268,7 @@ def test_user_text_cannot_inject_html(app):
     assert_clean(app)
     d = player(app)
     assert "<img" in "".join(t["label"] for t in d["tokens"])     # sent as text: the player sets textContent
-    js = (ROOT / "ui" / "assets" / "player.js").read_text()
+    js = (ROOT / "explorer" / "present" / "assets" / "player.js").read_text()
     assert ".innerHTML" not in js and "insertAdjacentHTML" not in js and "textContent" in js
 
 
@@ -329,20 +329,20 @@ def test_tabs_send_only_the_open_one(app):
 
 
 def test_guide_page(app):
-    app.switch_page("ui/guide.py").run()
+    app.switch_page("ui/pages/guide.py").run()
     assert_clean(app)
     text = " ".join(m.value for m in app.markdown)
     assert "Token strip" in text and "Heatmaps" in text
     assert len(app.dataframe) == 1
-    app.switch_page("ui/explore.py").run()
+    app.switch_page("ui/pages/explore.py").run()
     assert_clean(app)
     assert app.text_area(key="text").value == PRESETS[DEFAULT_PRESET]
 
 
 def test_text_survives_a_page_switch(app):
     app.text_area(key="text").input("Mary loves John .").run()
-    app.switch_page("ui/guide.py").run()
-    app.switch_page("ui/explore.py").run()
+    app.switch_page("ui/pages/guide.py").run()
+    app.switch_page("ui/pages/explore.py").run()
     assert_clean(app)
     assert app.text_area(key="text").value == "Mary loves John ."
 
@@ -377,36 +377,36 @@ def _zip(files: dict[str, bytes]) -> bytes:
 
 
 def test_load_upload_validates_the_zip(bundle_dir):
-    from ui import common
+    from ui import uploads
 
     good = {f"tiny/{f}": (bundle_dir / f).read_bytes() for f in ("weights.safetensors", "tokenizer.json", "card.json")}
-    path, label = common.load_upload(_zip(good), "tiny.zip")
+    path, label = uploads.load_upload(_zip(good), "tiny.zip")
     assert E.load_model(path).name == "tiny-lstm" and "uploaded" in label
     with pytest.raises(E.BundleError, match="not a zip"):
-        common.load_upload(b"this is not a zip", "x.zip")
+        uploads.load_upload(b"this is not a zip", "x.zip")
     with pytest.raises(E.BundleError, match="lacks"):
-        common.load_upload(_zip({"card.json": b"{}"}), "x.zip")
+        uploads.load_upload(_zip({"card.json": b"{}"}), "x.zip")
     pickled = dict(good, **{"tiny/weights.safetensors": b"\x80\x04\x95pickle"})
     with pytest.raises(E.BundleError, match="pickle"):
-        common.load_upload(_zip(pickled), "x.zip")
+        uploads.load_upload(_zip(pickled), "x.zip")
     wrong = dict(good, **{"tiny/card.json": json.dumps({"config": {"cell": "lstm", "vocab_size": 3}}).encode()})
     with pytest.raises(E.BundleError):
-        common.load_upload(_zip(wrong), "x.zip")
+        uploads.load_upload(_zip(wrong), "x.zip")
 
 
 def test_upload_size_limit(monkeypatch):
-    from ui import common
+    from ui import uploads
 
     monkeypatch.setattr(settings, "MAX_UPLOAD_BYTES", 10)
     with pytest.raises(E.BundleError, match="limit"):
-        common.load_upload(b"x" * 100, "big.zip")
+        uploads.load_upload(b"x" * 100, "big.zip")
 
 
 def test_old_uploads_are_pruned(tmp_path):
     import os
     import time
 
-    from ui import common
+    from ui import uploads
 
     old, new, keep = (tmp_path / n for n in ("aaa", "bbb", "ccc"))
     for p in (old, new, keep):
@@ -415,14 +415,14 @@ def test_old_uploads_are_pruned(tmp_path):
     for p in (old, keep):
         os.utime(p, (week_ago, week_ago))
     (tmp_path / "stray-file").write_text("x")
-    removed = common.prune_uploads(tmp_path, keep="ccc")
+    removed = uploads.prune_uploads(tmp_path, keep="ccc")
     assert removed == [old] and not old.exists() and new.exists() and keep.exists()
-    assert common.prune_uploads(tmp_path / "missing") == []
+    assert uploads.prune_uploads(tmp_path / "missing") == []
 
 
 def test_the_first_render_does_not_import_pandas(models_dir):
     """pandas costs 0.4 s of the cold start and the Explore page's first render does not need it
-    (explorer.present._lazy; ui/player.py sends a list, not a dict). A fresh interpreter, as a server starts."""
+    (explorer.present._lazy; ui/player_component.py sends a list, not a dict). A fresh interpreter, as a server starts."""
     import subprocess
     import sys
 

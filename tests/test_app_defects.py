@@ -96,7 +96,7 @@ def assert_bounded(at: AppTest, what: str):
 
 
 def test_a_1000_word_text_draws_a_window_on_contrast(models_dir, monkeypatch):
-    at = app(models_dir, monkeypatch, "ui/contrast.py")
+    at = app(models_dir, monkeypatch, "ui/pages/contrast.py")
     at.text_area(key="ct_a").input(LONG).run()
     at.text_area(key="ct_b").input(LONG.replace("Mary", "John", 1)).run()
     clean(at)
@@ -106,14 +106,14 @@ def test_a_1000_word_text_draws_a_window_on_contrast(models_dir, monkeypatch):
 
 
 def test_a_1000_word_prompt_draws_a_window_on_generate(models_dir, monkeypatch):
-    at = app(models_dir, monkeypatch, "ui/generate.py")
+    at = app(models_dir, monkeypatch, "ui/pages/generate.py")
     at.text_input(key="gen_prompt").input(LONG).run()
     clean(at)
     assert_bounded(at, "Generate")
 
 
 def test_a_1000_word_text_draws_a_window_on_the_lesson(models_dir, monkeypatch):
-    at = app(models_dir, monkeypatch, "ui/lesson.py")
+    at = app(models_dir, monkeypatch, "ui/pages/lesson.py")
     at.text_area(key="lesson_text_reading").input(LONG).run()
     clean(at)
     assert_bounded(at, "Lesson step 1")
@@ -138,8 +138,8 @@ def test_the_lesson_address_is_written_before_the_step_draws(models_dir, monkeyp
     import streamlit as st
 
     from explorer.present import figures as F
-    from ui import analysis_common as AC
-    at = app(models_dir, monkeypatch, "ui/lesson.py")
+    from ui import cached_analysis
+    at = app(models_dir, monkeypatch, "ui/pages/lesson.py")
     seen = []
     real = F.heatmap_figure
 
@@ -158,7 +158,7 @@ def test_the_lesson_address_is_written_before_the_step_draws(models_dir, monkeyp
     def broken(*a, **kw):
         raise RuntimeError("attribution failed")
 
-    monkeypatch.setattr(AC, "attribution", broken)                 # the run stops at the attribution
+    monkeypatch.setattr(cached_analysis, "attribution", broken)                 # the run stops at the attribution
     at.text_area(key="lesson_text_bartender").input('A girl said "Certainly,').run()
     at.text_area(key="lesson_textb_bartender").input('A boy said "Certainly,').run()
     assert at.query_params["step"] in ("bartender", ["bartender"])
@@ -171,18 +171,18 @@ def test_the_default_layer_is_sent_to_the_browser_on_every_page(models_dir, monk
     """The radio's value is sent with set_value on every page: a page switch used to remount it at its
     own default (Layer 1) while Python held Layer 2."""
     at = app(models_dir, monkeypatch)
-    for page in ("ui/contrast.py", "ui/memory.py", "ui/generate.py"):
+    for page in ("ui/pages/contrast.py", "ui/pages/memory.py", "ui/pages/generate.py"):
         at.switch_page(page).run()
         clean(at)
         r = at.radio(key="layer")
         assert r.value == 1 and r.proto.set_value and r.proto.raw_value == "Layer 2", page
 
 
-@pytest.mark.parametrize("page,key", [("ui/memory.py", "mem_step"), ("ui/generate.py", "gen_pos")])
+@pytest.mark.parametrize("page,key", [("ui/pages/memory.py", "mem_step"), ("ui/pages/generate.py", "gen_pos")])
 def test_the_step_slider_survives_a_visit_to_another_page(models_dir, monkeypatch, page, key):
     at = app(models_dir, monkeypatch, page)
     at.select_slider(key=key).set_value(3).run()
-    at.switch_page("ui/explore.py").run()
+    at.switch_page("ui/pages/explore.py").run()
     at.switch_page(page).run()
     clean(at)
     s = at.select_slider(key=key)
@@ -190,7 +190,7 @@ def test_the_step_slider_survives_a_visit_to_another_page(models_dir, monkeypatc
 
 
 def test_memorys_show_radio_keeps_its_option_after_a_text_change(models_dir, monkeypatch):
-    at = app(models_dir, monkeypatch, "ui/memory.py")
+    at = app(models_dir, monkeypatch, "ui/pages/memory.py")
     at.text_area(key="mem_text").input("Mary loves John and John loves Mary.").run()
     clean(at)
     for key in ("mem_mm", "mem_hl", "mem_method"):
@@ -207,13 +207,13 @@ def test_whitespace_has_distinct_glyphs_in_every_view(char_models, monkeypatch):
     tr = E.trace(m, "ab c\nd\te")
     labels = V.token_labels(tr)
     assert [labels[i] for i in (3, 5, 7)] == ["␣", "↵", "⇥"]
-    assert AF._label(" ") == "␣" and AF._label("\n") == "↵" and AF._label("\t") == "⇥"
+    assert AF.axis_label(" ") == "␣" and AF.axis_label("\n") == "↵" and AF.axis_label("\t") == "⇥"
     assert LS._label(" ") == "␣" and LS._label("\n") == "↵"
     data = player_data(tr, 0, pos=3)
     assert [t["label"] for t in data["tokens"]][3:8:2] == ["␣", "↵", "⇥"]
     words = {w for nx in data["next"] for w, _ in nx["top"]}
     assert not any(w.isspace() for w in words)                    # top-k words drawn visibly too
-    at = app(char_models, monkeypatch, "ui/memory.py")
+    at = app(char_models, monkeypatch, "ui/pages/memory.py")
     at.text_area(key="mem_text").input("the sea\nthe sky ").run()
     clean(at)
     readout = next(h.proto.body for h in at.get("html") if "attr-readout" in h.proto.body)
@@ -224,7 +224,7 @@ def test_whitespace_has_distinct_glyphs_in_every_view(char_models, monkeypatch):
 
 
 def test_contrast_shows_no_none_for_words_a_character_model_lacks(char_models, monkeypatch):
-    at = app(char_models, monkeypatch, "ui/contrast.py")
+    at = app(char_models, monkeypatch, "ui/pages/contrast.py")
     tables = [d.value for d in at.dataframe]
     for df in tables:
         assert not df.isna().any().any() and "None" not in df.astype(str).values, df
@@ -241,7 +241,7 @@ def _zip(files: dict[str, bytes]) -> bytes:
 
 
 def test_a_rejected_bundle_is_deleted_at_once(bundle_dir, tmp_path, monkeypatch):
-    from ui import common
+    from ui import uploads
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     root = tmp_path / "rnn-explorer-uploads"
     good = {f"tiny/{f}": (bundle_dir / f).read_bytes() for f in ("weights.safetensors", "tokenizer.json", "card.json")}
@@ -252,8 +252,8 @@ def test_a_rejected_bundle_is_deleted_at_once(bundle_dir, tmp_path, monkeypatch)
            {"card.json": b"{}"}]
     for files in bad:
         with pytest.raises(E.ExplorerError):
-            common.load_upload(_zip(files), "bad.zip")
+            uploads.load_upload(_zip(files), "bad.zip")
         left = [p for p in root.rglob("*")] if root.exists() else []
         assert left == [], left
-    path, _ = common.load_upload(_zip(good), "good.zip")            # a good one stays (it is in use)
+    path, _ = uploads.load_upload(_zip(good), "good.zip")            # a good one stays (it is in use)
     assert Path(path, "weights.safetensors").is_file()

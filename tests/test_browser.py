@@ -2,7 +2,7 @@
 hover a heatmap, upload a bad bundle, visit every page; no exception element (and no uncaught script
 error) may appear. Saves screenshots to docs/screenshots/.
 
-The Explore page is drawn by the player (ui/assets/player.js, a Streamlit v2 component mounted in the
+The Explore page is drawn by the player (explorer/present/assets/player.js, a Streamlit v2 component mounted in the
 page DOM): the tests read its data attributes (data-selected, data-labels, data-quantities, data-layer,
 data-drawn ...) and the tooltip of its canvases; only the unit inspector is still a Plotly chart.
 

@@ -151,7 +151,7 @@ def test_03_downloads_open_with_their_readers(pg, tmp_path):
 
 
 def test_04_every_chart_has_a_download_menu(pg, tmp_path, server):
-    """common.chart puts a Download menu under every Plotly chart: the figure as SVG (Kaleido) and its
+    """widgets.chart puts a Download menu under every Plotly chart: the figure as SVG (Kaleido) and its
     data as CSV (explorer.present.export.figure_frame). Checked on the Contrast page."""
     import xml.etree.ElementTree as ET
 

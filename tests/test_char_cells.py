@@ -34,7 +34,7 @@ def _char_model(text: str, hidden: int = 12, seed: int = 0) -> LoadedModel:
 
 @pytest.fixture
 def one_thread():
-    """One intra-op thread, as the app uses on a 2-core machine (see ui/common._threads): a trace of a
+    """One intra-op thread, as the app uses on a 2-core machine (see ui/cached._threads): a trace of a
     few thousand characters is small work that OpenMP threads only slow down on a busy machine."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from explorer.present import cells as CL
 from explorer.present import lesson as LS
 from explorer.present.demos import DEMOS
-from ui import common
+from ui import session
 
 from conftest import ROOT
 
@@ -22,17 +22,17 @@ TIMEOUT = 90
 
 
 def test_url_fields_parse_and_format():
-    assert common._url_fields(["text", "a=ct_a", "layer:layer", "seed=gen_seed:int"]) == [
+    assert session._url_fields(["text", "a=ct_a", "layer:layer", "seed=gen_seed:int"]) == [
         ("text", "text", "str"), ("a", "ct_a", "str"), ("layer", "layer", "layer"), ("seed", "gen_seed", "int")]
-    assert common._url_parse("2", "layer") == 1 and common._url_parse("0", "layer") is None
-    assert common._url_parse("17", "int") == 17
+    assert session._url_parse("2", "layer") == 1 and session._url_parse("0", "layer") is None
+    assert session._url_parse("17", "int") == 17
     for bad in ("-1", "x", "1e3", "99999999999", " "):
-        assert common._url_parse(bad, "int") is None, bad
-    assert common._url_parse("x" * 5000, "str") == "x" * common.URL_TEXT_MAX
-    assert common._url_format(1, "layer") == "2" and common._url_format(5, "int") == "5"
-    assert common._url_format("x" * (common.URL_TEXT_MAX + 1), "str") is None
-    assert common._url_format(None, "str") is None and common._url_format(True, "bool") == "1"
-    assert common._flag("1") and common._flag("on") and not common._flag("0") and not common._flag("")
+        assert session._url_parse(bad, "int") is None, bad
+    assert session._url_parse("x" * 5000, "str") == "x" * session.URL_TEXT_MAX
+    assert session._url_format(1, "layer") == "2" and session._url_format(5, "int") == "5"
+    assert session._url_format("x" * (session.URL_TEXT_MAX + 1), "str") is None
+    assert session._url_format(None, "str") is None and session._url_format(True, "bool") == "1"
+    assert session._flag("1") and session._flag("on") and not session._flag("0") and not session._flag("")
 
 
 def test_demo_links_cover_the_seed_examples():
@@ -74,7 +74,7 @@ def _open(models: Path, monkeypatch, page: str, query: dict) -> AppTest:
 
 
 def test_explore_restores_text_layer_token_and_model_from_the_url(models_dir, monkeypatch):
-    at = _open(models_dir, monkeypatch, "ui/explore.py",
+    at = _open(models_dir, monkeypatch, "ui/pages/explore.py",
                {"text": "Mary loves John .", "layer": "1", "pos": "2", "model": "tiny-lstm", "present": "1",
                 "view": "Gates i · f · o and candidate g"})
     ss = at.session_state
@@ -90,15 +90,15 @@ def test_explore_restores_text_layer_token_and_model_from_the_url(models_dir, mo
 
 
 def test_bad_url_values_are_ignored(models_dir, monkeypatch):
-    at = _open(models_dir, monkeypatch, "ui/explore.py", {"layer": "seven", "pos": "-3", "model": "nope"})
+    at = _open(models_dir, monkeypatch, "ui/pages/explore.py", {"layer": "seven", "pos": "-3", "model": "nope"})
     assert at.session_state["layer"] == 1 and Path(at.session_state["model"]).name in ("tiny-lstm", "tiny-rnn")
     assert not at.error
 
 
 def test_contrast_and_generate_restore_their_state(models_dir, monkeypatch):
-    at = _open(models_dir, monkeypatch, "ui/contrast.py", {"a": "Mary loves John .", "b": "John loves Mary ."})
+    at = _open(models_dir, monkeypatch, "ui/pages/contrast.py", {"a": "Mary loves John .", "b": "John loves Mary ."})
     assert at.text_area(key="ct_a").value == "Mary loves John ." and at.text_area(key="ct_b").value == "John loves Mary ."
-    at = _open(models_dir, monkeypatch, "ui/generate.py", {"prompt": "John loves", "seed": "7"})
+    at = _open(models_dir, monkeypatch, "ui/pages/generate.py", {"prompt": "John loves", "seed": "7"})
     assert at.text_input(key="gen_prompt").value == "John loves" and at.number_input(key="gen_seed").value == 7
     at.number_input(key="gen_seed").set_value(9).run()
     assert at.query_params["seed"] in ("9", ["9"])
@@ -106,8 +106,8 @@ def test_contrast_and_generate_restore_their_state(models_dir, monkeypatch):
 
 def test_another_pages_parameters_do_not_leak(models_dir, monkeypatch):
     """Opened on the lesson with ?text=..., then Explore: Explore keeps its own text."""
-    at = _open(models_dir, monkeypatch, "ui/lesson.py", {"step": "reading", "text": "John loves Mary ."})
-    at.switch_page("ui/explore.py").run()
+    at = _open(models_dir, monkeypatch, "ui/pages/lesson.py", {"step": "reading", "text": "John loves Mary ."})
+    at.switch_page("ui/pages/explore.py").run()
     assert at.session_state["text"] != "John loves Mary ."
 
 
@@ -118,7 +118,7 @@ def test_lesson_cells_step_on_a_character_model(tmp_path, monkeypatch):
     from test_char_cells import _char_model
     m = _char_model(LS.LESSON_TEXTS["cells"][0])
     save_bundle(tmp_path / "tiny-char", m.lm, m.tokenizer, {"name": "tiny-char", "metrics": {}})
-    at = _open(tmp_path, monkeypatch, "ui/lesson.py", {"step": "cells"})
+    at = _open(tmp_path, monkeypatch, "ui/pages/lesson.py", {"step": "cells"})
     assert not at.error
     readout = next(h.proto.body for h in at.get("html") if 'data-testid="cells-readout"' in h.proto.body)
     assert "correlation with the position in the line" in readout and "no quotation marks" in readout

@@ -78,7 +78,7 @@ def models(models_dir) -> Path:
 
 # ------------------------------------------------------------------------------------- contrast
 def test_contrast_opens_on_the_bartender_pair(models, monkeypatch):
-    at = open_page(models, monkeypatch, "ui/contrast.py")
+    at = open_page(models, monkeypatch, "ui/pages/contrast.py")
     assert at.text_area(key="ct_a").value == LS.PAIRS["bartender"].a
     strip = html_with(at, 'data-testid="pair-strip"')
     step = int(re.search(r'data-selected="(\d+)"', strip).group(1))
@@ -94,7 +94,7 @@ def test_contrast_opens_on_the_bartender_pair(models, monkeypatch):
 
 
 def test_contrast_pair_button_and_widgets_change_the_charts(models, monkeypatch):
-    at = open_page(models, monkeypatch, "ui/contrast.py")
+    at = open_page(models, monkeypatch, "ui/pages/contrast.py")
     lines = chart(at, "How far apart")
     at.button(key="ct_pair_mary-john").click().run()
     assert_clean(at)
@@ -117,7 +117,7 @@ def test_contrast_pair_button_and_widgets_change_the_charts(models, monkeypatch)
 
 
 def test_contrast_unknown_words_and_empty_text(models, monkeypatch):
-    at = open_page(models, monkeypatch, "ui/contrast.py")
+    at = open_page(models, monkeypatch, "ui/pages/contrast.py")
     at.text_input(key="ct_words").input("zyzzyva, sir").run()
     assert_clean(at)
     assert any("zyzzyva" in c.value for c in at.caption)
@@ -128,7 +128,7 @@ def test_contrast_unknown_words_and_empty_text(models, monkeypatch):
 
 # --------------------------------------------------------------------------------------- memory
 def test_memory_page_draws_every_section(models, monkeypatch):
-    at = open_page(models, monkeypatch, "ui/memory.py")
+    at = open_page(models, monkeypatch, "ui/pages/memory.py")
     strip = html_with(at, 'data-testid="attr-strip"')
     assert 'data-method="occlusion"' in strip
     check = html_with(at, 'data-testid="provenance-check"')
@@ -143,7 +143,7 @@ def test_memory_page_draws_every_section(models, monkeypatch):
 
 
 def test_memory_widgets_change_the_views(models, monkeypatch):
-    at = open_page(models, monkeypatch, "ui/memory.py")
+    at = open_page(models, monkeypatch, "ui/pages/memory.py")
     strip = html_with(at, 'data-testid="attr-strip"')
     at.radio(key="mem_method").set_value("integrated_gradients").run()
     assert_clean(at)
@@ -183,7 +183,7 @@ def test_memory_widgets_change_the_views(models, monkeypatch):
 
 
 def test_memory_with_a_vanilla_rnn(models, monkeypatch):
-    at = open_page(models, monkeypatch, "ui/memory.py")
+    at = open_page(models, monkeypatch, "ui/pages/memory.py")
     at.selectbox(key="model").set_value(str(models / "tiny-rnn")).run()
     assert_clean(at)
     assert any("no cell state" in i.value for i in at.info)
@@ -193,7 +193,7 @@ def test_memory_with_a_vanilla_rnn(models, monkeypatch):
 
 # ------------------------------------------------------------------------------------- generate
 def test_generate_samples_and_shows_the_state(models, monkeypatch):
-    at = open_page(models, monkeypatch, "ui/generate.py")
+    at = open_page(models, monkeypatch, "ui/pages/generate.py")
     text = html_with(at, 'data-testid="generated-text"')
     heat = chart(at, "<b>h</b>")
     assert any(s.get("name") == "generated" for s in heat["layout"]["shapes"])
@@ -213,7 +213,7 @@ def test_generate_samples_and_shows_the_state(models, monkeypatch):
 
 
 def test_generate_is_reproducible_and_greedy_at_zero(models, monkeypatch):
-    at = open_page(models, monkeypatch, "ui/generate.py")
+    at = open_page(models, monkeypatch, "ui/pages/generate.py")
     at.slider(key="gen_temp").set_value(0.0).run()
     a = html_with(at, 'data-testid="generated-text"')
     at.number_input(key="gen_seed").set_value(7).run()             # greedy: the seed does not matter
@@ -225,7 +225,7 @@ def test_generate_is_reproducible_and_greedy_at_zero(models, monkeypatch):
 
 # --------------------------------------------------------------------------------------- lesson
 def test_lesson_opens_on_reading_and_steps(models, monkeypatch):
-    at = open_page(models, monkeypatch, "ui/lesson.py")
+    at = open_page(models, monkeypatch, "ui/pages/lesson.py")
     assert at.session_state["lesson_step"] == "reading"
     assert at.query_params.get("step") == "reading" and at.query_params.get("pos") == "1"
     topk = meta_chart(at, "topk")
@@ -238,7 +238,7 @@ def test_lesson_opens_on_reading_and_steps(models, monkeypatch):
 
 @pytest.mark.parametrize("step", list(LS.STEPS))
 def test_every_lesson_step_runs(models, monkeypatch, step):
-    at = open_page(models, monkeypatch, "ui/lesson.py")
+    at = open_page(models, monkeypatch, "ui/pages/lesson.py")
     at.session_state["lesson_step"] = step
     at.run()
     assert_clean(at)
@@ -248,7 +248,7 @@ def test_every_lesson_step_runs(models, monkeypatch, step):
 
 
 def test_lesson_order_and_bartender(models, monkeypatch):
-    at = open_page(models, monkeypatch, "ui/lesson.py", {"step": "order"})
+    at = open_page(models, monkeypatch, "ui/pages/lesson.py", {"step": "order"})
     assert "identical" in html_with(at, 'data-testid="order-readout"')
     assert at.metric[0].value == "0"                                   # the bag-of-embeddings distance
     at.session_state["lesson_step"] = "bartender"
@@ -265,7 +265,7 @@ def test_lesson_order_and_bartender(models, monkeypatch):
 
 def test_lesson_restores_step_and_sentence_from_the_url(models, monkeypatch):
     a, b = 'A girl said "Certainly,', 'A boy said "Certainly,'
-    at = open_page(models, monkeypatch, "ui/lesson.py", {"step": "bartender", "text": a, "text_b": b})
+    at = open_page(models, monkeypatch, "ui/pages/lesson.py", {"step": "bartender", "text": a, "text_b": b})
     assert at.session_state["lesson_step"] == "bartender"
     assert at.text_area(key="lesson_text_bartender").value == a
     assert at.text_area(key="lesson_textb_bartender").value == b
@@ -278,19 +278,19 @@ def test_lesson_restores_step_and_sentence_from_the_url(models, monkeypatch):
 
 
 def test_lesson_url_restores_position_and_shape(models, monkeypatch):
-    at = open_page(models, monkeypatch, "ui/lesson.py", {"step": "reading", "text": "the cat saw the dog .", "pos": "3"})
+    at = open_page(models, monkeypatch, "ui/pages/lesson.py", {"step": "reading", "text": "the cat saw the dog .", "pos": "3"})
     assert at.select_slider(key="lesson_pos").value == 3
     assert meta_chart(at, "topk")["layout"]["meta"]["position"] == 3
-    at = open_page(models, monkeypatch, "ui/lesson.py", {"step": "shapes", "shape": "many-to-many"})
+    at = open_page(models, monkeypatch, "ui/pages/lesson.py", {"step": "shapes", "shape": "many-to-many"})
     assert at.session_state["lesson_shape"] == "many-to-many"
     assert 'data-testid="synced-strip"' in html_with(at, 'data-testid="synced-strip"')
-    at = open_page(models, monkeypatch, "ui/lesson.py", {"step": "no-such-step", "pos": "x"})
+    at = open_page(models, monkeypatch, "ui/pages/lesson.py", {"step": "no-such-step", "pos": "x"})
     assert at.session_state["lesson_step"] == "reading"
 
 
 @pytest.mark.parametrize("shape", list(LS.SHAPES))
 def test_every_shape_runs(models, monkeypatch, shape):
-    at = open_page(models, monkeypatch, "ui/lesson.py", {"step": "shapes", "shape": shape})
+    at = open_page(models, monkeypatch, "ui/pages/lesson.py", {"step": "shapes", "shape": shape})
     assert "shape-readout" in html_with(at, 'data-testid="shape-readout"')
     if shape == "many-to-one":                        # the tiny bundles have no author classifier
         assert any("python -m explorer classify" in i.value for i in at.info)
@@ -320,7 +320,7 @@ def models_with_classifier(models_dir, tmp_path) -> Path:
 
 
 def test_many_to_one_with_a_classifier(models_with_classifier, monkeypatch):
-    at = open_page(models_with_classifier, monkeypatch, "ui/lesson.py", {"step": "shapes", "shape": "many-to-one"})
+    at = open_page(models_with_classifier, monkeypatch, "ui/pages/lesson.py", {"step": "shapes", "shape": "many-to-one"})
     bars = chart(at, "Who wrote it?")
     at.button(key="lesson_author_0").click().run()                  # an Austen passage
     assert_clean(at)
@@ -331,13 +331,13 @@ def test_many_to_one_with_a_classifier(models_with_classifier, monkeypatch):
 
 def test_a_broken_classifier_is_reported(models_with_classifier, monkeypatch):
     (models_with_classifier / "tiny-lstm" / "classifier" / "classifier.safetensors").write_bytes(b"\x80\x04pickle")
-    at = open_page(models_with_classifier, monkeypatch, "ui/lesson.py", {"step": "shapes", "shape": "many-to-one"})
+    at = open_page(models_with_classifier, monkeypatch, "ui/pages/lesson.py", {"step": "shapes", "shape": "many-to-one"})
     assert any("cannot be used" in i.value and "pickle" in i.value for i in at.info)
 
 
 def test_pages_survive_switching(models, monkeypatch):
-    at = open_page(models, monkeypatch, "ui/contrast.py")
-    for page in ("ui/memory.py", "ui/generate.py", "ui/lesson.py", "ui/explore.py", "ui/contrast.py"):
+    at = open_page(models, monkeypatch, "ui/pages/contrast.py")
+    for page in ("ui/pages/memory.py", "ui/pages/generate.py", "ui/pages/lesson.py", "ui/pages/explore.py", "ui/pages/contrast.py"):
         at.switch_page(page).run()
         assert_clean(at)
     assert at.text_area(key="ct_a").value == LS.PAIRS["bartender"].a

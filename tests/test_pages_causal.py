@@ -56,7 +56,7 @@ def html_with(at: AppTest, marker: str) -> str:
 
 
 def test_intervene_page_changes_and_reads_on(models_dir, monkeypatch):
-    at = open_page(models_dir, monkeypatch, "ui/intervene.py")
+    at = open_page(models_dir, monkeypatch, "ui/pages/intervene.py")
     assert "Certainly" in at.text_area(key="iv_text").value
     first = html_with(at, 'data-testid="iv-readout"')
     assert "layer 2 c[3, 7] set to 0" in first and "P(miss)" in first and "P(sir)" in first
@@ -83,7 +83,7 @@ def test_intervene_page_changes_and_reads_on(models_dir, monkeypatch):
 
 
 def test_patch_page_draws_the_grid_and_opens_a_cell(models_dir, monkeypatch):
-    at = open_page(models_dir, monkeypatch, "ui/patch.py")
+    at = open_page(models_dir, monkeypatch, "ui/pages/patch.py")
     heat = view(at, "patch_heatmap")
     assert len(heat["data"]) == 2                                  # h and c
     z = array(heat["data"][0]["z"])
@@ -109,7 +109,7 @@ def test_probe_page_fits_and_reads_out(models_dir, monkeypatch, tmp_path):
     for name in ("a.txt", "b.txt", "c.txt"):
         (tmp_path / name).write_text((TEXT + "\n\n") * 8, encoding="utf-8")
     (tmp_path / "SPLITS.json").write_text(json.dumps({"valid": ["b.txt"], "test": ["c.txt"], "train": ["a.txt"]}))
-    at = open_page(models_dir, monkeypatch, "ui/probe.py")
+    at = open_page(models_dir, monkeypatch, "ui/pages/probe.py")
     at.text_input(key="pr_corpus").input(str(tmp_path)).run()
     assert_clean(at)
     assert any("Fit" in i.value for i in at.info)
@@ -122,11 +122,11 @@ def test_probe_page_fits_and_reads_out(models_dir, monkeypatch, tmp_path):
     assert [d["name"] for d in bars["data"]] == ["task", "control (random label per word)"]
     assert len(at.dataframe) == 1
     assert [d["name"] for d in view(at, "probe_readout")["data"]] == ["outside", "inside"]
-    at.switch_page("ui/explore.py").run()                       # the fitted probe reads Explore's text too
+    at.switch_page("ui/pages/explore.py").run()                       # the fitted probe reads Explore's text too
     assert_clean(at)
     assert at.selectbox(key="ex_probe") is not None
     assert [d["name"] for d in view(at, "probe_readout")["data"]] == ["outside", "inside"]
-    at.switch_page("ui/probe.py").run()
+    at.switch_page("ui/pages/probe.py").run()
     at.text_input(key="pr_corpus").input(str(tmp_path / "nowhere")).run()
     assert_clean(at)
     assert any("not here" in i.value for i in at.info)
@@ -152,7 +152,7 @@ def eval_models(tmp_path_factory):
 
 def test_evaluate_page_side_by_side_and_drill_down(eval_models, monkeypatch, tmp_path):
     monkeypatch.setenv("RNN_EXPLORER_CACHE", str(tmp_path / "cache"))
-    at = open_page(eval_models, monkeypatch, "ui/evaluate.py")
+    at = open_page(eval_models, monkeypatch, "ui/pages/evaluate.py")
     table = at.dataframe[0].value
     assert {"tiny-lstm", "tiny-rnn", "items", "suite"} <= set(table.columns)
     assert "project pairs" in set(table["source"])
@@ -173,7 +173,7 @@ def test_evaluate_page_side_by_side_and_drill_down(eval_models, monkeypatch, tmp
 
 def test_evaluate_item_opens_in_contrast(eval_models, monkeypatch, tmp_path):
     monkeypatch.setenv("RNN_EXPLORER_CACHE", str(tmp_path / "cache"))
-    at = open_page(eval_models, monkeypatch, "ui/evaluate.py")
+    at = open_page(eval_models, monkeypatch, "ui/pages/evaluate.py")
     at.selectbox(key="ev_suite").set_value("possessive").run()
     good = at.selectbox(key="ev_item").value
     at.button(key="ev_contrast").click().run()

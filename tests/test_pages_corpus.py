@@ -47,7 +47,7 @@ def _views(at):
 
 
 def test_corpus_page_builds_the_default_index_and_matches(env):
-    at = _open("ui/corpus.py")
+    at = _open("ui/pages/corpus.py")
     cards = list((env / "cache" / "indexes").glob("*/card.json"))
     assert len(cards) == 1, "the default index is built on first use, in the cache folder"
     assert "trajectory" in _views(at)
@@ -73,7 +73,7 @@ def test_corpus_page_builds_the_default_index_and_matches(env):
 
 
 def test_corpus_page_with_a_threshold_no_unit_passes(env):
-    at = _open("ui/corpus.py")
+    at = _open("ui/pages/corpus.py")
     at.slider(key="corpus_thr").set_value(0.95).run()
     assert not at.exception and not at.error
     if int(at.metric[0].value) == 0:
@@ -81,7 +81,7 @@ def test_corpus_page_with_a_threshold_no_unit_passes(env):
 
 
 def test_units_page_dictionary_and_predicate_search(env):
-    at = _open("ui/units.py")
+    at = _open("ui/pages/units.py")
     views = _views(at)
     assert "unit-histogram" in views and "unit-decoder" in views and "unit-auc" in views
     assert any("Most positive" in m.value for m in at.markdown)
@@ -96,7 +96,7 @@ def test_units_page_dictionary_and_predicate_search(env):
 
 
 def test_own_folder_needs_a_button_and_bad_folder_is_a_message(env, tmp_path):
-    at = _open("ui/corpus.py")
+    at = _open("ui/pages/corpus.py")
     at.radio(key="corpus_src").set_value("A folder on this machine").run()
     at.text_input(key="corpus_dir").set_value(str(tmp_path / "nothing-here")).run()
     assert not at.exception and at.error and "does not exist" in at.error[0].value
@@ -124,7 +124,7 @@ def test_contrast_page_trajectories_over_the_default_index(env):
     from explorer.corpus import queries as Q
     from explorer.present import lesson as LS
     from conftest import make_model
-    at = _open("ui/contrast.py")
+    at = _open("ui/pages/contrast.py")
     n_charts = len(_specs(at))
     assert n_charts >= 3 and "trajectory" not in _views(at)      # closed: nothing is projected
     at.session_state["ct_traj"] = True                             # open the expander

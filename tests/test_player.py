@@ -149,3 +149,18 @@ def test_gate_axis_is_the_whole_texts_and_nan_travels_as_null(tr):
     d = player_data(bad, 1, pos=2)
     assert d["gates"]["i"]["mean"][2] is None
     json.dumps(d, allow_nan=False)                          # the browser's JSON.parse takes no NaN
+
+
+def test_player_data_is_one_typed_record(tr):
+    """The app's component and the notebook widget both send PlayerData.to_json(); player_data is that dict."""
+    import dataclasses
+
+    from explorer.present.player import HEATMAP_TABS, PlayerData, build_player_data
+    rec = build_player_data(tr, 1, pos=3, k=5, sig="s", views=[name for name, _ in HEATMAP_TABS["lstm"]])
+    assert isinstance(rec, PlayerData) and dataclasses.is_dataclass(rec)
+    d = rec.to_json()
+    assert set(d) == {f.name for f in dataclasses.fields(PlayerData)}
+    assert d["views"] == ["States h · c", "Gates i · f · o and candidate g"]
+    assert d == player_data(tr, 1, pos=3, k=5, sig="s", views=rec.views)
+    assert rec.with_views(["x"]).to_json()["views"] == ["x"] and player_data(tr, 1, pos=3)["views"] == []
+    json.dumps(d, allow_nan=False)

@@ -89,7 +89,7 @@ def test_train_page_starts_a_run_and_shows_the_bundle(tmp_path, monkeypatch, mod
     monkeypatch.setenv("RNN_EXPLORER_RUNS", str(tmp_path / "runs"))
     corpus = _text(tmp_path / "text" / "a.txt", 60).parent
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-    at.switch_page("ui/train.py").run()
+    at.switch_page("ui/pages/train.py").run()
     assert not at.exception
     at.text_input(key="train_folder").input(str(corpus))
     at.text_input(key="train_name").input("page-run")

@@ -1,4 +1,4 @@
-"""explorer.show: the Explore player as an anywidget in a notebook, running ui/assets/player.js itself.
+"""explorer.show: the Explore player as an anywidget in a notebook, running explorer/present/assets/player.js itself.
 
 The unit tests check the Python side (data, tabs, errors) and that the module is player.js plus the
 anywidget entry; the browser test loads that module in headless Chromium behind a stand-in for

@@ -8,7 +8,7 @@ import re
 
 import streamlit as st
 
-from explorer.present import export as X
+from explorer.present import export
 
 FIGURE_LABELS = {"heatmaps": "State heatmaps (h, c)", "gates": "Gate heatmaps (i, f, g, o)",
                  "step": "Step view (next word, change, gates)", "next-words": "Next-word bars"}
@@ -19,48 +19,48 @@ def _slug(s: str) -> str:
 
 
 def _data(tr, what, fmt):
-    return lambda: X.frame_bytes(X.data_frame(tr, what), fmt)
+    return lambda: export.frame_bytes(export.data_frame(tr, what), fmt)
 
 
 def _figure(name, tr, model, layer, pos, fmt):
-    return lambda: X.figure_bytes(X.build_figure(name, tr, model, layer, pos), fmt)
+    return lambda: export.figure_bytes(export.build_figure(name, tr, model, layer, pos), fmt)
 
 
 def trace_downloads(ctx, tr, layer: int, pos: int, key: str = "dl"):
     """An expander with the downloads of this trace and view, and its Python."""
     pos = min(max(0, int(pos)), len(tr) - 1)
     base = f"{_slug(ctx.name)}_{_slug(tr.text)}"
-    names = [n for n in X.FIGURES if not (n == "gates" and tr.cell == "rnn")]
+    names = [n for n in export.FIGURES if not (n == "gates" and tr.cell == "rnn")]
     with st.expander("Download · copy as Python", icon=":material/download:"):
         with st.container(key=f"{key}_data"):
             for what, label in (("states", "Every layer's states, one row per token × unit"),
                                 ("predictions", "Predictions, one row per token")):
                 st.caption(label)
                 cols = st.columns(3)
-                for col, fmt in zip(cols, X.DATA_FORMATS):
+                for col, fmt in zip(cols, export.DATA_FORMATS):
                     col.download_button(fmt.upper(), data=_data(tr, what, fmt), file_name=f"{base}_{what}.{fmt}",
-                                        mime=X.MIME[fmt], key=f"{key}_{what}_{fmt}", on_click="ignore",
+                                        mime=export.MIME[fmt], key=f"{key}_{what}_{fmt}", on_click="ignore",
                                         icon=":material/table:", width="stretch")
         name = st.selectbox("Figure", names, format_func=FIGURE_LABELS.get, key=f"{key}_figure",
                             help="The figure at the selected token and layer; PNG and SVG are drawn by Kaleido "
                                  "in the system Chromium, HTML works offline (plotly.js inside).")
         with st.container(key=f"{key}_fig"):
             cols = st.columns(3)
-            for col, fmt in zip(cols, X.FIGURE_FORMATS):
+            for col, fmt in zip(cols, export.FIGURE_FORMATS):
                 col.download_button(fmt.upper(), data=_figure(name, tr, ctx.model, layer, pos, fmt),
-                                    file_name=f"{base}_{name}_L{layer + 1}_t{pos}.{fmt}", mime=X.MIME[fmt],
+                                    file_name=f"{base}_{name}_L{layer + 1}_t{pos}.{fmt}", mime=export.MIME[fmt],
                                     key=f"{key}_fig_{fmt}", on_click="ignore", icon=":material/image:",
                                     width="stretch")
         st.caption(f"Copy as Python: this view (layer {layer + 1}, token {pos}) through the API")
-        st.code(X.python_snippet(ctx.path, tr.text, layer, pos, name), language="python")
+        st.code(export.python_snippet(ctx.path, tr.text, layer, pos, name), language="python")
 
 
 def _fig_data(fig, fmt):
-    return lambda: X.frame_bytes(X.figure_frame(fig), fmt)
+    return lambda: export.frame_bytes(export.figure_frame(fig), fmt)
 
 
 def _fig_file(fig, fmt):
-    return lambda: X.figure_bytes(fig, fmt)
+    return lambda: export.figure_bytes(fig, fmt)
 
 
 def figure_menu(fig, key: str):
@@ -69,11 +69,11 @@ def figure_menu(fig, key: str):
     with st.popover("Download", icon=":material/download:", type="tertiary"):
         st.caption("Figure")
         cols = st.columns(3)
-        for col, fmt in zip(cols, X.FIGURE_FORMATS):
-            col.download_button(fmt.upper(), data=_fig_file(fig, fmt), file_name=f"{key}.{fmt}", mime=X.MIME[fmt],
+        for col, fmt in zip(cols, export.FIGURE_FORMATS):
+            col.download_button(fmt.upper(), data=_fig_file(fig, fmt), file_name=f"{key}.{fmt}", mime=export.MIME[fmt],
                                 key=f"{key}__dl_{fmt}", on_click="ignore", width="content")
         st.caption("Its data (tidy: trace, x, y, value)")
         cols = st.columns(3)
-        for col, fmt in zip(cols, X.DATA_FORMATS):
-            col.download_button(fmt.upper(), data=_fig_data(fig, fmt), file_name=f"{key}.{fmt}", mime=X.MIME[fmt],
+        for col, fmt in zip(cols, export.DATA_FORMATS):
+            col.download_button(fmt.upper(), data=_fig_data(fig, fmt), file_name=f"{key}.{fmt}", mime=export.MIME[fmt],
                                 key=f"{key}__dl_{fmt}", on_click="ignore", width="content")

@@ -1,5 +1,5 @@
 """Ready links for a lecture: the seed's examples, each a page and the query string that opens it in
-the promised state (the app keeps every page's state in the address bar; see ui/common.url_state).
+the promised state (the app keeps every page's state in the address bar; see ui/session.url_state).
 
 Pure data: the lesson page lists them, and a browser test opens each one cold and checks the state."""
 from __future__ import annotations

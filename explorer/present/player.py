@@ -1,9 +1,13 @@
-"""What the Explore page's player draws, as one JSON-ready dict. Pure: no Streamlit, no plotting.
+"""What the Explore page's player draws: `PlayerData`, one typed, JSON-ready record. Pure: no
+Streamlit, no plotting.
 
-The player (ui/player.js, a Streamlit v2 component) draws the token strip, the step view (next-word
-top-k, Δh/Δc per unit, gate openness) and the units × tokens heatmaps on canvases, and steps through
-the tokens in the browser: a step, a play tick or a key press never waits for the server. So it gets,
-for one window of token positions, everything each step can show:
+The player (assets/player.js and assets/player.css beside this file) draws the token strip, the step
+view (next-word top-k, Δh/Δc per unit, gate openness) and the units × tokens heatmaps on canvases, and
+steps through the tokens in the browser: a step, a play tick or a key press never waits for the server.
+One JavaScript source and one record for both of its hosts: the app's Streamlit component
+(ui/player_component.py) and the notebook widget (explorer.present.widget) each build a `PlayerData`
+with `build_player_data` and send `PlayerData.to_json()`. It holds, for one window of token positions,
+everything each step can show:
 
 * per token: label, flags, chip colours and tooltip, a one-line reading (views.describe_step), the
   top-k next words and the word that actually follows with its probability and rank;
@@ -11,14 +15,18 @@ for one window of token positions, everything each step can show:
   base64 (exact values: Δ and hover are computed from them in the browser), with fixed Δ axes;
 * per gate: the histogram of its units' openness per token and the mean;
 * the heatmap quantities asked for (h·c or the gates), float32 base64 (h and c are not sent twice),
-  each with its fixed colour scale (figures.colour_range: the same colours as every Plotly view of the app).
+  each with its fixed colour scale (figures.colour_range: the same colours as every Plotly view of the app);
+* the heatmap tabs the player offers (`views`, HEATMAP_TABS) and the one open (`view`).
 
-`player_data` is what tests assert on; the browser only renders it.
+`player_data` (the same record as a plain dict) is what tests assert on; the browser only renders it.
 """
 from __future__ import annotations
 
 import base64
 import math
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -26,6 +34,19 @@ from . import figures as F
 from . import views as V
 from ..trace import Trace
 from .scales import colour_scale
+
+#: The player's JavaScript and stylesheet (one source for the app's component and the notebook widget).
+ASSETS = Path(__file__).resolve().parent / "assets"
+PLAYER_JS = ASSETS / "player.js"
+PLAYER_CSS = ASSETS / "player.css"
+
+#: The heatmap tabs of each cell: (tab label, quantities drawn), as on the Explore page and in the
+#: notebook widget. Patch shows the first tab only.
+HEATMAP_TABS: dict[str, list[tuple[str, list[str]]]] = {
+    "lstm": [("States h · c", ["h", "c"]), ("Gates i · f · o and candidate g", ["i", "f", "o", "g"])],
+    "gru": [("State h and candidate n", ["h", "n"]), ("Gates r · z", ["r", "z"])],
+    "rnn": [("State h", ["h"])],
+}
 
 #: Bins of the gate-openness histograms in the step view.
 GATE_BINS = 20
@@ -97,15 +118,67 @@ def next_words(tr: Trace, t: int, k: int) -> dict:
     return {"top": top, "actual": actual}
 
 
-def player_data(tr: Trace, layer: int, *, pos: int, window: tuple[int, int] | None = None,
-                ranges: dict | None = None, heat: list[str] | tuple[str, ...] = ("h", "c"), k: int = 10,
-                sig: str = "", view: str = "", ngram: tuple[str, np.ndarray] | None = None) -> dict:
+def player_script() -> str:
+    """player.js as the Streamlit component loads it (its `export default` entry)."""
+    return PLAYER_JS.read_text(encoding="utf-8")
+
+
+def player_stylesheet() -> str:
+    """The player's CSS: the token chips of every strip in the app (figures.TOKEN_STRIP_CSS) and player.css."""
+    return (F.TOKEN_STRIP_CSS.replace("<style>", "").replace("</style>", "")
+            + PLAYER_CSS.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class PlayerData:
+    """Everything the player draws for token positions lo..hi-1 of one layer; `to_json()` is what the
+    browser receives (player.js reads these names)."""
+    sig: str                          # identifies text and model: a new one selects `pos` afresh
+    cell: str                         # "lstm" | "gru" | "rnn"
+    layer: int                        # 0-based
+    n: int                            # tokens in the whole text
+    lo: int                           # the window: positions lo..hi-1
+    hi: int
+    pos: int                          # the selected position (inside the window)
+    units: int
+    view: str                         # the heatmap tab open
+    tokens: list[dict]                # [hi-lo] chips: label, special, unk, bg, ink, title
+    readout: list[str]                # [hi-lo] one line per step (views.describe_step)
+    next: list[dict]                  # [hi-lo] {"top": [[word, p]], "actual": {...} | None}
+    states: dict[str, str]            # q -> float32 base64 [hi-lo, units] (h, and c for an LSTM)
+    prev: dict[str, str]              # q -> float32 base64 [1, units]: the row before the window
+    dlim: dict[str, float | None]     # q -> the step view's fixed Δ axis (99th percentile of |Δ|)
+    dmax: dict[str, float | None]     # q -> the largest |Δ| of the text
+    gates: dict[str, dict]            # g -> {"hist": [hi-lo][GATE_BINS], "mean": [hi-lo], "name"}
+    gate_max: float | None            # one y axis for every window's gate histograms
+    heat: list[dict]                  # [{"q", "data": base64 | None (h, c: in states), "scale"}]
+    surprisal_stops: list             # the chips' colour scale
+    surprisal_max: float
+    gate_stops: list
+    ngram: dict | None                # the n-gram's track (ngram_track) or None
+    views: tuple[str, ...] = ()       # the tab labels the player offers (none: no tab bar)
+
+    def with_views(self, views: Sequence[str]) -> "PlayerData":
+        return replace(self, views=tuple(views))
+
+    def to_json(self) -> dict:
+        """The record as the browser reads it (JSON-ready: lists, dicts, str, numbers, None)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["views"] = list(self.views)
+        return out
+
+
+def build_player_data(tr: Trace, layer: int, *, pos: int, window: tuple[int, int] | None = None,
+                      ranges: dict | None = None, heat: Sequence[str] = ("h", "c"), k: int = 10,
+                      sig: str = "", view: str = "", ngram: tuple[str, np.ndarray] | None = None,
+                      views: Sequence[str] = ()) -> PlayerData:
     """Everything the player draws for token positions window[0]..window[1]-1 of one layer.
 
     `pos` is the selected position (kept inside the window); `heat` the quantities drawn as heatmaps
     (none: the player draws no heatmaps); `sig` identifies the text and model: when it changes the
     player selects `pos` afresh, otherwise it keeps its own selection. `ngram` (name, bits from
-    `ngram_bits`) adds the n-gram's surprisal as a second track under the token strip.
+    `ngram_bits`) adds the n-gram's surprisal as a second track under the token strip; `views` are
+    the heatmap tabs offered (`view` the one open).
     """
     V._check(tr, layer)
     n = len(tr)
@@ -126,27 +199,33 @@ def player_data(tr: Trace, layer: int, *, pos: int, window: tuple[int, int] | No
                         "mean": [_finite(m, 5) for m in lay[g][lo:hi].mean(axis=1)],
                         "name": F.LONG_NAMES.get(g, g)}
     heat = [q for q in heat if q in lay]
-    return {
-        "sig": sig, "cell": tr.cell, "layer": int(layer),
-        "n": n, "lo": lo, "hi": hi, "pos": pos, "units": units, "view": view,
-        "tokens": tokens_data(tr, lo, hi),
-        "readout": [V.describe_step(tr, t) for t in range(lo, hi)],
-        "next": [next_words(tr, t, k) for t in range(lo, hi)],
-        "states": {q: b64_f32(lay[q][lo:hi]) for q in states},
-        "prev": {q: b64_f32(prev[q]) for q in states},
+    return PlayerData(
+        sig=sig, cell=tr.cell, layer=int(layer),
+        n=n, lo=lo, hi=hi, pos=pos, units=units, view=view,
+        tokens=tokens_data(tr, lo, hi),
+        readout=[V.describe_step(tr, t) for t in range(lo, hi)],
+        next=[next_words(tr, t, k) for t in range(lo, hi)],
+        states={q: b64_f32(lay[q][lo:hi]) for q in states},
+        prev={q: b64_f32(prev[q]) for q in states},
         # Δ axes: fixed over the text, at the 99th percentile of |Δ| (bars beyond are drawn clipped,
         # with a mark; hover gives the value), and the largest |Δ| for the caption
-        "dlim": {q: _finite(v) for q, v in V.delta_limits(tr, layer, percentile=DELTA_PERCENTILE).items()},
-        "dmax": {q: _finite(v) for q, v in V.delta_limits(tr, layer).items()},
-        "gates": gates, "gate_max": gate_max,
+        dlim={q: _finite(v) for q, v in V.delta_limits(tr, layer, percentile=DELTA_PERCENTILE).items()},
+        dmax={q: _finite(v) for q, v in V.delta_limits(tr, layer).items()},
+        gates=gates, gate_max=gate_max,
         # h and c are in "states" already: their heatmaps reuse those rows ("data": None)
-        "heat": [{"q": q, "data": None if q in states else b64_f32(lay[q][lo:hi]), "scale": colour_scale(q, ranges)}
-                 for q in heat],
-        "surprisal_stops": [[x / F.SURPRISAL_MAX, c] for x, c in F.SURPRISAL_STOPS],
-        "surprisal_max": F.SURPRISAL_MAX,
-        "gate_stops": F.SEQUENTIAL,
-        "ngram": None if ngram is None else ngram_track(tr, ngram[1], lo, hi, ngram[0]),
-    }
+        heat=[{"q": q, "data": None if q in states else b64_f32(lay[q][lo:hi]), "scale": colour_scale(q, ranges)}
+              for q in heat],
+        surprisal_stops=[[x / F.SURPRISAL_MAX, c] for x, c in F.SURPRISAL_STOPS],
+        surprisal_max=F.SURPRISAL_MAX,
+        gate_stops=F.SEQUENTIAL,
+        ngram=None if ngram is None else ngram_track(tr, ngram[1], lo, hi, ngram[0]),
+        views=tuple(views),
+    )
+
+
+def player_data(tr: Trace, layer: int, **kw) -> dict:
+    """`build_player_data(...).to_json()`: the record as the browser receives it (tests assert on it)."""
+    return build_player_data(tr, layer, **kw).to_json()
 
 
 def reported_position(value, sig: str) -> int | None:

@@ -1,9 +1,9 @@
 """The Explore player in a notebook: `explorer.show(trace_or_text, model=...)` returns an anywidget.
 
-One JavaScript source: the widget runs ui/assets/player.js itself (the file the app's Streamlit
-component loads), read at import time, with its Streamlit entry renamed and a small anywidget entry
-appended. Stepping (buttons, slider, ← → Home End, P to play), hover values and the heatmap tabs work
-as in the app. The player is sent the whole text (no windows) and the selected token comes back as
+One JavaScript source: the widget runs assets/player.js (beside explorer/present/player.py, the file
+the app's Streamlit component loads too), read at import time, with its Streamlit entry renamed and a
+small anywidget entry appended; both hosts draw the same `PlayerData`. Stepping (buttons, slider,
+← → Home End, P to play), hover values and the heatmap tabs work as in the app. The player is sent the whole text (no windows) and the selected token comes back as
 the widget's `pos`; a tab change (`view`) re-sends the heatmaps of that tab.
 
     import explorer as E
@@ -13,28 +13,20 @@ the widget's `pos`; a tab change (`view`) re-sends the heatmaps of that tab.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 from ..trace import Trace
-from . import figures as F
-from .player import player_data
+from .player import PLAYER_CSS, PLAYER_JS  # noqa: F401 - the sources, named here for readers and tests
+from .player import HEATMAP_TABS, build_player_data, player_script, player_stylesheet
 from .scales import value_ranges
 
-ROOT = Path(__file__).resolve().parents[2]
-PLAYER_JS = ROOT / "ui" / "assets" / "player.js"
-PLAYER_CSS = ROOT / "ui" / "assets" / "player.css"
 #: The Streamlit v2 entry of player.js, renamed so that the anywidget entry below can call it.
 STREAMLIT_ENTRY = "export default function (component) {"
 
-#: The heatmap tabs of each cell, as on the Explore page (ui/explore.py HEATMAP_TABS).
-TABS = {
-    "lstm": [("States h · c", ["h", "c"]), ("Gates i · f · o and candidate g", ["i", "f", "o", "g"])],
-    "gru": [("State h and candidate n", ["h", "n"]), ("Gates r · z", ["r", "z"])],
-    "rnn": [("State h", ["h"])],
-}
+#: The heatmap tabs of each cell, as on the Explore page.
+TABS = HEATMAP_TABS
 
 _ANYWIDGET_ENTRY = r"""
-// ---- anywidget entry: added by explorer/present/widget.py; everything above is ui/assets/player.js ----
+// ---- anywidget entry: added by explorer/present/widget.py; everything above is explorer/present/assets/player.js ----
 function anywidgetRender({ model, el }) {
   el.classList.add("rsx-notebook");
   const send = (name, value) => {
@@ -71,7 +63,7 @@ export default { render: anywidgetRender };
 
 def esm() -> str:
     """player.js as an anywidget module (one source for the app and the notebook)."""
-    js = PLAYER_JS.read_text(encoding="utf-8")
+    js = player_script()
     if js.count(STREAMLIT_ENTRY) != 1:
         raise RuntimeError(f"{PLAYER_JS} no longer has exactly one {STREAMLIT_ENTRY!r}: "
                            "update explorer/present/widget.py with the player's entry")
@@ -79,8 +71,7 @@ def esm() -> str:
 
 
 def css() -> str:
-    return (F.TOKEN_STRIP_CSS.replace("<style>", "").replace("</style>", "")
-            + PLAYER_CSS.read_text(encoding="utf-8")
+    return (player_stylesheet()
             + "\n.rsx-notebook { max-width: 1200px; font-family: 'Source Sans Pro', Helvetica, Arial, sans-serif; }\n")
 
 
@@ -108,10 +99,9 @@ def _widget_class():
         def _push(self):
             tabs = dict(TABS[self._tr.cell])
             heat = tabs.get(self.view, next(iter(tabs.values())))
-            d = player_data(self._tr, self._layer, pos=self.pos, ranges=self._ranges, heat=heat,
-                            sig=self._sig, view=self.view)
-            d["views"] = [name for name, _ in TABS[self._tr.cell]]
-            self.data = d
+            self.data = build_player_data(self._tr, self._layer, pos=self.pos, ranges=self._ranges, heat=heat,
+                                          sig=self._sig, view=self.view,
+                                          views=[name for name, _ in TABS[self._tr.cell]]).to_json()
 
         @property
         def trace(self) -> Trace:

@@ -11,12 +11,8 @@ import html
 import streamlit as st
 
 import explorer as E
-from explorer.present import lesson as LS
-from explorer.present import views as V
-from explorer.present import analysis_figures as AF
-from ui import analysis_common as AC
-from ui import common
-from ui import corpus_common as CC
+from explorer.present import analysis_figures, lesson, views
+from ui import cached_analysis, corpus_index, session, widgets
 
 
 #: Legends at the foot of the figure, under the axis labels: above the plot they covered the titles,
@@ -25,13 +21,13 @@ BELOW = dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanc
 
 
 def _set_pair(key: str):
-    p = LS.PAIRS[key]
+    p = lesson.PAIRS[key]
     st.session_state["ct_a"], st.session_state["ct_b"] = p.a, p.b
     st.session_state["ct_words"] = ", ".join(p.words)
 
 
-def _pair_of(a: str, b: str) -> LS.Pair | None:
-    for p in LS.PAIRS.values():
+def _pair_of(a: str, b: str) -> lesson.Pair | None:
+    for p in lesson.PAIRS.values():
         if (a.strip(), b.strip()) == (p.a, p.b):
             return p
     return None
@@ -42,7 +38,7 @@ def _short(text: str, n: int = 40) -> str:
     return t if len(t) <= n else t[: n - 1] + "…"
 
 
-def trajectory_section(ctx, layer: int, a: str, b: str, pair: LS.Pair | None):
+def trajectory_section(ctx, layer: int, a: str, b: str, pair: lesson.Pair | None):
     """Both texts as paths through the first two principal components of the default corpus index, over
     its density (the Corpus page's view, issue 9 part 4). Behind a stateful expander: while it is closed
     nothing is projected, and the index is only built by its button (slow on a small machine)."""
@@ -50,29 +46,29 @@ def trajectory_section(ctx, layer: int, a: str, b: str, pair: LS.Pair | None):
                       on_change="rerun", icon=":material/timeline:")
     if not box.open:
         return
-    with box, common.guard("the trajectories"):
-        corpus = CC.default_corpus()
-        idx = CC.index_if_built(ctx, corpus, "The trajectories are drawn over the index of the default corpus, "
-                                             "which is not built yet for this model. Building it reads every "
-                                             "token once (minutes on a small machine); the Corpus and Units "
-                                             "pages use the same index.")
+    with box, widgets.guard("the trajectories"):
+        corpus = corpus_index.default_corpus()
+        idx = corpus_index.index_if_built(ctx, corpus, "The trajectories are drawn over the index of the default "
+                                                       "corpus, which is not built yet for this model. Building it "
+                                                       "reads every token once (minutes on a small machine); the "
+                                                       "Corpus and Units pages use the same index.")
         if idx is None:
             return
         st.caption(f"Each token's state (layer {layer + 1}, h) projected on the first two principal components "
                    "of every state in the default corpus (IncrementalPCA); grey is where the corpus spends its "
                    "time. Hover a point to name its token; click it to open that text in Explore there. "
-                   + CC.index_caption(idx))
+                   + corpus_index.index_caption(idx))
         labels = [f"A: {pair.name_a}", f"B: {pair.name_b}"] if pair else [f"A: {_short(a)}", f"B: {_short(b)}"]
-        proj = CC.projection(str(idx.path), CC.stamp(idx), layer, "h")
-        CC.trajectory_chart(ctx, proj, [a, b], key="ct_traj_fig", labels=labels)
+        proj = corpus_index.projection(str(idx.path), corpus_index.stamp(idx), layer, "h")
+        corpus_index.trajectory_chart(ctx, proj, [a, b], key="ct_traj_fig", labels=labels)
 
 
 def page():
-    ctx = common.require_model()
-    common.url_state("a=ct_a", "b=ct_b")   # the address bar keeps these (lecture links)
-    layer = common.layer_picker(ctx)
+    ctx = session.require_model()
+    session.url_state("a=ct_a", "b=ct_b")   # the address bar keeps these (lecture links)
+    layer = widgets.layer_picker(ctx)
     ss = st.session_state
-    first = LS.PAIRS["bartender"]
+    first = lesson.PAIRS["bartender"]
     ss.setdefault("ct_a", first.a)
     ss.setdefault("ct_b", first.b)
     ss.setdefault("ct_words", ", ".join(first.words))
@@ -81,7 +77,7 @@ def page():
     st.caption("Every step of A is compared with the same step of B. Where the texts differ, the states "
                "part; how far apart they stay shows what the network carries forward.")
     bar = st.container(horizontal=True, gap="small")
-    for key, p in LS.PAIRS.items():
+    for key, p in lesson.PAIRS.items():
         bar.button(p.label, key=f"ct_pair_{key}", on_click=_set_pair, args=(key,), icon=":material/compare_arrows:")
     ca, cb = st.columns(2)
     a = ca.text_area("Text A", key="ct_a", height=90, persist_state="session")
@@ -97,34 +93,34 @@ def page():
                               help="Comma-separated words whose probabilities are compared at the chosen step.")
     words = [w.strip() for w in words_raw.split(",") if w.strip()][:8]
 
-    c = AC.contrast(ctx, a, b, align)
+    c = cached_analysis.contrast(ctx, a, b, align)
     if len(c.common) == 0:
         st.info("The texts have no step in common.", icon=":material/info:")
         return
     pair = _pair_of(a, b)
     name_a, name_b = (pair.name_a, pair.name_b) if pair else ("A", "B")
-    bow = AC.bow_distance(ctx.path, ctx.stamp, c.a.text, c.b.text, align)
+    bow = cached_analysis.bow_distance(ctx.path, ctx.stamp, c.a.text, c.b.text, align)
     st.html(f'<div data-testid="bag-line" style="font-size:18px;padding:6px 0 2px 0">'
-            f"{html.escape(LS.bag_sentence(c, bow))}</div>")
+            f"{html.escape(lesson.bag_sentence(c, bow))}</div>")
 
     # ---- the compared step
     sig = (ctx.path, c.a.text, c.b.text, align)
     com = [int(j) for j in c.common]
     if ss.get("_ct_sig") != sig or ss.get("ct_step") not in com:
         ss["_ct_sig"] = sig
-        ss["ct_step"] = LS.compare_step(c, pair.at if pair else "last")
+        ss["ct_step"] = lesson.compare_step(c, pair.at if pair else "last")
     labels = {j: (c.tokens_a[j] if c.same_token[j] else f"{c.tokens_a[j]} | {c.tokens_b[j]}") for j in com}
     step = o3.select_slider("Compared step", com, key="ct_step", format_func=lambda j: f"{j} · {labels[j]}",
                             help="The step whose next-word predictions are compared (outlined in the strip).")
-    win = V.window(c.n, step, V.CHART_WINDOW)      # a long text: the stretch around the compared step
-    st.html(LS.pair_strip_html(c, step, name_a, name_b, window=win))
+    win = views.window(c.n, step, views.CHART_WINDOW)      # a long text: the stretch around the compared step
+    st.html(lesson.pair_strip_html(c, step, name_a, name_b, window=win))
 
     left, right = st.columns([1.3, 1])        # the tables need room in a narrow window
     with left:
         try:
-            df = AC.next_words(ctx, a, b, align, step, words)
+            df = cached_analysis.next_words(ctx, a, b, align, step, words)
         except (ValueError, IndexError) as e:
-            st.warning(AC.friendly(e), icon=":material/warning:")
+            st.warning(widgets.friendly(e), icon=":material/warning:")
             df = None
         if df is not None:
             after = f"after “{c.tokens_a[step]}”" + ("" if c.same_token[step] else f" | “{c.tokens_b[step]}”")
@@ -133,29 +129,29 @@ def page():
             if missing:
                 st.caption("Not in the vocabulary: " + ", ".join(missing))
             if chosen["in_vocab"].any():
-                fig = AF.next_word_bars(chosen, top=len(chosen))
+                fig = analysis_figures.next_word_bars(chosen, top=len(chosen))
                 fig.update_layout(title=f"The chosen words {after}<br>(step {step})", height=380,
                                   legend=BELOW, margin=dict(t=80, b=84))
                 fig.data[0].name, fig.data[1].name = f"A: {name_a}", f"B: {name_b}"
-                AC.chart(fig, "ct_fig_chosen")
+                widgets.chart(fig, "ct_fig_chosen")
                 if {"miss", "sir"} <= set(chosen[chosen["in_vocab"]]["word"]):
-                    st.markdown(LS.address_sentence(df, name_a, name_b))
+                    st.markdown(lesson.address_sentence(df, name_a, name_b))
             top = df[df["kind"] == "top"]
-            fig = AF.next_word_bars(top, top=12)
+            fig = analysis_figures.next_word_bars(top, top=12)
             fig.update_layout(title=f"The most probable next words<br>{after}", height=380,
                               legend=BELOW, margin=dict(t=80, b=84))
             fig.data[0].name, fig.data[1].name = f"A: {name_a}", f"B: {name_b}"
-            AC.chart(fig, "ct_fig_top")
+            widgets.chart(fig, "ct_fig_top")
     with right:
         st.markdown("**How different are the final states?**")
-        fd = LS.final_distances(c)
+        fd = lesson.final_distances(c)
         st.dataframe(fd, hide_index=True, width="stretch",
                      column_config={"state": st.column_config.TextColumn("final state", width="medium"),
                                     "cosine_distance": st.column_config.NumberColumn("cos. dist.", format="%.4f",
                                                                                      width="small")})
         st.caption("Cosine distance: 0 = pointing the same way, 1 = unrelated, 2 = opposite.")
         if df is not None:
-            tab = LS.chosen_probs(df)
+            tab = lesson.chosen_probs(df)
             tab = tab[tab["in_vocab"]]        # words the model has no token for have no probability
             st.markdown(f"**Chosen words at step {step}**")
             if tab.empty:
@@ -171,23 +167,23 @@ def page():
                                             "ratio": st.column_config.NumberColumn("A/B", format="%.2f", **small)})
                 st.caption(f"A: {name_a} · B: {name_b}")
 
-    fig = LS.one_based_layers(AF.delta_norm_lines(c, window=win, selected=step))
+    fig = lesson.one_based_layers(analysis_figures.delta_norm_lines(c, window=win, selected=step))
     fig.update_xaxes(tickangle=-45 if win[1] - win[0] > 12 else 0)
     fig.update_layout(height=480, legend=BELOW, margin=dict(r=20, t=80, b=84),
                       title="How far apart the two states are<br>after each token")   # one line was cut at 800 px
-    AC.chart(fig, "ct_fig_lines")
+    widgets.chart(fig, "ct_fig_lines")
 
     qs = ["h", "c"] if c.dc is not None else ["h"]
     q = st.radio("Difference of", qs, key="ct_q", horizontal=True, persist_state="session",
                  format_func=lambda q: {"h": "hidden state h", "c": "cell state c"}[q])
-    fig = AF.delta_heatmap(c, q, layer, window=win, selected=step)
+    fig = analysis_figures.delta_heatmap(c, q, layer, window=win, selected=step)
     fig.update_xaxes(tickangle=-45 if win[1] - win[0] > 12 else 0)
     fig.update_layout(height=480, margin=dict(t=80), title=f"{q}(B) − {q}(A) for every unit, layer {layer + 1}"
                                                             "<br>(red: larger in B, blue: larger in A)")
-    AC.chart(fig, "ct_fig_heat")
+    widgets.chart(fig, "ct_fig_heat")
 
     trajectory_section(ctx, layer, a, b, pair)
 
 
-with common.guard("the Contrast page"):
+with widgets.guard("the Contrast page"):
     page()

@@ -5,34 +5,34 @@ the strongest cells -> one cell chosen: that patched run, step by step, beside t
 """
 from __future__ import annotations
 
+import hashlib
 import html
 
 import streamlit as st
 
-from explorer.present import causal_figures as CF
-from explorer.present.player import player_data
-from ui import analysis_common as AC
-from ui import causal_common as CC
-from ui import common
-from ui import player as P
+from explorer.present import causal_figures
+from explorer.present.player import HEATMAP_TABS, build_player_data
+from ui import cached, cached_causal, player_component, session, widgets
 
-#: The player's single tab here: the states, as on Explore's first tab.
-PLAYER_TABS = {"lstm": ("States h · c", ["h", "c"]), "gru": ("State h and candidate n", ["h", "n"]),
-               "rnn": ("State h", ["h"])}
+
+def run_sig(ctx, *parts) -> str:
+    """A stable id of one patched run for the player (a new run selects its patched position)."""
+    key = "|".join(map(str, (ctx.path, ctx.stamp) + parts))
+    return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _bartender():
     ss = st.session_state
-    ss["pt_clean"], ss["pt_corrupt"] = CC.BARTENDER_CLEAN, CC.BARTENDER_CORRUPT
+    ss["pt_clean"], ss["pt_corrupt"] = widgets.BARTENDER_CLEAN, widgets.BARTENDER_CORRUPT
     ss["pt_target"], ss["pt_versus"] = "miss", "sir"
 
 
 def page():
-    ctx = common.require_model()
-    common.url_state("clean=pt_clean", "corrupt=pt_corrupt")   # the address bar keeps these (lecture links)
+    ctx = session.require_model()
+    session.url_state("clean=pt_clean", "corrupt=pt_corrupt")   # the address bar keeps these (lecture links)
     ss = st.session_state
-    ss.setdefault("pt_clean", CC.BARTENDER_CLEAN)
-    ss.setdefault("pt_corrupt", CC.BARTENDER_CORRUPT)
+    ss.setdefault("pt_clean", widgets.BARTENDER_CLEAN)
+    ss.setdefault("pt_corrupt", widgets.BARTENDER_CORRUPT)
     ss.setdefault("pt_target", "miss")
     ss.setdefault("pt_versus", "sir")
     st.markdown("#### Patch: where does the information travel?")
@@ -52,11 +52,12 @@ def page():
         st.info("Type both texts and the two words whose log-ratio is traced.", icon=":material/edit:")
         return
     try:
-        g = CC.grid(ctx, clean, corrupt, target.strip(), versus.strip())
+        g = cached_causal.grid(ctx, clean, corrupt, target.strip(), versus.strip())
     except (ValueError, IndexError) as err:
-        st.warning(AC.friendly(err) + ".", icon=":material/warning:")
+        st.warning(widgets.friendly(err) + ".", icon=":material/warning:")
         return
-    st.html(f'<div data-testid="patch-summary" style="font-size:16px">{html.escape(CF.patch_summary(g))}</div>')
+    summary = html.escape(causal_figures.patch_summary(g))
+    st.html(f'<div data-testid="patch-summary" style="font-size:16px">{summary}</div>')
     L, T = g.metric.shape[1], g.metric.shape[2]
     labels = g.labels()
     top = g.strongest(len(g.frame()))
@@ -79,24 +80,23 @@ def page():
     q = p1.radio("Quantity", list(g.quantities), key="pt_q", horizontal=True)
     layer = p2.selectbox("Layer", list(range(L)), key="pt_layer", format_func=lambda l: f"layer {l + 1}")
     pos = p3.select_slider("Position", list(range(T)), key="pt_pos", format_func=lambda i: f"{i} · {labels[i]}")
-    AC.chart(CF.patch_heatmap(g, (q, layer, pos)), "pt_fig_grid")
-    run = CC.patched(ctx, clean, corrupt, target.strip(), versus.strip(), layer, pos, q)
+    widgets.chart(causal_figures.patch_heatmap(g, (q, layer, pos)), "pt_fig_grid")
+    run = cached_causal.patched(ctx, clean, corrupt, target.strip(), versus.strip(), layer, pos, q)
     st.html(f'<div data-testid="patch-cell" style="font-size:16px">Patching {html.escape(q)} of layer {layer + 1} at '
             f'“{html.escape(labels[pos])}” (position {pos}) moves log P({html.escape(target)}) − log P({html.escape(versus)}) '
             f"from {float(run.metric[0]):+.3f} to {float(run.metric[1]):+.3f}: it restores {run.restored:+.1%} of the "
             f"difference.</div>")
-    AC.chart(CF.patched_run_lines(run, g.clean_tokens), "pt_fig_run")
-    with common.guard("the player"):
+    widgets.chart(causal_figures.patched_run_lines(run, g.clean_tokens), "pt_fig_run")
+    with widgets.guard("the player"):
         st.markdown(f"##### The patched run in the player (layer {layer + 1})")
-        tr = CC.patched_trace(ctx, clean, corrupt, target.strip(), versus.strip(), layer, pos, q)
-        tab, heat = PLAYER_TABS[tr.cell]
-        data = player_data(tr, layer, pos=pos, ranges=ctx.ranges, heat=heat, k=common.TOP_K,
-                           sig=CC.run_sig(ctx, clean, corrupt, q, layer, pos), view=tab)
-        data["views"] = [tab]
-        P.mount(data, key="pt_player", on_pos_change=lambda: None, on_view_change=lambda: None)
+        tr = cached_causal.patched_trace(ctx, clean, corrupt, target.strip(), versus.strip(), layer, pos, q)
+        tab, heat = HEATMAP_TABS[tr.cell][0]          # one tab: the states, as on Explore's first tab
+        data = build_player_data(tr, layer, pos=pos, ranges=ctx.ranges, heat=heat, k=cached.TOP_K,
+                                 sig=run_sig(ctx, clean, corrupt, q, layer, pos), view=tab, views=[tab])
+        player_component.mount(data, key="pt_player", on_pos_change=lambda: None, on_view_change=lambda: None)
     with st.expander("The strongest cells"):
-        st.dataframe(CF.strongest_table(g), hide_index=True, width="stretch")
+        st.dataframe(causal_figures.strongest_table(g), hide_index=True, width="stretch")
 
 
-with common.guard("the Patch page"):
+with widgets.guard("the Patch page"):
     page()

@@ -10,15 +10,11 @@ import html
 
 import streamlit as st
 
-from explorer.present import lesson as LS
-from explorer.present import views as V
-from explorer.analysis import attribution as AT
-from explorer.analysis import cell_provenance, half_lives, memory_matrix
-from explorer.present import analysis_figures as AF
-from ui import analysis_common as AC
-from ui import common
+from explorer.analysis import attribution, cell_provenance, half_lives, memory_matrix
+from explorer.present import analysis_figures, lesson, views
+from ui import cached, cached_analysis, session, sidebar, widgets
 
-DEFAULT_TEXT = LS.reply_prompt(LS.PAIRS["bartender"].a)
+DEFAULT_TEXT = lesson.reply_prompt(lesson.PAIRS["bartender"].a)
 FADE_TEXT = "Mary walked into the room , and after a long silence the old man looked up at the window ."
 FADE_REPLACEMENTS = ["<unk>", "john", "she", "the"]
 METHOD_HELP = ("Gradient × input: a first-order estimate from one gradient. Integrated gradients: gradients "
@@ -37,36 +33,36 @@ def _section(title: str, caption: str | None = None):
 
 
 def page():
-    ctx = common.require_model()
-    common.url_state("text=mem_text")   # the address bar keeps these (lecture links)
-    layer = common.layer_picker(ctx)
+    ctx = session.require_model()
+    session.url_state("text=mem_text")   # the address bar keeps these (lecture links)
+    layer = widgets.layer_picker(ctx)
     ss = st.session_state
     ss.setdefault("mem_text", DEFAULT_TEXT)
     st.markdown("#### Memory: what the network kept, and from where")
     text = st.text_area("Text", key="mem_text", height=80, persist_state="session", label_visibility="collapsed")
-    tr = common.trace_or_prompt(ctx, text, empty="Type a text to see what the network remembers of it.",
+    tr = cached.trace_or_prompt(ctx, text, empty="Type a text to see what the network remembers of it.",
                                 no_words="The text holds no words the tokenizer can read.")
     if tr is None:
         return
-    labels = V.token_labels(tr)
+    labels = views.token_labels(tr)
     sig = (ctx.path, tr.text)
     if ss.get("_mem_sig") != sig or ss.get("mem_step", len(tr)) >= len(tr):
         ss["_mem_sig"] = sig
         ss["mem_step"] = len(tr) - 1
-    common.keep("mem_step", len(tr) - 1)      # kept across pages, and shown as kept (issue 14)
+    widgets.keep("mem_step", len(tr) - 1)      # kept across pages, and shown as kept (issue 14)
     step = st.select_slider("Step", list(range(len(tr))), key="mem_step", persist_state="session",
                             format_func=lambda i: f"{i} · {labels[i]}",
                             help="The state after this token: the prediction explained and the cell state decomposed.")
-    with common.guard("the attribution"):
+    with widgets.guard("the attribution"):
         _attribution(ctx, tr, step)
     if tr.cell == "lstm":
-        with common.guard("the cell-state provenance"):
+        with widgets.guard("the cell-state provenance"):
             _provenance(ctx, tr, layer, step)
     else:
         st.info(f"{ctx.name} is a {tr.cell.upper()}: it has no cell state, so the provenance, memory matrix and "
                 "half-lives (which unroll c_t = f_t ⊙ c_t−1 + i_t ⊙ g_t) need an LSTM. Attribution above and the "
                 "fading comparison below work for it.", icon=":material/info:")
-    with common.guard("the fading comparison"):
+    with widgets.guard("the fading comparison"):
         _fading(ctx)
 
 
@@ -76,35 +72,37 @@ def _attribution(ctx, tr, step):
     _section("Which earlier words made the model expect the next one?",
              "Each word's share of log P(next word) after the selected step. " + METHOD_HELP)
     c1, c2, c3, c4 = st.columns([3.2, 1.2, 1.2, 1.5], vertical_alignment="bottom")
-    common.keep("mem_method", "occlusion")
-    method = c1.radio("Method", list(AT.METHODS), key="mem_method", horizontal=True, persist_state="session",
-                      format_func=lambda m: AT.LABELS[m])
+    widgets.keep("mem_method", "occlusion")
+    method = c1.radio("Method", list(attribution.METHODS), key="mem_method", horizontal=True, persist_state="session",
+                      format_func=lambda m: attribution.LABELS[m])
     word = c2.text_input("Next word", key="mem_word", placeholder="the top word", persist_state="session",
                          help="Leave empty for the model's most probable word.")
     versus = c3.text_input("versus (optional)", key="mem_versus", placeholder="e.g. sir", persist_state="session",
                            help="Explain log P(word) − log P(versus): what tells the two words apart.")
     c4.button("Example: miss versus sir", key="mem_example", on_click=_example, args=("miss", "sir"))
     compare = st.toggle("Compare all three methods", key="mem_all", persist_state="session")
-    methods = AT.METHODS if compare else (method,)
+    methods = attribution.METHODS if compare else (method,)
     try:
-        attr = AC.attribution(ctx, tr.text, step, AC.word_or_none(word), AC.word_or_none(versus), methods)
+        attr = cached_analysis.attribution(ctx, tr.text, step, widgets.word_or_none(word),
+                                           widgets.word_or_none(versus), methods)
     except (ValueError, IndexError) as e:
-        st.warning(AC.friendly(e) + ". Try another word.", icon=":material/warning:")
+        st.warning(widgets.friendly(e) + ". Try another word.", icon=":material/warning:")
         return
-    what = (f"P(“{V.visible(attr.target)}”) / P(“{V.visible(attr.versus)}”) = {attr.prob:.3g}" if attr.versus
-            else f"P(“{V.visible(attr.target)}”) = {attr.prob:.2%}")
-    st.html(f'<div data-testid="attr-readout" style="font-size:16px">After “{html.escape(V.visible(attr.tokens[-1]))}” '
-            f"(step {attr.step}): {html.escape(what)}. Explained: {html.escape(V.explained(attr))} = "
+    what = (f"P(“{views.visible(attr.target)}”) / P(“{views.visible(attr.versus)}”) = {attr.prob:.3g}" if attr.versus
+            else f"P(“{views.visible(attr.target)}”) = {attr.prob:.2%}")
+    after = html.escape(views.visible(attr.tokens[-1]))
+    st.html(f'<div data-testid="attr-readout" style="font-size:16px">After “{after}” '
+            f"(step {attr.step}): {html.escape(what)}. Explained: {html.escape(views.explained(attr))} = "
             f"{attr.logprob:.3f}.</div>")
-    st.html(LS.attribution_chips_html(attr, method))
+    st.html(lesson.attribution_chips_html(attr, method))
     if "integrated_gradients" in attr.scores:
         st.caption(f"Integrated gradients: {attr.ig_steps} quadrature nodes; the scores add up to the total change "
                    f"within {attr.completeness_relative:.1%}.")
     if compare:
-        fig = AF.attribution_bars(attr)
+        fig = analysis_figures.attribution_bars(attr)
         fig.update_xaxes(tickangle=-45 if len(attr.tokens) > 12 else 0)
         fig.update_layout(height=380, legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
-        AC.chart(fig, "mem_fig_attr_bars")
+        widgets.chart(fig, "mem_fig_attr_bars")
 
 
 # ----------------------------------------------------------------------------------- provenance
@@ -112,8 +110,8 @@ def _provenance(ctx, tr, layer, step):
     ss = st.session_state
     prov = cell_provenance(tr, step, layer)
     U = prov.c.shape[0]
-    strongest = LS.strongest_units(prov)[0]
-    held = (LS.long_memory_units(prov) or [strongest])[0]
+    strongest = lesson.strongest_units(prov)[0]
+    held = (lesson.long_memory_units(prov) or [strongest])[0]
     sig = (ctx.path, tr.text, layer, step)
     if ss.get("_mem_unit_sig") != sig or ss.get("mem_unit") not in range(U):
         ss["_mem_unit_sig"] = sig
@@ -126,8 +124,8 @@ def _provenance(ctx, tr, layer, step):
     unit = c1.selectbox("Unit", list(range(U)), key="mem_unit", format_func=lambda u: f"unit {u}" + notes.get(u, ""),
                         help="Opens on the unit whose cell state is held most by a single word read at least 5 "
                              "steps earlier (explorer.present.lesson.long_memory_units).")
-    chk = LS.provenance_check(prov, unit)
-    old = LS.oldest_share(prov, unit)
+    chk = lesson.provenance_check(prov, unit)
+    old = lesson.oldest_share(prov, unit)
     c2.html(f'<div data-testid="provenance-check" style="font-size:15px;line-height:1.5">'
             f"<b>Check:</b> the bars sum to {chk['sum_parts']:+.6f}; with the part left of the start state "
             f"({chk['initial']:+.6f}) that is {chk['total']:+.6f}; the trace has c = {chk['c']:+.6f} "
@@ -137,44 +135,44 @@ def _provenance(ctx, tr, layer, step):
             f"{chk['tolerance']:.0e} × max(1, |c|)).<br>The largest surviving part was written by "
             f"“{html.escape(old['token'])}” (step {old['position']}, {old['steps_ago']} steps ago): "
             f"{old['share']:.0%} of the total size.</div>")
-    fig = AF.provenance_bars(prov, unit)
+    fig = analysis_figures.provenance_bars(prov, unit)
     fig.update_xaxes(tickangle=-45 if len(prov.tokens) > 12 else 0)
     fig.update_layout(height=380, title=dict(
         text=f"c = {chk['c']:.3f} (unit {unit}, layer {layer + 1}, after “{labels_at(tr, step)}”) = the sum of these "
              "bars" + (f" + {chk['initial']:.3f} from the start state" if chk["initial"] else ""), font=dict(size=15)))
-    AC.chart(fig, "mem_fig_prov")
+    widgets.chart(fig, "mem_fig_prov")
 
     _section("Memory matrix", "Rows: when a token wrote to the cell; columns: now. Read a row left to right to "
                               "watch one write fade.")
-    common.keep("mem_mm", "unit")            # a redraw after a new text never leaves it unselected
+    widgets.keep("mem_mm", "unit")            # a redraw after a new text never leaves it unselected
     how = st.radio("Show", ["unit", "layer"], key="mem_mm", horizontal=True, persist_state="session",
                    format_func=lambda s: {"unit": f"unit {unit} (signed)", "layer": "norm over all units"}[s])
     mm = memory_matrix(tr, layer, unit if how == "unit" else None)
-    fig = AF.memory_matrix_heatmap(mm)
+    fig = analysis_figures.memory_matrix_heatmap(mm)
     fig.update_xaxes(tickangle=-45 if len(tr) > 12 else 0)
     fig.update_layout(title=dict(text=f"What each token wrote that is still in the cell state (layer {layer + 1}, "
                                       + (f"unit {unit})" if how == "unit" else "norm over units)"), font=dict(size=15)))
-    AC.chart(fig, "mem_fig_matrix")
+    widgets.chart(fig, "mem_fig_matrix")
 
     _section("How long each unit remembers",
              "Half-life = the number of steps after which a unit keeps half of what it had, ln 0.5 / ln f̄, from its "
              "mean forget gate f̄. The forget gate depends on the input, so this is an average, not a constant.")
-    common.keep("mem_hl", "reference")
+    widgets.keep("mem_hl", "reference")
     src = st.radio("Averaged over", ["reference", "text"], key="mem_hl", horizontal=True, persist_state="session",
                    format_func=lambda s: {"reference": "the preset paragraphs", "text": "this text"}[s])
-    hl = half_lives(AC.reference_trace(ctx) if src == "reference" else tr, layer)
-    s = LS.half_life_summary(hl)
-    fig = AF.half_life_chart(hl)
+    hl = half_lives(cached_analysis.reference_trace(ctx) if src == "reference" else tr, layer)
+    s = lesson.half_life_summary(hl)
+    fig = analysis_figures.half_life_chart(hl)
     fig.update_layout(height=380, title=f"Memory half-life of each unit, layer {layer + 1}: ln 0.5 / ln f̄")
     fig.update_yaxes(dtick=1)                    # log axis: 1, 10, 100, ... only
-    AC.chart(fig, "mem_fig_halflife")
+    widgets.chart(fig, "mem_fig_halflife")
     st.caption(f"Median half-life {s['median']:.1f} steps; {s['over_10']} of {s['units']} units keep half for more "
                f"than 10 steps, {s['over_100']} for more than 100 (longest: unit {s['longest_unit']}, "
                f"{s['longest']:.0f} steps).")
 
 
 def labels_at(tr, t: int) -> str:
-    return V.token_label(tr.tokens[t])
+    return views.token_label(tr.tokens[t])
 
 
 # ------------------------------------------------------------------------------------- fading
@@ -183,9 +181,9 @@ def _fading(ctx):
     _section("LSTM and vanilla RNN: how fast does the first word fade?",
              "The text is read twice, once with its first word replaced, and the two runs are compared at every "
              "later step. Several replacements, because one word can mislead.")
-    options = common.bundle_options()
-    lstms = LS.pick_pair(options, "lstm", "fiction-lstm")
-    rnns = LS.pick_pair(options, "rnn", "fiction-rnn")
+    options = sidebar.bundle_options()
+    lstms = lesson.pick_pair(options, "lstm", "fiction-lstm")
+    rnns = lesson.pick_pair(options, "rnn", "fiction-rnn")
     if not lstms or not rnns:
         st.info("This needs an LSTM bundle and a vanilla RNN bundle in the models folder (the shipped "
                 "fiction-lstm and fiction-rnn).", icon=":material/info:")
@@ -204,8 +202,8 @@ def _fading(ctx):
     t1, t2 = st.columns([3, 1.3], vertical_alignment="bottom")
     text = t1.text_input("Text", key="mem_fade_text", persist_state="session")
     ss.setdefault("mem_fade_metric", "dh_rel")
-    metric = t2.selectbox("Measure", list(LS.FADE_METRICS), key="mem_fade_metric", persist_state="session",
-                          format_func=lambda m: LS.FADE_METRICS[m])
+    metric = t2.selectbox("Measure", list(lesson.FADE_METRICS), key="mem_fade_metric", persist_state="session",
+                          format_func=lambda m: lesson.FADE_METRICS[m])
     if not text.strip() or not reps:
         st.info("Type a text and choose at least one replacement word.", icon=":material/edit:")
         return
@@ -213,13 +211,13 @@ def _fading(ctx):
     if len(names) < 2:
         names = {"LSTM": lp, "RNN": rp}
     try:
-        df = AC.fade(names, text, reps)
+        df = cached_analysis.fade(names, text, reps)
     except (ValueError, IndexError) as e:
-        st.warning(AC.friendly(e) + ".", icon=":material/warning:")
+        st.warning(widgets.friendly(e) + ".", icon=":material/warning:")
         return
-    AC.chart(LS.fade_panels(df, metric), "mem_fig_fade")
-    table = LS.fade_table(df, metric)
-    st.html(f'<div data-testid="fade-summary" style="font-size:16px">{html.escape(LS.fade_sentence(table))}</div>')
+    widgets.chart(lesson.fade_panels(df, metric), "mem_fig_fade")
+    table = lesson.fade_table(df, metric)
+    st.html(f'<div data-testid="fade-summary" style="font-size:16px">{html.escape(lesson.fade_sentence(table))}</div>')
     with st.expander("The numbers"):
         st.dataframe(table, hide_index=True, width="stretch",
                      column_config={"first": st.column_config.NumberColumn("at the replaced word", format="%.3f"),
@@ -229,5 +227,5 @@ def _fading(ctx):
                                     "persists": "persists"})
 
 
-with common.guard("the Memory page"):
+with widgets.guard("the Memory page"):
     page()

@@ -11,19 +11,28 @@ from pathlib import Path
 
 import streamlit as st
 
-from explorer.analysis import probe as PR
-from explorer.present import causal_figures as CF
-from explorer.present import views as V
-from ui import analysis_common as AC
-from ui import causal_common as CC
-from ui import common
+from explorer.analysis import probe
+from explorer.present import causal_figures, views
+from ui import SHARED, cached, cached_causal, session, widgets
 
+#: The corpora the probes read by default: the books for a word model, Shakespeare for a character model.
+FICTION = SHARED / "data" / "fiction"
+SHAKESPEARE = SHARED / "data" / "shakespeare"
 SIZES = {"small": (3000, 1500), "medium": (10000, 5000)}
 
 
+def default_corpus(ctx) -> Path:
+    return SHAKESPEARE if probe.is_char_model(ctx.model) else FICTION
+
+
+def tasks_for(ctx) -> list[str]:
+    char = probe.is_char_model(ctx.model)
+    return [t for t in probe.TASKS if not (t == "gender" and char) and not (t == "line" and not char)]
+
+
 def page():
-    ctx = common.require_model()
-    common.url_state("text=pr_text")   # the address bar keeps these (lecture links)
+    ctx = session.require_model()
+    session.url_state("text=pr_text")   # the address bar keeps these (lecture links)
     ss = st.session_state
     st.markdown("#### Probe: what a layer encodes, against a control")
     st.caption("A linear classifier reads one layer's h or c after each token and predicts a label that comes from "
@@ -31,14 +40,14 @@ def page():
                "from training). The control task (Hewitt & Liang 2019) gives every word type a random label, fixed "
                "per type: a probe that scores as well on the control as on the task has only learnt which word was "
                "just read, and says nothing about the layer. Selectivity = task − control.")
-    tasks = CC.tasks_for(ctx)
+    tasks = tasks_for(ctx)
     if ss.get("pr_task") not in tasks:
         ss["pr_task"] = tasks[0]
     if not ss.get("pr_corpus"):
-        ss["pr_corpus"] = str(CC.default_corpus(ctx))
+        ss["pr_corpus"] = str(default_corpus(ctx))
     ss.setdefault("pr_size", "small")
     a, b, c, d = st.columns([1.6, 3, 1.3, 1.2], vertical_alignment="bottom")
-    task = a.selectbox("Task", tasks, key="pr_task", format_func=lambda t: PR.DESCRIPTIONS[t])
+    task = a.selectbox("Task", tasks, key="pr_task", format_func=lambda t: probe.DESCRIPTIONS[t])
     corpus = b.text_input("Corpus", key="pr_corpus", help="A corpus folder with SPLITS.json, or one text file.")
     size = c.radio("Tokens", list(SIZES), key="pr_size", horizontal=True,
                    help="small: 3,000 training and 1,500 test tokens; medium: 10,000 and 5,000.")
@@ -52,18 +61,18 @@ def page():
         return
     n_tr, n_te = SIZES[size]
     try:
-        rep = CC.probe(ctx, corpus, task, n_tr, n_te)
+        rep = cached_causal.fit_probes(ctx, corpus, task, n_tr, n_te)
     except (ValueError, IndexError) as err:
-        st.warning(AC.friendly(err) + ".", icon=":material/warning:")
+        st.warning(widgets.friendly(err) + ".", icon=":material/warning:")
         return
     best = rep.best()
-    st.html(f'<div data-testid="probe-verdict" style="font-size:16px"><b>{html.escape(PR.DESCRIPTIONS[task])}</b>: '
+    st.html(f'<div data-testid="probe-verdict" style="font-size:16px"><b>{html.escape(probe.DESCRIPTIONS[task])}</b>: '
             f"the most selective probe reads layer {best.layer + 1} {best.quantity}: {best.accuracy:.1%} on the test "
             f"books, {best.control_accuracy:.1%} on the control task (selectivity {best.selectivity:+.1%}), against "
             f"{best.majority:.1%} for always answering the most common label. Verdict: {html.escape(best.verdict)}."
             f"<br><small>Fitted on {rep.n_train:,} tokens of {html.escape(', '.join(rep.train_books))}; scored on "
             f"{rep.n_test:,} tokens of {html.escape(', '.join(rep.test_books))}.</small></div>")
-    AC.chart(CF.probe_bars(rep), "pr_fig_bars")
+    widgets.chart(causal_figures.probe_bars(rep), "pr_fig_bars")
     st.dataframe(rep.frame(), hide_index=True, width="stretch",
                  column_config={k: st.column_config.NumberColumn(k, format="%.3f")
                                 for k in ("accuracy", "control", "selectivity", "majority")})
@@ -76,17 +85,17 @@ def _readout(ctx, rep):
     keys = sorted(rep.probes)
     if ss.get("pr_probe") not in range(len(keys)):
         ss["pr_probe"] = keys.index((rep.best().layer, rep.best().quantity))
-    ss.setdefault("pr_text", CC.BARTENDER_CLEAN + ' miss." She drank it and went out.')
+    ss.setdefault("pr_text", widgets.BARTENDER_CLEAN + ' miss." She drank it and went out.')
     a, b = st.columns([1, 4])
     k = a.selectbox("Probe", list(range(len(keys))), key="pr_probe",
                     format_func=lambda i: f"layer {keys[i][0] + 1} {keys[i][1]}")
     text = b.text_input("Text", key="pr_text")
-    tr = common.trace_or_prompt(ctx, text, empty="Type a text.", no_words="The text holds no words the tokenizer can read.")
+    tr = cached.trace_or_prompt(ctx, text, empty="Type a text.", no_words="The text holds no words the tokenizer can read.")
     if tr is None:
         return
-    probs = PR.readout(rep, ctx.model, tr, *keys[k])
-    AC.chart(CF.probe_readout_lines(probs, V.token_labels(tr), rep.label_names), "pr_fig_readout")
+    probs = probe.readout(rep, ctx.model, tr, *keys[k])
+    widgets.chart(causal_figures.probe_readout_lines(probs, views.token_labels(tr), rep.label_names), "pr_fig_readout")
 
 
-with common.guard("the Probe page"):
+with widgets.guard("the Probe page"):
     page()

@@ -5,51 +5,29 @@ bad) or in Patch (the project's pairs, against their mirror item).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
-from explorer.analysis import evaluate as EV
-from explorer.corpus.index import default_index_dir
-from ui import common
+from explorer.analysis import evaluate
+from ui import SHARED, cached, cached_analysis, session, sidebar, widgets
 
-SYNEVAL = common.ROOT.parent / "shared" / "eval" / "syneval"
+SYNEVAL = SHARED / "eval" / "syneval"
 PER_FILE = 100            # Marvin & Linzen items sampled per suite file (seeded); the project's pairs: all
-CACHE = default_index_dir().parent / "evaluations"
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _items(folder: str, per_file: int) -> list:
-    return EV.load_items(folder if Path(folder).is_dir() else None, per_file=per_file)
-
-
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _scores(path: str, stamp: float, folder: str, per_file: int):
-    m = common.model_at(path)
-    items = _items(folder, per_file)
-    if EV.cache_path(m, items, CACHE).is_file():
-        return EV.cached_scores(m, items, CACHE)
-    bar = st.progress(0.0, text=f"Scoring the items with {m.name} (once; kept on disk)…")
-    try:
-        return EV.cached_scores(m, items, CACHE, progress=lambda f, what: bar.progress(f, text=f"{m.name}: {what}"))
-    finally:
-        bar.empty()
 
 
 def _open_contrast(good: str, bad: str):
     st.session_state["ct_a"], st.session_state["ct_b"] = good, bad
-    st.session_state["_ev_goto"] = "ui/contrast.py"
+    st.session_state["_ev_goto"] = "ui/pages/contrast.py"
 
 
 def _open_patch(setup: dict):
     ss = st.session_state
     ss["pt_clean"], ss["pt_corrupt"] = setup["clean"], setup["corrupt"]
     ss["pt_target"], ss["pt_versus"] = setup["target"], setup["versus"]
-    ss["_ev_goto"] = "ui/patch.py"
+    ss["_ev_goto"] = "ui/pages/patch.py"
 
 
 def page():
-    ctx = common.require_model()
+    ctx = session.require_model()
     ss = st.session_state
     goto = ss.pop("_ev_goto", None)
     if goto:
@@ -62,16 +40,17 @@ def page():
     if not SYNEVAL.is_dir():
         st.info(f"The Marvin & Linzen suites are not at {SYNEVAL}; only the project's pairs are shown.",
                 icon=":material/folder_off:")
-    options = common.bundle_options()
+    options = sidebar.bundle_options()
     if not ss.get("ev_models") or not set(ss["ev_models"]) <= set(options):
         ss["ev_models"] = list(options)
     chosen = st.multiselect("Models", list(options), key="ev_models", format_func=lambda p: options[p])
     if not chosen:
         st.info("Choose at least one model.", icon=":material/edit:")
         return
-    results = {options[p]: _scores(p, common.stamp(p), str(SYNEVAL), PER_FILE) for p in chosen}
+    results = {options[p]: cached_analysis.evaluation_scores(p, cached.stamp(p), str(SYNEVAL), PER_FILE)
+               for p in chosen}
     by_cond = st.toggle("Per condition", key="ev_by_cond")
-    table = EV.suite_table(results, ("source", "suite", "condition") if by_cond else ("source", "suite"))
+    table = evaluate.suite_table(results, ("source", "suite", "condition") if by_cond else ("source", "suite"))
     if table.empty:
         st.info("No item is in the vocabulary of these models.", icon=":material/info:")
         return
@@ -94,7 +73,7 @@ def _drill(ctx, results):
     if ss.get("ev_suite") not in suites:
         ss["ev_suite"] = "address" if "address" in suites else suites[0]
     suite = b.selectbox("Suite", suites, key="ev_suite")
-    wrong = EV.wrong_items(df, suite)
+    wrong = evaluate.wrong_items(df, suite)
     if wrong.empty:
         st.success(f"{name} gets every in-vocabulary item of {suite} right.", icon=":material/check:")
         return
@@ -108,8 +87,8 @@ def _drill(ctx, results):
     c1, c2, c3 = st.columns([1, 1, 3], vertical_alignment="center")
     c1.button("Open in Contrast", key="ev_contrast", on_click=_open_contrast, args=(good, bad),
               icon=":material/compare_arrows:")
-    model = common.model_at(next(p for p, n in common.bundle_options().items() if n == name))
-    setup = EV.patch_setup(model, df, row)
+    model = cached.model_at(next(p for p, n in sidebar.bundle_options().items() if n == name))
+    setup = evaluate.patch_setup(model, df, row)
     if setup:
         c2.button("Open in Patch", key="ev_patch", on_click=_open_patch, args=(setup,), icon=":material/healing:")
         c3.caption(f"Patch traces log P({setup['target']}) − log P({setup['versus']}) with this item's context as the "
@@ -118,5 +97,5 @@ def _drill(ctx, results):
         c2.caption("Patch needs a mirror item (the project's pairs have one).")
 
 
-with common.guard("the Evaluate page"):
+with widgets.guard("the Evaluate page"):
     page()

@@ -11,12 +11,8 @@ import html
 
 import streamlit as st
 
-from explorer.present import figures as F
-from explorer.present import lesson as LS
-from explorer.present import views as V
-from explorer.present import analysis_figures as AF
-from ui import analysis_common as AC
-from ui import common
+from explorer.present import analysis_figures, figures, lesson, views
+from ui import cached, cached_analysis, session, widgets
 
 DEFAULT_PROMPT = "Holmes looked at me and said"
 
@@ -26,9 +22,9 @@ def _new_seed():
 
 
 def page():
-    ctx = common.require_model()
-    common.url_state("prompt=gen_prompt", "seed=gen_seed:int")   # the address bar keeps these (lecture links)
-    layer = common.layer_picker(ctx)
+    ctx = session.require_model()
+    session.url_state("prompt=gen_prompt", "seed=gen_seed:int")   # the address bar keeps these (lecture links)
+    layer = widgets.layer_picker(ctx)
     ss = st.session_state
     ss.setdefault("gen_prompt", DEFAULT_PROMPT)
     ss.setdefault("gen_temp", 0.8)
@@ -53,9 +49,9 @@ def page():
         st.info("Type a prompt to continue.", icon=":material/edit:")
         return
     try:
-        gen = AC.generation(ctx, prompt, n, temp, top_k, seed)
+        gen = cached_analysis.generation(ctx, prompt, n, temp, top_k, seed)
     except ValueError as e:
-        st.warning(AC.friendly(e), icon=":material/warning:")
+        st.warning(widgets.friendly(e), icon=":material/warning:")
         return
     tr = gen.trace
     words = gen.continuation.replace("\n\n", " ¶ ")   # written by the tokenizer: characters join as characters
@@ -67,34 +63,35 @@ def page():
                "¶ is a paragraph end.")
 
     rows = list(range(len(tr)))
-    labels = V.token_labels(tr)
+    labels = views.token_labels(tr)
     sig = (ctx.path, gen.prompt, gen.ids)
     if ss.get("_gen_sig") != sig or ss.get("gen_pos", len(tr)) >= len(tr):
         ss["_gen_sig"] = sig
         ss["gen_pos"] = min(gen.n_prompt - 1, len(tr) - 1)
-    common.keep("gen_pos")                     # kept across pages, and shown as kept (issue 14)
+    widgets.keep("gen_pos")                     # kept across pages, and shown as kept (issue 14)
     pos = st.select_slider("Step", rows, key="gen_pos", persist_state="session",
                            format_func=lambda i: f"{i} · {labels[i]}" + (" (sampled)" if i >= gen.n_prompt else ""),
                            help="Opens on the last prompt token: the distribution the first word was drawn from.")
-    win = V.window(len(tr), pos, common.WINDOW)
-    st.html(F.token_strip_html(tr, pos, window=win))
-    st.html('<div data-testid="gen-readout" style="font-size:15px">' + html.escape(V.describe_step(tr, pos)) + "</div>")
+    win = views.window(len(tr), pos, widgets.WINDOW)
+    st.html(figures.token_strip_html(tr, pos, window=win))
+    st.html('<div data-testid="gen-readout" style="font-size:15px">' + html.escape(views.describe_step(tr, pos))
+            + "</div>")
     a, b = st.columns([1, 1.3])
     with a:
-        AC.chart(F.topk_figure(tr, pos, k=common.TOP_K), "gen_fig_topk")
+        widgets.chart(figures.topk_figure(tr, pos, k=cached.TOP_K), "gen_fig_topk")
         st.caption("The model's own distribution; the word was drawn from it after temperature and top-k.")
     with b:
-        AC.chart(F.step_figure(tr, layer, pos), "gen_fig_step")
-    fig = F.heatmap_figure(tr, layer, "h", selected=pos, ranges=ctx.ranges, window=win,
+        widgets.chart(figures.step_figure(tr, layer, pos), "gen_fig_step")
+    fig = figures.heatmap_figure(tr, layer, "h", selected=pos, ranges=ctx.ranges, window=win,
                            title=f"<b>h</b> · the state after each token, layer {layer + 1} "
                                  "(right of the dashed line: fed back from the model's own samples)")
-    AC.chart(LS.mark_generated(fig, gen.n_prompt), "gen_fig_heat")
-    fig = AF.generation_bars(gen, window=win, selected=pos)     # a long prompt: the stretch around the step
+    widgets.chart(lesson.mark_generated(fig, gen.n_prompt), "gen_fig_heat")
+    fig = analysis_figures.generation_bars(gen, window=win, selected=pos)     # a long prompt: the stretch around the step
     fig.update_xaxes(tickangle=-45 if win[1] - win[0] > 12 else 0, tickfont=dict(size=12))
     fig.update_layout(height=340, title="How probable each token was, given the ones before it "
                                         "(blue: prompt, red: sampled)")
-    AC.chart(fig, "gen_fig_probs")
+    widgets.chart(fig, "gen_fig_probs")
 
 
-with common.guard("the Generate page"):
+with widgets.guard("the Generate page"):
     page()

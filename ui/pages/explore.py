@@ -1,6 +1,6 @@
 """Explore: type a sentence and watch the network read it, token by token.
 
-Layout: text box -> the player (ui/player.py, a v2 component drawing explorer.present.player.player_data):
+Layout: text box -> the player (ui/player_component.py, drawing an explorer.present.player.PlayerData):
 playback controls, token strip, step view (next word, Δh/Δc, gates), heatmap tabs and the heatmaps
 -> the unit inspector (Plotly, below the player when its tab is chosen).
 
@@ -18,13 +18,11 @@ import html
 
 import streamlit as st
 
-from explorer.present import figures as F
-from explorer.present import views as V
-from explorer.present.player import ngram_bits, player_data, reported_position
+from explorer.analysis import probe
+from explorer.present import figures, views
+from explorer.present.player import HEATMAP_TABS, build_player_data, reported_position
 from explorer.trace import QUANTITIES
-from ui import common, downloads
-from ui import causal_common
-from ui import player as P
+from ui import cached, cached_causal, downloads, lecture, player_component, session, widgets
 
 PLAYER_KEY = "player"
 
@@ -54,17 +52,12 @@ def _view_changed():
         st.session_state["view"] = v
 
 
-def text_sig(ctx: common.ModelContext, text: str) -> str:
+def text_sig(ctx: session.ModelContext, text: str) -> str:
     """Identifies a text read by a model: a new one selects its last token."""
     return hashlib.sha1(f"{ctx.path}|{ctx.stamp}|{text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-#: Heatmap tabs per cell: (tab label, quantities).
-HEATMAP_TABS = {
-    "lstm": [("States h · c", ["h", "c"]), ("Gates i · f · o and candidate g", ["i", "f", "o", "g"])],
-    "gru": [("State h and candidate n", ["h", "n"]), ("Gates r · z", ["r", "z"])],
-    "rnn": [("State h", ["h"])],
-}
+#: The player's last tab: the unit inspector, drawn under it with Plotly (the heatmap tabs: HEATMAP_TABS).
 UNITS_TAB = "Unit inspector"
 
 
@@ -75,9 +68,9 @@ def _unit_inspector(ctx, tr, layer, pos, win):
     c1, c2, c3 = st.columns([1, 2.2, 2.8], vertical_alignment="bottom")
     if ss.get("unit_q") not in qs:
         ss["unit_q"] = "h"
-    q = c1.selectbox("Quantity", qs, key="unit_q", format_func=lambda q: f"{q}: {F.LONG_NAMES.get(q, q)}",
+    q = c1.selectbox("Quantity", qs, key="unit_q", format_func=lambda q: f"{q}: {figures.LONG_NAMES.get(q, q)}",
                      persist_state="session")
-    how = c2.radio("Pick units", V.UNIT_CHOICES, key="unit_how", horizontal=True, persist_state="session")
+    how = c2.radio("Pick units", views.UNIT_CHOICES, key="unit_how", horizontal=True, persist_state="session")
     if how == "by number":
         ss.setdefault("unit_ids", [0, 1, 2])
         ss["unit_ids"] = [u for u in ss["unit_ids"] if u < units] or [0]
@@ -86,9 +79,10 @@ def _unit_inspector(ctx, tr, layer, pos, win):
     else:
         ss.setdefault("unit_k", 5)
         k = c3.slider("How many units", 1, 10, key="unit_k", persist_state="session")
-        chosen = V.choose_units(tr, layer, q, how, pos, k)
+        chosen = views.choose_units(tr, layer, q, how, pos, k)
     if chosen:
-        common.chart(F.units_figure(tr, layer, q, chosen, selected=pos, ranges=ctx.ranges, window=win), "fig_units")
+        widgets.chart(figures.units_figure(tr, layer, q, chosen, selected=pos, ranges=ctx.ranges, window=win),
+                      "fig_units")
     else:
         st.caption("Choose at least one unit.")
 
@@ -104,30 +98,24 @@ def current_view(cell: str) -> str:
     return v if v in labels else labels[0]
 
 
-@common.byte_cached("ngram_bits")
-def _ngram_bits(path: str, stamp: float, ng_path: str, ng_stamp: float, text: str):
-    tr = common.cached_trace(path, stamp, text)
-    return ngram_bits(tr, common.ngram_model(ng_path))
-
-
-def ngram_for(ctx: common.ModelContext, tr) -> tuple[str, object] | None:
+def ngram_for(ctx: session.ModelContext, tr) -> tuple[str, object] | None:
     """(name, bits per token) for the player's second track when it is switched on, else None."""
-    f = common.ngram_file(ctx.path)
+    f = cached.ngram_file(ctx.path)
     if f is None or not st.session_state.get("ngram"):
         return None
     order = f.stem.replace("ngram-kn", "")
-    bits = _ngram_bits(ctx.path, ctx.stamp, str(f), f.stat().st_mtime, tr.text)
+    bits = cached.ngram_bits(ctx.path, ctx.stamp, str(f), f.stat().st_mtime, tr.text)
     return (f"Kneser-Ney {order}-gram", bits)
 
 
-def player(ctx: common.ModelContext, tr, layer: int, sig: str):
+def player(ctx: session.ModelContext, tr, layer: int, sig: str):
     """The player and, under it, the unit inspector."""
-    with common.guard("the token views"):
+    with widgets.guard("the token views"):
         ss = st.session_state
         n = len(tr)
         pos = _clamp(ss.get("pos", n - 1), n)
         ss["pos"] = pos
-        win = V.window(n, pos, common.WINDOW)
+        win = views.window(n, pos, widgets.WINDOW)
         view = current_view(tr.cell)
         heat = dict(HEATMAP_TABS[tr.cell]).get(view, [])
         if win != (0, n):
@@ -138,59 +126,78 @@ def player(ctx: common.ModelContext, tr, layer: int, sig: str):
         if ss.get("_anchor") is None or ss["_anchor"][:2] != (sig, win):
             ss["_anchor"] = (sig, win, pos)
         ng = None
-        with common.guard("the n-gram track"):
+        with widgets.guard("the n-gram track"):
             ng = ngram_for(ctx, tr)
-        data = player_data(tr, layer, pos=ss["_anchor"][2], window=win, ranges=ctx.ranges, heat=heat,
-                           k=common.TOP_K, sig=sig, view=view, ngram=ng)
-        data["views"] = view_labels(tr.cell)
-        P.mount(data, key=PLAYER_KEY, on_pos_change=_pos_changed, on_view_change=_view_changed)
+        data = build_player_data(tr, layer, pos=ss["_anchor"][2], window=win, ranges=ctx.ranges, heat=heat,
+                                 k=cached.TOP_K, sig=sig, view=view, ngram=ng, views=view_labels(tr.cell))
+        player_component.mount(data, key=PLAYER_KEY, on_pos_change=_pos_changed, on_view_change=_view_changed)
         if view == UNITS_TAB:
             _unit_inspector(ctx, tr, layer, pos, win)
 
 
+def probe_line(ctx, tr):
+    """Once a probe has been fitted for this model on the Probe page, its readout of the text word by
+    word, as lines under the player. Draws nothing otherwise."""
+    from explorer.present import causal_figures
+    reps = cached_causal.fitted_probes(ctx)
+    if not reps:
+        return
+    opts = [(i, k) for i, r in enumerate(reps) for k in sorted(r.probes)]
+    with st.expander("Probe readout: what a layer thinks, word by word", expanded=False):
+        j = st.selectbox("Probe", list(range(len(opts))), key="ex_probe",
+                         format_func=lambda n: f"{probe.DESCRIPTIONS[reps[opts[n][0]].task]} · layer "
+                                               f"{opts[n][1][0] + 1} {opts[n][1][1]} (selectivity "
+                                               f"{next(s.selectivity for s in reps[opts[n][0]].scores if (s.layer, s.quantity) == opts[n][1]):+.1%})")
+        i, key = opts[j if j is not None and j < len(opts) else 0]
+        probs = probe.readout(reps[i], ctx.model, tr, *key)
+        widgets.chart(causal_figures.probe_readout_lines(probs, views.token_labels(tr), reps[i].label_names),
+                      "ex_fig_probe")
+
+
 # ----------------------------------------------------------------------------------------- page
-#: What the address bar keeps on this page (common.url_state): text, layer, selected token, tab.
+#: What the address bar keeps on this page (session.url_state): text, layer, selected token, tab.
 URL_KEYS = ("text", "layer:layer", "pos:int", "view", "ngram:bool")
 
 
 def page():
-    ctx = common.require_model()
-    common.url_state(*URL_KEYS)
-    if "pos" in common.cold_query():                   # a link's token, kept when its text is first traced
+    ctx = session.require_model()
+    session.url_state(*URL_KEYS)
+    if "pos" in session.cold_query():                  # a link's token, kept when its text is first traced
         st.session_state.setdefault("_url_pos", st.session_state.get("pos"))
-    layer = common.layer_picker(ctx)
-    common.preset_buttons("text")
+    layer = widgets.layer_picker(ctx)
+    widgets.preset_buttons("text")
     st.markdown("#### Type a sentence and watch the network read it")
-    st.session_state.setdefault("text", common.default_text())
+    st.session_state.setdefault("text", widgets.default_text())
     # The text box and everything under it form one fragment: a new sentence, a step reported by
     # the player or a tab reruns only this part, not the sidebar and navigation.
     st.fragment(body)(ctx, layer)
 
 
-def body(ctx: common.ModelContext, layer: int):
-    with common.guard("the Explore page"):
+def body(ctx: session.ModelContext, layer: int):
+    with widgets.guard("the Explore page"):
         _body(ctx, layer)
 
 
-def _body(ctx: common.ModelContext, layer: int):
+def _body(ctx: session.ModelContext, layer: int):
     text = st.text_area("Text", key="text", height=90, persist_state="session", label_visibility="collapsed",
                         placeholder="Type a sentence…",
                         help="Press Ctrl+Enter (or click outside the box) to trace the new text.")
-    if common.ngram_file(ctx.path) is not None:
-        common.keep("ngram", False)
+    if cached.ngram_file(ctx.path) is not None:
+        widgets.keep("ngram", False)
         st.toggle("Compare with the 3-gram: its surprisal as a band under each word", key="ngram",
                   help="The project's Kneser-Ney n-gram, fitted on the same training books and vocabulary, sees "
                        "only the last two words. Where its band is red and the word above is pale, the "
                        "network's memory of earlier words made the word predictable.")
-    tr = common.trace_or_prompt(
+    tr = cached.trace_or_prompt(
         ctx, text, empty="Type a sentence above, or pick a preset sentence in the sidebar, to watch the "
                          "network read it word by word.",
         no_words="The text holds no words the tokenizer can read. Type a sentence.")
     if tr is None:
         return
-    unknown = V.unknown_words(tr)
+    unknown = views.unknown_words(tr)
     if unknown:
-        words = ", ".join(f"“{html.escape(V.visible(w))}”" for w in unknown[:12]) + (" …" if len(unknown) > 12 else "")
+        words = (", ".join(f"“{html.escape(views.visible(w))}”" for w in unknown[:12])
+                 + (" …" if len(unknown) > 12 else ""))
         st.html(f'<div data-testid="unknown-words" style="font-size:14px;color:#555">'
                 f'<span style="color:#7b2cbf;font-weight:600">{len(unknown)} word{"s" if len(unknown) > 1 else ""} '
                 f'unknown to {html.escape(ctx.name)}</span> (read as &lt;unk&gt;, dashed in the strip): {words}</div>')
@@ -202,13 +209,13 @@ def _body(ctx: common.ModelContext, layer: int):
         url_pos = ss.pop("_url_pos", None)             # (or the one a link named)
         ss["pos"] = _clamp(url_pos, len(tr)) if isinstance(url_pos, int) else len(tr) - 1
     player(ctx, tr, layer, sig)
-    with common.guard("the probe readout"):
-        causal_common.probe_line(ctx, tr)              # a probe fitted on the Probe page, word by word
-    common.url_write(*URL_KEYS)                        # the fragment's own reruns (a step, a tab)
-    if common.presenting():                            # the presenter view: the strip and one view
+    with widgets.guard("the probe readout"):
+        probe_line(ctx, tr)                            # a probe fitted on the Probe page, word by word
+    session.url_write(*URL_KEYS)                       # the fragment's own reruns (a step, a tab)
+    if lecture.presenting():                           # the presenter view: the strip and one view
         return
     downloads.trace_downloads(ctx, tr, layer, ss.get("pos", len(tr) - 1))
 
 
-with common.guard("the Explore page"):
+with widgets.guard("the Explore page"):
     page()

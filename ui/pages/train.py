@@ -13,8 +13,8 @@ from pathlib import Path
 import streamlit as st
 
 import explorer as E
-from explorer.training import runner as R
-from ui import common
+from explorer.training import runner
+from ui import cached, sidebar, widgets
 
 PRESET_HELP = {"tiny": "1 layer × 64 units, up to 2,000 words: minutes on a laptop CPU",
                "small": "2 layers × 128 units, up to 5,000 words",
@@ -36,9 +36,9 @@ def _start():
     folder = (ss.get("train_folder") or "").strip()
     try:
         if files:
-            if not R.NAME_RE.match(name):
+            if not runner.NAME_RE.match(name):
                 raise E.ExplorerError("the model name must be 1-64 letters, digits, '.', '_' or '-'")
-            up = R.runs_root() / name / "upload"
+            up = runner.runs_root() / name / "upload"
             up.mkdir(parents=True, exist_ok=True)
             for old in up.glob("*.txt"):
                 old.unlink()
@@ -50,7 +50,7 @@ def _start():
             corpus = Path(folder).expanduser()
         else:
             raise E.ExplorerError("upload one or more .txt files, or name a folder of .txt files")
-        R.start(name, corpus, common.models_root(), preset=ss.get("train_preset", "tiny"),
+        runner.start(name, corpus, sidebar.models_root(), preset=ss.get("train_preset", "tiny"),
                 minutes=float(ss.get("train_minutes", 5)), dry_run=bool(ss.get("train_dry")),
                 resume=bool(ss.get("train_resume")))
     except E.ExplorerError as e:
@@ -58,7 +58,7 @@ def _start():
 
 
 def _stop():
-    R.stop()
+    runner.stop()
 
 
 def _open(path: str):
@@ -68,7 +68,7 @@ def _open(path: str):
 
 @st.fragment(run_every=1.0)
 def progress_panel():
-    cur = R.current()
+    cur = runner.current()
     if cur is None or cur["status"] is None:
         return
     s = cur["status"]
@@ -84,13 +84,13 @@ def progress_panel():
         c1.metric("Loss", f"{s['loss']:.3f}" if s.get("loss") is not None else "–")
         c2.metric("Tokens/s", f"{s['tokens_per_s']:,.0f}" if s.get("tokens_per_s") else "–")
         c3.metric("Elapsed", _fmt_s(s.get("elapsed_s")))
-        c4.metric("Time left", _fmt_s(s.get("eta_s")) if state not in R.FINAL else "–")
+        c4.metric("Time left", _fmt_s(s.get("eta_s")) if state not in runner.FINAL else "–")
         if state in ("starting", "running"):
             st.button("Stop", key="train_stop", icon=":material/stop:", on_click=_stop,
                       help="Saves a checkpoint; start the same name again with 'resume' to continue.")
         elif state == "stopping":
             st.caption("Stopping: saving a checkpoint…")
-    if state in R.FINAL and st.session_state.get("_train_seen") != (cur["run"], state):
+    if state in runner.FINAL and st.session_state.get("_train_seen") != (cur["run"], state):
         st.session_state["_train_seen"] = (cur["run"], state)
         st.rerun()                       # the whole page: the picker lists the new bundle
 
@@ -104,17 +104,17 @@ def finished(cur):
     if not out or not (Path(out) / "card.json").is_file():
         return
     try:
-        model = common.model_at(out)
+        model = cached.model_at(out)
     except E.ExplorerError as e:
         st.error(f"The trained bundle cannot be used: {e}", icon=":material/error:")
         return
     with st.container(key="train_done", border=True):
         st.success(f"{model.name}: {s.get('message')}", icon=":material/check_circle:")
-        st.caption(common.card_summary(model) + f" · {out}")
+        st.caption(sidebar.card_summary(model) + f" · {out}")
         card = model.card
         tr = card.get("training") or {}
         st.caption(f"Trained with: {card.get('command') or tr.get('command', '')}")
-        if Path(out).parent.resolve() == common.models_root().resolve():
+        if Path(out).parent.resolve() == sidebar.models_root().resolve():
             st.button(f"Open {model.name} in Explore", key="train_open", type="primary",
                       icon=":material/visibility:", on_click=_open, args=(out,))
 
@@ -123,14 +123,14 @@ def page():
     st.markdown("#### Train a model on your own text")
     st.caption("Training runs in the background on this server: it goes on when you switch pages or close "
                "the tab, and one run at a time per server. The model is written to "
-               f"`{common.models_root()}` and appears in the model picker.")
+               f"`{sidebar.models_root()}` and appears in the model picker.")
     if st.session_state.pop("_open_trained", False):
-        st.switch_page("ui/explore.py")
+        st.switch_page("ui/pages/explore.py")
     progress_panel()
-    cur = R.current()
-    if cur and cur["status"] and cur["status"].get("state") in R.FINAL:
+    cur = runner.current()
+    if cur and cur["status"] and cur["status"].get("state") in runner.FINAL:
         finished(cur)
-    if R.busy():
+    if runner.busy():
         return
     with st.container(key="train_form", border=True):
         st.file_uploader("Text files (.txt)", type=["txt"], accept_multiple_files=True, key="train_files")
@@ -139,11 +139,11 @@ def page():
         st.session_state.setdefault("train_name", "my-model")
         st.text_input("Model name", key="train_name", placeholder="my-model")
         c1, c2 = st.columns(2)
-        c1.radio("Size", list(R.PRESETS), key="train_preset", horizontal=True,
-                 captions=[PRESET_HELP[p] for p in R.PRESETS])
+        c1.radio("Size", list(runner.PRESETS), key="train_preset", horizontal=True,
+                 captions=[PRESET_HELP[p] for p in runner.PRESETS])
         c2.slider("Time budget (minutes)", 1, 120, 5, key="train_minutes")
         name = st.session_state.get("train_name") or ""
-        has_ckpt = bool(R.NAME_RE.match(name)) and R.checkpoint_of(common.models_root() / name).is_dir()
+        has_ckpt = bool(runner.NAME_RE.match(name)) and runner.checkpoint_of(sidebar.models_root() / name).is_dir()
         if has_ckpt:
             st.checkbox(f"Resume from the checkpoint of {name}", key="train_resume", value=True)
         else:
@@ -155,5 +155,5 @@ def page():
             st.error(st.session_state["_train_error"], icon=":material/error:")
 
 
-with common.guard("the Train page"):
+with widgets.guard("the Train page"):
     page()

@@ -1,6 +1,6 @@
 // The Explore page's player: token strip, step view and heatmaps, stepped in the browser.
 //
-// Python (explorer/player.py) sends one window of token positions with everything a step can show;
+// Python (explorer/present/player.py, PlayerData) sends one window of token positions with everything a step can show;
 // stepping, playing and hovering happen here without a round trip to the server. The selected
 // position goes back to Python (setStateValue, debounced) only so that the server-side views (unit
 // inspector, the window of a long text) and a later rerun know it.
@@ -652,7 +652,7 @@ function teardown(S) {
 // ------------------------------------------------------------------------------------- entry
 export default function (component) {
   const { parentElement, setStateValue } = component;
-  const data = Array.isArray(component.data) ? component.data[0] : component.data;   // see ui/player.py
+  const data = Array.isArray(component.data) ? component.data[0] : component.data;   // see ui/player_component.py
   let S = parentElement.__rsx;
   if (!S || !S.box || !S.box.isConnected) {
     let speed = 1.0;             // the speed chosen last in this tab survives a rerun or page switch

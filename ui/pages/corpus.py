@@ -9,27 +9,13 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer.corpus import queries as Q
-from explorer.present import corpus_figures as CF
-from explorer.present import scales
-from ui import common
-from ui import corpus_common as CC
+from explorer.present import corpus_figures, scales
+from ui import cached, corpus_index, session, widgets
 
 DEFAULT_TEXT = 'Holmes looked at me and said, "You have been in Afghanistan, I perceive."'
 PAIRS = {"Mary / John": ("Mary loves John.", "John loves Mary."),
          "Bartender": ('A girl walked into a bar, and she said "Can I have a drink please?" The bartender said "Certainly,',
                        'A boy walked into a bar, and he said "Can I have a drink please?" The bartender said "Certainly,')}
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def _match(idx_path: str, stamp: float, model_path: str, mstamp: float, text: str, s: int, e: int, layer: int,
-           q: str, thr: float, quiet: bool, top: int, drop: int):
-    idx = CC._open(idx_path, stamp)
-    model = common.model_at(model_path)
-    if drop:
-        n = len(Q.select(model, text, s, e, layer, q, thr, quiet).units)
-        return Q.match(idx, model, text, s, e, layer, q, thr, top, quiet, min_units=max(1, n - drop))
-    return Q.match(idx, model, text, s, e, layer, q, thr, top, quiet)
 
 
 def _set_pair(name: str):
@@ -40,7 +26,7 @@ def match_section(ctx, layer, idx):
     ss = st.session_state
     ss.setdefault("corpus_text", DEFAULT_TEXT)
     text = st.text_input("Text", key="corpus_text", persist_state="session")
-    tr = common.get_trace(ctx, text)
+    tr = cached.get_trace(ctx, text)
     if tr is None:
         return
     words = tr.words
@@ -64,13 +50,14 @@ def match_section(ctx, layer, idx):
                            help="How many of the selection's units a match may lack (0: all must be on, "
                                 "LSTMVis's exact match).")
     start, end = int(a), int(b) + 1
-    r = _match(str(idx.path), CC.stamp(idx), ctx.path, ctx.stamp, text, start, end, layer, q, float(thr),
-               bool(quiet), 12, int(drop))
+    r = corpus_index.match(str(idx.path), corpus_index.stamp(idx), ctx.path, ctx.stamp, text, start, end, layer, q,
+                           float(thr), bool(quiet), 12, int(drop))
     s = r.selection
     vr = scales.fixed_range(q, ctx.ranges)
     mean = s.values.mean(1) if s.units else np.full(n, np.nan)
-    st.html(CF.CHIP_CSS + CF.context_html(words, mean, (start, end), vr, numbers=True,
-                                          meta="selection", title="colour: mean of the selection's units"))
+    st.html(corpus_figures.CHIP_CSS + corpus_figures.context_html(words, mean, (start, end), vr, numbers=True,
+                                                                  meta="selection",
+                                                                  title="colour: mean of the selection's units"))
     m1, m2, m3 = st.columns(3)
     m1.metric("Units on across the selection", len(s.units))
     m2.metric("Matches in the corpus", f"{r.total:,}")
@@ -79,7 +66,7 @@ def match_section(ctx, layer, idx):
         st.info(f"No unit of layer {layer + 1} is above {thr:g} at every selected token. Lower the "
                 "threshold or select fewer tokens.", icon=":material/info:")
         return
-    common.chart(CF.selection_figure(s, vr), key="corpus_sel_fig")
+    widgets.chart(corpus_figures.selection_figure(s, vr), key="corpus_sel_fig")
     if not r.matches:
         st.info("Those units are never on together anywhere else in the corpus.", icon=":material/info:")
         return
@@ -87,11 +74,11 @@ def match_section(ctx, layer, idx):
                 f"({end - start} tokens), then by how far above {thr:g} the units are.")
     for k, m in enumerate(r.matches):
         with st.container(border=True):
-            st.html(CF.CHIP_CSS + CF.context_html(
+            st.html(corpus_figures.CHIP_CSS + corpus_figures.context_html(
                 list(m.tokens), m.values.mean(0), m.focus, vr,
                 meta=f"#{k + 1} {m.file} · tokens {m.start}–{m.end} · units on {100 * m.units_on:.0f}% · "
                      f"score {m.score:+.3f} · length gap {m.length_gap}"))
-            common.chart(CF.match_figure(m, s.units, vr), key=f"corpus_match_{k}")
+            widgets.chart(corpus_figures.match_figure(m, s.units, vr), key=f"corpus_match_{k}")
 
 
 def trajectory_section(ctx, layer, idx):
@@ -112,20 +99,20 @@ def trajectory_section(ctx, layer, idx):
     if not texts:
         st.info("Type a text to draw its path.", icon=":material/edit:")
         return
-    proj = CC.projection(str(idx.path), CC.stamp(idx), layer, "h")
-    CC.trajectory_chart(ctx, proj, texts, key="traj_fig")
+    proj = corpus_index.projection(str(idx.path), corpus_index.stamp(idx), layer, "h")
+    corpus_index.trajectory_chart(ctx, proj, texts, key="traj_fig")
 
 
 def page():
-    ctx, layer, idx = CC.sidebar_and_index()
-    common.url_state("text=corpus_text")   # the address bar keeps these (lecture links)
+    ctx, layer, idx = corpus_index.sidebar_and_index()
+    session.url_state("text=corpus_text")   # the address bar keeps these (lecture links)
     st.markdown("#### Corpus: select a range, find where its units are on")
     st.caption("After LSTMVis (Strobelt et al. 2018): the units above the threshold at every token of your "
                "selection are a hypothesis; the corpus is searched for every run of tokens where all of them "
-               "are on. " + CC.index_caption(idx))
-    with common.guard("select and match"):
+               "are on. " + corpus_index.index_caption(idx))
+    with widgets.guard("select and match"):
         match_section(ctx, layer, idx)
-    with common.guard("the trajectories"):
+    with widgets.guard("the trajectories"):
         trajectory_section(ctx, layer, idx)
 
 

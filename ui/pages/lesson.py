@@ -7,23 +7,16 @@ writes it. Text is short and plain; charts are big (explorer.present.lesson.proj
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import html
+from pathlib import Path
 
 import streamlit as st
 
 import explorer as E
-from explorer.present import figures as F
-from explorer.present import lesson as LS
-from explorer.present import views as V
-from explorer.analysis import attribution as AT
-from explorer.present import analysis_figures as AF
-from explorer.analysis import char_cells as CC
-from explorer.present import cells as CL
+from explorer.analysis import attribution, char_cells
+from explorer.present import analysis_figures, cells, figures, lesson, views
 from explorer.present.demos import DEMOS
-from ui import analysis_common as AC
-from ui import clicker, common
+from ui import cached, cached_analysis, clicker, lecture, session, sidebar, widgets
 
 BIG = 18          # chart font size for a projector
 
@@ -31,7 +24,7 @@ BIG = 18          # chart font size for a projector
 def _say(text: str, testid: str | None = None, size: int = 20):
     """A short paragraph in large type (user text is escaped)."""
     tid = f' data-testid="{testid}"' if testid else ""
-    if common.presenting():           # the presenter view: larger still, for the back of the room
+    if lecture.presenting():           # the presenter view: larger still, for the back of the room
         size = round(size * 1.3)
     st.html(f'<div{tid} style="font-size:{size}px;line-height:1.45;padding:4px 0 8px 0">{text}</div>')
 
@@ -47,38 +40,38 @@ def _load_query():
     if ss.get("_lesson_loaded"):
         return
     ss["_lesson_loaded"] = True
-    state = LS.lesson_from_query(common.cold_query())
+    state = lesson.lesson_from_query(session.cold_query())
     ss["lesson_step"] = state.step
     ss[f"lesson_text_{state.step}"] = state.text
-    if LS.LESSON_TEXTS[state.step][1]:
+    if lesson.LESSON_TEXTS[state.step][1]:
         ss[f"lesson_textb_{state.step}"] = state.text_b
     ss["lesson_shape"] = state.shape
     if state.pos is not None:
         ss["_lesson_pos_request"] = state.pos
 
 
-def _state_now(step: str) -> LS.LessonState:
+def _state_now(step: str) -> lesson.LessonState:
     """The step's state as the session holds it when the run starts (the widgets' new values are already
     there), before the step computes anything."""
     ss = st.session_state
-    a0, b0 = LS.LESSON_TEXTS[step]
+    a0, b0 = lesson.LESSON_TEXTS[step]
     pos = None
     if step in ("reading", "unrolled"):
         pos = ss.get("_lesson_pos_request", ss.get("lesson_pos" if step == "reading" else "lesson_start"))
-    return LS.LessonState(step=step, text=ss.get(f"lesson_text_{step}") or a0,
+    return lesson.LessonState(step=step, text=ss.get(f"lesson_text_{step}") or a0,
                           text_b=(ss.get(f"lesson_textb_{step}") or b0) if b0 else b0,
                           shape=ss.get("lesson_shape", "one-to-one"), pos=pos)
 
 
-def _save_query(state: LS.LessonState):
-    q = {**common.url_base(), **LS.lesson_to_query(state)}     # model and presenter view kept too
+def _save_query(state: lesson.LessonState):
+    q = {**session.url_base(), **lesson.lesson_to_query(state)}     # model and presenter view kept too
     if st.query_params.to_dict() != q:
         st.query_params.from_dict(q)
 
 
 def _texts(step: str, two: bool, height: int = 68, label: str = "Sentence") -> tuple[str, str]:
     ss = st.session_state
-    a0, b0 = LS.LESSON_TEXTS[step]
+    a0, b0 = lesson.LESSON_TEXTS[step]
     ss.setdefault(f"lesson_text_{step}", a0)
     if not two:
         return st.text_area(label, key=f"lesson_text_{step}", height=height, persist_state="session"), ""
@@ -109,7 +102,7 @@ def step_reading(ctx) -> tuple[str, str, int | None]:
     _say("A recurrent network reads <b>one word at a time</b>. After each word it updates its memory "
          "(the <i>state</i>, a list of numbers) and guesses the next word. Step through the sentence.")
     text, _ = _texts("reading", False)
-    tr = common.get_trace(ctx, text) if text.strip() else None
+    tr = cached.get_trace(ctx, text) if text.strip() else None
     if tr is None or len(tr) <= 1:
         st.info("Type a sentence.", icon=":material/edit:")
         return text, "", None
@@ -121,7 +114,7 @@ def step_reading(ctx) -> tuple[str, str, int | None]:
         if "_lesson_pos_request" not in ss:
             ss["lesson_pos"] = 1
     _pos("lesson_pos", n, 1)
-    labels = V.token_labels(tr)
+    labels = views.token_labels(tr)
     bar = st.container(horizontal=True, vertical_alignment="bottom")
     bar.button("Back", key="lesson_back", icon=":material/chevron_left:", on_click=_move, args=("lesson_pos", -1, n))
     bar.button("Next word", key="lesson_next", icon=":material/chevron_right:", type="primary",
@@ -129,9 +122,9 @@ def step_reading(ctx) -> tuple[str, str, int | None]:
     pos = st.select_slider("Word", list(range(n)), key="lesson_pos", format_func=lambda i: f"{i} · {labels[i]}",
                            label_visibility="collapsed")
     _nav("lesson_pos", list(range(n)))
-    win = V.window(n, pos, V.CHART_WINDOW)        # a long text: the stretch around the word
-    st.html(F.token_strip_html(tr, pos, legend=False, window=win))
-    ch = LS.step_change(tr, len(tr.layers) - 1, pos)
+    win = views.window(n, pos, views.CHART_WINDOW)        # a long text: the stretch around the word
+    st.html(figures.token_strip_html(tr, pos, legend=False, window=win))
+    ch = lesson.step_change(tr, len(tr.layers) - 1, pos)
     w, p = tr.top_words(pos, 1)[0]
     moved = (f"Reading “{_e(labels[pos])}” changed the memory of the top layer ({ch['units']} numbers): the change "
              f"has length ‖Δh‖ = <b>{ch['dh']:.2f}</b>" + (f" (cell state: ‖Δc‖ = {ch['dc']:.2f})" if "dc" in ch else "")
@@ -141,13 +134,13 @@ def step_reading(ctx) -> tuple[str, str, int | None]:
     top = len(tr.layers) - 1
     a, b = st.columns([1, 1.2])
     with a:
-        AC.chart(LS.projector(F.topk_figure(tr, pos, k=8), BIG, height=430), "lesson_fig_topk")
+        widgets.chart(lesson.projector(figures.topk_figure(tr, pos, k=8), BIG, height=430), "lesson_fig_topk")
     with b:
-        AC.chart(LS.projector(F.step_figure(tr, top, pos), BIG, height=430), "lesson_fig_step")
-    fig = F.heatmap_figure(tr, top, "h", selected=pos, ranges=ctx.ranges, window=win,
+        widgets.chart(lesson.projector(figures.step_figure(tr, top, pos), BIG, height=430), "lesson_fig_step")
+    fig = figures.heatmap_figure(tr, top, "h", selected=pos, ranges=ctx.ranges, window=win,
                            title=f"The memory h after every word (top layer, {ch['units']} numbers per column; "
                                  "red +, blue −)")
-    AC.chart(LS.projector(fig, BIG - 2, height=440), "lesson_fig_heat")
+    widgets.chart(lesson.projector(fig, BIG - 2, height=440), "lesson_fig_heat")
     return text, "", pos
 
 
@@ -158,39 +151,41 @@ def step_order(ctx) -> tuple[str, str, None]:
     if not a.strip() or not b.strip():
         st.info("Type two sentences.", icon=":material/edit:")
         return a, b, None
-    c = AC.contrast(ctx, a, b)
-    bow = AC.bow_distance(ctx.path, ctx.stamp, c.a.text, c.b.text, "start")
+    c = cached_analysis.contrast(ctx, a, b)
+    bow = cached_analysis.bow_distance(ctx.path, ctx.stamp, c.a.text, c.b.text, "start")
     bag = lambda cnt: " ".join(f"{w}×{k}" if k > 1 else w for w, k in sorted(cnt.items()))  # noqa: E731
     _say(f"Bag of words A: <code>{_e(bag(c.bag_a))}</code> &nbsp; B: <code>{_e(bag(c.bag_b))}</code> — "
          + ("<b>identical</b>." if c.same_bag else "<b>different</b>."), size=18)
     m1, m2, m3 = st.columns(3)
     m1.metric("Order-blind model: distance between the two inputs", f"{bow:.3g}",
               help="‖sum of word embeddings of A − sum for B‖: what a bag-of-embeddings model sees.")
-    m2.metric(f"{c.a.cell.upper()}: cosine distance of the final states", f"{c.final_cosine.get('state', float('nan')):.3f}",
+    m2.metric(f"{c.a.cell.upper()}: cosine distance of the final states",
+              f"{c.final_cosine.get('state', float('nan')):.3f}",
               help="The whole final state (h and c of every layer).")
     m3.metric("… of the top layer's h alone", f"{c.final_cosine.get('h_top', float('nan')):.3f}")
-    _say(_e(LS.bag_sentence(c, bow)), "order-readout", size=18)
+    _say(_e(lesson.bag_sentence(c, bow)), "order-readout", size=18)
     try:
-        df = AC.next_words(ctx, a, b, "start", LS.compare_step(c, "last"), ("he", "she"), k=6)
+        df = cached_analysis.next_words(ctx, a, b, "start", lesson.compare_step(c, "last"), ("he", "she"), k=6)
     except (ValueError, IndexError) as e:
-        st.warning(AC.friendly(e), icon=":material/warning:")
+        st.warning(widgets.friendly(e), icon=":material/warning:")
         return a, b, None
-    _say(_e(LS.compare_sentence(df, "A", "B")), "order-next", size=18)
+    _say(_e(lesson.compare_sentence(df, "A", "B")), "order-next", size=18)
     left, right = st.columns(2)
     with left:
-        fig = AF.next_word_bars(df, top=8)
+        fig = analysis_figures.next_word_bars(df, top=8)
         fig.update_layout(title="What each sentence makes the model expect next",
                           legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom"))
-        AC.chart(LS.projector(fig, BIG, height=430), "lesson_fig_order_next")
+        widgets.chart(lesson.projector(fig, BIG, height=430), "lesson_fig_order_next")
     with right:
-        last = LS.compare_step(c, "last")
-        fig = LS.one_based_layers(AF.delta_norm_lines(c, window=V.window(c.n, last, V.CHART_WINDOW)))
+        last = lesson.compare_step(c, "last")
+        win = views.window(c.n, last, views.CHART_WINDOW)
+        fig = lesson.one_based_layers(analysis_figures.delta_norm_lines(c, window=win))
         fig.update_layout(title="How far apart the two memories are<br>after each word",   # one line was cut
                           legend=dict(orientation="h", yref="container", y=0, x=0, yanchor="bottom"),
                           margin=dict(t=90, b=90))
         fig.update_xaxes(title=None)            # the title says it; the axis title overlapped the legend
         fig.update_yaxes(title="‖A − B‖")
-        AC.chart(LS.projector(fig, BIG, height=430), "lesson_fig_order_lines")
+        widgets.chart(lesson.projector(fig, BIG, height=430), "lesson_fig_order_lines")
     return a, b, None
 
 
@@ -205,48 +200,49 @@ def step_bartender(ctx) -> tuple[str, str, None]:
         st.info(f"{ctx.name} reads characters, not words, so it has no single probability for “miss” or “sir”. "
                 "Choose a word-level model (fiction-lstm) in the sidebar for this step.", icon=":material/info:")
         return a, b, None
-    c = AC.contrast(ctx, a, b)
-    step = LS.compare_step(c, "last")
+    c = cached_analysis.contrast(ctx, a, b)
+    step = lesson.compare_step(c, "last")
     try:
-        df = AC.next_words(ctx, a, b, "start", step, LS.ADDRESS_WORDS, k=6)
+        df = cached_analysis.next_words(ctx, a, b, "start", step, lesson.ADDRESS_WORDS, k=6)
     except (ValueError, IndexError) as e:
-        st.warning(AC.friendly(e), icon=":material/warning:")
+        st.warning(widgets.friendly(e), icon=":material/warning:")
         return a, b, None
     chosen = df[df["kind"] == "chosen"]
     left, right = st.columns([1, 1.1])
     with left:
         if chosen["in_vocab"].any():
-            fig = AF.next_word_bars(chosen, top=len(chosen))
+            fig = analysis_figures.next_word_bars(chosen, top=len(chosen))
             fig.data[0].name, fig.data[1].name = "girl / she (A)", "boy / he (B)"
             fig.update_layout(title=f"P(next word) after “{c.tokens_a[step]}”",
                               legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom"))
-            AC.chart(LS.projector(fig, BIG, height=440), "lesson_fig_address")
+            widgets.chart(lesson.projector(fig, BIG, height=440), "lesson_fig_address")
     with right:
-        _say(_e(LS.address_sentence(df, "girl / she", "boy / he")), "bartender-readout", size=19)
+        _say(_e(lesson.address_sentence(df, "girl / she", "boy / he")), "bartender-readout", size=19)
         if not chosen["in_vocab"].all():
             st.caption("Not in this model's vocabulary: " + ", ".join(chosen[~chosen["in_vocab"]]["word"]))
-    unknown = V.unknown_words(c.a)
+    unknown = views.unknown_words(c.a)
     if unknown:
         st.caption("Unknown to the model (read as <unk>): " + ", ".join(unknown))
 
     st.markdown("##### Which words pushed the model towards “miss” rather than “sir”?")
     ss = st.session_state
     ss.setdefault("lesson_method", "occlusion")
-    method = st.radio("Method", list(AT.METHODS), key="lesson_method", horizontal=True, persist_state="session",
-                      format_func=lambda m: AT.LABELS[m],
+    method = st.radio("Method", list(attribution.METHODS), key="lesson_method", horizontal=True,
+                      persist_state="session",
+                      format_func=lambda m: attribution.LABELS[m],
                       help="Occlusion: replace one word by <unk> and see how much log P(miss)/P(sir) drops. "
                            "The gradient methods estimate the same from derivatives.")
     try:
-        at_a = AC.attribution(ctx, c.a.text, int(c.rows_a[step]), "miss", "sir", (method,))
-        at_b = AC.attribution(ctx, c.b.text, int(c.rows_b[step]), "miss", "sir", (method,))
+        at_a = cached_analysis.attribution(ctx, c.a.text, int(c.rows_a[step]), "miss", "sir", (method,))
+        at_b = cached_analysis.attribution(ctx, c.b.text, int(c.rows_b[step]), "miss", "sir", (method,))
     except (ValueError, IndexError) as e:
-        st.warning(AC.friendly(e), icon=":material/warning:")
+        st.warning(widgets.friendly(e), icon=":material/warning:")
         return a, b, None
     st.markdown("**girl / she**")
-    st.html(LS.attribution_chips_html(at_a, method, LS.LESSON_ATTR_VMAX, font_px=20))
+    st.html(lesson.attribution_chips_html(at_a, method, lesson.LESSON_ATTR_VMAX, font_px=20))
     st.markdown("**boy / he**")
-    st.html(LS.attribution_chips_html(at_b, method, LS.LESSON_ATTR_VMAX, font_px=20))
-    _say(_e(LS.attribution_sentence(at_a, at_b, method)), "attribution-readout", size=18)
+    st.html(lesson.attribution_chips_html(at_b, method, lesson.LESSON_ATTR_VMAX, font_px=20))
+    _say(_e(lesson.attribution_sentence(at_a, at_b, method)), "attribution-readout", size=18)
     _books_vs_sentence(ctx)
     return a, b, None
 
@@ -256,34 +252,28 @@ def step_bartender(ctx) -> tuple[str, str, None]:
 FAITHFUL, BALANCED = "fiction-lstm", "fiction-lstm-balanced"
 
 
-@common.byte_cached("books_vs_sentence")
-def _books_table(paths: tuple, stamps: tuple, ngram_path: str | None, ngram_stamp: float):
-    models = {Path(p).name: common.model_at(p) for p in paths}
-    ng = common.ngram_model(ngram_path) if ngram_path else None
-    return LS.books_vs_sentence(models, ng)
-
-
 def _books_vs_sentence(ctx):
     """Lesson step 3, second half: the faithful model's prior against the balanced model's recall,
     with the n-gram beside them, on the bartender pair and on the reply alone."""
-    root = common.models_root()
+    root = sidebar.models_root()
     names = [n for n in (FAITHFUL, BALANCED) if (root / n / "weights.safetensors").is_file()]
     if not names:
         return
     st.markdown("##### What the books say, and what the sentence says")
     paths = tuple(str(root / n) for n in names)
-    ng = common.ngram_file(root / FAITHFUL)
+    ng = cached.ngram_file(root / FAITHFUL)
     ng_path = str(ng) if ng is not None else None
-    df = _books_table(paths, tuple(common.stamp(p) for p in paths), ng_path, ng.stat().st_mtime if ng else 0.0)
+    df = cached_analysis.books_vs_sentence(paths, tuple(cached.stamp(p) for p in paths), ng_path,
+                                           ng.stat().st_mtime if ng else 0.0)
     left, right = st.columns([1.2, 1])
     with left:
-        AC.chart(LS.projector(LS.books_vs_sentence_figure(df), BIG, height=440), "lesson_fig_books")
+        widgets.chart(lesson.projector(lesson.books_vs_sentence_figure(df), BIG, height=440), "lesson_fig_books")
     with right:
         _say("Two forces decide the blank. <b>The books</b>: in Austen and Conan Doyle a bartender, a servant "
              "or a clerk says “sir” far more often than “madam”, so a model trained on them expects “sir” "
              "when nobody has been named (the right-hand bars). <b>The sentence</b>: “girl” and “she”, "
              "twenty words back, should move it to “miss”.", size=17)
-        for line in LS.books_vs_sentence_summary(df):
+        for line in lesson.books_vs_sentence_summary(df):
             _say(_e(line), "books-readout", size=16)
         balanced = (f" {BALANCED} was fine-tuned on the same books plus a copy in which he/she, sir/madam, "
                     "Mr/Mrs and the characters' first names are swapped, so its prior is even and only memory can "
@@ -304,7 +294,7 @@ def step_unrolled(ctx) -> tuple[str, str, int | None]:
          "passes h<sub>t</sub> to the right and a guess for the next word upwards. The line in each box is the "
          "real h<sub>t</sub> (its first 24 numbers).")
     text, _ = _texts("unrolled", False)
-    tr = common.get_trace(ctx, text) if text.strip() else None
+    tr = cached.get_trace(ctx, text) if text.strip() else None
     if tr is None or len(tr) == 0:
         st.info("Type a sentence.", icon=":material/edit:")
         return text, "", None
@@ -316,10 +306,10 @@ def step_unrolled(ctx) -> tuple[str, str, int | None]:
         _nav("lesson_start", list(range(n - 7)))
     else:
         st.session_state.pop("_lesson_pos_request", None)
-    fig = AF.unrolled_figure(tr, layer=-1, start=start, max_steps=8)
+    fig = analysis_figures.unrolled_figure(tr, layer=-1, start=start, max_steps=8)
     fig.update_layout(title="The network unrolled: one box per word, the memory h<sub>t</sub> (top layer) inside, "
                             "the next-word guess above")
-    AC.chart(LS.projector(fig, BIG, height=460), "lesson_fig_unrolled")
+    widgets.chart(lesson.projector(fig, BIG, height=460), "lesson_fig_unrolled")
     _say("Above each box: the model's most likely next word and its probability. The blue arrows carry the "
          "memory; that is the only way anything read earlier can affect a later guess.", size=18)
     return text, "", (start if n > 8 else None)
@@ -331,9 +321,9 @@ def step_shapes(ctx) -> tuple[str, str, None]:
     text, _ = _texts("shapes", False)
     ss = st.session_state
     ss.setdefault("lesson_shape", "one-to-one")
-    shape = st.segmented_control("Shape", list(LS.SHAPES), key="lesson_shape", format_func=LS.SHAPES.get,
+    shape = st.segmented_control("Shape", list(lesson.SHAPES), key="lesson_shape", format_func=lesson.SHAPES.get,
                                  required=True)
-    _nav("lesson_shape", list(LS.SHAPES))
+    _nav("lesson_shape", list(lesson.SHAPES))
     if not text.strip():
         st.info("Type a sentence.", icon=":material/edit:")
         return text, "", None
@@ -343,20 +333,20 @@ def step_shapes(ctx) -> tuple[str, str, None]:
 
 
 def _one_to_one(ctx, text):
-    w = LS.first_word(ctx.model, text)
+    w = lesson.first_word(ctx.model, text)
     if w is None:
         st.info("Type a word.", icon=":material/edit:")
         return
     _say(f"<b>One in, one out:</b> the network reads a single word, “{_e(w)}” (the first of your sentence), "
          "and outputs one thing: a probability for every possible next word. There is nothing earlier to remember "
          "(only the paragraph-start token &lt;eos&gt; came before).", "shape-readout")
-    tr = common.get_trace(ctx, w)
+    tr = cached.get_trace(ctx, w)
     if tr is not None:
-        AC.chart(LS.projector(F.topk_figure(tr, len(tr) - 1, k=10), BIG, height=460), "lesson_fig_shape")
+        widgets.chart(lesson.projector(figures.topk_figure(tr, len(tr) - 1, k=10), BIG, height=460), "lesson_fig_shape")
 
 
 def _one_to_many(ctx, text):
-    w = LS.first_word(ctx.model, text)
+    w = lesson.first_word(ctx.model, text)
     if w is None:
         st.info("Type a word.", icon=":material/edit:")
         return
@@ -364,14 +354,14 @@ def _one_to_many(ctx, text):
     ss.setdefault("lesson_seed", 0)
     c1, _ = st.columns([1, 4])
     seed = c1.number_input("Seed", 0, 2**31 - 1, key="lesson_seed", persist_state="session")
-    gen = AC.generation(ctx, w, 20, 0.8, 40, seed)
+    gen = cached_analysis.generation(ctx, w, 20, 0.8, 40, seed)
     words = " ".join("¶" if x == "<eos>" else x for x in gen.words)
     _say(f"<b>One in, many out:</b> from the single word “{_e(w)}” the network writes a sequence, feeding each "
          f"sampled word back in as its next input:<br><span style='color:#2166ac'>{_e(w)}</span> "
          f"<b style='color:#b2182b'>{_e(words)}</b>", "shape-readout")
-    fig = AF.generation_bars(gen)
+    fig = analysis_figures.generation_bars(gen)
     fig.update_xaxes(tickangle=-45)
-    AC.chart(LS.projector(fig, BIG - 2, height=420), "lesson_fig_shape")
+    widgets.chart(lesson.projector(fig, BIG - 2, height=420), "lesson_fig_shape")
     st.caption("Sampled with temperature 0.8 among the 40 most probable words; change the seed for another draw. "
                "The Generate page has every setting.")
 
@@ -379,17 +369,17 @@ def _one_to_many(ctx, text):
 def _many_to_one(ctx, text):
     _say("<b>Many in, one out:</b> the network reads the whole passage; only its final state is kept and fed to a "
          "small classifier: who wrote it, Austen or Doyle?", "shape-readout")
-    clf, why = AC.author_classifier(ctx)
+    clf, why = cached_analysis.author_classifier(ctx)
     if clf is None:
         st.info(why, icon=":material/info:")
         return
     bar = st.container(horizontal=True)
-    for i, (label, passage) in enumerate(LS.AUTHOR_EXAMPLES.items()):
+    for i, (label, passage) in enumerate(lesson.AUTHOR_EXAMPLES.items()):
         bar.button(label, key=f"lesson_author_{i}", on_click=_set_text, args=("lesson_text_shapes", passage))
-    probs = AC.predict_author(ctx, text)
-    fig = AF.author_bars(probs)
-    AC.chart(LS.projector(fig, BIG + 2, height=300), "lesson_fig_shape")
-    st.caption(LS.classifier_summary(clf) + " The example buttons hold passages from those two held-out books; "
+    probs = cached_analysis.predict_author(ctx, text)
+    fig = analysis_figures.author_bars(probs)
+    widgets.chart(lesson.projector(fig, BIG + 2, height=300), "lesson_fig_shape")
+    st.caption(lesson.classifier_summary(clf) + " The example buttons hold passages from those two held-out books; "
                "the third is one the classifier gets wrong.")
 
 
@@ -397,28 +387,36 @@ def _set_text(key: str, text: str):
     st.session_state[key] = text
 
 
+def _traced(ctx, text, readout: str):
+    """The trace of the shape's text with the shape's readout said above it, or None (get_trace said why)."""
+    tr = cached.get_trace(ctx, text)
+    if tr is not None:
+        _say(readout, "shape-readout")
+    return tr
+
+
+MANY_TO_MANY = ("<b>Many in, many out, in step:</b> after every word the network outputs a guess for the next one. "
+                "This is how a language model is trained: every guess is compared with the word that really follows.")
+ENCODER_DECODER = ("<b>Many in, then many out (encoder → decoder).</b> An <i>encoder</i> reads the whole input; its "
+                   "final state is handed to a <i>decoder</i>, which writes the output word by word — as in "
+                   "translation.")
+
+
 def _many_to_many(ctx, text):
-    tr = common.get_trace(ctx, text)
-    if tr is None:
-        return
-    _say("<b>Many in, many out, in step:</b> after every word the network outputs a guess for the next one. "
-         "This is how a language model is trained: every guess is compared with the word that really follows.",
-         "shape-readout")
-    st.html(LS.synced_html(tr, font_px=19))
+    tr = _traced(ctx, text, MANY_TO_MANY)
+    if tr is not None:
+        st.html(lesson.synced_html(tr, font_px=19))
 
 
 def _encoder_decoder(ctx, text):
-    tr = common.get_trace(ctx, text)
+    tr = _traced(ctx, text, ENCODER_DECODER)
     if tr is None:
         return
-    _say("<b>Many in, then many out (encoder → decoder).</b> An <i>encoder</i> reads the whole input; its final "
-         "state is handed to a <i>decoder</i>, which writes the output word by word — as in translation.",
-         "shape-readout")
     st.warning("Illustration only: this model was not trained to translate, and there is no separate decoder. "
                "Below is the real encoder side (the state after reading your sentence). As a stand-in for a "
                "decoder, the same language model continues from that state.", icon=":material/school:")
-    AC.chart(LS.projector(LS.final_state_figure(tr), BIG - 2, height=360), "lesson_fig_shape")
-    gen = AC.generation(ctx, text, 12, 0.0, 0, 0)
+    widgets.chart(lesson.projector(lesson.final_state_figure(tr), BIG - 2, height=360), "lesson_fig_shape")
+    gen = cached_analysis.generation(ctx, text, 12, 0.0, 0, 0)
     words = " ".join("¶" if x == "<eos>" else x for x in gen.words)
     _say(f"Continuing from that state (most probable word each time): <b style='color:#b2182b'>{_e(words)}</b>. "
          "Everything the continuation knows about your sentence passed through the numbers above.",
@@ -429,18 +427,13 @@ def _encoder_decoder(ctx, text):
 CHAR_MODEL = "shakespeare-char"
 
 
-@common.byte_cached("char_cells", spinner="Measuring every unit against the position in the line…")
-def _cells(path: str, stamp: float, text: str):
-    return CC.find_line_cells(common.model_at(path), text)
-
-
 def step_cells(ctx) -> tuple[str, str, None]:
     _say("<b>A cell that counts.</b> A network that reads <i>characters</i> must know when a line is about to "
          "end. Karpathy, Johnson and Fei-Fei (2015) found single cells that count along the line. Is there one in "
          "this character model? Every unit is measured against the position in the line; the best one colours "
          "the text below: <span style='background:#b2182b;color:#fff'>&nbsp;red&nbsp;</span> high, "
          "<span style='background:#2166ac;color:#fff'>&nbsp;blue&nbsp;</span> low.")
-    root = common.models_root()
+    root = sidebar.models_root()
     path = root / CHAR_MODEL
     if (path / "weights.safetensors").is_file():
         path = str(path)
@@ -449,27 +442,27 @@ def step_cells(ctx) -> tuple[str, str, None]:
     else:
         st.info(f"This step needs a character model ({CHAR_MODEL}); none is in {root}. Choose or upload one "
                 "in the sidebar.", icon=":material/info:")
-        return LS.LESSON_TEXTS["cells"][0], "", None
+        return lesson.LESSON_TEXTS["cells"][0], "", None
     text, _ = _texts("cells", False, height=120, label="Passage (every line break counts)")
     if text.count("\n") < 2:
         st.info("Give the passage several lines: the cell is measured against the position in the line.",
                 icon=":material/edit:")
         return text, "", None
     clipped, _cut = E.clip_text(text, 8000)
-    s = _cells(path, common.stamp(path), clipped)
+    s = cached_analysis.line_cells(path, cached.stamp(path), clipped)
     best = s.best
     layer, q, unit = int(best["layer"]), str(best["quantity"]), int(best["unit"])
-    verdict = CC.verdict(float(best["r_position"]), float(best["auc_late"]))
+    verdict = char_cells.verdict(float(best["r_position"]), float(best["auc_late"]))
     values = s.unit(layer, q, unit)
-    _say(_e(CL.cell_sentence(best, len(s.chars), s.n_quoted, verdict, Path(path).name)), "cells-readout", size=18)
-    vmax = CL.colour_limit(values)
-    st.html(CL.cell_text_html(s.chars, values, vmax, font_px=20))
-    st.html(CL.scale_legend_html(vmax))
+    _say(_e(cells.cell_sentence(best, len(s.chars), s.n_quoted, verdict, Path(path).name)), "cells-readout", size=18)
+    vmax = cells.colour_limit(values)
+    st.html(cells.cell_text_html(s.chars, values, vmax, font_px=20))
+    st.html(cells.scale_legend_html(vmax))
     left, right = st.columns([1.3, 1])
     with left:
-        fig = CL.cell_scatter(s.column, values, f"Unit {unit} of layer {layer + 1} ({q}) against the position "
+        fig = cells.cell_scatter(s.column, values, f"Unit {unit} of layer {layer + 1} ({q}) against the position "
                                                 f"in the line: r = {float(best['r_position']):+.2f}")
-        AC.chart(LS.projector(fig, BIG - 2, height=400), "lesson_fig_cell")
+        widgets.chart(lesson.projector(fig, BIG - 2, height=400), "lesson_fig_cell")
     with right:
         top = s.table.head(6)[["layer", "quantity", "unit", "r_position", "auc_late"]].copy()
         top["layer"] = top["layer"] + 1
@@ -507,7 +500,7 @@ def _clicked():
         if 0 <= j < len(values):
             ss[key] = values[j]
             return
-    steps = list(LS.STEPS)
+    steps = list(lesson.STEPS)
     cur = ss.get("lesson_step")
     k = steps.index(cur) if cur in steps else 0
     k2 = min(max(k + (1 if d == "next" else -1), 0), len(steps) - 1)
@@ -518,7 +511,7 @@ def _clicked():
             if steps[k2] in ("reading", "unrolled"):
                 ss["_lesson_pos_request"] = 10**6       # clamped to the last word / the last box
             elif steps[k2] == "shapes":
-                ss["lesson_shape"] = list(LS.SHAPES)[-1]
+                ss["lesson_shape"] = list(lesson.SHAPES)[-1]
 
 
 def _demo_list():
@@ -530,15 +523,15 @@ def _demo_list():
 
 
 def page():
-    ctx = common.require_model()
+    ctx = session.require_model()
     _load_query()
     ss = st.session_state
     ss.setdefault("lesson_step", "reading")
     st.markdown("## How a recurrent network reads")
-    step = st.segmented_control("Lesson step", list(LS.STEPS), key="lesson_step", format_func=LS.STEPS.get,
+    step = st.segmented_control("Lesson step", list(lesson.STEPS), key="lesson_step", format_func=lesson.STEPS.get,
                                 required=True, label_visibility="collapsed")
-    step = step if step in LS.STEPS else "reading"
-    st.caption(f"Live on {ctx.name} ({common.card_summary(ctx.model)}). The address bar keeps the step and the "
+    step = step if step in lesson.STEPS else "reading"
+    st.caption(f"Live on {ctx.name} ({sidebar.card_summary(ctx.model)}). The address bar keeps the step and the "
                "sentence: bookmark it to come back to this demo. A presentation remote (PageDown / PageUp) steps "
                "through the words and the steps.")
     # The address first (issue 14): a step's charts and attributions take seconds, and an address written
@@ -547,11 +540,11 @@ def page():
     clicker.mount("lesson_clicker", keys=True, on_key=_clicked)
     ss["_lesson_nav"] = None
     text, text_b, pos = STEPS[step](ctx)
-    if not common.presenting():
+    if not lecture.presenting():
         _demo_list()
-    _save_query(LS.LessonState(step=step, text=text, text_b=text_b or LS.LESSON_TEXTS[step][1],
+    _save_query(lesson.LessonState(step=step, text=text, text_b=text_b or lesson.LESSON_TEXTS[step][1],
                                shape=ss.get("lesson_shape", "one-to-one"), pos=pos))
 
 
-with common.guard("the Lesson page"):
+with widgets.guard("the Lesson page"):
     page()

@@ -5,9 +5,9 @@ import json
 
 import streamlit as st
 
-from explorer.present import views as V
+from explorer.present import views
 from explorer.trace import DESCRIPTIONS, QUANTITIES
-from ui import common
+from ui import sidebar, widgets
 
 GUIDE = r"""
 ### What you are looking at
@@ -61,13 +61,13 @@ def page():
     if ctx is None:
         return
     st.markdown(f"### The model: {ctx.name}")
-    st.caption(common.card_summary(ctx.model))
+    st.caption(sidebar.card_summary(ctx.model))
     card = ctx.model.card
     if card.get("description"):
         st.write(card["description"])
     rows = []
     for q in QUANTITIES[ctx.cell]:
-        lo, hi = V.fixed_range(q, ctx.ranges)
+        lo, hi = views.fixed_range(q, ctx.ranges)
         rows.append({"quantity": q, "meaning": DESCRIPTIONS[q], "colour range": f"{lo:g} … {hi:g}"})
     st.dataframe(rows, hide_index=True, width="stretch")
     st.caption("The cell state's range is the 99.5th percentile of |c| while this model reads the preset "
@@ -76,5 +76,5 @@ def page():
         st.code(json.dumps(card, indent=2, ensure_ascii=False)[:20000], language="json")
 
 
-with common.guard("the guide"):
+with widgets.guard("the guide"):
     page()

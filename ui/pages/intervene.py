@@ -11,12 +11,9 @@ import html
 
 import streamlit as st
 
-from explorer.analysis import intervene as IV
-from explorer.present import causal_figures as CF
-from explorer.present import views as V
-from ui import analysis_common as AC
-from ui import causal_common as CC
-from ui import common
+from explorer.analysis import intervene
+from explorer.present import causal_figures, views
+from ui import cached, cached_causal, session, widgets
 
 QUANTITY_HELP = {"h": "hidden state h", "c": "cell state c (h of the same step follows)",
                  "i": "input gate i", "f": "forget gate f", "g": "candidate g", "o": "output gate o"}
@@ -27,16 +24,16 @@ def _use_units(units):
 
 
 def _bartender():
-    st.session_state["iv_text"] = CC.BARTENDER_CLEAN
+    st.session_state["iv_text"] = widgets.BARTENDER_CLEAN
     st.session_state["iv_words"] = "miss, sir"
 
 
 def page():
-    ctx = common.require_model()
-    common.url_state("text=iv_text")   # the address bar keeps these (lecture links)
+    ctx = session.require_model()
+    session.url_state("text=iv_text")   # the address bar keeps these (lecture links)
     ss = st.session_state
     H, L = ctx.model.config.hidden_size, ctx.layers
-    ss.setdefault("iv_text", CC.BARTENDER_CLEAN)
+    ss.setdefault("iv_text", widgets.BARTENDER_CLEAN)
     ss.setdefault("iv_words", "miss, sir")
     if "iv_units" not in ss:
         ss["iv_units"] = "161, 40" if H > 161 else f"{min(3, H - 1)}, {min(7, H - 1)}"
@@ -50,7 +47,7 @@ def page():
     if not text.strip():
         st.info("Type a text to change the network while it reads.", icon=":material/edit:")
         return
-    quantities = ("h", "c") + IV.GATES if ctx.cell == "lstm" else ("h",)
+    quantities = ("h", "c") + intervene.GATES if ctx.cell == "lstm" else ("h",)
     if ss.get("iv_layer") not in range(L):
         ss["iv_layer"] = L - 1
     if ss.get("iv_quantity") not in quantities:
@@ -62,7 +59,7 @@ def page():
     quantity = b.radio("Quantity", list(quantities), key="iv_quantity", horizontal=True,
                        help="; ".join(f"{q}: {QUANTITY_HELP[q]}" for q in quantities))
     units_raw = c.text_input("Units", key="iv_units", help=f"Comma-separated, 0 to {H - 1}.")
-    op = d.radio("Change", list(IV.OPS), key="iv_op", horizontal=True)
+    op = d.radio("Change", list(intervene.OPS), key="iv_op", horizontal=True)
     value = e.number_input("Value", key="iv_value", step=0.5, format="%.3f")
     try:
         units = tuple(int(u) for u in units_raw.replace(" ", "").split(",") if u)
@@ -72,11 +69,11 @@ def page():
     if not units:
         st.info("Name at least one unit.", icon=":material/edit:")
         return
-    tr = common.trace_or_prompt(ctx, text, empty="Type a text.", no_words="The text holds no words the tokenizer can read.")
+    tr = cached.trace_or_prompt(ctx, text, empty="Type a text.", no_words="The text holds no words the tokenizer can read.")
     if tr is None:
         return
     T = len(tr)
-    labels = V.token_labels(tr)
+    labels = views.token_labels(tr)
     sig = (ctx.path, tr.text)
     if ss.get("_iv_sig") != sig:          # a new text: change every step, view the last one
         ss["_iv_sig"] = sig
@@ -85,23 +82,24 @@ def page():
     s1, s2 = st.columns([4, 1.4], vertical_alignment="bottom")
     start, stop = s1.select_slider("Steps changed", list(range(T)), value=(0, T - 1), key="iv_steps",
                                    format_func=lambda i: f"{i} · {labels[i]}")
-    words = CC.words_of(s2.text_input("Words to follow", key="iv_words", persist_state="session"))
+    words = widgets.words_of(s2.text_input("Words to follow", key="iv_words", persist_state="session"))
     try:
-        iv = IV.Intervention(layer, quantity, units, op, value, start, stop)
-        res = CC.intervention(ctx, text, (iv,), words)
+        iv = intervene.Intervention(layer, quantity, units, op, value, start, stop)
+        res = cached_causal.intervention(ctx, text, (iv,), words)
     except (ValueError, IndexError) as err:
-        st.warning(AC.friendly(err) + ".", icon=":material/warning:")
+        st.warning(widgets.friendly(err) + ".", icon=":material/warning:")
         return
-    st.html(f'<div data-testid="iv-readout" style="font-size:16px">{html.escape(CF.intervention_summary(res))}</div>')
+    summary = html.escape(causal_figures.intervention_summary(res))
+    st.html(f'<div data-testid="iv-readout" style="font-size:16px">{summary}</div>')
     step = st.select_slider("Next-word view after step", list(range(T)), value=T - 1, key="iv_step",
                             format_func=lambda i: f"{i} · {labels[i]}")
     left, right = st.columns([1, 1.6])
     with left:
-        AC.chart(CF.next_words_bars(res, step), "iv_fig_next")
+        widgets.chart(causal_figures.next_words_bars(res, step), "iv_fig_next")
     with right:
-        AC.chart(CF.intervention_effect(res), "iv_fig_effect")
-    AC.chart(CF.state_change_lines(res), "iv_fig_states")
-    with common.guard("the unit search"):
+        widgets.chart(causal_figures.intervention_effect(res), "iv_fig_effect")
+    widgets.chart(causal_figures.state_change_lines(res), "iv_fig_states")
+    with widgets.guard("the unit search"):
         _unit_search(ctx, text, layer, quantity, op, value, words)
 
 
@@ -120,14 +118,14 @@ def _unit_search(ctx, text, layer, quantity, op, value, words):
     if not run:
         return
     try:
-        df = CC.unit_effects(ctx, text, layer, quantity, target.strip(), versus.strip() or None, op, value)
+        df = cached_causal.unit_effects(ctx, text, layer, quantity, target.strip(), versus.strip() or None, op, value)
     except (ValueError, IndexError) as err:
-        st.warning(AC.friendly(err) + ".", icon=":material/warning:")
+        st.warning(widgets.friendly(err) + ".", icon=":material/warning:")
         return
-    AC.chart(CF.unit_effect_bars(df), "iv_fig_units")
+    widgets.chart(causal_figures.unit_effect_bars(df), "iv_fig_units")
     top3 = [int(u) for u in df["unit"].head(3)]
     st.button(f"Change units {', '.join(map(str, top3))} together", key="iv_use_top", on_click=_use_units, args=(top3,))
 
 
-with common.guard("the Intervene page"):
+with widgets.guard("the Intervene page"):
     page()

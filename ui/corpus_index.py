@@ -1,24 +1,21 @@
-"""What the Corpus and Units pages share: choosing the corpus (the default books, a folder, uploaded .txt
-files) and getting its index for the model in the sidebar, built on first use behind an st.status with
-progress. Indexes live in the user's cache directory (explorer.corpus.index.default_index_dir), never in
-the repository."""
+"""The corpus and its index, for the Corpus and Units pages (and Contrast's trajectories): choosing the
+corpus (the default books, a folder, uploaded .txt files), getting its index for the model in the
+sidebar (built on first use behind an st.status with progress), the cached queries over it, and the
+trajectory chart both Corpus and Contrast draw. Indexes live in the user's cache directory
+(explorer.corpus.index.default_index_dir), never in the repository."""
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from pathlib import Path
 
 import streamlit as st
 
-from explorer.corpus import index as IX
-from explorer.corpus import queries as Q
-from explorer.present import corpus_figures as CF
-from ui import common
+from explorer import settings
+from explorer.corpus import index, queries
+from explorer.present import corpus_figures
+from ui import ROOT, cached, session, widgets
 
-ROOT = Path(__file__).resolve().parents[1]
-#: The default corpus: the two held-out books shipped in the repository (tests point it elsewhere).
-DEFAULT_CORPUS_ENV = "RNN_EXPLORER_DEFAULT_CORPUS"
 SOURCES = ("Default: Persuasion + The Valley of Fear", "A folder on this machine", "Upload .txt files")
 #: The app indexes h only (the hidden state every page shows): half the time and disk of h and c.
 QUANTITIES = ["h"]
@@ -27,7 +24,9 @@ _LOCKS_GUARD = threading.Lock()
 
 
 def default_corpus() -> Path:
-    return Path(os.environ.get(DEFAULT_CORPUS_ENV) or ROOT / "corpora" / "heldout")
+    """The default corpus: the two held-out books shipped in the repository, or the corpus
+    RNN_EXPLORER_DEFAULT_CORPUS names (tests point it elsewhere)."""
+    return settings.default_corpus(ROOT / "corpora" / "heldout")
 
 
 def _uploads_dir(files) -> Path:
@@ -35,7 +34,7 @@ def _uploads_dir(files) -> Path:
     for f in files:
         h.update(f.name.encode())
         h.update(f.getvalue())
-    d = IX.default_index_dir().parent / "uploads" / h.hexdigest()[:16]
+    d = index.default_index_dir().parent / "uploads" / h.hexdigest()[:16]
     if not d.is_dir():
         d.mkdir(parents=True, exist_ok=True)
         for f in files:
@@ -66,9 +65,10 @@ def corpus_picker() -> Path | None:
     return _uploads_dir(files)
 
 
+# ------------------------------------------------------------------------------ opening and building
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _open(path: str, stamp: float) -> IX.CorpusIndex:
-    return IX.open_index(path)
+def _open(path: str, stamp: float) -> index.CorpusIndex:
+    return index.open_index(path)
 
 
 def _lock(key: str) -> threading.Lock:
@@ -76,11 +76,11 @@ def _lock(key: str) -> threading.Lock:
         return _LOCKS.setdefault(key, threading.Lock())
 
 
-def current_index(ctx, corpus: Path, build: bool | None = None) -> IX.CorpusIndex | None:
+def current_index(ctx, corpus: Path, build: bool | None = None) -> index.CorpusIndex | None:
     """The index of `corpus` for the sidebar's model: opened from the cache, or built now (always for the
     default corpus, after a button for the user's own). Returns None after saying why there is none."""
     model = ctx.model
-    out = IX.index_dir_for(model, corpus, QUANTITIES)
+    out = index.index_dir_for(model, corpus, QUANTITIES)
     card = out / "card.json"
     if card.is_file():
         idx = _open(str(out), card.stat().st_mtime)
@@ -88,7 +88,7 @@ def current_index(ctx, corpus: Path, build: bool | None = None) -> IX.CorpusInde
         return idx
     auto = corpus == default_corpus() if build is None else build
     if not auto:
-        root, files = IX.corpus_files(corpus)
+        root, files = index.corpus_files(corpus)
         size = sum(f.stat().st_size for f in files)
         shown = f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
         st.info(f"{len(files)} .txt file(s), {shown}, not indexed yet for {model.name}.",
@@ -105,15 +105,15 @@ def current_index(ctx, corpus: Path, build: bool | None = None) -> IX.CorpusInde
                 def tick(done, total):
                     bar.progress(min(1.0, done / max(1, total)), text=f"{done:,} of {total:,} tokens")
 
-                IX.build_index(model, corpus, out, quantities=QUANTITIES, progress=False, on_progress=tick)
+                index.build_index(model, corpus, out, quantities=QUANTITIES, progress=False, on_progress=tick)
                 status.update(label="Corpus index ready", state="complete", expanded=False)
     return _open(str(out), card.stat().st_mtime)
 
 
-def index_if_built(ctx, corpus: Path, note: str) -> IX.CorpusIndex | None:
+def index_if_built(ctx, corpus: Path, note: str) -> index.CorpusIndex | None:
     """The index of `corpus` when it is built already; otherwise `note`, the corpus's size and a button that
     builds it. Never builds without the button: a page that only borrows the index stays fast."""
-    if (IX.index_dir_for(ctx.model, corpus, QUANTITIES) / "card.json").is_file():
+    if (index.index_dir_for(ctx.model, corpus, QUANTITIES) / "card.json").is_file():
         return current_index(ctx, corpus, build=False)
     slot = st.empty()
     with slot.container():
@@ -124,21 +124,67 @@ def index_if_built(ctx, corpus: Path, note: str) -> IX.CorpusIndex | None:
     return idx
 
 
-def stamp(idx: IX.CorpusIndex) -> float:
+def stamp(idx: index.CorpusIndex) -> float:
     return (idx.path / "card.json").stat().st_mtime
 
 
+def index_caption(idx: index.CorpusIndex) -> str:
+    files = idx.files
+    names = ", ".join(Path(f["path"]).stem for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    return (f"Corpus index: {idx.n_tokens:,} tokens from {len(files)} file(s) ({names}); "
+            f"{', '.join(idx.quantities)} of every layer, stored in `{idx.path}`.")
+
+
+def sidebar_and_index():
+    """The page preamble: model, layer, corpus, index (or stop)."""
+    ctx = session.require_model()
+    layer = widgets.layer_picker(ctx)
+    corpus = corpus_picker()
+    if corpus is None:
+        st.stop()
+    with widgets.guard("the corpus index"):
+        idx = current_index(ctx, corpus)
+        if idx is not None:
+            return ctx, layer, idx
+    st.stop()
+
+
+# ------------------------------------------------------------------------------------ cached queries
 @st.cache_resource(max_entries=16, show_spinner="Fitting the projection (IncrementalPCA over the index)…")
-def projection(idx_path: str, stamp: float, layer: int, q: str) -> Q.Projection:
-    return Q.fit_projection(_open(idx_path, stamp), layer, q)
+def projection(idx_path: str, stamp: float, layer: int, q: str) -> queries.Projection:
+    return queries.fit_projection(_open(idx_path, stamp), layer, q)
 
 
-def trajectory_chart(ctx, proj: Q.Projection, texts: list[str], key: str, labels: list[str] | None = None):
+@st.cache_resource(max_entries=64, show_spinner=False)
+def match(idx_path: str, stamp: float, model_path: str, mstamp: float, text: str, s: int, e: int, layer: int,
+          q: str, thr: float, quiet: bool, top: int, drop: int):
+    """Select -> match (after LSTMVis): the units on across tokens s..e-1 of `text`, and where else in
+    the corpus they are on together (`drop` of them may be missing)."""
+    idx = _open(idx_path, stamp)
+    model = cached.model_at(model_path)
+    if drop:
+        n = len(queries.select(model, text, s, e, layer, q, thr, quiet).units)
+        return queries.match(idx, model, text, s, e, layer, q, thr, top, quiet, min_units=max(1, n - drop))
+    return queries.match(idx, model, text, s, e, layer, q, thr, top, quiet)
+
+
+@st.cache_resource(max_entries=64, show_spinner="Reading the unit's values over the corpus…")
+def unit_profile(idx_path: str, stamp: float, model_path: str, mstamp: float, layer: int, q: str, unit: int):
+    return queries.unit_profile(_open(idx_path, stamp), layer, q, unit, top=12, model=cached.model_at(model_path))
+
+
+@st.cache_resource(max_entries=32, show_spinner="Ranking every unit by AUC…")
+def rank_units(idx_path: str, stamp: float, layer: int, q: str, predicate: str):
+    return queries.rank_units(_open(idx_path, stamp), layer, q, predicate, top=20)
+
+
+# -------------------------------------------------------------------------------- the trajectories
+def trajectory_chart(ctx, proj: queries.Projection, texts: list[str], key: str, labels: list[str] | None = None):
     """The texts' paths through the projection plane over the corpus density (Corpus and Contrast pages).
     Hover names each token; clicking a point opens that text in Explore with that token selected."""
     labels = labels or texts
-    paths = [(lab, Q.trajectory(proj, ctx.model, t)) for t, lab in zip(texts, labels)]
-    ev = st.plotly_chart(CF.trajectory_figure(proj, paths), key=key, on_select="rerun",
+    paths = [(lab, queries.trajectory(proj, ctx.model, t)) for t, lab in zip(texts, labels)]
+    ev = st.plotly_chart(corpus_figures.trajectory_figure(proj, paths), key=key, on_select="rerun",
                          selection_mode="points", config={"displaylogo": False})
     pts = (ev or {}).get("selection", {}).get("points", []) if ev else []
     pts = [p for p in pts if p.get("curve_number", 0) >= 1]      # curve 0 is the density backdrop
@@ -149,25 +195,4 @@ def trajectory_chart(ctx, proj: Q.Projection, texts: list[str], key: str, labels
         # Explore selects a new text's last token unless a link named one (its "_url_pos")
         ss = st.session_state
         ss["text"], ss["pos"], ss["_url_pos"] = texts[k], pos, pos
-        st.switch_page("ui/explore.py")
-
-
-def index_caption(idx: IX.CorpusIndex) -> str:
-    files = idx.files
-    names = ", ".join(Path(f["path"]).stem for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-    return (f"Corpus index: {idx.n_tokens:,} tokens from {len(files)} file(s) ({names}); "
-            f"{', '.join(idx.quantities)} of every layer, stored in `{idx.path}`.")
-
-
-def sidebar_and_index():
-    """The page preamble: model, layer, corpus, index (or stop)."""
-    ctx = common.require_model()
-    layer = common.layer_picker(ctx)
-    corpus = corpus_picker()
-    if corpus is None:
-        st.stop()
-    with common.guard("the corpus index"):
-        idx = current_index(ctx, corpus)
-        if idx is not None:
-            return ctx, layer, idx
-    st.stop()
+        st.switch_page("ui/pages/explore.py")

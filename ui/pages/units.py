@@ -1,0 +1,73 @@
+"""Units: the unit dictionary (top contexts either way, a histogram over the corpus, and for the top layer
+the words a unit promotes and suppresses through the decoder), and a search of the units by a token
+predicate (AUC), in the manner of Neuronpedia's dashboards."""
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer.corpus import queries
+from explorer.present import corpus_figures, scales
+from ui import corpus_index, session, widgets
+
+
+def _contexts_html(contexts, vr) -> str:
+    """A unit's top contexts as chip strips, each with its value and place in the corpus."""
+    return corpus_figures.CHIP_CSS + "".join(
+        corpus_figures.context_html(list(c.tokens), list(c.values), c.focus, vr,
+                                    meta=f"{c.value:+.3f} · {c.file}:{c.position}")
+        for c in contexts)
+
+
+def _show(unit: int):
+    st.session_state["units_unit"] = int(unit)
+
+
+def page():
+    ctx, layer, idx = corpus_index.sidebar_and_index()
+    session.url_state("unit=units_unit:int")   # the address bar keeps these (lecture links)
+    ss = st.session_state
+    stamp = corpus_index.stamp(idx)
+    st.markdown("#### Units: what a unit responds to across the corpus")
+    st.caption(corpus_index.index_caption(idx))
+    H = idx.n_units
+    if ss.get("units_unit") not in range(H):
+        ss["units_unit"] = 0
+    c1, c2 = st.columns([1, 1])
+    unit = c1.number_input("Unit", 0, H - 1, step=1, key="units_unit")
+    qs = idx.quantities
+    q = c2.selectbox("Quantity", qs, key="units_q") if len(qs) > 1 else qs[0]
+    vr = scales.fixed_range(q, ctx.ranges)
+    with widgets.guard("the unit dictionary"):
+        p = corpus_index.unit_profile(str(idx.path), stamp, ctx.path, ctx.stamp, layer, q, int(unit))
+        st.markdown(f"**Layer {layer + 1}, unit {unit}** · mean {p.mean:+.3f} · std {p.std:.3f}")
+        left, right = st.columns([3, 2])
+        with left:
+            st.markdown("Most positive")
+            st.html(_contexts_html(p.top, vr))
+            st.markdown("Most negative")
+            st.html(_contexts_html(p.bottom, vr))
+        with right:
+            widgets.chart(corpus_figures.histogram_figure(p), key="units_hist")
+            if p.promotes:
+                widgets.chart(corpus_figures.words_figure(p.promotes, "Words it promotes (decoder)", "#b2182b"),
+                              key="units_prom")
+                widgets.chart(corpus_figures.words_figure(p.suppresses, "Words it suppresses", "#2166ac"),
+                              key="units_supp")
+            else:
+                st.caption("The decoder view (words promoted and suppressed) is for h of the top layer.")
+    st.markdown("#### Search the units by a predicate")
+    names = list(queries.PREDICATES)
+    c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
+    pred = c1.selectbox("Predicate", names, key="units_pred", format_func=lambda n: queries.PREDICATES[n][0])
+    with widgets.guard("the predicate search"):
+        df = corpus_index.rank_units(str(idx.path), stamp, layer, q, pred)
+        st.caption(f"AUC of each unit for telling the predicate's tokens ({int(df['n_pos'].iloc[0]):,}) from the "
+                   f"others ({int(df['n_neg'].iloc[0]):,}): 1 or 0 separate perfectly, 0.5 is chance.")
+        widgets.chart(corpus_figures.auc_figure(df, queries.PREDICATES[pred][0]), key="units_auc")
+        cols = st.columns(6)
+        for k, r in enumerate(df.head(6).itertuples()):
+            cols[k].button(f"Unit {int(r.unit)} · {r.auc:.2f}", key=f"units_go_{k}", on_click=_show,
+                           args=(int(r.unit),))
+
+
+page()
