@@ -100,3 +100,14 @@ def test_atomic_dir_replaces_a_folder_whole(tmp_path):
         (t / "b").write_text("2")
     assert sorted(p.name for p in d.iterdir()) == ["b"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_pages_catch_the_one_input_error():
+    """Pages catch InputError for bad input, not a tuple of built-in errors (a bug's ValueError must
+    reach the page guard, which logs it, instead of being shown as if the person typed something wrong)."""
+    bad = []
+    for f in sorted((ROOT / "ui" / "pages").glob("*.py")):
+        text = f.read_text(encoding="utf-8")
+        if re.search(r"except \((ValueError|IndexError), (ValueError|IndexError)\)", text):
+            bad.append(f.name)
+    assert bad == []

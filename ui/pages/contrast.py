@@ -11,6 +11,7 @@ import html
 import streamlit as st
 
 import explorer as E
+from explorer.errors import InputError
 from explorer.present import analysis_figures, lesson, views
 from ui import cached_analysis, corpus_index, session, widgets
 
@@ -119,7 +120,7 @@ def page():
     with left:
         try:
             df = cached_analysis.next_words(ctx, a, b, align, step, words)
-        except (ValueError, IndexError) as e:
+        except InputError as e:
             st.warning(widgets.friendly(e), icon=":material/warning:")
             df = None
         if df is not None:

@@ -11,6 +11,7 @@ import html
 
 import streamlit as st
 
+from explorer.errors import InputError
 from explorer.present import analysis_figures, figures, lesson, views
 from ui import cached, cached_analysis, session, widgets
 
@@ -50,7 +51,7 @@ def page():
         return
     try:
         gen = cached_analysis.generation(ctx, prompt, n, temp, top_k, seed)
-    except ValueError as e:
+    except InputError as e:
         st.warning(widgets.friendly(e), icon=":material/warning:")
         return
     tr = gen.trace

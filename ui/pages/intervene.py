@@ -11,6 +11,7 @@ import html
 
 import streamlit as st
 
+from explorer.errors import InputError
 from explorer.analysis import intervene
 from explorer.present import causal_figures, views
 from ui import cached, cached_causal, session, widgets
@@ -86,7 +87,7 @@ def page():
     try:
         iv = intervene.Intervention(layer, quantity, units, op, value, start, stop)
         res = cached_causal.intervention(ctx, text, (iv,), words)
-    except (ValueError, IndexError) as err:
+    except InputError as err:
         st.warning(widgets.friendly(err) + ".", icon=":material/warning:")
         return
     summary = html.escape(causal_figures.intervention_summary(res))
@@ -119,7 +120,7 @@ def _unit_search(ctx, text, layer, quantity, op, value, words):
         return
     try:
         df = cached_causal.unit_effects(ctx, text, layer, quantity, target.strip(), versus.strip() or None, op, value)
-    except (ValueError, IndexError) as err:
+    except InputError as err:
         st.warning(widgets.friendly(err) + ".", icon=":material/warning:")
         return
     widgets.chart(causal_figures.unit_effect_bars(df), "iv_fig_units")

@@ -13,6 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 import explorer as E
+from explorer.errors import InputError
 from explorer.analysis import attribution, char_cells
 from explorer.present import analysis_figures, cells, figures, lesson, views
 from explorer.present.demos import DEMOS
@@ -166,7 +167,7 @@ def step_order(ctx) -> tuple[str, str, None]:
     _say(_e(lesson.bag_sentence(c, bow)), "order-readout", size=18)
     try:
         df = cached_analysis.next_words(ctx, a, b, "start", lesson.compare_step(c, "last"), ("he", "she"), k=6)
-    except (ValueError, IndexError) as e:
+    except InputError as e:
         st.warning(widgets.friendly(e), icon=":material/warning:")
         return a, b, None
     _say(_e(lesson.compare_sentence(df, "A", "B")), "order-next", size=18)
@@ -204,7 +205,7 @@ def step_bartender(ctx) -> tuple[str, str, None]:
     step = lesson.compare_step(c, "last")
     try:
         df = cached_analysis.next_words(ctx, a, b, "start", step, lesson.ADDRESS_WORDS, k=6)
-    except (ValueError, IndexError) as e:
+    except InputError as e:
         st.warning(widgets.friendly(e), icon=":material/warning:")
         return a, b, None
     chosen = df[df["kind"] == "chosen"]
@@ -235,7 +236,7 @@ def step_bartender(ctx) -> tuple[str, str, None]:
     try:
         at_a = cached_analysis.attribution(ctx, c.a.text, int(c.rows_a[step]), "miss", "sir", (method,))
         at_b = cached_analysis.attribution(ctx, c.b.text, int(c.rows_b[step]), "miss", "sir", (method,))
-    except (ValueError, IndexError) as e:
+    except InputError as e:
         st.warning(widgets.friendly(e), icon=":material/warning:")
         return a, b, None
     st.markdown("**girl / she**")

@@ -10,6 +10,7 @@ import html
 
 import streamlit as st
 
+from explorer.errors import InputError
 from explorer.analysis import attribution, cell_provenance, half_lives, memory_matrix
 from explorer.present import analysis_figures, lesson, views
 from ui import cached, cached_analysis, session, sidebar, widgets
@@ -85,7 +86,7 @@ def _attribution(ctx, tr, step):
     try:
         attr = cached_analysis.attribution(ctx, tr.text, step, widgets.word_or_none(word),
                                            widgets.word_or_none(versus), methods)
-    except (ValueError, IndexError) as e:
+    except InputError as e:
         st.warning(widgets.friendly(e) + ". Try another word.", icon=":material/warning:")
         return
     what = (f"P(“{views.visible(attr.target)}”) / P(“{views.visible(attr.versus)}”) = {attr.prob:.3g}" if attr.versus
@@ -212,7 +213,7 @@ def _fading(ctx):
         names = {"LSTM": lp, "RNN": rp}
     try:
         df = cached_analysis.fade(names, text, reps)
-    except (ValueError, IndexError) as e:
+    except InputError as e:
         st.warning(widgets.friendly(e) + ".", icon=":material/warning:")
         return
     widgets.chart(lesson.fade_panels(df, metric), "mem_fig_fade")

@@ -10,6 +10,7 @@ import html
 
 import streamlit as st
 
+from explorer.errors import InputError
 from explorer.present import causal_figures
 from explorer.present.player import HEATMAP_TABS, build_player_data
 from ui import cached, cached_causal, player_component, session, widgets
@@ -53,7 +54,7 @@ def page():
         return
     try:
         g = cached_causal.grid(ctx, clean, corrupt, target.strip(), versus.strip())
-    except (ValueError, IndexError) as err:
+    except InputError as err:
         st.warning(widgets.friendly(err) + ".", icon=":material/warning:")
         return
     summary = html.escape(causal_figures.patch_summary(g))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from explorer.errors import InputError
 from explorer.analysis import probe
 from explorer.present import causal_figures, views
 from ui import SHARED, cached, cached_causal, session, widgets
@@ -62,7 +63,7 @@ def page():
     n_tr, n_te = SIZES[size]
     try:
         rep = cached_causal.fit_probes(ctx, corpus, task, n_tr, n_te)
-    except (ValueError, IndexError) as err:
+    except InputError as err:
         st.warning(widgets.friendly(err) + ".", icon=":material/warning:")
         return
     best = rep.best()
