@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import BundleError
+from .errors import BundleError, InputError
 from .files import atomic_dir
 from .model import LanguageModel, ModelConfig
 from .tokenizer import tokenizer_from_dict
@@ -46,6 +46,7 @@ def save_bundle(path, lm: LanguageModel, tokenizer, card: dict) -> Path:
     card["config"] = lm.config.to_dict()
     card.setdefault("tokenizer", {})["kind"] = tokenizer.kind
     card["tokenizer"]["vocab_size"] = len(tokenizer)
+    card["tokenizer"].setdefault("eos_means", tokenizer.eos_means)   # what <eos> marks: tokenizer.eos_means
     with atomic_dir(path) as tmp:
         save_file(_state_for_saving(lm), str(tmp / WEIGHTS), metadata={"format": "pt"})
         tokenizer.save(tmp / TOKENIZER)
@@ -67,6 +68,32 @@ def read_json_file(p: Path, max_bytes: int = MAX_JSON_BYTES) -> dict:
     return d
 
 
+def safetensors_problem(p: Path, max_header: int = 100 * 2**20) -> tuple[str, str] | None:
+    """Why `p` is not a whole safetensors file, read from its length prefix and JSON header alone (no
+    tensor is loaded): None when it is one, else (kind, message) with kind "truncated" (cut inside
+    the header or the tensors, or empty) or "other" (not safetensors, or a corrupt header)."""
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        head = f.read(9)
+        if len(head) < 8:
+            return "truncated", f"{p.name} is truncated ({size} bytes)"
+        n = int.from_bytes(head[:8], "little")
+        if n <= 1 or n > max_header or head[8:9] not in (b"{", b""):
+            return "other", f"{p.name} is not a safetensors file (bad header length {n})"
+        if n > size - 8:
+            return "truncated", (f"{p.name} is truncated inside its header: the header is {n:,} bytes long, "
+                                 f"the file holds {size - 8:,} after its length")
+        f.seek(8)
+        try:
+            header = json.loads(f.read(n))
+            end = max([0] + [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"])
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+            return "other", f"{p.name} has a corrupt safetensors header ({type(e).__name__})"
+    if 8 + n + end > size:
+        return "truncated", f"{p.name} is truncated: its tensors need {8 + n + end:,} bytes, the file has {size:,}"
+    return None
+
+
 def check_safetensors_file(p: Path, max_header: int = 100 * 2**20) -> None:
     """Refuse, without opening it as a model, anything that is not a plausible safetensors file:
     missing, a pickle / torch.save zip, truncated, or with an impossible header length."""
@@ -77,15 +104,31 @@ def check_safetensors_file(p: Path, max_header: int = 100 * 2**20) -> None:
     if head[:1] == b"\x80" or head[:2] == b"PK":
         raise BundleError(f"{p.name} is a pickle / torch.save file, not safetensors; it was not "
                           "opened (pickles can run code). Convert it with safetensors.torch.save_file")
-    if len(head) < 8:
-        raise BundleError(f"{p.name} is truncated ({len(head)} bytes)")
-    n = int.from_bytes(head[:8], "little")
-    if n <= 0 or n > min(p.stat().st_size - 8, max_header):
-        raise BundleError(f"{p.name} is not a safetensors file (bad header length {n})")
+    problem = safetensors_problem(p, max_header)
+    if problem:
+        raise BundleError(problem[1])
+
+
+def _device(device) -> torch.device:
+    """`device` as a torch.device that this machine has; InputError otherwise (never ignored)."""
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise InputError(f"device {device!r} is not a torch device ({e})") from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r}: this machine has no CUDA device (torch {torch.__version__})")
+    if d.type == "cuda" and d.index is not None and d.index >= torch.cuda.device_count():
+        raise InputError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if d.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device {device!r}: MPS is not available here")
+    if d.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"device {device!r}: the explorer runs on cpu, cuda or mps")
+    return d
 
 
 def load_model(path, device: str = "cpu") -> "LoadedModel":
-    """Load and validate a bundle folder; raise BundleError naming the file that is wrong."""
+    """Load and validate a bundle folder onto `device` (the model is moved there, or InputError says
+    why it cannot be); raise BundleError naming the file that is wrong."""
     from .api import LoadedModel  # noqa: avoid an import cycle
 
     path = Path(path)
@@ -128,6 +171,7 @@ def load_model(path, device: str = "cpu") -> "LoadedModel":
         if not torch.isfinite(got).all():
             raise BundleError(f"{WEIGHTS}: {k} contains NaN or infinite values")
     lm.load_state_dict({k: v.float() for k, v in sd.items()}, strict=False)
+    lm.to(_device(device))
     lm.eval()
     for p in lm.parameters():
         p.requires_grad_(False)  # shared read-only: attribution differentiates w.r.t. inputs only

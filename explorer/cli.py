@@ -1,4 +1,4 @@
-"""Command line: python -m explorer {trace,score,generate,train,eval,ngram,syneval,classify,import} ...
+"""Command line: python -m explorer {trace,score,generate,train,eval,ngram,syneval,classify,import,compare} ...
 
 Every command prints JSON on stdout. A bad argument, a missing model or unusable input prints one
 line on stderr and exits with status 2.
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     for add in (_trace_parser, _score_parser, _generate_parser, _train_parser, _eval_parser, _ngram_parser,
                 _syneval_parser, _import_parser, _export_parser, _intervene_parser, _patch_parser, _probe_parser,
-                _classify_parser):
+                _classify_parser, _compare_parser):
         add(sub)
     from .corpus.commands import add_parsers as corpus_parsers   # index, match, units
     corpus_parsers(sub, _positive_int, _nonneg_float)
@@ -86,13 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _trace_parser(sub) -> None:
     t = sub.add_parser("trace", help="trace a text: tokens, every layer's quantities, top-k next words")
     t.add_argument("--model", required=True)
-    t.add_argument("text")
+    t.add_argument("text", nargs="?", help="the text (or give --file)")
+    t.add_argument("--file", help="read the text from this file; - reads standard input")
     t.add_argument("--top-k", type=_positive_int, default=5)
     t.add_argument("--no-states", action="store_true", help="omit the per-layer arrays")
 
 
 def _score_parser(sub) -> None:
-    s = sub.add_parser("score", help="log-probability of each line of a file")
+    s = sub.add_parser("score", help="log-probability of each line of a file: one JSON line per input "
+                                     "line, blank lines included (logprob null); - reads standard input")
     s.add_argument("--model", required=True)
     s.add_argument("file")
 
@@ -133,19 +135,33 @@ def _train_argument(f) -> tuple[str, dict]:
     return flag, kw | spec
 
 
+def _split_arguments(p, held_out: bool = False) -> None:
+    """--split-file, --train-files, --valid-files, --test-files (explorer.training.data.read_corpus), and
+    for readers of held-out text --allow-training-text (explorer.training.data.check_held_out)."""
+    p.add_argument("--split-file", help="a split file like ../shared/data/fiction/SPLITS.json (default: the "
+                   "folder's SPLITS.json, else train.txt / valid.txt / test.txt by name)")
+    from .training.data import SPLIT_FILES_HELP
+    for s in ("train", "valid", "test"):
+        p.add_argument(f"--{s}-files", metavar="A.txt,B.txt", help=SPLIT_FILES_HELP[s])
+    if held_out:
+        p.add_argument("--allow-training-text", action="store_true",
+                       help="read held-out text even where the model's card lists it as training text "
+                            "(recorded in the output)")
+
+
 def _eval_parser(sub) -> None:
     e = sub.add_parser("eval", help="perplexity of a model on a split of a corpus")
     e.add_argument("--model", required=True)
     e.add_argument("--corpus", required=True)
-    e.add_argument("--split-file")
     e.add_argument("--split", choices=["train", "valid", "test"], default="valid")
+    _split_arguments(e, held_out=True)
 
 
 def _ngram_parser(sub) -> None:
     n = sub.add_parser("ngram", help="interpolated Kneser-Ney baseline on a model's vocabulary")
     n.add_argument("--model", required=True, help="bundle whose tokenizer/vocabulary to use")
     n.add_argument("--corpus", required=True)
-    n.add_argument("--split-file")
+    _split_arguments(n)
     n.add_argument("--order", type=_positive_int, default=5)
     n.add_argument("--record", action="store_true", help="write the result into the model's card.json")
     n.add_argument("--save", help="also write the fitted model's counts to this .npz (the app's n-gram track)")
@@ -161,10 +177,24 @@ def _syneval_parser(sub) -> None:
 
 def _import_parser(sub) -> None:
     im = sub.add_parser("import", help="make a bundle from a PyTorch state dict (.pt / .safetensors) and a vocabulary")
-    im.add_argument("--weights", required=True, help="a plain state dict: torch.save(model.state_dict()) or safetensors")
-    im.add_argument("--vocab", required=True, help="JSON list or {token: id}, or a text file with one token per line")
+    im.add_argument("--weights", required=True, help="a plain state dict: torch.save(model.state_dict()) or "
+                    "safetensors; or a folder with model.safetensors or pytorch_model.bin, config.json, a vocabulary")
+    im.add_argument("--vocab", help="JSON list or {token: id}, or a text file with one token per line "
+                    "(default: the --weights folder's vocab.json, vocab.txt or tokenizer.json)")
     im.add_argument("--out", required=True, help="bundle folder to write")
     im.add_argument("--cell", choices=["lstm", "gru", "rnn"], help="check the cell read from the shapes")
+    im.add_argument("--nonlinearity", choices=["tanh", "relu"],
+                    help="a plain RNN's (pytorch/examples' RNN_TANH / RNN_RELU): needed unless the checkpoint records it")
+    im.add_argument("--key", help="the checkpoint entry (or key prefix) of the state dict to import, where it holds "
+                    "several, e.g. --key ema")
+    im.add_argument("--check", metavar="REF", help="your model's log-probabilities (or logits) on --check-text, "
+                    "[tokens, vocabulary] as .npy or safetensors; the import is refused above 1e-4")
+    im.add_argument("--check-text", metavar="FILE", help="the UTF-8 text REF was computed on, split by the imported "
+                    "tokenizer; REF's rows say whether <eos> was read first (N + 1 rows) or not (N)")
+    im.add_argument("--eos-means", choices=["line", "paragraph"],
+                    help="what a line end (<eos> of the whitespace split) marks in the training text; "
+                    "default: read from --sample-text, else line")
+    im.add_argument("--sample-text", metavar="FILE", help="a sample of the training text, to tell --eos-means")
     im.add_argument("--map", action="append", default=[], metavar="OLD=NEW",
                     help="rename keys starting with OLD (repeatable), e.g. --map lstm.=rnn. --map embed.=encoder.")
     im.add_argument("--name", help="the model's name in the app (default: the weights file's name)")
@@ -215,13 +245,36 @@ def _patch_parser(sub) -> None:
 def _probe_parser(sub) -> None:
     pr = sub.add_parser("probe", help="linear probes with a control task on held-out books")
     pr.add_argument("--model", required=True)
-    pr.add_argument("--corpus", required=True, help="a corpus folder (with SPLITS.json) or one text file")
+    pr.add_argument("--corpus", required=True, help="a corpus folder (with SPLITS.json, or train.txt, valid.txt "
+                    "and test.txt) or one text file; fitted on valid, scored on test")
     pr.add_argument("--task", required=True, choices=["quote", "gender", "distance", "line"])
     pr.add_argument("--max-train", type=_positive_int, default=10_000, help="tokens of the validation books")
     pr.add_argument("--max-test", type=_positive_int, default=5_000, help="tokens of the test books")
     pr.add_argument("--seed", type=int, default=0)
     pr.add_argument("--index", help="read the states from this corpus index (default: the cached one for "
                     "this model and corpus when built, else trace the books)")
+    _split_arguments(pr, held_out=True)
+
+
+def _compare_parser(sub) -> None:
+    from .analysis.compare import MAX_TOKENS
+    co = sub.add_parser("compare", help="two checkpoints (or models) on one text: Δ surprisal per token, "
+                        "the units that changed most")
+    co.add_argument("--model", required=True, action="append", metavar="BUNDLE",
+                    help="give it twice: --model A --model B (Δ = B − A)")
+    src = co.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="the text both models read")
+    src.add_argument("--file", help="a UTF-8 text file both models read (- for standard input)")
+    src.add_argument("--corpus", help="a corpus folder (or file): read its held-out split, split as eval splits "
+                     "it (a folder of held-out books with no split: its last book tests)")
+    co.add_argument("--split", choices=["train", "valid", "test"], default="test", help="--corpus: the split read")
+    _split_arguments(co, held_out=True)
+    co.add_argument("--max-tokens", type=_positive_int, default=MAX_TOKENS,
+                    help=f"--corpus: about this many tokens, the first part of each book (default {MAX_TOKENS})")
+    co.add_argument("--layer", type=_positive_int,
+                    help="the layer of the unit summary, 1 = the bottom (default: every layer)")
+    co.add_argument("--top", type=_positive_int, default=5, help="tokens listed as most worse and most better")
+    co.add_argument("--units", type=_positive_int, default=10, help="units listed as changed most")
 
 
 def _classify_parser(sub) -> None:

@@ -28,18 +28,27 @@ def _train_config(args, command):
     return TrainConfig(**{f.name: getattr(args, f.name) for f in cli_fields()}, command=command)
 
 
+def _split(args):
+    """The corpus of `args` split as its --split-file / --train-files / --valid-files / --test-files say."""
+    from .training.data import read_corpus, split_spec
+    return read_corpus(args.corpus, args.split_file, files=split_spec(args.train_files, args.valid_files,
+                                                                      args.test_files))
+
+
 def cmd_eval(args, command):
     from .bundle import load_model
-    from .training.data import batchify, encode_texts, read_corpus
+    from .training.data import batchify, check_held_out, encode_texts
     from .training.train import evaluate
     m = load_model(args.model)
-    corpus = read_corpus(args.corpus, args.split_file)
+    corpus = _split(args)
+    # the training split is read as training text; a held-out split must not be
+    held = check_held_out(m.card, corpus, (args.split,), args.allow_training_text) if args.split != "train" else {}
     stream = encode_texts(m.tokenizer, corpus[args.split])
     r = evaluate(m.lm, batchify(stream, 10))
     unk = (stream == m.tokenizer.unk_id).float().mean().item()
     return {"perplexity": round(r["perplexity"], 3), "tokens": r["tokens"], "unk_rate": round(unk, 5),
             "split": args.split, "files": corpus.files()[args.split], "split_file": corpus.split_file,
-            "split_source": corpus.source}
+            "split_source": corpus.source, "splits": corpus.files()} | held
 
 
 def _load(path):
@@ -47,21 +56,37 @@ def _load(path):
     return load_model(path)
 
 
+def _read_input(path: str) -> str:
+    """A file's text, or standard input's for "-"."""
+    from .training.data import read_text
+    if path == "-":
+        return sys.stdin.read()
+    p = Path(path)
+    if not p.is_file():
+        raise ExplorerError(f"{p}: no such file" + (" (it is a folder)" if p.is_dir() else ""))
+    return read_text(p)
+
+
 def cmd_trace(args, command):
     from .trace import trace
-    tr = trace(_load(args.model), args.text, top_k=args.top_k)
+    if (args.text is None) == (args.file is None):
+        raise ExplorerError("give the text or --file PATH (- for standard input), not both and not neither")
+    text = args.text if args.file is None else _read_input(args.file)
+    tr = trace(_load(args.model), text, top_k=args.top_k)
     return tr.to_json(states=not args.no_states, k=args.top_k)
 
 
 def cmd_score(args, command):
-    from .training.data import read_text
     m = _load(args.model)
-    p = Path(args.file)
-    if not p.is_file():
-        raise ExplorerError(f"{p}: no such file")
-    lines = [ln for ln in read_text(p).splitlines() if ln.strip()]
-    for r in m.score_batch(lines):
-        print(json.dumps({k: r[k] for k in ("text", "logprob", "n_tokens", "n_unk")}, ensure_ascii=False))
+    lines = _read_input(args.file).splitlines()
+    scored = iter(m.score_batch([ln for ln in lines if ln.strip()]))
+    for i, ln in enumerate(lines, 1):
+        if ln.strip():
+            r = next(scored)
+            out = {"line": i} | {k: r[k] for k in ("text", "logprob", "n_tokens", "n_unk")}
+        else:
+            out = {"line": i, "text": ln, "logprob": None, "n_tokens": 0, "n_unk": 0}
+        print(json.dumps(out, ensure_ascii=False))
     return None
 
 
@@ -87,10 +112,10 @@ def _record(model_dir, key, value):
 
 def cmd_ngram(args, command):
     import time
-    from .training.data import encode_texts, read_corpus
+    from .training.data import encode_texts
     from .training.ngram import KneserNey
     m = _load(args.model)
-    corpus = read_corpus(args.corpus, args.split_file)
+    corpus = _split(args)
     t0 = time.time()
     streams = {s: encode_texts(m.tokenizer, corpus[s]).tolist() for s in ("train", "valid", "test")}
     kn = KneserNey(args.order, len(m.tokenizer)).fit(streams["train"])
@@ -125,7 +150,9 @@ def cmd_syneval(args, command):
 def cmd_import(args, command):
     from .importer import import_to_bundle
     return import_to_bundle(args.out, args.weights, args.vocab, command=command, cell=args.cell, maps=args.map,
-                            name=args.name, tokenizer=args.tokenizer, chars=args.chars, unk=args.unk, eos=args.eos)
+                            name=args.name, tokenizer=args.tokenizer, chars=args.chars, unk=args.unk, eos=args.eos,
+                            nonlinearity=args.nonlinearity, key=args.key, check=args.check,
+                            check_text=args.check_text, eos_means=args.eos_means, sample_text=args.sample_text)
 
 
 def cmd_index(args, command):
@@ -162,6 +189,8 @@ def cmd_intervene(args, command):
         r = intervene(m, args.text, iv, words=[w.strip() for w in args.words.split(",") if w.strip()])
     except ValueError as e:
         raise ExplorerError(str(e)) from None
+    if r.unknown_words:
+        print(f"note: not one known token of the vocabulary, left out: {', '.join(r.unknown_words)}", file=sys.stderr)
     return {"model": m.name, "layer": args.layer, "quantity": args.quantity, "units": list(iv.units),
             "op": op, "value": value, "from": args.start, "to": args.stop} | r.to_json() | {"command": command}
 
@@ -178,13 +207,22 @@ def cmd_patch(args, command):
 
 
 def cmd_probe(args, command):
+    import warnings
+
     from .analysis.probe import probe
+    from .training.data import split_spec
     m = _load(args.model)
     try:
-        r = probe(m, args.corpus, args.task, max_train=args.max_train, max_test=args.max_test, seed=args.seed,
-                  index=args.index)
+        with warnings.catch_warnings():         # they are in the JSON, and one line each on stderr below
+            warnings.simplefilter("ignore", UserWarning)
+            r = probe(m, args.corpus, args.task, max_train=args.max_train, max_test=args.max_test, seed=args.seed,
+                      index=args.index, split_file=args.split_file,
+                      files=split_spec(args.train_files, args.valid_files, args.test_files),
+                      allow_training_text=args.allow_training_text)
     except ValueError as e:
         raise ExplorerError(str(e)) from None
+    for w in r.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     return r.to_json() | {"command": command}
 
 
@@ -196,3 +234,41 @@ def cmd_export(args, command):
                   position=args.position)
     out = write_bytes(args.out, data)
     return {"out": str(out), "what": args.what, "format": args.format, "bytes": len(data), "model": m.name}
+
+
+def cmd_compare(args, command):
+    from .analysis.compare import compare
+    if len(args.model) != 2:
+        raise ExplorerError(f"give --model exactly twice (A, then B), not {len(args.model)} time(s)")
+    a, b = _load(args.model[0]), _load(args.model[1])
+    if args.layer is not None and args.layer > a.config.layers:
+        raise ExplorerError(f"--layer {args.layer}: the models have {a.config.layers} layers (1 = the bottom)")
+    source, limit = {}, None
+    if args.corpus is not None:
+        text, source = _compare_corpus(args, a, b)
+        limit = len(text)
+    elif args.file is not None:
+        text, source = _read_input(args.file), {"file": args.file}
+    else:
+        text = args.text
+    r = compare(a, b, text, None if args.layer is None else args.layer - 1, max_chars=limit)
+    return source | r.to_json(top=args.top, units=args.units) | {"command": command}
+
+
+def _compare_corpus(args, a, b):
+    """compare --corpus: the held-out text both models read (the first part of each book of the split;
+    a folder of held-out books with no split file tests on its last book), refused where either model's
+    card lists a book as training text; and what to record about it."""
+    from .analysis.compare import heldout_text
+    from .training.data import check_held_out, read_corpus, split_spec
+    corpus = read_corpus(args.corpus, args.split_file, need=(args.split,), unsplit="last",
+                         files=split_spec(args.train_files, args.valid_files, args.test_files))
+    out = {"corpus": args.corpus, "split": args.split, "files": corpus.files()[args.split],
+           "split_source": corpus.source}
+    if args.split != "train":         # the training split is read as training text; a held-out one must not be
+        checks = [check_held_out(m.card, corpus, (args.split,), args.allow_training_text) for m in (a, b)]
+        out |= {"allow_training_text": args.allow_training_text,
+                "training_text_read": sorted({n for c in checks for n in c["training_text_read"]}),
+                "training_text_check": {"model_a": checks[0]["training_text_check"],
+                                        "model_b": checks[1]["training_text_check"]}}
+    return heldout_text(a, corpus[args.split], args.max_tokens), out

@@ -58,7 +58,7 @@ def atomic_dir(path):
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
+        _follow_umask(tmp)
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old")
@@ -70,6 +70,15 @@ def atomic_dir(path):
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _follow_umask(folder: Path) -> None:
+    """Give `folder` and everything in it the permissions the umask gives a new folder or file: a
+    temporary folder is 0700, and some writers (safetensors' save_file) make 0600 files."""
+    mask = _umask()
+    for p in (folder, *folder.rglob("*")):
+        if not p.is_symlink():
+            os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
 
 
 def write_bytes(path, data: bytes, *, fsync: bool = False) -> Path:

@@ -1,16 +1,20 @@
 """Import someone else's checkpoint: a plain state dict (.pt or .safetensors) plus a vocabulary
 becomes a model bundle.
 
-    python -m explorer import --weights FILE.pt|FILE.safetensors --vocab VOCAB --out BUNDLE
-                             [--cell lstm|gru|rnn] [--map OLD=NEW ...] [--name NAME]
-                             [--tokenizer whitespace|word|char] [--chars] [--unk TOK] [--eos TOK]
+    python -m explorer import --weights FILE.pt|FILE.safetensors|FOLDER [--vocab VOCAB] --out BUNDLE
+                             [--cell lstm|gru|rnn] [--nonlinearity tanh|relu] [--key KEY] [--map OLD=NEW ...]
+                             [--name NAME] [--tokenizer whitespace|word|char] [--chars] [--unk TOK] [--eos TOK]
+                             [--eos-means line|paragraph] [--sample-text FILE]
+                             [--check REF --check-text FILE]
 
 Checkpoints are untrusted. A ``.pt`` file is read with ``torch.load(..., weights_only=True)`` and
 nothing else: a file that needs any other Python object to unpickle (a whole model saved with
 ``torch.save(model)``, a hostile ``__reduce__``) is refused by torch's restricted unpickler before
-anything in it runs, and the message says how to save a plain state dict instead.
+anything in it runs, and the message says how to save a plain state dict instead. A plain
+``pickle.dump`` file is refused without being opened at all.
 
-What is recognised (after ``--map`` renames, and a DataParallel ``module.`` prefix is dropped):
+What is recognised (after ``--key`` picks one state dict, ``--map`` renames, and a DataParallel
+``module.`` prefix is dropped):
 
 * pytorch/examples' word_language_model ``RNNModel``: ``encoder.weight``, ``rnn.weight_ih_l0`` ...,
   ``decoder.weight``, ``decoder.bias`` (tied or not; a tied pair saved once is re-tied);
@@ -18,26 +22,38 @@ What is recognised (after ``--map`` renames, and a DataParallel ``module.`` pref
   such as ``lstm.``) beside an embedding (``embedding``, ``embed``, ``emb``, ``encoder``, ...) and
   an output layer (``decoder``, ``fc``, ``linear``, ``out``, ``head``, ...), or no output layer when
   the embedding can serve as one (tied);
-* this project's own ``LanguageModel`` (``embedding``, ``rnn``, ``decoder``).
+* this project's own ``LanguageModel`` (``embedding``, ``rnn``, ``decoder``);
+* any of these in a Hugging Face-style folder: ``model.safetensors`` or ``pytorch_model.bin``, an
+  optional ``config.json``, and a vocabulary (``vocab.json``, ``vocab.txt`` or a word-level
+  ``tokenizer.json``).
 
 Sizes come from the shapes: the cell from the gate rows of ``weight_hh_l0`` (4H LSTM, 3H GRU, H RNN),
 the hidden size from its columns, the embedding size from ``weight_ih_l0``, the layers from the
 ``_lN`` suffixes, the vocabulary from the embedding, tied or not from whether the decoder is the
 embedding. Bidirectional layers (``*_reverse``), LSTM projections (``weight_hr_l*``, proj_size) and
 any tensor that is not part of embedding -> recurrent stack -> decoder are refused by name.
+
+What shapes cannot say is asked for, never assumed: a plain RNN's nonlinearity (tanh or relu:
+``--nonlinearity``, unless the checkpoint, its safetensors metadata or the folder's config.json
+records it) and what a line end means in the training text (``--eos-means``, read from
+``--sample-text`` where it can be; recorded as ``card["tokenizer"]["eos_means"]``). ``--check REF``
+compares the imported model's log-probabilities on a text with the user's own (``check_reference``)
+and refuses the import above ``CHECK_TOLERANCE``.
 """
 from __future__ import annotations
 
 import json
 import pickle
 import re
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .api import LoadedModel
-from .bundle import save_bundle
+from .bundle import read_json_file, safetensors_problem, save_bundle
 from .errors import ExplorerError
 from .model import LanguageModel, ModelConfig
 from .tokenizer import EOS, UNK, CharTokenizer, WhitespaceTokenizer, WordTokenizer
@@ -74,35 +90,96 @@ MAX_VOCAB_BYTES = 50 * 2**20
 
 
 # ------------------------------------------------------------------------------------ weights
-def read_weights(path) -> dict[str, torch.Tensor]:
+#: The files a Hugging Face-style folder holds, in the order they are looked for.
+FOLDER_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+FOLDER_VOCABS = ("vocab.json", "vocab.txt", "tokenizer.json")
+#: Entries of a checkpoint dict (or its args / config / hparams), of safetensors metadata or of a
+#: config.json that record what the weights cannot say.
+_RECORD_KEYS = ("nonlinearity", "rnn_type", "model", "eos_means")
+_RECORD_HOLDERS = ("args", "config", "hparams", "hyper_parameters")
+#: A legacy (non-zip) torch.save file starts with this magic number, pickled.
+_TORCH_LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
+@dataclass
+class Checkpoint:
+    """What was read from the weights: the state dict, where it came from, and what the file records
+    about itself (name -> (value, where it says so)), e.g. {"nonlinearity": ("relu", "...")}."""
+    state: dict
+    weights: Path                       # the file read (inside the folder, for a folder)
+    shown: str                          # its name as messages and the card show it
+    vocab: Path | None = None           # the folder's vocabulary file, when a folder was given
+    records: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+
+def read_weights(path, key: str | None = None) -> dict[str, torch.Tensor]:
     """A state dict from a .safetensors file or a torch.save file (weights_only=True, nothing else)."""
+    return read_checkpoint(path, key).state
+
+
+def read_checkpoint(path, key: str | None = None) -> Checkpoint:
+    """The state dict of a weights file or a Hugging Face-style folder, with what the file records.
+    `key`: the entry of a checkpoint dict holding several state dicts, or the key prefix of one of
+    several models in a flat file."""
     path = Path(path)
+    if path.is_dir():
+        return _read_folder(path, key)
     if not path.is_file():
         raise ImportRefused(f"{path}: no such file")
+    ck = Checkpoint({}, path, path.name)
     with open(path, "rb") as f:
-        head = f.read(16)
-    if len(head) < 8:
-        raise ImportRefused(f"{path.name} is empty or truncated ({len(head)} bytes)")
-    if head[:2] == b"PK" or head[:1] == b"\x80":
-        return _read_torch(path)
-    n = int.from_bytes(head[:8], "little")
-    if 0 < n <= path.stat().st_size - 8 and head[8:9] == b"{":
-        return _read_safetensors(path)
-    raise ImportRefused(f"{path.name} is neither a torch.save file nor a safetensors file. {SAVE_HINT}")
+        head = f.read(32)
+    if head[:2] == b"PK" or (head[:1] == b"\x80" and _TORCH_LEGACY_MAGIC in head):
+        obj = _read_torch(path)
+    elif head[:1] == b"\x80":
+        raise ImportRefused(f"{path.name} is a plain Python pickle (pickle.dump), not a torch.save file; it was "
+                            f"refused unopened (pickles can run code). {SAVE_HINT}")
+    else:
+        problem = safetensors_problem(path) if len(head) >= 8 else ("truncated", "")
+        if problem and problem[0] == "truncated":
+            raise ImportRefused(problem[1] or f"{path.name} is empty or truncated ({len(head)} bytes)")
+        if problem:
+            raise ImportRefused(f"{path.name} is neither a torch.save file nor a safetensors file. {SAVE_HINT}")
+        obj = _read_safetensors(path, ck)
+    ck.state = _unwrap(obj, path.name, key, ck)
+    return ck
 
 
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
+def _read_folder(folder: Path, key: str | None) -> Checkpoint:
+    """A Hugging Face-style folder: its weights file, its vocabulary file and its config.json's records."""
+    names = sorted(p.name for p in folder.iterdir())
+    held = f"it holds {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}" if names else "it is empty"
+    weights = next((folder / n for n in FOLDER_WEIGHTS if (folder / n).is_file()), None)
+    if weights is None:
+        shards = [n for n in names if n.endswith(".index.json")]
+        why = f"; sharded weights ({shards[0]}) are not supported: merge the shards into one file" if shards else ""
+        raise ImportRefused(f"{folder.name}/ is a folder but lacks {' or '.join(FOLDER_WEIGHTS)} ({held}){why}; "
+                            "give the weights file itself, or a folder holding one of them")
+    ck = read_checkpoint(weights, key)
+    ck.shown = f"{folder.name}/{weights.name}"
+    ck.vocab = next((folder / n for n in FOLDER_VOCABS if (folder / n).is_file()), None)
+    if (folder / "config.json").is_file():
+        _record(ck, read_json_file(folder / "config.json"), f"{folder.name}/config.json")
+    return ck
+
+
+def _read_safetensors(path: Path, ck: Checkpoint) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
     try:
+        with safe_open(str(path), "pt") as f:
+            _record(ck, f.metadata() or {}, f"{path.name}'s metadata")
         return dict(load_file(str(path)))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise ImportRefused(f"{path.name} is a corrupt safetensors file: {e}") from None
 
 
-def _read_torch(path: Path) -> dict[str, torch.Tensor]:
+def _read_torch(path: Path):
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():      # the refusal below is the one line the user sees
+            warnings.simplefilter("ignore")
+            return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         m = re.search(r"GLOBAL ([\w.]+)", str(e))
         why = f" (it names {m.group(1)})" if m else ""
@@ -114,7 +191,28 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
     except Exception as e:  # noqa: BLE001 - a broken zip / pickle: say so in one line
         raise ImportRefused(f"{path.name} could not be read as a torch.save file "
                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). {SAVE_HINT}") from None
-    return _unwrap(obj, path.name)
+
+
+def _record(ck: Checkpoint, d: dict, where: str) -> None:
+    """Note what `d` (a checkpoint dict, safetensors metadata, a config.json) records about the model:
+    a plain RNN's nonlinearity (``nonlinearity: relu``, or pytorch/examples' ``RNN_RELU`` / ``RNN_TANH``
+    as ``rnn_type`` or ``model``, its main.py's --model) and what a line end means (``eos_means``),
+    at its top level or under args / config / hparams. Two places that disagree are refused."""
+    for holder, sub in [("", d)] + [(h, d[h]) for h in _RECORD_HOLDERS if isinstance(d.get(h), dict)]:
+        for k in _RECORD_KEYS:
+            v = sub.get(k)
+            if not isinstance(v, str):
+                continue
+            if k in ("nonlinearity", "eos_means"):
+                name, value = k, v.strip().lower()
+            else:
+                name, value = "nonlinearity", {"RNN_TANH": "tanh", "RNN_RELU": "relu"}.get(v.strip().upper())
+            if value not in {"nonlinearity": ("tanh", "relu"), "eos_means": ("line", "paragraph")}[name]:
+                continue
+            said = f"{where}: {holder + '.' if holder else ''}{k} = {v!r}"
+            if name in ck.records and ck.records[name][0] != value:
+                raise ImportRefused(f"the checkpoint records two {name}s: {ck.records[name][1]} and {said}")
+            ck.records.setdefault(name, (value, said))
 
 
 def _is_state_dict(d) -> bool:
@@ -122,20 +220,47 @@ def _is_state_dict(d) -> bool:
                                                    for k, v in d.items())
 
 
-def _unwrap(obj, name: str) -> dict[str, torch.Tensor]:
+def _unwrap(obj, name: str, key: str | None, ck: Checkpoint) -> dict[str, torch.Tensor]:
     """The state dict itself, or the one state dict inside a training checkpoint
-    ({'model': ..., 'optimizer': ..., 'epoch': ...})."""
+    ({'model': ..., 'optimizer': ..., 'epoch': ...}); `key` picks one of several (an entry of the
+    dict, or a key prefix of a flat state dict)."""
     if _is_state_dict(obj):
-        return dict(obj)
-    if isinstance(obj, dict):
-        inner = {k: v for k, v in obj.items() if _is_state_dict(v)
-                 and any(_RNN_KEY.match(str(x)) for x in v)}
-        if len(inner) == 1:
-            (k, v), = inner.items()
-            return dict(v) | {f"__from_key__{k}": torch.empty(0)}   # infer() notes where it came from
-        keys = ", ".join(map(str, list(obj)[:8]))
-        raise ImportRefused(f"{name} holds a dict ({keys}) but no state dict of a recurrent model. {SAVE_HINT}")
-    raise ImportRefused(f"{name} holds a {type(obj).__name__}, not a state dict. {SAVE_HINT}")
+        return _under_prefix(dict(obj), name, key, ck) if key else dict(obj)
+    if not isinstance(obj, dict):
+        raise ImportRefused(f"{name} holds a {type(obj).__name__}, not a state dict. {SAVE_HINT}")
+    _record(ck, obj, "the checkpoint's entries")
+    inner = {k: v for k, v in obj.items() if _is_state_dict(v) and any(_RNN_KEY.match(str(x)) for x in v)}
+    if key is not None:
+        if key not in obj:
+            raise ImportRefused(f"--key {key}: {name} has no entry '{key}' (its entries: "
+                                f"{', '.join(map(str, list(obj)[:10]))})")
+        if not _is_state_dict(obj[key]):
+            raise ImportRefused(f"--key {key}: the entry '{key}' of {name} is a {type(obj[key]).__name__}, "
+                                "not a state dict")
+        inner = {key: obj[key]}
+    if len(inner) == 1:
+        (k, v), = inner.items()
+        ck.notes.append(f"the state dict was taken from the checkpoint's '{k}' entry")
+        return dict(v)
+    if len(inner) > 1:
+        names = sorted(map(str, inner))
+        raise ImportRefused(f"{name} holds {len(inner)} state dicts of a recurrent model "
+                            f"({', '.join(repr(n) for n in names)}): choose one with "
+                            f"{' or '.join('--key ' + n for n in names)}")
+    keys = ", ".join(map(str, list(obj)[:8]))
+    raise ImportRefused(f"{name} holds a dict ({keys}) but no state dict of a recurrent model. {SAVE_HINT}")
+
+
+def _under_prefix(sd: dict, name: str, key: str, ck: Checkpoint) -> dict:
+    """The tensors of a flat state dict under the prefix `key.`, without it."""
+    pre = key.rstrip(".") + "."
+    out = {k[len(pre):]: v for k, v in sd.items() if k.startswith(pre)}
+    if not out:
+        heads = sorted({k.split(".", 1)[0] for k in sd})
+        raise ImportRefused(f"--key {key}: {name} has no entry '{key}' (no tensor named {pre}...; the names "
+                            f"start with {', '.join(heads[:10])})")
+    ck.notes.append(f"the tensors under '{pre}' were taken (--key {key})")
+    return out
 
 
 def parse_maps(maps) -> list[tuple[str, str]]:
@@ -215,7 +340,7 @@ def infer(sd: dict, cell: str | None = None) -> Inferred:
     emb = rest[mats[emb_m]]
     keys["embedding.weight"] = mats[emb_m]
     tied, dec_b, used = _output_layer(rest, mats, emb_m, dec_m, st, state, keys, notes)
-    _refuse_leftovers(sorted(set(rest) - used - {mats[emb_m]}))
+    _refuse_leftovers(sorted(set(rest) - used - {mats[emb_m]}), st.cell)
     state["embedding.weight"] = emb
     state["decoder.bias"] = dec_b
     _to_float32(state, keys, notes)
@@ -225,12 +350,8 @@ def infer(sd: dict, cell: str | None = None) -> Inferred:
 
 
 def _unwrapped(sd: dict, notes: list) -> dict:
-    """The state dict without the note of the checkpoint entry it came from and without a DataParallel
-    'module.' prefix."""
+    """The state dict without a DataParallel 'module.' prefix."""
     sd = dict(sd)
-    for k in [k for k in sd if k.startswith("__from_key__")]:
-        notes.append(f"the state dict was taken from the checkpoint's '{k[len('__from_key__'):]}' entry")
-        del sd[k]
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
         notes.append("the DataParallel prefix 'module.' was dropped")
@@ -271,9 +392,6 @@ def _read_stack(sd: dict, rnn: dict, cell: str | None, notes: list) -> _Stack:
     if cell and cell != found:
         raise ImportRefused(f"--cell {cell}, but the weights are {_A[found]} ({pre}weight_hh_l0 has {G}×{H} "
                             f"rows: {G} gate{'s' if G > 1 else ''} of {H} units)")
-    if found == "rnn":
-        notes.append("a plain RNN's nonlinearity cannot be read from its weights: tanh is assumed "
-                     "(pytorch/examples' RNN_RELU is not supported)")
     return _Stack(pre, L, found, G, H, int(wih.shape[1]), sd.get(f"{pre}bias_ih_l0") is not None)
 
 
@@ -290,8 +408,11 @@ def _prefix_and_layers(rnn: dict) -> tuple[str, int]:
                             "the full hidden state")
     prefixes = sorted({m["prefix"] for m in rnn.values()})
     if len(prefixes) > 1:
+        heads = sorted({p.split(".", 1)[0] for p in prefixes})
+        how = (f"choose one with {' or '.join('--key ' + h for h in heads)}" if len(heads) == len(prefixes)
+               and all(heads) else "drop the others from the state dict")
         raise ImportRefused(f"more than one recurrent stack ({', '.join(p.rstrip('.') or '(no prefix)' for p in prefixes)}): "
-                            "only one embedding -> RNN -> decoder model can be imported; drop the others from the state dict")
+                            f"only one embedding -> RNN -> decoder model can be imported; {how}")
     layers = sorted({int(m["layer"]) for m in rnn.values()})
     if layers != list(range(len(layers))):
         raise ImportRefused(f"recurrent layers {layers} are not numbered 0..{len(layers) - 1}")
@@ -404,14 +525,25 @@ def _output_layer(rest, mats, emb_m, dec_m, st: _Stack, state, keys, notes) -> t
     return tied, dec_b, used
 
 
-def _refuse_leftovers(left: list) -> None:
-    """Tensors that are not part of embedding -> recurrent stack -> decoder are refused by name."""
-    if left:
+_NORM = re.compile(r"(^|[._])(ln|norm|layer_?norm)\w*([._]|$)", re.IGNORECASE)
+
+
+def _refuse_leftovers(left: list, cell: str) -> None:
+    """Tensors that are not part of embedding -> recurrent stack -> decoder are refused by name; the
+    message never suggests dropping them (the model would then compute something else)."""
+    if not left:
+        return
+    names = f"{', '.join(left[:6])}{' ...' if len(left) > 6 else ''} ({len(left)} tensor{'s' if len(left) > 1 else ''})"
+    if any(_NORM.search(k) for k in left):
         raise ImportRefused(
-            f"unsupported parts: {', '.join(left[:6])}{' ...' if len(left) > 6 else ''} "
-            f"({len(left)} tensor{'s' if len(left) > 1 else ''}) are not an embedding, a recurrent layer or the "
-            "decoder (a layer norm, attention, a second head?); the explorer cannot reproduce a model with them. "
-            "Drop them from the state dict, or --map them onto the expected names")
+            f"unsupported parts: {names} look like layer norms. LayerNorm inside the recurrence is not a stock "
+            f"nn.{cell.upper()} and cannot be traced exactly (nor can a layer norm between the layers or before "
+            "the decoder): the explorer runs embedding -> stock nn.LSTM/GRU/RNN -> linear decoder, and a model "
+            "with layer norms computes other numbers")
+    raise ImportRefused(
+        f"unsupported parts: {names} are not an embedding, a recurrent layer or the decoder (attention, a second "
+        "head?); the explorer runs embedding -> stock nn.LSTM/GRU/RNN -> linear decoder and cannot trace a model "
+        "with other parts exactly. If they are those parts under other names, --map them onto the expected names")
 
 
 def _to_float32(state: dict, keys: dict, notes: list) -> None:
@@ -446,6 +578,9 @@ def read_vocab(path, chars: bool = False) -> tuple[list[str], str]:
     under itos / idx2word / vocab / stoi / word2idx (pytorch/examples' Dictionary). Text: one token
     per line; with `chars`, every character of the file in order is a token (a newline included)."""
     path = Path(path)
+    if path.is_dir():
+        raise ImportRefused(f"the vocabulary {path.name}/ is a folder: give the file (e.g. "
+                            f"{' or '.join(FOLDER_VOCABS)})")
     if not path.is_file():
         raise ImportRefused(f"{path}: no such file")
     if path.stat().st_size > MAX_VOCAB_BYTES:
@@ -478,6 +613,13 @@ def read_vocab(path, chars: bool = False) -> tuple[list[str], str]:
 
 
 def _vocab_from_json(obj, name: str) -> tuple[list[str], str]:
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict) and "vocab" in obj["model"]:
+        kind = obj["model"].get("type") or ("BPE" if "merges" in obj["model"] else "WordLevel")
+        if kind != "WordLevel":   # a Hugging Face tokenizer.json
+            raise ImportRefused(f"{name}: a {kind} tokenizer cuts words into pieces; the explorer reads whole "
+                                "words split on whitespace (or this project's words, or characters) only")
+        vocab, _ = _vocab_from_json(obj["model"]["vocab"], name)
+        return vocab, "Hugging Face tokenizer.json (WordLevel)"
     if isinstance(obj, dict):
         for key in ("itos", "idx2word", "vocab", "stoi", "word2idx", "token_to_id"):
             if key in obj and isinstance(obj[key], (list, dict)):
@@ -544,11 +686,109 @@ def _specials(vocab: list[str], state: dict, config: ModelConfig, unk: str | Non
     return vocab, state, config
 
 
-def import_checkpoint(weights, vocab, *, cell: str | None = None, maps=(), name: str | None = None,
+def _nonlinearity(cell: str, flag: str | None, records: dict, notes: list) -> str:
+    """A plain RNN's nonlinearity: --nonlinearity, else what the checkpoint records; never assumed
+    (tanh and relu weights look alike and give different numbers)."""
+    if flag is not None and flag not in ("tanh", "relu"):
+        raise ImportRefused(f"--nonlinearity must be tanh or relu, not {flag!r}")
+    said = records.get("nonlinearity")
+    if cell != "rnn":
+        if flag is not None:
+            raise ImportRefused(f"--nonlinearity {flag}: only a plain RNN has one, and the weights are {_A[cell]}")
+        return "tanh"
+    if flag and said and said[0] != flag:
+        raise ImportRefused(f"--nonlinearity {flag}, but the checkpoint records {said[0]} ({said[1]})")
+    if flag:
+        notes.append(f"a plain RNN with {flag} (--nonlinearity {flag})")
+        return flag
+    if said:
+        notes.append(f"a plain RNN with {said[0]}: the checkpoint records it ({said[1]})")
+        return said[0]
+    raise ImportRefused("the weights are a plain RNN, and a plain RNN's weights cannot say whether it runs tanh or "
+                        "relu (pytorch/examples' RNN_TANH or RNN_RELU), which give different numbers: say which with "
+                        "--nonlinearity tanh or --nonlinearity relu")
+
+
+#: What a sample text may hold to be read (the first part of a larger file is enough to tell).
+MAX_SAMPLE_BYTES = 2 * 2**20
+
+
+def _read_text_file(path, what: str) -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise ImportRefused(f"{what} {path}: no such file" + (" (it is a folder)" if path.is_dir() else ""))
+    with open(path, "rb") as f:
+        data = f.read(MAX_SAMPLE_BYTES + 1)
+    if len(data) > MAX_SAMPLE_BYTES:
+        raise ImportRefused(f"{what} {path.name} is larger than {MAX_SAMPLE_BYTES // 2**20} MB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ImportRefused(f"{what} {path.name} is not UTF-8 text: {e}") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def sample_line_ends(text: str) -> tuple[str | None, str]:
+    """What a line end of this training text is, and why: "line" when a line of text runs on into the
+    next (hard-wrapped paragraphs), "paragraph" when a blank line stands between every two lines of
+    text (one paragraph a line, as in WikiText), None when it cannot tell."""
+    lines = text.split("\n")
+    for i in range(len(lines) - 1):
+        if lines[i].strip() and lines[i + 1].strip():
+            return "line", f"has line ends inside paragraphs (line {i + 1} runs on into line {i + 2})"
+    if sum(1 for ln in lines if ln.strip()) >= 2:
+        return "paragraph", "has a blank line between every two lines of text (one paragraph a line)"
+    return None, "has fewer than two lines of text"
+
+
+def _eos_means(kind: str, flag: str | None, records: dict, sample, notes: list) -> str:
+    """What <eos> marks in the imported model's text: "line" or "paragraph". This project's word and
+    char splits read <eos> only at a blank line: a paragraph. The whitespace split (pytorch/examples)
+    reads one at every line end, which is a paragraph only where the training text had one paragraph
+    a line: --eos-means says so, else the checkpoint's record, else a sample of the training text
+    (--sample-text), else "line"."""
+    if flag is not None and flag not in ("line", "paragraph"):
+        raise ImportRefused(f"--eos-means must be line or paragraph, not {flag!r}")
+    if kind != "whitespace":
+        if flag == "line":
+            raise ImportRefused(f"--eos-means line, but the {kind} split reads <eos> only at a blank line (a "
+                                "paragraph break); for <eos> at every line end use --tokenizer whitespace")
+        notes.append(f"<eos> marks a paragraph end: the {kind} split reads it at a blank line")
+        return "paragraph"
+    said = records.get("eos_means")
+    seen, why = (None, "")
+    if sample is not None:
+        seen, why = sample_line_ends(_read_text_file(sample, "--sample-text"))
+        why = f"{Path(sample).name} {why}"
+    if flag and said and flag != said[0]:
+        raise ImportRefused(f"--eos-means {flag}, but the checkpoint records {said[0]} ({said[1]})")
+    given = flag or (said and said[0])
+    if given and seen and given != seen:
+        how = f"--eos-means {flag}" if flag else f"the checkpoint records eos_means {given} ({said[1]})"
+        raise ImportRefused(f"{how}, but {why}, and the whitespace split reads <eos> at every line end")
+    if flag:
+        value, how = flag, f"--eos-means {flag}"
+    elif said:
+        value, how = said[0], f"the checkpoint records it ({said[1]})"
+    elif seen:
+        value, how = seen, why
+    else:
+        value, how = "line", "the default of the whitespace split (pytorch/examples: line.split() + ['<eos>'])"
+    notes.append(f"<eos> marks a {value} end: {how}")
+    return value
+
+
+def import_checkpoint(weights, vocab=None, *, cell: str | None = None, maps=(), name: str | None = None,
                       tokenizer: str | None = None, chars: bool = False, unk: str | None = None,
-                      eos: str | None = None) -> tuple[LoadedModel, dict]:
+                      eos: str | None = None, nonlinearity: str | None = None, key: str | None = None,
+                      eos_means: str | None = None, sample_text=None) -> tuple[LoadedModel, dict]:
     """Read, recognise and check a checkpoint and its vocabulary. Returns the model (in memory,
-    eval mode, frozen) and a JSON-able report of what was inferred; nothing is written."""
+    eval mode, frozen) and a JSON-able report of what was inferred; nothing is written.
+
+    weights: a weights file, or a Hugging Face-style folder (then `vocab` defaults to its vocabulary).
+    nonlinearity: a plain RNN's, tanh or relu (needed unless the checkpoint records it).
+    key: the entry (or key prefix) of one state dict where the file holds several.
+    eos_means / sample_text: what a line end means (see _eos_means)."""
     if cell is not None and cell not in ("lstm", "gru", "rnn"):
         raise ImportRefused(f"--cell must be lstm, gru or rnn, not {cell!r}")
     if chars and tokenizer not in (None, "char"):
@@ -556,12 +796,18 @@ def import_checkpoint(weights, vocab, *, cell: str | None = None, maps=(), name:
     kind = "char" if chars else (tokenizer or "whitespace")
     if kind not in TOKENIZERS:
         raise ImportRefused(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, not {kind!r}")
-    weights, vocab = Path(weights), Path(vocab)
-    sd = apply_maps(read_weights(weights), parse_maps(maps))
+    ck = read_checkpoint(weights, key)
+    if vocab is None and ck.vocab is None:
+        raise ImportRefused(f"{Path(weights).name}/ lacks a vocabulary ({', '.join(FOLDER_VOCABS)}); name it with "
+                            "--vocab" if Path(weights).is_dir() else
+                            "--vocab is needed: the vocabulary file, in id order")
+    vocab = Path(vocab) if vocab is not None else ck.vocab
+    sd = apply_maps(ck.state, parse_maps(maps))
     inf = infer(sd, cell)
     words, form = read_vocab(vocab, chars)
-    notes = list(inf.notes)
-    V = inf.config.vocab_size
+    notes = ck.notes + list(inf.notes)
+    config = replace(inf.config, nonlinearity=_nonlinearity(inf.config.cell, nonlinearity, ck.records, notes))
+    V = config.vocab_size
     if chars and form.startswith("text") and len(words) == V + 1 and words[-1] == "\n":
         words = words[:-1]
         notes.append("the trailing newline of the vocabulary file was not counted as a token")
@@ -573,7 +819,8 @@ def import_checkpoint(weights, vocab, *, cell: str | None = None, maps=(), name:
         raise ImportRefused(f"the vocabulary repeats tokens: {dup}")
     if kind != "char" and len(words) > 2 and all(len(w) == 1 for w in words if w not in (UNK, EOS)):
         notes.append("every token is one character: if this is a character model, import it with --chars")
-    words, state, config = _specials(words, inf.state, inf.config, unk, eos, notes)
+    eos_is = _eos_means(kind, eos_means, ck.records, sample_text, notes)
+    words, state, config = _specials(words, inf.state, config, unk, eos, notes)
     lm = LanguageModel(config)
     full = dict(state)
     if config.tied:
@@ -585,23 +832,131 @@ def import_checkpoint(weights, vocab, *, cell: str | None = None, maps=(), name:
     for p in lm.parameters():
         p.requires_grad_(False)
     tok = TOKENIZERS[kind](words)
+    cell_name = config.cell.upper() + (f" ({config.nonlinearity})" if config.cell == "rnn" else "")
     report = {
-        "layout": inf.layout, "weights": weights.name, "vocab": vocab.name, "vocab_form": form,
-        "config": {k: v for k, v in config.to_dict().items() if k != "dropout"},
-        "tokenizer": {"kind": kind, "split": SPLITS[kind]}, "keys": inf.keys, "notes": notes,
+        "layout": inf.layout, "weights": ck.shown, "vocab": vocab.name, "vocab_form": form,
+        "config": {k: v for k, v in config.to_dict().items() if k != "dropout"}
+        | ({"nonlinearity": config.nonlinearity} if config.cell == "rnn" else {}),
+        "tokenizer": {"kind": kind, "split": SPLITS[kind], "eos_means": eos_is}, "keys": inf.keys, "notes": notes,
         "parameters": lm.n_params(),
     }
-    card = {"name": name or weights.stem, "imported": report,
-            "description": (f"Imported from {weights.name}: {config.cell.upper()}, {config.layers} layer"
+    card = {"name": name or (Path(weights).name if Path(weights).is_dir() else Path(weights).stem),
+            "imported": report, "tokenizer": {"eos_means": eos_is},
+            "description": (f"Imported from {ck.shown}: {cell_name}, {config.layers} layer"
                             f"{'s' if config.layers > 1 else ''} × {config.hidden_size} units, embedding "
                             f"{config.emb_size}, {config.vocab_size:,} tokens, {'tied' if config.tied else 'untied'}; "
-                            f"{inf.layout}. Text is {SPLITS[kind]}.")}
+                            f"{inf.layout}. Text is {SPLITS[kind]}; <eos> marks a {eos_is} end.")}
     return LoadedModel(lm, tok, card, None), report
 
 
-def import_to_bundle(out, weights, vocab, command: str = "", **kw) -> dict:
-    """import_checkpoint, then write the bundle at `out`; returns the report with the bundle path."""
+# -------------------------------------------------------------------------------- import --check
+#: The largest difference of log-probabilities between the imported model and the user's REF that
+#: still counts as the same model (float32 arithmetic in another order differs by about 1e-6).
+CHECK_TOLERANCE = 1e-4
+_REF_NAMES = ("log_probs", "logprobs", "logp", "log_softmax", "logits", "ref")
+
+
+def read_reference(path) -> np.ndarray:
+    """REF as a float64 [tokens, vocabulary] array: a .npy file (numpy.save; never unpickled) or a
+    safetensors file with one tensor (or one named log_probs, logp or logits); a batch axis of 1 is
+    dropped."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImportRefused(f"--check {path}: no such file" + (" (it is a folder)" if path.is_dir() else ""))
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:6] == b"\x93NUMPY":
+        try:
+            a = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ImportRefused(f"--check {path.name} could not be read as a .npy array: {e}") from None
+    else:
+        problem = safetensors_problem(path) if len(head) >= 8 else ("truncated", f"{path.name} is truncated")
+        if problem:
+            raise ImportRefused(f"--check {path.name} is neither a .npy file (numpy.save) nor a safetensors file"
+                                if problem[0] == "other" else f"--check {problem[1]}")
+        from safetensors.numpy import load_file
+        try:
+            arrays = load_file(str(path))
+        except Exception as e:  # noqa: BLE001 - a corrupt file: one line
+            raise ImportRefused(f"--check {path.name} is a corrupt safetensors file: {e}") from None
+        named = [k for k in _REF_NAMES if k in arrays]
+        if len(arrays) != 1 and not named:
+            raise ImportRefused(f"--check {path.name} holds {len(arrays)} tensors ({', '.join(list(arrays)[:6])}): "
+                                f"keep one, or name it {' or '.join(_REF_NAMES[:3])} or logits")
+        a = arrays[named[0]] if named else next(iter(arrays.values()))
+    a = np.asarray(a)
+    while a.ndim > 2 and 1 in a.shape[:-1]:
+        a = a.squeeze(a.shape.index(1))
+    if a.ndim != 2 or not np.issubdtype(a.dtype, np.floating):
+        raise ImportRefused(f"--check {path.name} holds a {a.dtype} array of shape {a.shape}; expected floats "
+                            "[tokens, vocabulary] (log-probabilities or logits)")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise ImportRefused(f"--check {path.name} holds NaN or infinite values")
+    return a
+
+
+def check_reference(model: LoadedModel, ref, text) -> dict:
+    """Compare the model's log-probabilities on the text in the file `text` with REF, the user's own
+    model's on the same text. The text is split by the model's tokenizer; REF's rows say whether the
+    boundary token was read first: one row per token read, so N + 1 rows read <eos> and then the N
+    tokens, N rows read the N tokens from a zero state. REF holds log-probabilities (rows that sum
+    to 1 as probabilities) or logits (log_softmax is applied). Returns what was compared and the
+    largest absolute difference; raises ImportRefused above CHECK_TOLERANCE."""
+    from .engine import log_probs, run_layers
+    a = read_reference(ref)
+    ref, text = Path(ref), Path(text)
+    tok, lm = model.tokenizer, model.lm
+    tokens = tok.tokenize(_read_text_file(text, "--check-text"))
+    split = SPLITS.get(tok.kind, tok.kind)
+    n = len(tokens)
+    if a.shape[0] == n + 1:
+        ids = [tok.eos_id] + [t.id for t in tokens]
+        rule = f"<eos> first, then the {n} tokens of {text.name} ({split})"
+    elif a.shape[0] == n and n:
+        ids = [t.id for t in tokens]
+        rule = f"no <eos> first: the {n} tokens of {text.name} from a zero state ({split})"
+    else:
+        raise ImportRefused(f"--check {ref.name} has {a.shape[0]} rows, but {text.name} reads as {n + 1} (with the "
+                            f"leading <eos>) or {n} tokens (without) when {split}; REF needs one row per token read")
+    V, cols = lm.config.vocab_size, a.shape[1]
+    added = lm.decoder.bias[cols:] if cols < V else None
+    if cols > V or (added is not None and not bool((added == ABSENT_LOGIT).all())):
+        raise ImportRefused(f"--check {ref.name} has {cols} columns, but the model predicts {V} tokens")
+    lse = np.logaddexp.reduce(a, axis=1)
+    is_logp = bool(np.abs(lse).max() < 1e-3)
+    ref_logp = a if is_logp else a - lse[:, None]
+    layers, top, _ = run_layers(lm, torch.tensor(ids, dtype=torch.long, device=lm.decoder.weight.device))
+    mine = log_probs(lm, top.cpu().numpy()[None])[0][:, :cols].astype(np.float64)
+    diff = np.abs(mine - ref_logp)
+    row, col = np.unravel_index(int(diff.argmax()), diff.shape)
+    worst = float(diff[row, col])
+    read = tok.itos[ids[row]]
+    out = {"ref": ref.name, "text": text.name, "tokens": len(ids), "rule": rule,
+           "ref_is": "log-probabilities" if is_logp else "logits (log_softmax applied)",
+           "max_abs_diff": worst, "at": {"row": int(row), "reading": read, "next": tok.itos[int(col)]},
+           "tolerance": CHECK_TOLERANCE, "passed": worst <= CHECK_TOLERANCE}
+    if not out["passed"]:
+        looks = (" (REF looks like probabilities: save log-probabilities or logits)"
+                 if a.min() >= 0 and np.allclose(a.sum(1), 1, atol=1e-3) else "")
+        raise ImportRefused(
+            f"--check: the imported model does not reproduce {ref.name}: the largest difference of "
+            f"log-probabilities is {worst:.3g} (row {row}, reading {read!r}, for {tok.itos[int(col)]!r}), above "
+            f"{CHECK_TOLERANCE:.0e}{looks}; read as {rule}, REF as {out['ref_is']}. Nothing was written. Check "
+            "--cell, --nonlinearity, --tokenizer and --map, and that REF comes from this checkpoint")
+    return out
+
+
+def import_to_bundle(out, weights, vocab=None, command: str = "", check=None, check_text=None, **kw) -> dict:
+    """import_checkpoint, then (with `check`) check_reference, then write the bundle at `out`; returns
+    the report with the bundle path. A refused import writes nothing."""
+    if (check is None) != (check_text is None):
+        raise ImportRefused("--check needs --check-text (the text REF was computed on)" if check is not None
+                            else "--check-text needs --check REF (the log-probabilities to compare with)")
     model, report = import_checkpoint(weights, vocab, **kw)
+    if check is not None:
+        report["check"] = check_reference(model, check, check_text)
     card = dict(model.card)
     if command:
         card["command"] = command

@@ -28,10 +28,10 @@ def test_score_one_object_per_line(bundle_dir, tmp_path):
     r = cli("score", "--model", str(bundle_dir), str(f))
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in r.stdout.splitlines()]
-    assert [x["text"] for x in rows] == ["Mary loves John .", "zzz qqq"]
+    assert [x["text"] for x in rows] == ["Mary loves John .", "", "zzz qqq"]    # one line out per line in
     assert rows[0]["n_tokens"] == 4 and rows[0]["n_unk"] == 0 and rows[0]["logprob"] < 0
-    assert rows[1]["n_unk"] == 2
-    assert set(rows[0]) == {"text", "logprob", "n_tokens", "n_unk"}
+    assert rows[1]["logprob"] is None and rows[2]["n_unk"] == 2
+    assert set(rows[0]) == {"line", "text", "logprob", "n_tokens", "n_unk"}
 
 
 def test_generate_is_seeded(bundle_dir):
@@ -43,7 +43,7 @@ def test_generate_is_seeded(bundle_dir):
 
 @pytest.mark.parametrize("args,needle", [
     (["trace", "--model", "/no/such/model", "hi"], "not a folder"),
-    (["trace", "--model", "MODEL"], "required: text"),
+    (["trace", "--model", "MODEL"], "give the text or --file"),
     (["trace", "--model", "MODEL", "hi", "--top-k", "0"], "at least 1"),
     (["generate", "--model", "MODEL", "hi", "--temperature", "-1"], "at least 0"),
     (["score", "--model", "MODEL", "/no/such/file.txt"], "no such file"),

@@ -98,13 +98,15 @@ def _reference(m, ids):
 
 @pytest.mark.parametrize("fmt", ["pt", "safetensors"])
 @pytest.mark.parametrize("rnn_type,ninp,nhid,tied", [("LSTM", 12, 20, False), ("LSTM", 16, 16, True),
-                                                      ("GRU", 10, 14, False), ("RNN_TANH", 16, 16, True)])
+                                                      ("GRU", 10, 14, False), ("RNN_TANH", 16, 16, True),
+                                                      ("RNN_RELU", 12, 16, False)])
 def test_pytorch_examples_model_imports_and_traces_as_its_own_forward(tmp_path, fmt, rnn_type, ninp, nhid, tied):
     m = _examples_model(rnn_type, ninp, nhid, tied=tied)
-    model, report = import_checkpoint(_save(m, tmp_path, fmt), _vocab(tmp_path), name="ex")
+    nonlinearity = {"RNN_TANH": "tanh", "RNN_RELU": "relu"}.get(rnn_type)   # the weights cannot say
+    model, report = import_checkpoint(_save(m, tmp_path, fmt), _vocab(tmp_path), name="ex", nonlinearity=nonlinearity)
     cfg = model.config
-    assert (cfg.cell, cfg.emb_size, cfg.hidden_size, cfg.layers, cfg.vocab_size, cfg.tied) == \
-        ({"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn"}[rnn_type], ninp, nhid, 2, len(WORDS), tied)
+    assert (cfg.cell, cfg.emb_size, cfg.hidden_size, cfg.layers, cfg.vocab_size, cfg.tied, cfg.nonlinearity) == \
+        ({"LSTM": "lstm", "GRU": "gru"}.get(rnn_type, "rnn"), ninp, nhid, 2, len(WORDS), tied, nonlinearity or "tanh")
     assert report["layout"].startswith("pytorch/examples word_language_model")
     assert report["tokenizer"]["kind"] == "whitespace"
     tr = trace(model, TEXT, full_probs=True)
@@ -342,6 +344,7 @@ def test_named_specials_and_tokenizer_choice(tmp_path):
 
 def test_import_to_bundle_writes_a_loadable_bundle(tmp_path):
     m = _examples_model("RNN_TANH", 16, 16, tied=True)
-    got = import_to_bundle(tmp_path / "b", _save(m, tmp_path, "safetensors"), _vocab(tmp_path), name="r")
-    assert got["config"]["cell"] == "rnn" and any("tanh is assumed" in n for n in got["notes"])
+    got = import_to_bundle(tmp_path / "b", _save(m, tmp_path, "safetensors"), _vocab(tmp_path), name="r",
+                           nonlinearity="tanh")
+    assert got["config"]["cell"] == "rnn" and any("with tanh (--nonlinearity tanh)" in n for n in got["notes"])
     assert load_model(tmp_path / "b").config.tied
