@@ -11,6 +11,15 @@ this one run, their ratio, the server's peak RSS (VmHWM), whether any page showe
 and whether any page ever showed another page's tokens (every label set a strip ever shows is
 recorded in the page by a MutationObserver and checked against that page's own sentences).
 
+Server CPU. The server process's own CPU time (user + system of all its threads, read from
+/proc/PID/stat) is read before and after each typing phase, and divided by the updates of that
+phase: the server's CPU per update, which the browsers' CPU (on the same cores) no longer hides.
+Beside it, in this process, the same texts are traced with the same model and thread count (the
+trace's own CPU per update), and the other steps of an Explore update are timed one by one: the
+player data built from the trace, its JSON, and its size. The rest of the server's CPU is
+Streamlit's share: the script rerun, the widget tree, serialising and sending the delta, and the
+component's round trip.
+
 --mixed M then sends M more texts of mixed lengths (5 to ~1,500 words, so the trace cache fills and
 evicts) through the N pages, and prints the server's RSS after each tenth of them: flat after the
 warm-up means memory is bounded (the cache is bounded by bytes: RNN_EXPLORER_CACHE_MB).
@@ -78,6 +87,45 @@ def mixed_texts(m: int, seed: int = 0) -> list[str]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` and all its threads so far, in seconds (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")     # utime, stime
+
+
+def breakdown(models: Path, texts: list[str]) -> dict:
+    """CPU per update, in this process, of the steps of an Explore update the server runs: the trace,
+    the player data built from it, and its JSON (with the bytes sent). Same model and thread count as
+    the server (explorer.settings.threads), each text traced once as the server does on a miss."""
+    import torch
+
+    import explorer as E
+    from explorer import settings
+    from explorer.present.player import build_player_data
+    torch.set_num_threads(settings.threads(os.cpu_count() or 2))
+    bundles = E.list_models(models)
+    first = [b for name in ("fiction-lstm-balanced", "fiction-lstm") for b in bundles if b.name == name]
+    m = E.load_model((first or bundles)[0])             # the bundle the app opens on (ui.sidebar.DEFAULT_MODELS)
+    E.trace(m, texts[0])                                          # warm-up
+    cpu = {"trace": 0.0, "player_data": 0.0, "json": 0.0}
+    sent = 0
+    for t in texts:
+        a = time.process_time()
+        tr = E.trace(m, t, top_k=10)
+        b = time.process_time()
+        data = build_player_data(tr, m.config.layers - 1, pos=len(tr) - 1, window=(0, len(tr)))
+        c = time.process_time()
+        sent += len(json.dumps(data.to_json()))
+        d = time.process_time()
+        cpu["trace"] += b - a
+        cpu["player_data"] += c - b
+        cpu["json"] += d - c
+    n = len(texts)
+    return {f"{k}_cpu_ms_per_update": round(v / n * 1e3, 2) for k, v in cpu.items()} | {
+        "player_json_kib_per_update": round(sent / n / 1024, 1), "model": m.name}
+
+
 def rss_kib(pid: int) -> dict:
     got = {}
     with open(f"/proc/{pid}/status") as f:
@@ -109,9 +157,11 @@ async def submit(page, text: str, timeout_ms: int, done=APP_DONE) -> float:
 
 
 async def run_pages(browser, url: str, n_pages: int, n_sentences: int, viewport, timeout_ms=180_000,
-                    first_page: int = 0) -> dict:
-    """n_pages concurrent sessions, each typing its own n_sentences; returns times and checks."""
+                    first_page: int = 0, server_pid: int | None = None) -> dict:
+    """n_pages concurrent sessions, each typing its own n_sentences; returns times and checks, and the
+    server's CPU seconds over the typing (pages already open)."""
     opened = await asyncio.gather(*(open_page(browser, url, viewport) for _ in range(n_pages)))
+    cpu0 = cpu_seconds(server_pid) if server_pid else 0.0
     own = {j: own_sentences(first_page + j, n_sentences) for j in range(n_pages)}
     times: list[float] = []
     failures: list[str] = []
@@ -125,6 +175,7 @@ async def run_pages(browser, url: str, n_pages: int, n_sentences: int, viewport,
                 return
 
     await asyncio.gather(*(one(j, p) for j, (_, p) in enumerate(opened)))
+    server_cpu = (cpu_seconds(server_pid) - cpu0) if server_pid else float("nan")
     errors, crossed, observed = 0, [], []
     mine_by_page = {j: {"|".join(labels_of(s)) for s in own[j]} for j in own}
     everyone = set().union(*mine_by_page.values())
@@ -135,7 +186,8 @@ async def run_pages(browser, url: str, n_pages: int, n_sentences: int, viewport,
         crossed += [f"page {first_page + j} showed {o!r}" for o in sorted(others)]
         observed.append(len(seen & mine_by_page[j]))   # the observer saw the page's own sentences
         await ctx.close()
-    return {"times": times, "errors": errors, "crossed": crossed, "failures": failures, "observed": observed}
+    return {"times": times, "errors": errors, "crossed": crossed, "failures": failures, "observed": observed,
+            "server_cpu_s": server_cpu, "texts": [s for j in own for s in own[j]]}
 
 
 def pct(xs, q):
@@ -163,8 +215,10 @@ async def amain(args) -> dict:
             await run_pages(browser, url, 1, 2, viewport, first_page=900)          # warm-up
             rounds = []
             for r in range(args.rounds):   # alternate 1 page and N pages so both see the same load
-                one = await run_pages(browser, url, 1, args.sentences, viewport, first_page=100 + r)
-                many = await run_pages(browser, url, args.pages, args.sentences, viewport, first_page=200 + 10 * r)
+                one = await run_pages(browser, url, 1, args.sentences, viewport, first_page=100 + r,
+                                      server_pid=proc.pid)
+                many = await run_pages(browser, url, args.pages, args.sentences, viewport, first_page=200 + 10 * r,
+                                       server_pid=proc.pid)
                 rounds.append((one, many))
             t1 = [t for one, _ in rounds for t in one["times"]]
             tn = [t for _, many in rounds for t in many["times"]]
@@ -177,6 +231,15 @@ async def amain(args) -> dict:
                 "failures": [c for o, m in rounds for c in o["failures"] + m["failures"]],
                 "updates_timed": len(t1) + len(tn),
             })
+            cpu1 = sum(o["server_cpu_s"] for o, _ in rounds) / max(1, len(t1))
+            cpun = sum(m["server_cpu_s"] for _, m in rounds) / max(1, len(tn))
+            parts = breakdown(Path(args.models), [s for o, m in rounds for s in o["texts"] + m["texts"]])
+            out.update({"server_cpu_ms_per_update_single": round(cpu1 * 1e3, 1),
+                        "server_cpu_ms_per_update_many": round(cpun * 1e3, 1)} | parts)
+            tr_ms = parts["trace_cpu_ms_per_update"]
+            out["server_cpu_over_trace_cpu"] = round(cpun * 1e3 / tr_ms, 2) if tr_ms else None
+            out["streamlit_share_ms_per_update"] = round(
+                cpun * 1e3 - tr_ms - parts["player_data_cpu_ms_per_update"] - parts["json_cpu_ms_per_update"], 1)
             out["server_rss_after_load_mib"] = round(rss_kib(proc.pid)["VmRSS"] / 1024)
             print(json.dumps(out), flush=True)
             if args.mixed:
