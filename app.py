@@ -23,6 +23,7 @@ PAGES = {
     "Explore": [
         st.Page("ui/pages/explore.py", title="Explore", icon=":material/visibility:", default=True),
         st.Page("ui/pages/contrast.py", title="Contrast", icon=":material/compare_arrows:"),
+        st.Page("ui/pages/compare.py", title="Compare models", icon=":material/difference:"),
         st.Page("ui/pages/memory.py", title="Memory", icon=":material/memory:"),
         st.Page("ui/pages/generate.py", title="Generate", icon=":material/edit_note:"),
     ],

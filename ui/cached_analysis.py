@@ -3,14 +3,14 @@ explorer.analysis and explorer.training.classify: contrasts, comparisons of two 
 generations, the first word's fade, the author classifier, the lesson's tables and the syntactic
 evaluation.
 
-Every number comes from `explorer`; this module only caches. Heavy results are cached in
-cached.results_cache(), one LRU cache bounded by bytes (they are frozen dataclasses holding read-only
-arrays, shared safely between sessions; an Attribution holds a mappingproxy, which cache_data could
-not pickle). The model itself comes from ui.cached, so each bundle is loaded once for every page.
+Every number comes from `explorer`; this module only caches, with ui.cached.per_model (results kept
+per model identity in the shared byte-bounded results cache). st.cache_resource holds two resources
+read from disk, not results: the author classifier and the evaluation's items.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from types import MappingProxyType
 
 import streamlit as st
 
@@ -23,81 +23,83 @@ from explorer.training import classify
 from ui import ROOT, cached
 
 
+def _clip(text: str) -> str:
+    return E.clip_text(text)[0]
+
+
 # ---------------------------------------------------------------------------- contrast and memory
-@cached.byte_cached("contrast")
-def _contrast(path: str, stamp: float, a: str, b: str, align: str):
-    ta, tb = cached.cached_trace(path, stamp, a), cached.cached_trace(path, stamp, b)
-    return analysis.contrast_traces(ta, tb, align=align)
+@cached.per_model("contrast")
+def _contrast(model, a: str, b: str, align: str):
+    return analysis.contrast_traces(cached.cached_trace(model, a), cached.cached_trace(model, b), align=align)
 
 
 def contrast(ctx, a: str, b: str, align: str = "start"):
-    return _contrast(ctx.path, ctx.stamp, E.clip_text(a)[0], E.clip_text(b)[0], align)
+    return _contrast(ctx, _clip(a), _clip(b), align)
 
 
-@cached.byte_cached("next_words")
-def _next_words(path: str, stamp: float, a: str, b: str, align: str, position: int, words: tuple, k: int):
-    m = cached.model_at(path)
-    return analysis.next_word_comparison(m, _contrast(path, stamp, a, b, align), position, words, k)
+@cached.per_model("next_words")
+def _next_words(model, a: str, b: str, align: str, position: int, words: tuple, k: int):
+    return analysis.next_word_comparison(model, _contrast(model, a, b, align), position, words, k)
 
 
 def next_words(ctx, a: str, b: str, align: str, position: int, words, k: int = 8):
-    return _next_words(ctx.path, ctx.stamp, E.clip_text(a)[0], E.clip_text(b)[0], align, int(position),
-                       tuple(words), k)
+    return _next_words(ctx, _clip(a), _clip(b), align, int(position), tuple(words), int(k))
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@cached.per_model("bow_distance")
+def _bow_distance(model, a: str, b: str, align: str) -> float:
+    return analysis.bow_embedding_distance(model, _contrast(model, a, b, align))
+
+
 def bow_distance(path: str, stamp: float, a: str, b: str, align: str) -> float:
-    return analysis.bow_embedding_distance(cached.model_at(path), _contrast(path, stamp, a, b, align))
+    return _bow_distance(cached.ModelRef(path, stamp), _clip(a), _clip(b), align)
 
 
-@cached.byte_cached("attribution", "Attributing…")
-def _attribution(path: str, stamp: float, text: str, step: int, word: str | None, versus: str | None,
-                 methods: tuple):
-    return analysis.attribute(cached.model_at(path), text, step, word, versus=versus, methods=methods)
+@cached.per_model("attribution", "Attributing…")
+def _attribution(model, text: str, step: int, word: str | None, versus: str | None, methods: tuple):
+    return analysis.attribute(model, text, step, word, versus=versus, methods=methods)
 
 
 def attribution(ctx, text: str, step: int, word: str | None, versus: str | None, methods):
-    return _attribution(ctx.path, ctx.stamp, E.clip_text(text)[0], int(step), word or None, versus or None,
-                        tuple(methods))
+    return _attribution(ctx, _clip(text), int(step), word or None, versus or None, tuple(methods))
 
 
-@cached.byte_cached("fade", "Replacing the first word and reading again…")
-def _fade(paths: tuple, stamps: tuple, names: tuple, text: str, replacements: tuple):
-    models = {n: cached.model_at(p) for n, p in zip(names, paths)}
-    return analysis.replacement_fade(models, text, replacements)
+@cached.per_model("fade", "Replacing the first word and reading again…")
+def _fade(models: tuple, names: tuple, text: str, replacements: tuple):
+    return analysis.replacement_fade(dict(zip(names, models)), text, replacements)
 
 
 def fade(paths: dict, text: str, replacements):
+    """The first word's fade in each model of `paths` ({name: bundle path})."""
     names = tuple(paths)
-    ps = tuple(paths[n] for n in names)
-    return _fade(ps, tuple(cached.stamp(p) for p in ps), names, text, tuple(replacements))
+    return _fade(tuple(cached.ModelRef.at(paths[n]) for n in names), names, text, tuple(replacements))
 
 
-@cached.byte_cached("generation", "Sampling…")
-def _generation(path: str, stamp: float, prompt: str, n: int, temperature: float, top_k: int, seed: int):
-    return analysis.generate_trace(cached.model_at(path), prompt, n=n, temperature=temperature, top_k=top_k, seed=seed,
+@cached.per_model("generation", "Sampling…")
+def _generation(model, prompt: str, n: int, temperature: float, top_k: int, seed: int):
+    return analysis.generate_trace(model, prompt, n=n, temperature=temperature, top_k=top_k, seed=seed,
                                    trace_top_k=cached.TOP_K)
 
 
 def generation(ctx, prompt: str, n: int, temperature: float, top_k: int, seed: int):
-    return _generation(ctx.path, ctx.stamp, E.clip_text(prompt)[0], int(n), float(temperature), int(top_k), int(seed))
+    return _generation(ctx, _clip(prompt), int(n), float(temperature), int(top_k), int(seed))
 
 
 def reference_trace(ctx):
     """The model reading the preset paragraphs (for half-lives averaged over more than one sentence)."""
-    return cached.cached_trace(ctx.path, ctx.stamp, REFERENCE_TEXT)
+    return cached.cached_trace(ctx, REFERENCE_TEXT)
 
 
 # ------------------------------------------------------------------------------ compare two models
-@cached.byte_cached("compare", "Reading the text with both models…")
-def _comparison(path_a: str, stamp_a: float, path_b: str, stamp_b: float, text: str, layer: int | None):
-    return analysis.compare(cached.model_at(path_a, stamp_a), cached.model_at(path_b, stamp_b), text, layer,
-                            top_k=cached.TOP_K)
+@cached.per_model("compare", "Reading the text with both models…")
+def _comparison(models: tuple, text: str, layer: int | None):
+    model_a, model_b = models
+    return analysis.compare(model_a, model_b, text, layer, top_k=cached.TOP_K)
 
 
 def comparison(ctx, path_b: str, text: str, layer: int | None = None):
     """The sidebar's model (A) and the bundle at `path_b` (B) reading `text` (explorer.analysis.compare)."""
-    return _comparison(ctx.path, ctx.stamp, path_b, cached.stamp(path_b), E.clip_text(text)[0], layer)
+    return _comparison((ctx, cached.ModelRef.at(path_b)), _clip(text), layer)
 
 
 # ------------------------------------------------------------------------------ author classifier
@@ -123,6 +125,7 @@ def _clf_stamp(path: Path) -> float:
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _classifier(path: str, stamp: float):
+    """A resource, not a result: the classifier files stored beside a bundle, loaded once (like the model)."""
     return classify.load_author_classifier(path)
 
 
@@ -141,32 +144,40 @@ def author_classifier(ctx):
     return clf, None
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def _predict(path: str, stamp: float, clf_stamp: float, text: str) -> dict:
-    d = Path(path) / CLASSIFIER_DIR
-    return classify.predict(cached.model_at(path), _classifier(str(d), clf_stamp), text)
+@cached.per_model("author")
+def _predict(model, clf_path: str, clf_stamp: float, text: str):
+    return MappingProxyType(classify.predict(model, _classifier(clf_path, clf_stamp), text))
 
 
-def predict_author(ctx, text: str) -> dict:
+def predict_author(ctx, text: str):
+    """{label: probability} (read-only) of the author classifier beside the model's bundle."""
     d = Path(ctx.path) / CLASSIFIER_DIR
-    return _predict(ctx.path, ctx.stamp, _clf_stamp(d), E.clip_text(text)[0])
+    return _predict(ctx, str(d), _clf_stamp(d), _clip(text))
 
 
 # ------------------------------------------------------------------------------ the lesson's tables
-@cached.byte_cached("books_vs_sentence")
+@cached.per_model("books_vs_sentence")
+def _books_vs_sentence(models: tuple, names: tuple, ngram_path: str | None, ngram_stamp: float):
+    from explorer.present import lesson
+    ng = cached.ngram_model(ngram_path) if ngram_path else None
+    return lesson.books_vs_sentence(dict(zip(names, models)), ng)
+
+
 def books_vs_sentence(paths: tuple, stamps: tuple, ngram_path: str | None, ngram_stamp: float):
     """The faithful and the balanced model (and the n-gram) on the bartender pair and the reply alone."""
-    from explorer.present import lesson
-    models = {Path(p).name: cached.model_at(p) for p in paths}
-    ng = cached.ngram_model(ngram_path) if ngram_path else None
-    return lesson.books_vs_sentence(models, ng)
+    refs = tuple(cached.ModelRef(str(p), s) for p, s in zip(paths, stamps))
+    return _books_vs_sentence(refs, tuple(Path(p).name for p in paths), ngram_path, ngram_stamp)
 
 
-@cached.byte_cached("char_cells", spinner="Measuring every unit against the position in the line…")
+@cached.per_model("char_cells", spinner="Measuring every unit against the position in the line…")
+def _line_cells(model, text: str):
+    from explorer.analysis import char_cells
+    return char_cells.find_line_cells(model, text)
+
+
 def line_cells(path: str, stamp: float, text: str):
     """Every unit of a character model measured against the position in the line (the cells step)."""
-    from explorer.analysis import char_cells
-    return char_cells.find_line_cells(cached.model_at(path), text)
+    return _line_cells(cached.ModelRef(str(path), stamp), text)
 
 
 # --------------------------------------------------------------------------- syntactic evaluation
@@ -177,13 +188,12 @@ def evaluation_cache() -> Path:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def evaluation_items(folder: str, per_file: int) -> list:
+    """A resource, not a result: the test items read from disk, the same for every model scored."""
     return evaluate.load_items(folder if Path(folder).is_dir() else None, per_file=per_file)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def evaluation_scores(path: str, stamp: float, folder: str, per_file: int):
-    """Every item scored by the bundle at `path`: from the disk cache, or computed once behind a bar."""
-    m = cached.model_at(path)
+@cached.per_model("evaluation")
+def _evaluation_scores(m, folder: str, per_file: int):
     items = evaluation_items(folder, per_file)
     store = evaluation_cache()
     if evaluate.cache_path(m, items, store).is_file():
@@ -194,3 +204,8 @@ def evaluation_scores(path: str, stamp: float, folder: str, per_file: int):
                                       progress=lambda f, what: bar.progress(f, text=f"{m.name}: {what}"))
     finally:
         bar.empty()
+
+
+def evaluation_scores(path: str, stamp: float, folder: str, per_file: int):
+    """Every item scored by the bundle at `path`: from the disk cache, or computed once behind a bar."""
+    return _evaluation_scores(cached.ModelRef(str(path), stamp), folder, int(per_file))

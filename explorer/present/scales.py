@@ -28,6 +28,10 @@ SEQUENTIAL = [[0.0, "#f7fcf5"], [0.35, "#a1d99b"], [0.7, "#31a354"], [1.0, "#004
 #: passes 3 on ordinary prose.
 C_RANGE_DEFAULT = 3.0
 
+#: Colour range of a change in surprisal between two models (compare: B − A, bits), ±this: a token
+#: 4 bits worse is 16 times less expected; larger changes saturate rather than rescale the strip.
+DELTA_SURPRISAL_BITS = 4.0
+
 
 def nice_ceiling(x: float) -> float:
     """The smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 15, 20, ... that is >= x (and >= 1)."""
