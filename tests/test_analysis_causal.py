@@ -181,7 +181,10 @@ def test_the_grid_agrees_with_the_one_at_a_time_loop(tiny_lstm, grid):
 def test_patching_an_rnn_and_refusals(tiny_rnn, tiny_lstm):
     g = PA.patch_grid(tiny_rnn, GIRL, BOY, "miss", "sir")
     assert g.quantities == ("h",) and g.restored.shape == (1, 2, len(g.clean_tokens))
-    assert g.restored[0, -1, -1] == 1.0 and np.all(g.restored[0, :, 0] == 0)
+    # The tanh RNN kernel's one-call and step-by-step paths round differently on some CPUs (this
+    # project's AVX-512 machine: 4.5e-6), so position 0 restores 0 within float rounding here; the
+    # LSTM grid's exact 0 is checked in test_patching_nothing_restores_nothing.
+    assert g.restored[0, -1, -1] == 1.0 and np.allclose(g.restored[0, :, 0], 0, atol=1e-5)
     with pytest.raises(ValueError, match="same count"):
         PA.patch_grid(tiny_lstm, "A girl walked", "A tall boy walked", "miss", "sir")
     with pytest.raises(ValueError, match="same word"):

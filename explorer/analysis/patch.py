@@ -21,7 +21,9 @@ all of one layer's patch points as one batch through the fused kernel (right-pad
 comes after its last real step and changes nothing before it). Layer by layer, the rows patched
 below continue in the same batch. Exactness: every batch has at least two rows, so each row's numbers
 are those of the same run alone (see `explorer.engine`); the grid equals the one-patch-at-a-time loop exactly,
-a patch that copies a state equal in both runs (the boundary at position 0) restores exactly 0, and
+a patch that copies a state equal in both runs (the boundary at position 0) restores exactly 0 (for a
+plain RNN within float rounding: on some CPUs its kernel rounds a many-step call and single steps
+differently, by ~1e-6), and
 the top layer's h at the last position exactly 1.
 """
 from __future__ import annotations
