@@ -1,15 +1,34 @@
-"""Cached calls every page shares: a model bundle loaded once per server (st.cache_resource: read-only,
-shared by every session), its traces and other results in one LRU cache bounded by bytes
-(results_cache, byte_cached), its colour ranges and its n-gram. get_trace and trace_or_prompt show a
-message on the page instead of raising.
+"""Cached calls every page shares, and the one way results are cached: `per_model`.
+
+Results. Every cached call that computes something from a model (a trace, a contrast, a patch grid, a
+corpus query...) is a function `fn(model, *args)` decorated with `@per_model(name, spinner)`. Pages call
+it as `fn(ctx, *args)`, where ctx is the sidebar's ModelContext (or a ModelRef, or a model that
+model_at loaded): the result is kept in results_cache(), one LRU cache bounded by bytes and shared by
+every session, under (name, the model's identity (path, weights' stamp), *args). A bundle rewritten on
+disk gets a new stamp, so its old results are never served for it. Results are frozen dataclasses with
+read-only arrays, DataFrames and read-only mappings: no page may change one in place.
+
+Resources. st.cache_resource is kept for the shared objects that are not per-call results, each loaded
+once per server and only read afterwards (tests/test_ui_cache.py holds the list and checks ui/):
+  * cached._load_model: the model itself (eval mode, frozen parameters; the results cache calls it);
+  * cached._ngram: a bundle's n-gram model (a file loaded, like the model);
+  * cached.results_cache: the results cache itself;
+  * cached_analysis._classifier: the author classifier stored beside a bundle (a file loaded);
+  * cached_analysis.evaluation_items: the evaluation's test items (files read; shared by every model);
+  * corpus_index._open: an opened corpus index (arrays on disk, read by every query).
+There is no st.cache_data: it copies results by pickling, and nothing here needs a private copy.
 
 The cached calls of a family of pages live beside this module: cached_analysis, cached_causal and
-corpus_index. Every number comes from `explorer`; these modules only cache.
+corpus_index. Every number comes from `explorer`; these modules only cache. get_trace and
+trace_or_prompt show a message on the page instead of raising.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
@@ -47,22 +66,108 @@ def stamp(path: str | Path) -> float:
 
 
 # ------------------------------------------------------------------------------------- models
+#: The identity each model was loaded under, (path, stamp): a model passed to a cached call (a cached
+#: call calling another) is keyed like the context it was loaded for.
+_IDENTITY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 @st.cache_resource(max_entries=8, show_spinner="Loading the model…")
 def _load_model(path: str, stamp: float) -> E.LoadedModel:
     # Shared read-only by every session: explorer.load_model puts it in eval mode with frozen params.
-    return E.load_model(path)
+    model = E.load_model(path)
+    _IDENTITY[model] = (path, float(stamp))
+    return model
 
 
 def model_at(path: str, stamp_: float | None = None) -> E.LoadedModel:
     """A bundle by path, from the app's shared model cache (loaded once for every page and session).
     `stamp_` is the weights' stamp when the caller has read it already."""
-    return _load_model(path, stamp(path) if stamp_ is None else stamp_)
+    return _load_model(str(path), stamp(path) if stamp_ is None else stamp_)
 
 
-@st.cache_resource(max_entries=8, show_spinner="Calibrating colour ranges…")
-def value_ranges(path: str, stamp: float) -> dict:
+@dataclass(frozen=True)
+class ModelRef:
+    """A bundle's identity, (path, weights' stamp), for a cached call made without a ModelContext
+    (a second model, a bundle the page names)."""
+    path: str
+    stamp: float
+
+    @classmethod
+    def at(cls, path: str | Path) -> "ModelRef":
+        """The bundle at `path` as it is on disk now."""
+        return cls(str(path), stamp(path))
+
+
+def identity(m) -> tuple:
+    """The results cache's key for a model: (path, stamp) of a ModelContext or ModelRef, the identity a
+    model was loaded under by model_at, or a tuple of those for a tuple of models."""
+    if isinstance(m, tuple):
+        return tuple(identity(x) for x in m)
+    if isinstance(m, E.LoadedModel):
+        try:
+            return _IDENTITY[m]
+        except KeyError:
+            raise TypeError(f"the model {m.name!r} was not loaded by ui.cached.model_at: "
+                            "pass its ModelContext or a ModelRef") from None
+    return (str(m.path), float(m.stamp))
+
+
+def _models(m):
+    """The models `identity(m)` names (loaded once, from the shared model cache)."""
+    if isinstance(m, tuple):
+        return tuple(_models(x) for x in m)
+    return m if isinstance(m, E.LoadedModel) else model_at(m.path, m.stamp)
+
+
+# ------------------------------------------------------------------------- the results cache
+@st.cache_resource(show_spinner=False)
+def results_cache() -> ByteLRU:
+    """The one cache of traces and analysis results, shared by every session and bounded by bytes
+    (settings.CACHE_MB, env RNN_EXPLORER_CACHE_MB), not by a count of entries: one long trace holds
+    as much as thousands of short ones. Entries are sized by explorer.cache.nbytes_of (arrays, tensors,
+    DataFrames, and the arrays inside fitted objects such as a probe's sklearn pipelines)."""
+    return ByteLRU(settings.CACHE_MB * 2**20)
+
+
+def per_model(name: str, spinner: str | None = None):
+    """Decorator for a cached call that computes a result from a model.
+
+    Write the function as `fn(model, *args)` (model: a LoadedModel, or a tuple of them); call it as
+    `fn(ctx, *args)` with the page's ModelContext, a ModelRef, a model model_at loaded, or a tuple of
+    those. The result is kept in results_cache() under (name, identity(ctx), *args); on a miss,
+    fn(the model(s), *args) is computed once (sessions asking at the same time wait for it) with
+    `spinner` shown. Args must be hashable: callers pass tuples, not lists, and texts clipped with
+    E.clip_text. The result is shared: it must never be changed in place."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def cached(model, *args):
+            cache = results_cache()
+            key = (name, identity(model), *args)
+            try:
+                hash(key)
+            except TypeError as e:
+                raise TypeError(f"{fn.__qualname__}: cached arguments must be hashable ({e})") from None
+
+            def compute():
+                return fn(_models(model), *args)
+
+            if spinner and key not in cache:
+                with st.spinner(spinner):
+                    return cache.get_or_compute(key, compute)
+            return cache.get_or_compute(key, compute)
+        return cached
+    return wrap
+
+
+# --------------------------------------------------------------------- colour ranges, n-gram
+@per_model("value_ranges", spinner="Calibrating colour ranges…")
+def _value_ranges(model) -> dict:
+    return views.value_ranges(model)
+
+
+def value_ranges(path: str, stamp_: float) -> dict:
     """The model's fixed colour ranges (explorer.present.views.value_ranges), computed once per bundle."""
-    return views.value_ranges(_load_model(path, stamp))
+    return _value_ranges(ModelRef(str(path), stamp_))
 
 
 #: The n-gram a bundle may carry (python -m explorer ngram --model M --order 3 --save M/ngram-kn3.npz).
@@ -86,47 +191,26 @@ def ngram_model(path: str | Path):
     return _ngram(str(path), Path(path).stat().st_mtime)
 
 
-# ---------------------------------------------------------------------- traces and results
-@st.cache_resource(show_spinner=False)
-def results_cache() -> ByteLRU:
-    """The one cache of traces and analysis results, shared by every session and bounded by bytes
-    (settings.CACHE_MB, env RNN_EXPLORER_CACHE_MB), not by a count of entries: one long trace holds
-    as much as thousands of short ones. Results are frozen (read-only arrays), so sharing is safe."""
-    return ByteLRU(settings.CACHE_MB * 2**20)
+# ---------------------------------------------------------------------------------- traces
+@per_model("trace")
+def _trace(model, text: str, top_k: int) -> E.Trace:
+    return E.trace(model, text, top_k=top_k)
 
 
-def byte_cached(name: str, spinner: str | None = None):
-    """Decorator: cache a function's results in results_cache() under (name, *args).
-    `spinner` is shown while a missing result is computed."""
-    def wrap(fn):
-        def cached(*args):
-            cache = results_cache()
-            key = (name, *args)
-            if spinner and key not in cache:
-                with st.spinner(spinner):
-                    return cache.get_or_compute(key, lambda: fn(*args))
-            return cache.get_or_compute(key, lambda: fn(*args))
-        cached.__wrapped__ = fn
-        cached.__name__ = fn.__name__
-        return cached
-    return wrap
+def cached_trace(model, text: str) -> E.Trace:
+    """The shared, cached trace of `text` (no messages; errors raise). `model`: as for per_model."""
+    return _trace(model, text, TOP_K)
 
 
-@byte_cached("trace")
-def _trace(path: str, stamp: float, text: str, top_k: int) -> E.Trace:
-    return E.trace(_load_model(path, stamp), text, top_k=top_k)
-
-
-def cached_trace(path: str, stamp_: float, text: str) -> E.Trace:
-    """The shared, cached trace of `text` by the bundle at `path` (no messages; errors raise)."""
-    return _trace(path, stamp_, text, TOP_K)
-
-
-@byte_cached("ngram_bits")
-def ngram_bits(path: str, stamp: float, ng_path: str, ng_stamp: float, text: str):
-    """The n-gram's surprisal of every token of the model's trace of `text` (the player's second track)."""
+@per_model("ngram_bits")
+def _ngram_bits(model, ng_path: str, ng_stamp: float, text: str):
     from explorer.present.player import ngram_bits as surprisal_bits
-    return surprisal_bits(cached_trace(path, stamp, text), ngram_model(ng_path))
+    return surprisal_bits(cached_trace(model, text), ngram_model(ng_path))
+
+
+def ngram_bits(path: str, stamp_: float, ng_path: str, ng_stamp: float, text: str):
+    """The n-gram's surprisal of every token of the model's trace of `text` (the player's second track)."""
+    return _ngram_bits(ModelRef(str(path), stamp_), ng_path, ng_stamp, text)
 
 
 def get_trace(ctx, text: str) -> E.Trace | None:
@@ -138,7 +222,7 @@ def get_trace(ctx, text: str) -> E.Trace | None:
                    f"characters (RNN_EXPLORER_MAX_CHARS). Showing the first {len(clipped):,} characters.",
                    icon=":material/content_cut:")
     try:
-        return _trace(ctx.path, ctx.stamp, clipped, TOP_K)
+        return cached_trace(ctx, clipped)
     except E.ExplorerError as e:
         st.error(str(e), icon=":material/error:")
     except Exception as e:  # noqa: BLE001

@@ -2,7 +2,10 @@
 corpus (the default books, a folder, uploaded .txt files), getting its index for the model in the
 sidebar (built on first use behind an st.status with progress), the cached queries over it, and the
 trajectory chart both Corpus and Contrast draw. Indexes live in the user's cache directory
-(explorer.corpus.index.default_index_dir), never in the repository."""
+(explorer.corpus.index.default_index_dir), never in the repository.
+
+An opened index is a resource (st.cache_resource: its arrays on disk, read by every query); the query
+results are cached per model identity and index with ui.cached.per_model."""
 from __future__ import annotations
 
 import hashlib
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
+import explorer as E
 from explorer import settings
 from explorer.corpus import index, queries
 from explorer.present import corpus_figures
@@ -68,6 +72,7 @@ def corpus_picker() -> Path | None:
 # ------------------------------------------------------------------------------ opening and building
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _open(path: str, stamp: float) -> index.CorpusIndex:
+    """A resource, not a result: the index opened once (its card and token table read, its arrays on disk)."""
     return index.open_index(path)
 
 
@@ -150,32 +155,50 @@ def sidebar_and_index():
 
 
 # ------------------------------------------------------------------------------------ cached queries
-@st.cache_resource(max_entries=16, show_spinner="Fitting the projection (IncrementalPCA over the index)…")
-def projection(idx_path: str, stamp: float, layer: int, q: str) -> queries.Projection:
-    return queries.fit_projection(_open(idx_path, stamp), layer, q)
+# Each is keyed by the model's identity (ctx) and the index's (path, card stamp); `idx` is the opened index.
+@cached.per_model("projection", "Fitting the projection (IncrementalPCA over the index)…")
+def _projection(_model, idx_path: str, idx_stamp: float, layer: int, q: str) -> queries.Projection:
+    return queries.fit_projection(_open(idx_path, idx_stamp), layer, q)
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
-def match(idx_path: str, stamp: float, model_path: str, mstamp: float, text: str, s: int, e: int, layer: int,
-          q: str, thr: float, quiet: bool, top: int, drop: int):
-    """Select -> match (after LSTMVis): the units on across tokens s..e-1 of `text`, and where else in
-    the corpus they are on together (`drop` of them may be missing)."""
-    idx = _open(idx_path, stamp)
-    model = cached.model_at(model_path)
+def projection(ctx, idx: index.CorpusIndex, layer: int, q: str = "h") -> queries.Projection:
+    return _projection(ctx, str(idx.path), stamp(idx), int(layer), q)
+
+
+@cached.per_model("match")
+def _match(model, idx_path: str, idx_stamp: float, text: str, s: int, e: int, layer: int, q: str, thr: float,
+           quiet: bool, top: int, drop: int):
+    idx = _open(idx_path, idx_stamp)
     if drop:
         n = len(queries.select(model, text, s, e, layer, q, thr, quiet).units)
         return queries.match(idx, model, text, s, e, layer, q, thr, top, quiet, min_units=max(1, n - drop))
     return queries.match(idx, model, text, s, e, layer, q, thr, top, quiet)
 
 
-@st.cache_resource(max_entries=64, show_spinner="Reading the unit's values over the corpus…")
-def unit_profile(idx_path: str, stamp: float, model_path: str, mstamp: float, layer: int, q: str, unit: int):
-    return queries.unit_profile(_open(idx_path, stamp), layer, q, unit, top=12, model=cached.model_at(model_path))
+def match(ctx, idx: index.CorpusIndex, text: str, s: int, e: int, layer: int, q: str, thr: float, quiet: bool,
+          top: int, drop: int):
+    """Select -> match (after LSTMVis): the units on across tokens s..e-1 of `text`, and where else in
+    the corpus they are on together (`drop` of them may be missing)."""
+    return _match(ctx, str(idx.path), stamp(idx), E.clip_text(text)[0], int(s), int(e), int(layer), q,
+                  float(thr), bool(quiet), int(top), int(drop))
 
 
-@st.cache_resource(max_entries=32, show_spinner="Ranking every unit by AUC…")
-def rank_units(idx_path: str, stamp: float, layer: int, q: str, predicate: str):
-    return queries.rank_units(_open(idx_path, stamp), layer, q, predicate, top=20)
+@cached.per_model("unit_profile", "Reading the unit's values over the corpus…")
+def _unit_profile(model, idx_path: str, idx_stamp: float, layer: int, q: str, unit: int):
+    return queries.unit_profile(_open(idx_path, idx_stamp), layer, q, unit, top=12, model=model)
+
+
+def unit_profile(ctx, idx: index.CorpusIndex, layer: int, q: str, unit: int):
+    return _unit_profile(ctx, str(idx.path), stamp(idx), int(layer), q, int(unit))
+
+
+@cached.per_model("rank_units", "Ranking every unit by AUC…")
+def _rank_units(_model, idx_path: str, idx_stamp: float, layer: int, q: str, predicate: str):
+    return queries.rank_units(_open(idx_path, idx_stamp), layer, q, predicate, top=20)
+
+
+def rank_units(ctx, idx: index.CorpusIndex, layer: int, q: str, predicate: str):
+    return _rank_units(ctx, str(idx.path), stamp(idx), int(layer), q, predicate)
 
 
 # -------------------------------------------------------------------------------- the trajectories

@@ -60,7 +60,7 @@ def trajectory_section(ctx, layer: int, a: str, b: str, pair: lesson.Pair | None
                    "time. Hover a point to name its token; click it to open that text in Explore there. "
                    + corpus_index.index_caption(idx))
         labels = [f"A: {pair.name_a}", f"B: {pair.name_b}"] if pair else [f"A: {_short(a)}", f"B: {_short(b)}"]
-        proj = corpus_index.projection(str(idx.path), corpus_index.stamp(idx), layer, "h")
+        proj = corpus_index.projection(ctx, idx, layer, "h")
         corpus_index.trajectory_chart(ctx, proj, [a, b], key="ct_traj_fig", labels=labels)
 
 

@@ -50,8 +50,7 @@ def match_section(ctx, layer, idx):
                            help="How many of the selection's units a match may lack (0: all must be on, "
                                 "LSTMVis's exact match).")
     start, end = int(a), int(b) + 1
-    r = corpus_index.match(str(idx.path), corpus_index.stamp(idx), ctx.path, ctx.stamp, text, start, end, layer, q,
-                           float(thr), bool(quiet), 12, int(drop))
+    r = corpus_index.match(ctx, idx, text, start, end, layer, q, float(thr), bool(quiet), 12, int(drop))
     s = r.selection
     vr = scales.fixed_range(q, ctx.ranges)
     mean = s.values.mean(1) if s.units else np.full(n, np.nan)
@@ -99,7 +98,7 @@ def trajectory_section(ctx, layer, idx):
     if not texts:
         st.info("Type a text to draw its path.", icon=":material/edit:")
         return
-    proj = corpus_index.projection(str(idx.path), corpus_index.stamp(idx), layer, "h")
+    proj = corpus_index.projection(ctx, idx, layer, "h")
     corpus_index.trajectory_chart(ctx, proj, texts, key="traj_fig")
 
 

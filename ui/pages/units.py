@@ -26,7 +26,6 @@ def page():
     ctx, layer, idx = corpus_index.sidebar_and_index()
     session.url_state("unit=units_unit:int")   # the address bar keeps these (lecture links)
     ss = st.session_state
-    stamp = corpus_index.stamp(idx)
     st.markdown("#### Units: what a unit responds to across the corpus")
     st.caption(corpus_index.index_caption(idx))
     H = idx.n_units
@@ -38,7 +37,7 @@ def page():
     q = c2.selectbox("Quantity", qs, key="units_q") if len(qs) > 1 else qs[0]
     vr = scales.fixed_range(q, ctx.ranges)
     with widgets.guard("the unit dictionary"):
-        p = corpus_index.unit_profile(str(idx.path), stamp, ctx.path, ctx.stamp, layer, q, int(unit))
+        p = corpus_index.unit_profile(ctx, idx, layer, q, int(unit))
         st.markdown(f"**Layer {layer + 1}, unit {unit}** · mean {p.mean:+.3f} · std {p.std:.3f}")
         left, right = st.columns([3, 2])
         with left:
@@ -60,7 +59,7 @@ def page():
     c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
     pred = c1.selectbox("Predicate", names, key="units_pred", format_func=lambda n: queries.PREDICATES[n][0])
     with widgets.guard("the predicate search"):
-        df = corpus_index.rank_units(str(idx.path), stamp, layer, q, pred)
+        df = corpus_index.rank_units(ctx, idx, layer, q, pred)
         st.caption(f"AUC of each unit for telling the predicate's tokens ({int(df['n_pos'].iloc[0]):,}) from the "
                    f"others ({int(df['n_neg'].iloc[0]):,}): 1 or 0 separate perfectly, 0.5 is chance.")
         widgets.chart(corpus_figures.auc_figure(df, queries.PREDICATES[pred][0]), key="units_auc")
