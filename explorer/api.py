@@ -47,6 +47,12 @@ class LoadedModel:
     def config(self):
         return self.lm.config
 
+    @property
+    def eos_means(self) -> str:
+        """What <eos> marks in this model's text, "line" or "paragraph" (explorer.tokenizer.eos_means)."""
+        from .tokenizer import eos_means
+        return eos_means(self)
+
     def trace(self, text: str, **kw):
         from .trace import trace
         return trace(self, text, **kw)

@@ -10,6 +10,11 @@ The tokenizers share one interface (`tokenize`, `encode`, `decode`, `save`, `fro
 * `WhitespaceTokenizer` — split on whitespace, case kept, each line end ``<eos>`` (pytorch/examples'
   word language model; for imported checkpoints, see explorer.importer).
 
+What ``<eos>`` marks therefore depends on the tokenizer: a paragraph end for the word and character
+tokenizers, a line end for the whitespace tokenizer, which is a paragraph end only where the text held
+one paragraph a line. `eos_means` answers it for a model, from its card (``card["tokenizer"]["eos_means"]``,
+"line" or "paragraph") or else from what its tokenizer does.
+
 Text is NFC-normalised before tokenising (a decomposed accent reads as the composed letter), and a
 Windows paragraph break (``\r\n\r\n``) is a paragraph break. `detokenize` is the inverse: it writes
 tokens back as text (characters joined as characters, words as words).
@@ -26,9 +31,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from .errors import InputError
+
 UNK = "<unk>"
 EOS = "<eos>"
 SPECIALS = (UNK, EOS)
+#: What a boundary token <eos> can mark in a model's text (card["tokenizer"]["eos_means"]).
+EOS_MEANS = ("line", "paragraph")
 
 # Typographic variants folded to one vocabulary form (the span still points at the original).
 _FOLD = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "`": "'",
@@ -97,6 +106,9 @@ def _clean_char(ch: str) -> bool:
 
 class _Base:
     kind = "base"
+    #: what <eos> marks in text this tokenizer splits: "paragraph" (it reads <eos> at a blank line only)
+    #: or "line" (at every line end)
+    eos_means = "paragraph"
 
     def __init__(self, vocab: Sequence[str]):
         vocab = list(vocab)
@@ -258,6 +270,7 @@ class WhitespaceTokenizer(_Base):
     """Split on whitespace, case kept, every line end is ``<eos>``: the split of pytorch/examples'
     word_language_model (``line.split() + ['<eos>']``) and of many imported models."""
     kind = "whitespace"
+    eos_means = "line"
     paragraph = "\n"
 
     def _join(self, prev: str, piece: str, quotes: int) -> str:
@@ -277,6 +290,30 @@ class WhitespaceTokenizer(_Base):
 
 Tokenizer = WordTokenizer  # the default kind
 _KINDS = {"word": WordTokenizer, "char": CharTokenizer, "whitespace": WhitespaceTokenizer}
+
+
+def eos_means(source) -> str:
+    """What the boundary token <eos> marks for a model: "paragraph" or "line" (EOS_MEANS).
+
+    `source`: a loaded model (anything with .card and .tokenizer), a bundle's card (dict), a tokenizer
+    or a tokenizer kind. The card's ``tokenizer.eos_means`` where it records one (an import of a
+    pytorch/examples model whose text held one paragraph a line records "paragraph"); else what the
+    tokenizer does: the word and char tokenizers read <eos> at a blank line only ("paragraph"), the
+    whitespace tokenizer at every line end ("line"). InputError for a value other than those two."""
+    said, kind = None, source
+    if isinstance(source, _Base):
+        kind = source.kind
+    elif not isinstance(source, str):
+        card = source if isinstance(source, dict) else (getattr(source, "card", None) or {})
+        info = card.get("tokenizer") if isinstance(card.get("tokenizer"), dict) else {}
+        said = info.get("eos_means")
+        tok = getattr(source, "tokenizer", None)
+        kind = tok.kind if isinstance(tok, _Base) else info.get("kind", "word")
+    if said is None:
+        return _KINDS[kind].eos_means if kind in _KINDS else "paragraph"
+    if said not in EOS_MEANS:
+        raise InputError(f"the card's tokenizer.eos_means must be line or paragraph, not {said!r}")
+    return said
 
 
 def tokenizer_from_dict(d: dict) -> _Base:

@@ -9,17 +9,25 @@ probe is trained on that control task. Selectivity = task accuracy − control a
 that does as well on the control as on the task says nothing about the layer.
 
 Data: the probe is fitted on the states of the model reading the corpus's validation books and
-scored on its test books (both held out from the model's training, by the corpus's SPLITS.json;
-a single text file is split by position as in training). The books are traced directly with the
-engine's layer runner (`explorer.engine.run_layers`), the state carried from chunk to chunk.
+scored on its test books, split as training splits a corpus (explorer.training.data.read_corpus:
+SPLITS.json, pytorch/examples' train.txt / valid.txt / test.txt, files named by the caller, or one
+text file split by position). Both must be held out from the model's training: a book the model's
+card lists as training text is refused unless `allow_training_text` (check_held_out). The books are
+traced directly with the engine's layer runner (`explorer.engine.run_layers`), the state carried from
+chunk to chunk.
 
-Tasks (labels for the state after reading token t):
-  quote     inside a quotation. “ opens, ” closes, a straight " toggles; a paragraph break (<eos>)
-            ends it (fiction opens every quoted paragraph again).
+Tasks (labels for the state after reading token t), read as the text means them
+(explorer.corpus.labels): a paragraph is a blank line, which is every <eos> only where <eos> marks a
+paragraph end (the model's eos_means: "paragraph" for this project's word and char tokenizers,
+"line" for pytorch/examples' whitespace split of hard-wrapped text, unless its card says otherwise).
+  quote     inside a quotation. “ opens, ” closes, a straight " toggles; a paragraph break ends it
+            (fiction opens every quoted paragraph again).
   gender    the gender of the most recent gendered word so far: none / female / male, from
             GENDER_WORDS below (word models).
   distance  tokens since the last sentence end (. ! ? or a paragraph break), bucketed.
   line      (character models) characters since the last line end, bucketed.
+The report gives each split's label counts and warns (`warnings`, and a Python UserWarning) where the
+labels look implausible (see labels.paragraph_warnings).
 """
 from __future__ import annotations
 
@@ -30,6 +38,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..corpus import labels as LB
 from ..engine import run_layers
 from ..errors import InputError
 
@@ -50,7 +59,7 @@ GENDER_WORDS = {
              "son", "sons", "brother", "brothers", "husband", "uncle", "nephew", "sir", "mr", "lord", "king",
              "prince", "master", "widower", "bridegroom", "grandfather", "papa", "hero"),
 }
-SENTENCE_END = {".", "!", "?"}
+SENTENCE_END = LB.SENTENCE_END
 WORD_BUCKETS = (1, 3, 6, 11, 21)            # 0 | 1-2 | 3-5 | 6-10 | 11-20 | 21+
 CHAR_BUCKETS = (1, 6, 16, 41, 81)           # 0 | 1-5 | 6-15 | 16-40 | 41-80 | 81+
 LINE_BUCKETS = (5, 10, 20, 30, 40)          # 0-4 | 5-9 | 10-19 | 20-29 | 30-39 | 40+
@@ -68,23 +77,37 @@ def is_char_model(model) -> bool:
     return type(model.tokenizer).__name__ == "CharTokenizer"
 
 
-def task_labels(task: str, tokens, char: bool = False) -> tuple[np.ndarray, list[str]]:
+#: Why a model other than a character model has no `line` task, by tokenizer kind.
+NO_LINE_TASK = {
+    "word": "the word tokenizer drops single line ends (only a blank line becomes <eos>) and its tokens are "
+            "words, so it cannot count characters along a line",
+    "whitespace": "the whitespace tokenizer keeps every line end (as <eos>), but its tokens are whole words, "
+                  "so it cannot count characters along a line",
+}
+
+
+def _texts(tokens) -> list[str]:
+    return [LB.EOS if t.special else t.text for t in tokens]
+
+
+def _breaks(tokens, eos_means: str):
+    """labels.paragraph_breaks of `tokens`, a file's start included: the boundary <eos> read before a
+    file (trace's and the index's position 0) is the one token with an empty span."""
+    starts = [t.special and getattr(t, "start", 1) == getattr(t, "end", 0) for t in tokens]
+    return LB.paragraph_breaks(_texts(tokens), eos_means, starts)
+
+
+def task_labels(task: str, tokens, char: bool = False, *, eos_means: str = "paragraph",
+                kind: str | None = None) -> tuple[np.ndarray, list[str]]:
     """Labels [tokens] (int) and their names, for `tokens` (explorer Tokens, or anything with
-    .text, .norm, .special) read in order."""
+    .text, .norm, .special) read in order. `eos_means`: what <eos> marks in the text ("paragraph" or
+    "line", explorer.tokenizer.eos_means); `kind`: the tokenizer's kind (for the words of a refusal)."""
     n = len(tokens)
     y = np.zeros(n, np.int64)
+    if task in ("quote", "distance"):
+        texts, breaks = _texts(tokens), _breaks(tokens, eos_means)
     if task == "quote":
-        inside = False
-        for j, t in enumerate(tokens):
-            if t.special:
-                inside = False
-            elif t.text == "“":
-                inside = True
-            elif t.text == "”":
-                inside = False
-            elif t.text == '"':
-                inside = not inside
-            y[j] = inside
+        y[:] = LB.quote_labels(texts, breaks)[0]
         return y, ["outside", "inside"]
     if task == "gender":
         if char:
@@ -92,23 +115,21 @@ def task_labels(task: str, tokens, char: bool = False) -> tuple[np.ndarray, list
         fem, mal = set(GENDER_WORDS["female"]), set(GENDER_WORDS["male"])
         cur = 0
         for j, t in enumerate(tokens):
-            w = t.norm.lower()
+            w = LB.word_of(t.norm)
             cur = 1 if w in fem else 2 if w in mal else cur
             y[j] = cur
         return y, ["none", "female", "male"]
     if task == "distance":
         edges = CHAR_BUCKETS if char else WORD_BUCKETS
         d = 0
-        for j, t in enumerate(tokens):
-            if t.special or t.text in SENTENCE_END:
-                d = 0
-            else:
-                d += 1
+        for j, t in enumerate(texts):
+            d = 0 if breaks[j] or LB.is_sentence_end(t) else d + 1
             y[j] = np.searchsorted(edges, d, side="right")
         return y, _bucket_names(edges)
     if task == "line":
         if not char:
-            raise InputError("position in the line needs a character model (the word tokenizer drops line ends)")
+            why = NO_LINE_TASK.get(kind, "this model's tokens are not characters")
+            raise InputError(f"position in the line needs a character model: {why}")
         d = 0
         for j, t in enumerate(tokens):
             d = 0 if (t.special or t.text == "\n") else d + 1
@@ -144,16 +165,9 @@ def states(model, ids: Sequence[int], chunk: int = 512) -> dict[tuple[int, str],
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def corpus_tokens(model, corpus, split: str, max_tokens: int):
-    """Tokens of a split's books, in order, up to max_tokens (each book's first part, so every book
-    of the split is represented), and the book names."""
-    from ..training.data import read_corpus
-    p = Path(corpus)
-    if p.is_dir() and not (p / "SPLITS.json").exists():
-        txts = sorted(p.glob("*.txt"))
-        if len(txts) == 1:                  # one text (Shakespeare): split by position, as in training
-            p = txts[0]
-    books = read_corpus(p)[split]
+def corpus_tokens(model, books, max_tokens: int):
+    """Tokens of a split's books [(name, text), ...], in order, up to max_tokens (each book's first
+    part, so every book of the split is represented), and the book names."""
     per = max(1, max_tokens // len(books))
     toks, names = [], []
     for name, text in books:
@@ -199,6 +213,15 @@ class ProbeReport:
     test_counts: tuple[int, ...]
     scores: tuple[ProbeScore, ...]
     probes: dict = field(default_factory=dict, repr=False, compare=False)   # (layer, quantity) -> fitted pipeline
+    eos_means: str = "paragraph"       # what <eos> marked when the labels were read (labels.paragraph_breaks)
+    warnings: tuple[str, ...] = ()     # where the labels look implausible (labels.paragraph_warnings)
+    held_out: dict = field(default_factory=dict)   # the split and the training-text check (probe())
+
+    @property
+    def counts(self) -> dict:
+        """{"train"|"test": {label: tokens, ..., "unlabelled": 0}}: the label counts of each split."""
+        return {s: {**dict(zip(self.label_names, c)), "unlabelled": 0}
+                for s, c in (("train", self.train_counts), ("test", self.test_counts))}
 
     def frame(self):
         import pandas as pd
@@ -216,6 +239,8 @@ class ProbeReport:
                 "n_train": self.n_train, "n_test": self.n_test,
                 "train_counts": dict(zip(self.label_names, self.train_counts)),
                 "test_counts": dict(zip(self.label_names, self.test_counts)),
+                "label_counts": self.counts, "eos_means": self.eos_means, "warnings": list(self.warnings),
+                **self.held_out,
                 "scores": [{"layer": s.layer + 1, "quantity": s.quantity, "accuracy": r(s.accuracy),
                             "control_accuracy": r(s.control_accuracy), "selectivity": r(s.selectivity),
                             "majority": r(s.majority), "control_majority": r(s.control_majority),
@@ -243,12 +268,21 @@ def _fit(X, y, seed: int):
 
 
 def probe_tokens(model, task: str, train_tokens, test_tokens, *, train_books=(), test_books=(),
-                 seed: int = 0, progress=None, states_=None) -> ProbeReport:
+                 seed: int = 0, progress=None, states_=None, held_out=None) -> ProbeReport:
     """Fit and score the task's probes and their control probes on already chosen token lists
-    (`states_`: their states, (train, test) dicts as `states` returns, when already read)."""
+    (`states_`: their states, (train, test) dicts as `states` returns, when already read). The labels
+    read <eos> as the model's card says (explorer.tokenizer.eos_means); implausible labels warn."""
+    from ..tokenizer import eos_means as eos_of
     char = is_char_model(model)
-    y_tr, names = task_labels(task, train_tokens, char)
-    y_te, _ = task_labels(task, test_tokens, char)
+    eos = eos_of(model)
+    kind = getattr(model.tokenizer, "kind", None)
+    y_tr, names = task_labels(task, train_tokens, char, eos_means=eos, kind=kind)
+    y_te, _ = task_labels(task, test_tokens, char, eos_means=eos, kind=kind)
+    notes = []
+    if task in ("quote", "distance"):         # the tasks whose labels end at a paragraph
+        for toks in (train_tokens, test_tokens):
+            notes += [w for w in LB.paragraph_warnings(_texts(toks), _breaks(toks, eos), eos) if w not in notes]
+    LB.emit(notes)
     if len(np.unique(y_tr)) < 2:
         raise InputError(f"the training text has only one label ({names[int(y_tr[0])]}) for the {task} task")
     ids_tr = np.array([t.id for t in train_tokens])
@@ -276,7 +310,8 @@ def probe_tokens(model, task: str, train_tokens, test_tokens, *, train_books=(),
         progress(1.0, "done")
     return ProbeReport(task, tuple(names), model.name, tuple(train_books), tuple(test_books), len(ids_tr),
                        len(ids_te), tuple(int(v) for v in np.bincount(y_tr, minlength=len(names))),
-                       tuple(int(v) for v in np.bincount(y_te, minlength=len(names))), tuple(scores), probes)
+                       tuple(int(v) for v in np.bincount(y_te, minlength=len(names))), tuple(scores), probes,
+                       eos, tuple(notes), dict(held_out or {}))
 
 
 @dataclass(frozen=True)
@@ -286,6 +321,8 @@ class _Tok:
     norm: str
     id: int
     special: bool
+    start: int = 0                     # the character span in the file ([0, 0) for the boundary <eos>)
+    end: int = 0
 
 
 def _index_for(model, corpus, index):
@@ -301,10 +338,8 @@ def _index_for(model, corpus, index):
     return open_index(d, model) if (d / "card.json").is_file() else None
 
 
-def _index_split(model, idx, corpus, split: str, max_tokens: int):
-    """Tokens and states of a split's books from an index, or None when the index lacks a book."""
-    from ..training.data import read_corpus
-    books = [name for name, _ in read_corpus(corpus)[split]]
+def _index_split(model, idx, books, max_tokens: int):
+    """Tokens and states of a split's books (their names) from an index, or None when the index lacks a book."""
     files = {Path(f["path"]).name: f for f in idx.files}
     if not all(b in files for b in books):
         return None
@@ -316,7 +351,8 @@ def _index_split(model, idx, corpus, split: str, max_tokens: int):
         f = files[b]
         a, n = f["row_start"], min(per, f["tokens"])
         rows = table.iloc[a:a + n]
-        toks += [_Tok(t, itos[i], int(i), t == "<eos>") for t, i in zip(rows["text"], rows["id"])]
+        toks += [_Tok(t, itos[i], int(i), t == "<eos>", int(a), int(e))
+                 for t, i, a, e in zip(rows["text"], rows["id"], rows["start"], rows["end"])]
         for l in idx.layers:
             for q in idx.quantities:
                 if q in ("h", "c"):
@@ -325,23 +361,31 @@ def _index_split(model, idx, corpus, split: str, max_tokens: int):
 
 
 def probe(model, corpus, task: str, *, max_train: int = 10_000, max_test: int = 5_000, seed: int = 0,
-          index=None, progress=None) -> ProbeReport:
-    """Fit on the validation books, score on the test books (see the module docstring). States
+          index=None, progress=None, split_file=None, files=None, allow_training_text: bool = False) -> ProbeReport:
+    """Fit on the validation books, score on the test books (see the module docstring). The corpus is
+    split as read_corpus splits it (`split_file`, `files`: {"valid": [...], "test": [...]}); a book the
+    model's card lists as training text is refused (CorpusError) unless `allow_training_text`. States
     come from a corpus index when one exists for this model and corpus (`index`, or the app's
     cache), else the books are traced here."""
+    from ..training.data import check_held_out, read_corpus
     if task not in TASKS:
         raise InputError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
-    task_labels(task, [], is_char_model(model))          # a task the model cannot have fails here, early
-    idx = _index_for(model, corpus, index)
+    task_labels(task, [], is_char_model(model), kind=getattr(model.tokenizer, "kind", None))   # fails early
+    split = read_corpus(corpus, split_file, need=("valid", "test"), files=files)
+    held_out = {"splits": split.files(), "split_source": split.source,
+                **check_held_out(model.card, split, ("valid", "test"), allow_training_text)}
+    # an index holds whole files: a text split by position is traced here, from its held-out part
+    idx = None if split.by_position else _index_for(model, corpus, index)
     if idx is not None:
-        got_tr = _index_split(model, idx, corpus, "valid", max_train)
-        got_te = _index_split(model, idx, corpus, "test", max_test)
+        got_tr = _index_split(model, idx, [n for n, _ in split["valid"]], max_train)
+        got_te = _index_split(model, idx, [n for n, _ in split["test"]], max_test)
         if got_tr is not None and got_te is not None:
             return probe_tokens(model, task, got_tr[0], got_te[0], train_books=got_tr[2], test_books=got_te[2],
-                                seed=seed, progress=progress, states_=(got_tr[1], got_te[1]))
-    tr, trn = corpus_tokens(model, corpus, "valid", max_train)
-    te, ten = corpus_tokens(model, corpus, "test", max_test)
-    return probe_tokens(model, task, tr, te, train_books=trn, test_books=ten, seed=seed, progress=progress)
+                                seed=seed, progress=progress, states_=(got_tr[1], got_te[1]), held_out=held_out)
+    tr, trn = corpus_tokens(model, split["valid"], max_train)
+    te, ten = corpus_tokens(model, split["test"], max_test)
+    return probe_tokens(model, task, tr, te, train_books=trn, test_books=ten, seed=seed, progress=progress,
+                        held_out=held_out)
 
 
 def readout(report: ProbeReport, model, tr, layer: int, quantity: str = "h") -> np.ndarray:

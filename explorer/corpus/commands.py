@@ -92,14 +92,22 @@ def cmd_units(args, command):
     if (args.unit is None) == (args.predicate is None):
         raise ExplorerError("give --unit U (the dictionary entry) or --predicate NAME (search), not both or neither")
     if args.predicate is not None:
+        import sys
+        import warnings
+
         from .index import open_index
         idx = open_index(args.index)
-        df = rank_units(idx, args.layer, args.quantity, args.predicate, args.top)
+        with warnings.catch_warnings():         # they are in the JSON, and one line each on stderr below
+            warnings.simplefilter("ignore", UserWarning)
+            df = rank_units(idx, args.layer, args.quantity, args.predicate, args.top)
+        for w in df.attrs["warnings"]:
+            print(f"warning: {w}", file=sys.stderr)
         return {"predicate": args.predicate, "description": PREDICATES[args.predicate][0],
                 "layer": args.layer, "quantity": args.quantity,
                 "units": [{"unit": int(r.unit), "auc": round(float(r.auc), 5),
                            "separation": round(float(r.separation), 5)} for r in df.itertuples()],
                 "n_pos": int(df["n_pos"].iloc[0]) if len(df) else 0,
-                "n_neg": int(df["n_neg"].iloc[0]) if len(df) else 0}
+                "n_neg": int(df["n_neg"].iloc[0]) if len(df) else 0,
+                "counts": df.attrs["counts"], "eos_means": df.attrs["eos_means"], "warnings": df.attrs["warnings"]}
     idx, model = _model_for(args.index, args.model)
     return unit_profile(idx, args.layer, args.quantity, args.unit, args.top, model=model).to_json()

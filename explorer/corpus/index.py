@@ -30,6 +30,8 @@ INDEX/
                    "format": "rnn-explorer-corpus-index", "version": 1, "complete": true,
                    "model": {name, path, weights_sha256, config}: the model the states belong to
                      (weights_sha256 = sha256 over the model's state-dict tensors, see weights_hash),
+                   "tokenizer": its kind, "eos_means": what <eos> marks in its text, "line" or
+                     "paragraph" (explorer.tokenizer.eos_means; absent in older indexes),
                    "tokens": N (rows of every array and of the token table), "units": H,
                    "layers": [0, 1, ...], "quantities": ["h", "c", ...],
                    "dtype": {"h": "float16", "c": "float32"} (c is unbounded: float32 keeps 1e-3),
@@ -274,6 +276,7 @@ def _io_error(out: Path, e: OSError) -> IndexProblem:
 
 
 def _plan(model, corpus, layers, quantities, segment_tokens) -> tuple[dict, list]:
+    from ..tokenizer import eos_means
     cfg = model.lm.config
     root, files = corpus_files(corpus)
     entries, tables = [], []
@@ -297,7 +300,7 @@ def _plan(model, corpus, layers, quantities, segment_tokens) -> tuple[dict, list
     plan = {"format": FORMAT_NAME, "version": VERSION,
             "model": {"name": model.name, "path": str(Path(model.path).resolve()) if model.path else None,
                       "weights_sha256": model_hash(model), "config": cfg.to_dict()},
-            "tokenizer": model.tokenizer.kind,
+            "tokenizer": model.tokenizer.kind, "eos_means": eos_means(model),
             "corpus_root": str(root.resolve()), "files": entries, "tokens": row,
             "units": cfg.hidden_size, "layers": _parse_layers(layers, cfg.layers),
             "quantities": _parse_quantities(quantities or default_quantities(cfg.cell), cfg.cell),
@@ -588,6 +591,13 @@ class CorpusIndex:
     @property
     def files(self) -> list[dict]:
         return list(self.card["files"])
+
+    @property
+    def eos_means(self) -> str:
+        """What <eos> marks in the indexed text: the card's "eos_means" (recorded from the model when
+        built), else what the model's tokenizer kind does (explorer.tokenizer.eos_means)."""
+        from ..tokenizer import eos_means
+        return self.card.get("eos_means") or eos_means(self.card.get("tokenizer", "word"))
 
     def check_model(self, model) -> None:
         got, want = model_hash(model), self.card["model"]["weights_sha256"]

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import labels as LB
 from .index import CorpusIndex, IndexProblem
 
 # ---------------------------------------------------------------------------------------------
@@ -296,60 +297,69 @@ FEMALE = frozenset("she her hers herself woman women girl girls lady ladies miss
                    "wife aunt niece queen madam ma'am mamma mama".split())
 MALE = frozenset("he him his himself man men boy boys gentleman gentlemen mr sir father son brother husband "
                  "uncle nephew king master".split())
-SENTENCE_END = frozenset(".!?")
+SENTENCE_END = LB.SENTENCE_END
+
+# The predicates read the token table as the text means it (explorer.corpus.labels): a paragraph ends
+# at a blank line (every <eos> only where `eos_means` is "paragraph"), and where a file starts.
 
 
-def pred_inside_quotes(tokens) -> np.ndarray:
-    """1 inside a quotation, 0 outside, NaN on the quote marks. A quote mark toggles; a paragraph break
-    (<eos>) closes an open quotation (fiction reopens it on the next paragraph)."""
+def _table(tokens, eos_means: str):
+    """(texts, paragraph breaks) of a token table (columns text and, where present, position)."""
     text = tokens["text"].to_numpy(dtype=object)
-    out = np.zeros(len(text), np.float32)
-    inside = False
-    for i, t in enumerate(text):
-        if t in ('"', "\u201c", "\u201d"):
-            inside = not inside if t == '"' else (t == "\u201c")
-            out[i] = np.nan
-        elif t == "<eos>":
-            inside = False
-            out[i] = np.nan
-        else:
-            out[i] = 1.0 if inside else 0.0
+    starts = tokens["position"].to_numpy() == 0 if "position" in tokens else None
+    return text, LB.paragraph_breaks(text, eos_means, starts)
+
+
+def pred_inside_quotes(tokens, eos_means: str = "paragraph") -> np.ndarray:
+    """1 inside a quotation, 0 outside, NaN on tokens that are quote marks only and on <eos>. A quote
+    mark toggles (“ opens, ” closes); a paragraph break closes an open quotation (fiction reopens it on
+    the next paragraph). A token with a word and a mark ('"Can') is inside when its word is."""
+    text, breaks = _table(tokens, eos_means)
+    inside, bare = LB.quote_labels(text, breaks)
+    out = inside.astype(np.float32)
+    out[bare | (text == LB.EOS)] = np.nan
     return out
 
 
-def pred_after_female(tokens) -> np.ndarray:
+def pred_after_female(tokens, eos_means: str = "paragraph") -> np.ndarray:
     """1 after a female word, 0 after a male word (the latest gendered word since the paragraph began),
-    NaN where none has been read yet."""
-    text = tokens["text"].str.lower().to_numpy(dtype=object)
+    NaN where none has been read yet and on <eos>."""
+    text, breaks = _table(tokens, eos_means)
     out = np.full(len(text), np.nan, np.float32)
     last = np.nan
     for i, t in enumerate(text):
-        if t == "<eos>":
+        if breaks[i]:
             last = np.nan
-        elif t in FEMALE:
+        w = LB.word_of(t)
+        if w in FEMALE:
             last = 1.0
-        elif t in MALE:
+        elif w in MALE:
             last = 0.0
-        out[i] = last
+        out[i] = np.nan if t == LB.EOS else last
     return out
 
 
-def pred_sentence_start(tokens) -> np.ndarray:
-    """1 for the first three tokens of a sentence (after . ! ? or a paragraph break), 0 later on."""
-    text = tokens["text"].to_numpy(dtype=object)
+def pred_sentence_start(tokens, eos_means: str = "paragraph") -> np.ndarray:
+    """1 for the first three tokens of a sentence (after . ! ? or a paragraph break), 0 later on; NaN
+    on <eos> (a line end inside a paragraph neither starts a sentence nor counts as a token of one)."""
+    text, breaks = _table(tokens, eos_means)
     out = np.zeros(len(text), np.float32)
     k = 0
     for i, t in enumerate(text):
-        if t == "<eos>":
-            out[i], k = np.nan, 0
+        if breaks[i]:
+            k = 0
+        if t == LB.EOS:
+            out[i] = np.nan
             continue
         out[i] = 1.0 if k < 3 else 0.0
-        k = 0 if t in SENTENCE_END else k + 1
+        k = 0 if LB.is_sentence_end(t) else k + 1
     return out
 
 
-def pred_late_in_line(tokens) -> np.ndarray:
-    """For the character model: 1 from the 40th character of a line on, 0 before; NaN on newlines."""
+def pred_late_in_line(tokens, eos_means: str = "paragraph") -> np.ndarray:
+    """For the character model: 1 from the 40th character of a line on, 0 before; NaN on newlines. (On
+    a word model the count is of word characters, spaces left out, since the last <eos>: predicate_labels
+    warns.)"""
     text = tokens["text"].to_numpy(dtype=object)
     out = np.zeros(len(text), np.float32)
     col = 0
@@ -368,12 +378,56 @@ PREDICATES = {
     "sentence_start": ("first three tokens of a sentence vs later", pred_sentence_start),
     "late_in_line": ("character model: from the 40th character of a line vs before", pred_late_in_line),
 }
+#: The names of each predicate's labels 0 and 1 (its counts).
+PREDICATE_LABELS = {"inside_quotes": ("outside", "inside"), "after_female": ("male", "female"),
+                    "sentence_start": ("later", "start"), "late_in_line": ("early", "late")}
+#: Why late_in_line means little on a model that is not a character model, by tokenizer kind.
+LATE_IN_LINE_WARNING = {
+    "word": "late_in_line counts characters along a line, which needs a character model: the word tokenizer "
+            "drops single line ends (only a blank line becomes <eos>), so on this word model it counts word "
+            "characters, spaces left out, since the last paragraph break",
+    "whitespace": "late_in_line counts characters along a line, which needs a character model: this whitespace "
+                  "model's tokens are words (every line end is <eos>), so it counts word characters, spaces "
+                  "left out, since the last line end",
+}
+
+
+@dataclass(frozen=True)
+class PredicateLabels:
+    """A predicate over an index's tokens: values [N] (1, 0, NaN = unlabelled), the label counts, what
+    <eos> was read as, and warnings where the labels look implausible."""
+    name: str
+    values: np.ndarray = field(repr=False)
+    counts: dict
+    eos_means: str
+    warnings: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return {"predicate": self.name, "counts": self.counts, "eos_means": self.eos_means,
+                "warnings": list(self.warnings)}
+
+
+def predicate_labels(index: CorpusIndex, name: str, eos_means: str | None = None) -> PredicateLabels:
+    """The predicate `name` over the index's tokens, with its label counts and warnings (each also a Python
+    UserWarning). `eos_means`: what <eos> marks ("line" / "paragraph"; default: the index's, from its model)."""
+    if name not in PREDICATES:
+        raise IndexProblem(f"unknown predicate {name!r}; choose one of {', '.join(PREDICATES)}")
+    eos = eos_means or index.eos_means
+    tokens = index.tokens
+    values = PREDICATES[name][1](tokens, eos_means=eos)
+    notes = []
+    kind = index.card.get("tokenizer")
+    if name == "late_in_line" and kind != "char":
+        notes.append(LATE_IN_LINE_WARNING.get(kind, LATE_IN_LINE_WARNING["word"]))
+    elif name != "late_in_line":                     # the predicates whose labels end at a paragraph
+        text, breaks = _table(tokens, eos)
+        notes += LB.paragraph_warnings(text, breaks, eos)
+    LB.emit(notes)
+    return PredicateLabels(name, values, LB.label_counts(values, PREDICATE_LABELS[name]), eos, tuple(notes))
 
 
 def predicate_values(index: CorpusIndex, name: str) -> np.ndarray:
-    if name not in PREDICATES:
-        raise IndexProblem(f"unknown predicate {name!r}; choose one of {', '.join(PREDICATES)}")
-    return PREDICATES[name][1](index.tokens)
+    return predicate_labels(index, name).values
 
 
 def _sort_keys(v: np.ndarray) -> np.ndarray:
@@ -398,9 +452,11 @@ def auc(values: np.ndarray, label: np.ndarray) -> float:
 def rank_units(index: CorpusIndex, layer: int, quantity: str, predicate: str | np.ndarray, top: int = 20,
                group: int = 32):
     """Units ranked by how well they separate the predicate's 1s from its 0s: AUC (0.5 = chance; far from
-    0.5 either way separates). DataFrame unit, auc, separation = |auc - 0.5|, n_pos, n_neg."""
+    0.5 either way separates). DataFrame unit, auc, separation = |auc - 0.5|, n_pos, n_neg; for a named
+    predicate, df.attrs holds its label "counts", "eos_means" and "warnings" (predicate_labels)."""
     import pandas as pd
-    y = predicate_values(index, predicate) if isinstance(predicate, str) else np.asarray(predicate, np.float32)
+    labels = predicate_labels(index, predicate) if isinstance(predicate, str) else None
+    y = labels.values if labels is not None else np.asarray(predicate, np.float32)
     if len(y) != index.n_tokens:
         raise IndexProblem(f"the predicate has {len(y)} values; the index has {index.n_tokens} tokens")
     keep = ~np.isnan(y)
@@ -419,7 +475,10 @@ def rank_units(index: CorpusIndex, layer: int, quantity: str, predicate: str | n
     df = pd.DataFrame(rows, columns=["unit", "auc"])
     df["separation"] = (df["auc"] - 0.5).abs()
     df["n_pos"], df["n_neg"] = n_p, n_n
-    return df.sort_values(["separation", "unit"], ascending=[False, True]).head(top).reset_index(drop=True)
+    df = df.sort_values(["separation", "unit"], ascending=[False, True]).head(top).reset_index(drop=True)
+    if labels is not None:
+        df.attrs.update(counts=labels.counts, eos_means=labels.eos_means, warnings=list(labels.warnings))
+    return df
 
 
 # ---------------------------------------------------------------------------------------------

@@ -225,9 +225,8 @@ def _worker(run: Path) -> int:
         if not cfg.init:   # (on resume too: train() rebuilds the same vocabulary from the text)
             # a short text has fewer distinct words than the preset's vocabulary: take them all
             from ..tokenizer import SPECIALS, CharTokenizer, WordTokenizer
-            from .data import read_corpus
             tok = {"word": WordTokenizer, "char": CharTokenizer}[cfg.tokenizer](list(SPECIALS))
-            distinct = {w for _, t in read_corpus(cfg.corpus, cfg.split)["train"] for w in tok.pieces(t)}
+            distinct = {w for _, t in cfg.read_split()["train"] for w in tok.pieces(t)}
             cfg.vocab_size = max(len(SPECIALS) + 1, min(cfg.vocab_size, len(distinct - set(SPECIALS)) + len(SPECIALS)))
         card = train(cfg, log=lambda m: print(m, flush=True), on_batch=on_batch)
     except Interrupted:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from ..bundle import save_bundle
 from .augment import AUGMENTATIONS
-from .data import batchify, bptt_windows, encode_texts, read_corpus
+from .data import SPLIT_FILES_HELP, batchify, bptt_windows, encode_texts, read_corpus, split_spec
 from ..errors import CorpusError
 from ..files import atomic_dir
 from ..model import LanguageModel, ModelConfig, detach_state, weights_hash
@@ -48,6 +48,9 @@ class TrainConfig:
     corpus: str = _flag(help="a folder of .txt files or one file")
     out: str = _flag(help="bundle folder to write")
     split: str | None = _flag(None, help="split file (default: SPLITS.json in the corpus folder)")
+    train_files: str | None = _flag(None, metavar="A.txt,B.txt", help=SPLIT_FILES_HELP["train"])
+    valid_files: str | None = _flag(None, metavar="A.txt,B.txt", help=SPLIT_FILES_HELP["valid"])
+    test_files: str | None = _flag(None, metavar="A.txt,B.txt", help=SPLIT_FILES_HELP["test"])
     tokenizer: str = _flag("word", choices=["word", "char"])
     vocab_size: int = _flag(10_000, type="positive_int")
     cell: str = _flag("lstm", choices=["lstm", "gru", "rnn"])
@@ -101,6 +104,11 @@ class TrainConfig:
     snapshot_every: int = _flag(0, metavar="N", help="also validate and save a bundle OUT.snapshots/eEbB every N "
                                 "batches")
     command: str = field(default="", metadata={"cli": None})   # main() passes the command line it ran
+
+    def read_split(self):
+        """The corpus split as these settings say (explorer.training.data.read_corpus)."""
+        return read_corpus(self.corpus, self.split, files=split_spec(self.train_files, self.valid_files,
+                                                                     self.test_files))
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(cell=self.cell, vocab_size=vocab_size, emb_size=self.emb_size,
@@ -288,7 +296,7 @@ def _setup(cfg, log) -> _Setup:
 
 
 def _load_corpus(cfg) -> dict:
-    corpus = read_corpus(cfg.corpus, cfg.split)
+    corpus = cfg.read_split()
     if cfg.dry_run:  # a few thousand characters of each split
         corpus = {s: [(n, t[:20_000 if s == "train" else 5_000]) for n, t in v[:2]] for s, v in corpus.items()}
     return corpus
