@@ -3,56 +3,14 @@ conftest.py: each page runs without an exception, opens on the bartender pair, a
 changes what is drawn (read from the Plotly specs and the st.html readouts)."""
 from __future__ import annotations
 
-import base64
 import json
 import re
-from pathlib import Path
 
-import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from conftest import TEXT
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
-TIMEOUT = 120
-
-
-def open_page(models: Path, monkeypatch, page: str) -> AppTest:
-    monkeypatch.setenv("RNN_EXPLORER_MODELS", str(models))
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page(page).run()
-    assert_clean(at)
-    return at
-
-
-def assert_clean(at: AppTest):
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def view(at: AppTest, name: str) -> dict:
-    for c in at.get("plotly_chart"):
-        s = json.loads(c.proto.spec)
-        if (s["layout"].get("meta") or {}).get("view") == name:
-            return s
-    raise AssertionError(f"no {name} chart")
-
-
-def array(v) -> np.ndarray:
-    """A Plotly array from the spec: a list, or a typed array {bdata, dtype, shape}."""
-    if isinstance(v, dict) and "bdata" in v:
-        shape = [int(x) for x in str(v.get("shape", "-1")).split(",")]
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).reshape(shape)
-    return np.asarray(v, dtype=float)
-
-
-def html_with(at: AppTest, marker: str) -> str:
-    for h in at.get("html"):
-        if marker in h.proto.body:
-            return h.proto.body
-    raise AssertionError(f"no st.html element containing {marker!r}")
+from apptest_support import array, assert_clean, html_with, meta_chart as view, open_page
 
 
 def test_intervene_page_changes_and_reads_on(models_dir, monkeypatch):
@@ -118,6 +76,9 @@ def test_probe_page_fits_and_reads_out(models_dir, monkeypatch, tmp_path):
     verdict = html_with(at, 'data-testid="probe-verdict"')
     assert "inside a quotation" in verdict and "control task" in verdict
     assert re.search(r"selectivity [+-]\d", verdict)
+    read = [c.value for c in at.caption if "Labels read" in c.value]           # the counts, so a wrong rule shows
+    assert read and re.search(r"train: outside [\d,]+, inside [\d,]+; test: outside", read[0])
+    assert "<eos> ends a paragraph" in read[0]
     bars = view(at, "probe_bars")
     assert [d["name"] for d in bars["data"]] == ["task", "control (random label per word)"]
     assert len(at.dataframe) == 1

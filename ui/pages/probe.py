@@ -49,7 +49,9 @@ def page():
     ss.setdefault("pr_size", "small")
     a, b, c, d = st.columns([1.6, 3, 1.3, 1.2], vertical_alignment="bottom")
     task = a.selectbox("Task", tasks, key="pr_task", format_func=lambda t: probe.DESCRIPTIONS[t])
-    corpus = b.text_input("Corpus", key="pr_corpus", help="A corpus folder with SPLITS.json, or one text file.")
+    corpus = b.text_input("Corpus", key="pr_corpus", help="A corpus folder with SPLITS.json, or with train.txt, valid.txt and test.txt (pytorch/examples), "
+                           "or one text file (split by position). Any other folder is refused with the options; "
+                           "the command line also takes --valid-files/--test-files.")
     size = c.radio("Tokens", list(SIZES), key="pr_size", horizontal=True,
                    help="small: 3,000 training and 1,500 test tokens; medium: 10,000 and 5,000.")
     go_ = d.toggle("Fit", key="pr_run", help="Fitting takes from a few seconds to a minute; the result is kept.")
@@ -73,11 +75,26 @@ def page():
             f"{best.majority:.1%} for always answering the most common label. Verdict: {html.escape(best.verdict)}."
             f"<br><small>Fitted on {rep.n_train:,} tokens of {html.escape(', '.join(rep.train_books))}; scored on "
             f"{rep.n_test:,} tokens of {html.escape(', '.join(rep.test_books))}.</small></div>")
+    _labels_read(rep)
     widgets.chart(causal_figures.probe_bars(rep), "pr_fig_bars")
     st.dataframe(rep.frame(), hide_index=True, width="stretch",
                  column_config={k: st.column_config.NumberColumn(k, format="%.3f")
                                 for k in ("accuracy", "control", "selectivity", "majority")})
     _readout(ctx, rep)
+
+
+def _labels_read(rep):
+    """The label counts of each split and what <eos> was taken to mean, so a wrong rule shows; the
+    warnings where the labels look implausible."""
+    counts = "; ".join(f"{split}: " + ", ".join(f"{k} {v:,}" for k, v in c.items() if k != "unlabelled" or v)
+                       for split, c in rep.counts.items())
+    eos = ("a blank line ends a paragraph; a line end (<eos>) does not" if rep.eos_means == "line"
+           else "<eos> ends a paragraph")
+    st.caption(f"Labels read — {counts}. What <eos> means for this model: {eos}.",
+               help="Labels come from the text: a quotation runs to its closing mark or the end of its paragraph. "
+                    "The model's card says what a line end means (import --eos-means).")
+    for w in rep.warnings:
+        st.warning(w, icon=":material/warning:")
 
 
 def _readout(ctx, rep):

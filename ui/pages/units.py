@@ -62,6 +62,12 @@ def page():
         df = corpus_index.rank_units(ctx, idx, layer, q, pred)
         st.caption(f"AUC of each unit for telling the predicate's tokens ({int(df['n_pos'].iloc[0]):,}) from the "
                    f"others ({int(df['n_neg'].iloc[0]):,}): 1 or 0 separate perfectly, 0.5 is chance.")
+        counts = df.attrs.get("counts") or {}
+        if counts:
+            st.caption("Labels read: " + ", ".join(f"{k} {int(v):,}" for k, v in counts.items())
+                       + f" (what <eos> means here: {df.attrs.get('eos_means', 'paragraph')}).")
+        for w in df.attrs.get("warnings") or ():
+            st.warning(w, icon=":material/warning:")
         widgets.chart(corpus_figures.auc_figure(df, queries.PREDICATES[pred][0]), key="units_auc")
         cols = st.columns(6)
         for k, r in enumerate(df.head(6).itertuples()):
