@@ -37,18 +37,11 @@ def _split(args):
 
 def cmd_eval(args, command):
     from .bundle import load_model
-    from .training.data import batchify, check_held_out, encode_texts
-    from .training.train import evaluate
-    m = load_model(args.model)
-    corpus = _split(args)
-    # the training split is read as training text; a held-out split must not be
-    held = check_held_out(m.card, corpus, (args.split,), args.allow_training_text) if args.split != "train" else {}
-    stream = encode_texts(m.tokenizer, corpus[args.split])
-    r = evaluate(m.lm, batchify(stream, 10))
-    unk = (stream == m.tokenizer.unk_id).float().mean().item()
-    return {"perplexity": round(r["perplexity"], 3), "tokens": r["tokens"], "unk_rate": round(unk, 5),
-            "split": args.split, "files": corpus.files()[args.split], "split_file": corpus.split_file,
-            "split_source": corpus.source, "splits": corpus.files()} | held
+    from .training.data import split_spec
+    from .training.evals import evaluate_corpus
+    return evaluate_corpus(load_model(args.model), args.corpus, args.split, split_file=args.split_file,
+                           files=split_spec(args.train_files, args.valid_files, args.test_files),
+                           allow_training_text=args.allow_training_text)
 
 
 def _load(path):
@@ -134,11 +127,9 @@ def cmd_ngram(args, command):
 
 
 def cmd_syneval(args, command):
-    from .training.evals import agreement_pairs, bartender_margin, minimal_pairs, run_suite_folder
+    from .training.evals import syneval
     m = _load(args.model)
-    out = {"syneval": run_suite_folder(m, args.suite, args.max_items),
-           "agreement": minimal_pairs(m, agreement_pairs()),
-           "bartender": bartender_margin(m), "command": command}
+    out = syneval(m, args.suite, args.max_items) | {"command": command}
     if args.record:
         _record(args.model, "syneval", {k: v for k, v in out["syneval"].items() if k != "conditions"}
                 | {"conditions": out["syneval"]["conditions"], "command": command})

@@ -85,3 +85,29 @@ def test_unknown_words_are_reported(tiny_lstm):
     r = intervene(tiny_lstm, "a girl said", Intervention(0, "h", (1,), "set", 0.0), words=("miss", "zyzzyva", "sir"))
     assert r.words == ("miss", "sir") and r.unknown_words == ("zyzzyva",)
     assert r.to_json()["unknown_words"] == ["zyzzyva"]
+
+
+def test_public_functions_for_import_eval_syneval_index_compare():
+    """Each command an engineer scripts has a public Python function (listed in the README's API)."""
+    from explorer.analysis.compare import compare
+    from explorer.corpus.index import build_index
+    from explorer.importer import import_to_bundle
+    from explorer.training.evals import evaluate_corpus, syneval
+    import inspect
+    for fn in (compare, build_index, import_to_bundle, evaluate_corpus, syneval):
+        assert fn.__doc__ and not fn.__name__.startswith("_")
+    assert list(inspect.signature(evaluate_corpus).parameters)[:3] == ["model", "corpus", "split"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in ("compare", "build_index", "import_to_bundle", "evaluate_corpus", "syneval"):
+        assert name in readme, name
+
+
+def test_evaluate_corpus_matches_the_cli(models_dir, tmp_path):
+    from explorer.training.evals import evaluate_corpus
+    for n in ("train", "valid", "test"):
+        (tmp_path / f"{n}.txt").write_text("Mary loves John .\nJohn loves Mary .\n" * 5, encoding="utf-8")
+    model = next(p for p in sorted(models_dir.iterdir()) if (p / "card.json").is_file())
+    got = evaluate_corpus(E.load_model(model), tmp_path, "test")
+    r = _cli("eval", "--model", str(model), "--corpus", str(tmp_path), "--split", "test")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == got and got["files"] == ["test.txt"]

@@ -206,3 +206,30 @@ def teaching_report(model) -> dict:
                           "boy_miss_vs_sir": round(b["boy"]["miss_vs_sir"], 4)},
             "pairs_accuracy": r["accuracy"], "pair_types": types, "paired": r.get("paired", {}),
             "checks": checks, "meets_bar": all(checks.values())}
+
+
+# ------------------------------------------------------------------------------ public entry points
+def evaluate_corpus(model, corpus, split: str = "test", *, split_file=None, files=None,
+                    allow_training_text: bool = False) -> dict:
+    """Perplexity of `model` (a LoadedModel) on one split of a corpus folder, as `python -m explorer
+    eval` prints it: perplexity, tokens, unk_rate, the files read and how the folder was split. A
+    held-out split that would read a file the model's card names as training text is refused
+    (InputError) unless allow_training_text, which the result then records. `files`: an explicit
+    split (explorer.training.data.split_spec)."""
+    from .data import batchify, check_held_out, encode_texts, read_corpus
+    from .train import evaluate
+    c = read_corpus(corpus, split_file, files=files)
+    held = check_held_out(model.card, c, (split,), allow_training_text) if split != "train" else {}
+    stream = encode_texts(model.tokenizer, c[split])
+    r = evaluate(model.lm, batchify(stream, 10))
+    unk = (stream == model.tokenizer.unk_id).float().mean().item()
+    return {"perplexity": round(r["perplexity"], 3), "tokens": r["tokens"], "unk_rate": round(unk, 5),
+            "split": split, "files": c.files()[split], "split_file": c.split_file,
+            "split_source": c.source, "splits": c.files()} | held
+
+
+def syneval(model, suite, max_items: int = 0) -> dict:
+    """Marvin & Linzen's targeted syntactic evaluation over the suite folder, the agreement minimal
+    pairs and the bartender margin, as `python -m explorer syneval` prints them."""
+    return {"syneval": run_suite_folder(model, suite, max_items), "agreement": minimal_pairs(model, agreement_pairs()),
+            "bartender": bartender_margin(model)}
