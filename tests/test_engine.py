@@ -169,3 +169,14 @@ def test_an_index_build_runs_on_one_thread_by_default(tiny_lstm, tmp_path, monke
     finally:
         after = torch.get_num_threads()
     assert seen == [1] and after == 2
+
+
+def test_probe_states_run_on_one_thread_by_default(tiny_lstm, monkeypatch):
+    import importlib
+    P = importlib.import_module("explorer.analysis.probe")
+    seen = []
+    real = P.run_layers
+    monkeypatch.setattr(P, "run_layers", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    torch.set_num_threads(2)
+    P.states(tiny_lstm, list(_ids(tiny_lstm)))
+    assert seen and set(seen) == {1} and torch.get_num_threads() == 2

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from ..corpus import labels as LB
-from ..engine import run_layers
+from ..engine import run_layers, torch_threads
 from ..errors import InputError
 
 TASKS = ("quote", "gender", "distance", "line")
@@ -149,7 +149,7 @@ def control_labels(ids: np.ndarray, train_labels: np.ndarray, n_labels: int, voc
 
 
 @torch.no_grad()
-def states(model, ids: Sequence[int], chunk: int = 512) -> dict[tuple[int, str], np.ndarray]:
+def states(model, ids: Sequence[int], chunk: int = 512, threads: int | None = 1) -> dict[tuple[int, str], np.ndarray]:
     """{(layer, quantity): [tokens, units]} for h (and c) of every layer while reading `ids` in
     order, the state carried from chunk to chunk (so a long book reads as one text)."""
     lm = model.lm
@@ -157,11 +157,12 @@ def states(model, ids: Sequence[int], chunk: int = 512) -> dict[tuple[int, str],
     parts: dict = {(l, q): [] for l in range(model.config.layers) for q in qs}
     state = None
     ids = torch.as_tensor(np.asarray(ids), dtype=torch.long)
-    for s in range(0, len(ids), chunk):
-        layers, _, state = run_layers(lm, ids[s:s + chunk], state)
-        for l, v in enumerate(layers):
-            for q in qs:
-                parts[(l, q)].append(v[q])
+    with torch_threads(threads):          # a per-step loop: one thread unless told (engine.torch_threads)
+        for s in range(0, len(ids), chunk):
+            layers, _, state = run_layers(lm, ids[s:s + chunk], state)
+            for l, v in enumerate(layers):
+                for q in qs:
+                    parts[(l, q)].append(v[q])
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
