@@ -5,6 +5,8 @@ from __future__ import annotations
 import builtins
 import json
 import pickle
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,47 +19,20 @@ from explorer.cli import main
 from explorer.importer import ImportRefused, import_checkpoint, import_to_bundle, read_vocab
 
 
-class RNNModel(nn.Module):
-    """pytorch/examples word_language_model/model.py's RNNModel, as published (encoder, rnn, decoder;
-    sequence-first input; log_softmax output)."""
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from examples_lstm import RNNModel as _ExamplesRNNModel  # noqa: E402  (pytorch/examples' model.py, as published)
 
-    def __init__(self, rnn_type, ntoken, ninp, nhid, nlayers, dropout=0.5, tie_weights=False):
-        super().__init__()
-        self.ntoken = ntoken
-        self.drop = nn.Dropout(dropout)
-        self.encoder = nn.Embedding(ntoken, ninp)
-        if rnn_type in ["LSTM", "GRU"]:
-            self.rnn = getattr(nn, rnn_type)(ninp, nhid, nlayers, dropout=dropout)
-        else:
-            nonlinearity = {"RNN_TANH": "tanh", "RNN_RELU": "relu"}[rnn_type]
-            self.rnn = nn.RNN(ninp, nhid, nlayers, nonlinearity=nonlinearity, dropout=dropout)
-        self.decoder = nn.Linear(nhid, ntoken)
-        if tie_weights:
-            if nhid != ninp:
-                raise ValueError("When using the tied flag, nhid must be equal to emsize")
-            self.decoder.weight = self.encoder.weight
-        self.init_weights()
-        self.rnn_type, self.nhid, self.nlayers = rnn_type, nhid, nlayers
 
-    def init_weights(self):
-        initrange = 0.1
-        nn.init.uniform_(self.encoder.weight, -initrange, initrange)
-        nn.init.zeros_(self.decoder.bias)
-        nn.init.uniform_(self.decoder.weight, -initrange, initrange)
+class RNNModel(_ExamplesRNNModel):
+    """pytorch/examples word_language_model/model.py's RNNModel (scripts/examples_lstm.py holds it as
+    published: encoder, rnn, decoder; sequence-first input; log_softmax output), also returning the
+    top layer's outputs for the tests' comparisons."""
 
     def forward(self, input, hidden):
         emb = self.drop(self.encoder(input))
         output, hidden = self.rnn(emb, hidden)
-        output = self.drop(output)
-        decoded = self.decoder(output)
-        decoded = decoded.view(-1, self.ntoken)
+        decoded = self.decoder(self.drop(output)).view(-1, self.ntoken)
         return F.log_softmax(decoded, dim=1), hidden, output
-
-    def init_hidden(self, bsz):
-        weight = next(self.parameters())
-        if self.rnn_type == "LSTM":
-            return (weight.new_zeros(self.nlayers, bsz, self.nhid), weight.new_zeros(self.nlayers, bsz, self.nhid))
-        return weight.new_zeros(self.nlayers, bsz, self.nhid)
 
 
 WORDS = "<unk> <eos> The the cat dog sat on mat . , a bird sang Mary John loves and".split()
