@@ -10,7 +10,7 @@ from explorer import BundleError, CorpusError
 from explorer.training.classify import (author_of, final_states, load_author_classifier, main, predict,
                                predict_batch, train_author_classifier)
 
-from conftest import make_model
+from conftest import make_model, one_line, run_cli
 
 AUSTEN = ["miss", "ma'am", "she", "mary", "girl", "daughters", "affectionate", "father", "youngest", "loves"]
 DOYLE = ["holmes", "sir", "he", "afghanistan", "perceive", "hat", "men", "boy", "bartender", "drink"]
@@ -178,3 +178,13 @@ def test_cli(corpus, bundle_dir, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["metrics"]["train"]["n"] == 100
     assert load_author_classifier(tmp_path / "c").meta["passage_tokens"] == 10
     assert main(["--model", str(tmp_path / "none"), "--corpus", str(corpus), "--out", str(tmp_path / "d")]) == 2
+
+
+# ------------------------------------------------------------- issue 14: classify's CLI errors, one line
+def test_classify_is_listed_and_its_errors_are_one_line(capsys):
+    rc, out, err = run_cli(["--help"], capsys)
+    assert rc == 0 and "classify" in out.split("positional arguments:")[1]
+    rc, out, err = run_cli(["classify", "--bogus"], capsys)
+    assert rc == 2 and one_line(err), err
+    rc, out, err = run_cli(["classify", "--model", "x", "--corpus", "y", "--out", "z", "--passage-tokens", "abc"], capsys)
+    assert rc == 2 and one_line(err), err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -17,39 +18,19 @@ from explorer import settings
 from explorer.present.player import decode_f32
 from explorer.present.presets import DEFAULT_PRESET, PRESETS
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
-TIMEOUT = 60  # the first run imports torch and loads a model; AppTest's default of 3 s is too short
+from apptest_support import APP, ROOT, TIMEOUT, assert_clean, html_with, new_app, open_page, specs
 
 
 @pytest.fixture
 def app(models_dir, monkeypatch) -> AppTest:
-    monkeypatch.setenv("RNN_EXPLORER_MODELS", str(models_dir))
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    assert_clean(at)
-    return at
-
-
-def assert_clean(at: AppTest):
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def charts(at: AppTest) -> list[dict]:
-    """The Plotly specs the app sent, as the browser gets them."""
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-
-
-def specs(at: AppTest) -> list[dict]:
-    return charts(at)
+    return open_page(models_dir, monkeypatch)
 
 
 def panels(at: AppTest) -> list[tuple[dict, dict, int]]:
     """(chart spec, panel meta, panel index) for every view drawn; combined figures (the step view,
     the heatmaps) hold several panels, each described in layout.meta.panels."""
     out = []
-    for s in charts(at):
+    for s in specs(at):
         m = s["layout"]["meta"]
         for i, pm in enumerate(m["panels"] if m["view"] == "combined" else [m]):
             out.append((s, pm, i))
@@ -87,13 +68,6 @@ def panel_spec(s: dict, i: int) -> dict:
 def views_drawn(at: AppTest) -> list[str]:
     """'heatmaph', 'heatmapc', ... for heatmaps; the bare view name for the others."""
     return [pm["view"] + (pm["quantity"] if pm["view"] == "heatmap" else "") for _, pm, _ in panels(at)]
-
-
-def html_with(at: AppTest, marker: str) -> str:
-    for h in at.get("html"):
-        if marker in h.proto.body:
-            return h.proto.body
-    raise AssertionError(f"no st.html element containing {marker!r}")
 
 
 def z_of(s: dict) -> np.ndarray:
@@ -349,8 +323,7 @@ def test_text_survives_a_page_switch(app):
 
 # ----------------------------------------------------------------------------- models and uploads
 def test_no_models_folder_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setenv("RNN_EXPLORER_MODELS", str(tmp_path / "nothing-here"))
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = new_app(tmp_path / "nothing-here", monkeypatch).run()
     assert not at.exception
     assert any("No model bundle found" in e.value for e in at.error)
     assert not specs(at)
@@ -362,8 +335,7 @@ def test_a_broken_bundle_shows_what_is_wrong(tmp_path, monkeypatch, bundle_dir):
     for f in ("card.json", "tokenizer.json"):
         (bad / f).write_bytes((bundle_dir / f).read_bytes())
     (bad / "weights.safetensors").write_bytes(b"\x80\x04pickle")
-    monkeypatch.setenv("RNN_EXPLORER_MODELS", str(tmp_path / "models"))
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = new_app(tmp_path / "models", monkeypatch).run()
     assert not at.exception
     assert any("weights.safetensors" in e.value and "pickle" in e.value for e in at.error)
 
@@ -392,6 +364,25 @@ def test_load_upload_validates_the_zip(bundle_dir):
     wrong = dict(good, **{"tiny/card.json": json.dumps({"config": {"cell": "lstm", "vocab_size": 3}}).encode()})
     with pytest.raises(E.BundleError):
         uploads.load_upload(_zip(wrong), "x.zip")
+
+
+def test_a_rejected_bundle_is_deleted_at_once(bundle_dir, tmp_path, monkeypatch):
+    from ui import uploads
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    root = tmp_path / "rnn-explorer-uploads"
+    good = {f"tiny/{f}": (bundle_dir / f).read_bytes() for f in ("weights.safetensors", "tokenizer.json", "card.json")}
+    bad = [dict(good, **{"tiny/weights.safetensors": b"\x80\x04\x95pickle"}),            # a pickle
+           dict(good, **{"tiny/card.json": b"{not json"}),
+           dict(good, **{"tiny/tokenizer.json": b"[]"}),
+           dict(good, **{"tiny/weights.safetensors": b"\x08\x00\x00\x00\x00\x00\x00\x00{}      "}),
+           {"card.json": b"{}"}]
+    for files in bad:
+        with pytest.raises(E.ExplorerError):
+            uploads.load_upload(_zip(files), "bad.zip")
+        left = [p for p in root.rglob("*")] if root.exists() else []
+        assert left == [], left
+    path, _ = uploads.load_upload(_zip(good), "good.zip")            # a good one stays (it is in use)
+    assert Path(path, "weights.safetensors").is_file()
 
 
 def test_upload_size_limit(monkeypatch):

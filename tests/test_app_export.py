@@ -2,17 +2,11 @@
 view (ui/downloads.py); the snippet it shows runs and rebuilds the same figure."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from streamlit.testing.v1 import AppTest
-
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
+from apptest_support import new_app
 
 
 def test_explore_offers_downloads_and_python(models_dir, monkeypatch):
-    monkeypatch.setenv("RNN_EXPLORER_MODELS", str(models_dir))
-    at = AppTest.from_file(APP, default_timeout=60).run()
+    at = new_app(models_dir, monkeypatch).run()
     assert not at.exception
     assert len(at.get("download_button")) == 9       # states and predictions x 3, the figure x 3
     code = at.code[-1].value

@@ -7,7 +7,10 @@ page DOM): the tests read its data attributes (data-selected, data-labels, data-
 data-drawn ...) and the tooltip of its canvases; only the unit inspector is still a Plotly chart.
 
 Runs wherever Debian's Chromium is installed (CI installs it: `apt-get install chromium`); skips with
-that reason otherwise. Override the browser with RNN_EXPLORER_CHROMIUM=/path/to/chromium.
+that reason otherwise. Override the browser with RNN_EXPLORER_CHROMIUM=/path/to/chromium. The server
+and browser are conftest.py's fixtures, the helpers tests/browser_support.py's. Issue 14's checks that
+no request leaves the machine and that a character model's whitespace has its own glyphs run on a server
+of the tiny LSTM and a tiny character model: TestOnATinyCharacterModel.
 """
 from __future__ import annotations
 
@@ -16,11 +19,12 @@ import re
 import time
 import zipfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
-from browser_support import (BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, ROOT, SHOTS,
-                             running_server)
+from browser_support import (BROWSER_MARKS, ROOT, SHOTS, OnTinyCharServer, link_models,
+                             no_exceptions as _no_exceptions, open_page)
 
 REAL = ROOT / "pretrained" / "fiction-lstm"
 pytestmark = BROWSER_MARKS
@@ -29,36 +33,26 @@ pytestmark = BROWSER_MARKS
 @pytest.fixture(scope="module")
 def browser_models(models_dir, tmp_path_factory) -> Path:
     """The tiny LSTM and RNN, plus the shipped fiction-lstm when it exists (the app opens on it)."""
-    root = tmp_path_factory.mktemp("browser-models")
-    for name in ("tiny-lstm", "tiny-rnn"):
-        (root / name).symlink_to(models_dir / name, target_is_directory=True)
+    root = link_models(tmp_path_factory.mktemp("browser-models"),
+                       {name: models_dir / name for name in ("tiny-lstm", "tiny-rnn")})
     if (REAL / "card.json").is_file():
         (root / "fiction-lstm").symlink_to(REAL, target_is_directory=True)
     return root
-
-
-@pytest.fixture(scope="module")
-def server(browser_models, tmp_path_factory):
-    with running_server(browser_models, tmp_path_factory.mktemp("server") / "streamlit.log") as url:
-        yield url
 
 
 PAGE_ERRORS: list[str] = []       # uncaught script errors (the player's included), checked by no_exceptions
 
 
 @pytest.fixture(scope="module")
-def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1440, "height": 1000})
-        pg.set_default_timeout(60_000)
-        PAGE_ERRORS.clear()
-        pg.on("pageerror", lambda e: PAGE_ERRORS.append(str(e)))
-        pg.goto(server)
-        yield pg
-        browser.close()
+def page(server, browser):
+    """One page for the numbered tests, which go on from each other (conftest.py: server, browser)."""
+    pg = browser.new_page(viewport={"width": 1440, "height": 1000})
+    pg.set_default_timeout(60_000)
+    PAGE_ERRORS.clear()
+    pg.on("pageerror", lambda e: PAGE_ERRORS.append(str(e)))
+    pg.goto(server)
+    yield pg
+    pg.close()
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -82,9 +76,7 @@ _SHOWN = """(() => {
 
 
 def no_exceptions(pg):
-    exc = pg.locator('[data-testid="stException"]')
-    assert exc.count() == 0, exc.first.inner_text()
-    assert not PAGE_ERRORS, PAGE_ERRORS
+    _no_exceptions(pg, PAGE_ERRORS)
 
 
 def wait_player(pg, predicate: str = "true", timeout: float | None = None):
@@ -567,3 +559,47 @@ def test_10_guide_page(page):
     pg.keyboard.press("ArrowRight")
     wait_selected(pg, 1)
     no_exceptions(pg)
+
+
+# ------------------------------------------ issue 14: fully offline; a character model's whitespace
+def local(url: str) -> bool:
+    u = urlsplit(url)
+    return u.scheme in ("data", "blob", "about") or u.hostname in ("localhost", "127.0.0.1")
+
+
+class TestOnATinyCharacterModel(OnTinyCharServer):
+    """On a server of the tiny LSTM and a tiny character model (conftest.py's char_server): no
+    request leaves localhost (tab icon, play/pause icon), and whitespace has its own glyphs in the
+    player. AppTest twin of the glyphs: tests/test_pages_analysis.py."""
+
+    def test_no_request_leaves_localhost(self, server, pg):
+        outside = []
+
+        def route(r):
+            if local(r.request.url):
+                r.continue_()
+            else:
+                outside.append(r.request.url)
+                r.abort()
+
+        pg.route("**/*", route)
+        for path in ("/", "/contrast", "/memory", "/generate", "/lesson", "/guide"):
+            open_page(pg, server, path)
+            icon = pg.evaluate("() => [...document.querySelectorAll('link[rel~=icon]')].map(l => l.href)")
+            assert icon and all(local(h) for h in icon), icon
+        open_page(pg, server, "/")
+        pg.wait_for_selector(f"{PLAYER} .rsx-play")
+        play = pg.locator(f"{PLAYER} .rsx-play")
+        play.click()
+        assert play.locator("svg[data-icon=pause] rect").count() == 2          # drawn, not a font's glyph
+        play.click()
+        assert play.locator("svg[data-icon=play]").count() == 1
+        assert outside == [], outside
+
+    def test_a_character_models_whitespace_has_its_own_glyphs(self, server, pg):
+        open_page(pg, server, "/?model=tiny-char&text=ab%20c%0Ad%09e")
+        pg.wait_for_selector(f"{STRIP}[data-labels]")
+        labels = pg.locator(STRIP).get_attribute("data-labels").split("|")
+        assert labels[1:] == ["a", "b", "␣", "c", "↵", "d", "⇥", "e"], labels
+        shown = pg.locator(f"{STRIP} .w").all_inner_texts()
+        assert "␣" in shown and "↵" in shown and "⇥" in shown

@@ -4,103 +4,20 @@ docs/screenshots/ (contrast.png, memory.png, generate.png, lesson.png and a few 
 
 Uses the shipped fiction-lstm and fiction-rnn when they are present (the screenshots are taken only
 then), the tiny test bundles otherwise. Skips only where Chromium is absent (RNN_EXPLORER_CHROMIUM
-overrides /usr/bin/chromium). The server helpers are in tests/browser_support.py.
+overrides /usr/bin/chromium). The server, browser, page and models folder are conftest.py's fixtures,
+the helpers tests/browser_support.py's. Issue 14's checks (long texts stay bounded, widgets keep their
+values) run on a server of the tiny LSTM and a tiny character model: TestOnATinyCharacterModel.
 """
 from __future__ import annotations
 
-import time
 import urllib.parse
-from pathlib import Path
 
 import pytest
 
-from browser_support import (BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, ROOT, SHOTS,
-                             running_server)
+from browser_support import (BROWSER_MARKS, FICTION_MODELS as REAL, OnTinyCharServer, chart_titles, idle,
+                             no_exceptions, open_page, real_models, shoot, wait_charts, wait_idle)
 
-REAL = {"fiction-lstm": ROOT / "pretrained" / "fiction-lstm", "fiction-rnn": ROOT / "pretrained" / "fiction-rnn"}
-WIDTH = 1500
 pytestmark = BROWSER_MARKS
-
-
-def real_models() -> bool:
-    return all((p / "card.json").is_file() for p in REAL.values())
-
-
-@pytest.fixture(scope="module")
-def browser_models(models_dir, tmp_path_factory) -> Path:
-    """The shipped fiction-lstm and fiction-rnn when both exist, else the tiny LSTM and RNN."""
-    root = tmp_path_factory.mktemp("browser-analysis-models")
-    if real_models():
-        for name, path in REAL.items():
-            (root / name).symlink_to(path, target_is_directory=True)
-    else:
-        for name in ("tiny-lstm", "tiny-rnn"):
-            (root / name).symlink_to(models_dir / name, target_is_directory=True)
-    return root
-
-
-@pytest.fixture(scope="module")
-def server(browser_models, tmp_path_factory):
-    with running_server(browser_models, tmp_path_factory.mktemp("server-analysis") / "streamlit.log") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def pg(browser):
-    page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
-    page.set_default_timeout(90_000)
-    yield page
-    page.close()
-
-
-# ------------------------------------------------------------------------------------ helpers
-def no_exceptions(pg):
-    exc = pg.locator('[data-testid="stException"]')
-    assert exc.count() == 0, exc.first.inner_text()
-
-
-def wait_charts(pg, n: int):
-    pg.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n}")
-
-
-def chart_titles(pg) -> list[str]:
-    return pg.eval_on_selector_all(".js-plotly-plot .gtitle", "els => els.map(e => e.textContent)")
-
-
-def wait_idle(pg, settle: float = 1.0):
-    """Until Streamlit has finished the current run (no 'Running…' status) and the page settled."""
-    pg.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')")
-    time.sleep(settle)
-
-
-def shoot(pg, name: str, max_height: int = 7000):
-    """Full-page screenshot: Streamlit scrolls inside its own container, so the viewport is grown to the
-    content's height first. Taken only with the shipped models (the docs show the real thing)."""
-    if not real_models():
-        return
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    h = pg.evaluate("() => { const m = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
-                    " if (!m) return 2000;"
-                    " const b = Array.from(m.querySelectorAll('[data-testid=\"stElementContainer\"]'))"
-                    "   .filter(e => e.checkVisibility() && e.getBoundingClientRect().height > 0)"
-                    "   .map(e => e.getBoundingClientRect().bottom);"
-                    " return Math.ceil(Math.max(...b, 0)) + 80; }")
-    old = pg.viewport_size
-    pg.set_viewport_size({"width": old["width"], "height": min(max(int(h), 900), max_height)})
-    time.sleep(1.5)
-    pg.screenshot(path=str(SHOTS / name))
-    pg.set_viewport_size(old)
-    time.sleep(0.3)
 
 
 # -------------------------------------------------------------------------------------- tests
@@ -221,3 +138,73 @@ def test_lesson_shapes(pg, server):
         if label in shots:
             shoot(pg, shots[label])
     pg.wait_for_function("() => location.search.includes('shape=one-to-one')")
+
+
+# ------------------------------------------- issue 14: long texts stay bounded, widgets keep their values
+_W = ("Mary loves John and the bartender said miss to the girl who walked into a bar and she said Holmes "
+      "looked at me").split()
+LONG = " ".join(_W[i % len(_W)] for i in range(1000)) + "."
+
+
+def drawn(pg) -> dict:
+    """Tick labels per Plotly x axis (the most), chips or columns per strip (the most)."""
+    return pg.evaluate("""() => ({
+      ticks: Math.max(0, ...[...document.querySelectorAll('.js-plotly-plot')].map(p =>
+                 p.querySelectorAll('.xtick').length)),
+      chips: Math.max(0, ...[...document.querySelectorAll('[data-testid=token-strip], [data-testid=pair-strip]')]
+                 .map(s => s.querySelectorAll('[data-pos]').length)),
+      charts: document.querySelectorAll('.js-plotly-plot').length})""")
+
+
+def fill(pg, selector: str, text: str, nth: int = 0):
+    box = pg.locator(selector).nth(nth)
+    box.fill(text)
+    box.press("Control+Enter" if "textarea" in selector else "Enter")
+    idle(pg, 2.0)
+
+
+def checked(pg) -> list[list[bool]]:
+    return pg.evaluate("() => [...document.querySelectorAll('[data-testid=stRadio]')]"
+                       ".map(r => [...r.querySelectorAll('input')].map(i => i.checked))")
+
+
+def slider_value(pg) -> str:
+    return pg.locator('[data-testid="stSlider"] [data-testid="stSliderThumbValue"]').first.inner_text().strip()
+
+
+class TestOnATinyCharacterModel(OnTinyCharServer):
+    """On a server of the tiny LSTM and a tiny character model (conftest.py's char_server): a
+    1,000-word text draws a bounded number of labels and columns on Contrast, Generate and Lesson (the
+    time it takes is measured by benchmarks/long_text_pages.py, never asserted), and widgets show the
+    value Python keeps after page changes. AppTest twins: tests/test_pages_analysis.py."""
+
+    @pytest.mark.parametrize("path,selector,nth", [("/contrast", "textarea", 0), ("/generate", "input[type=text]", 0),
+                                                   ("/lesson", "textarea", 0)])
+    def test_a_1000_word_text_draws_a_bounded_page(self, server, pg, path, selector, nth, tmp_path):
+        open_page(pg, server, path)
+        fill(pg, f'[data-testid="stMain"] {selector}', LONG, nth)
+        pg.wait_for_function("() => [...document.querySelectorAll('[data-testid=token-strip], [data-testid=pair-strip]')]"
+                             ".some(e => +e.dataset.n > 1000)")                # the long text is the one drawn
+        idle(pg, 1.0)
+        assert pg.locator('[data-testid="stException"]').count() == 0
+        d = drawn(pg)
+        assert d["charts"] >= 1 and d["ticks"] <= 2 * 41 and d["chips"] <= 120, d      # an axis may repeat (subplots)
+        pg.screenshot(path=str(tmp_path / f"long{path.replace('/', '-')}.png"), full_page=True)
+
+    def test_widgets_show_the_kept_values_after_page_changes(self, server, pg):
+        open_page(pg, server, "/")
+        pg.get_by_role("link", name="Contrast").click()
+        idle(pg, 2)
+        assert checked(pg)[0] == [False, True]                   # Layer 2, the default, not Layer 1
+        pg.get_by_role("link", name="Memory").click()
+        idle(pg, 2)
+        assert checked(pg)[0] == [False, True]
+        kept = slider_value(pg)
+        assert kept and not kept.startswith("0 ")
+        pg.get_by_role("link", name="Explore").click()
+        idle(pg, 2)
+        pg.get_by_role("link", name="Memory").click()
+        idle(pg, 2)
+        assert slider_value(pg) == kept                          # not "0 · <eos>"
+        fill(pg, '[data-testid="stMain"] textarea', "Mary loves John and John loves Mary.")
+        assert all(any(r) for r in checked(pg)), checked(pg)     # every radio shows an option

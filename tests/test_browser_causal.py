@@ -3,95 +3,27 @@ check that the charts render and no exception element appears; save screenshots 
 (intervene.png, patch.png, probe.png) when the shipped fiction-lstm and fiction-rnn are present.
 
 The probe test needs the held-out books (../shared/data/fiction) with the shipped models and skips
-without them. Skips only where Chromium is absent otherwise (tests/browser_support.py)."""
+without them. Skips only where Chromium is absent otherwise. The server, browser, page and models
+folder are conftest.py's fixtures, the helpers tests/browser_support.py's."""
 from __future__ import annotations
 
 import re
-import time
-from pathlib import Path
 
 import pytest
 
-from browser_support import chromium, BROWSER_MARKS, ROOT, SHOTS, running_server
+from browser_support import (BROWSER_MARKS, ROOT, chart_titles, no_exceptions as _no_exceptions, real_models,
+                             shoot as _shoot, wait_charts, wait_idle)
 
-REAL = {"fiction-lstm": ROOT / "pretrained" / "fiction-lstm", "fiction-rnn": ROOT / "pretrained" / "fiction-rnn"}
 FICTION = ROOT.parent / "shared" / "data" / "fiction"
-WIDTH = 1500
 pytestmark = BROWSER_MARKS
 
 
-def real_models() -> bool:
-    return all((p / "card.json").is_file() for p in REAL.values())
-
-
-@pytest.fixture(scope="module")
-def browser_models(models_dir, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("browser-causal-models")
-    if real_models():
-        for name, path in REAL.items():
-            (root / name).symlink_to(path, target_is_directory=True)
-    else:
-        for name in ("tiny-lstm", "tiny-rnn"):
-            (root / name).symlink_to(models_dir / name, target_is_directory=True)
-    return root
-
-
-@pytest.fixture(scope="module")
-def server(browser_models, tmp_path_factory):
-    with running_server(browser_models, tmp_path_factory.mktemp("server-causal") / "streamlit.log") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def pg(browser):
-    page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
-    page.set_default_timeout(120_000)
-    yield page
-    page.close()
-
-
 def no_exceptions(pg):
-    exc = pg.locator('[data-testid="stException"]')
-    assert exc.count() == 0, exc.first.inner_text()
-    err = pg.locator('[data-testid="stAlertContentError"]')
-    assert err.count() == 0, err.first.inner_text()
-
-
-def wait_charts(pg, n: int):
-    pg.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n}")
-
-
-def wait_idle(pg, settle: float = 1.0):
-    pg.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')")
-    time.sleep(settle)
-
-
-def chart_titles(pg) -> list[str]:
-    return pg.eval_on_selector_all(".js-plotly-plot .gtitle", "els => els.map(e => e.textContent)")
+    _no_exceptions(pg, alerts=True)
 
 
 def shoot(pg, name: str, max_height: int = 6000):
-    if not real_models():
-        return
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    h = pg.evaluate("() => { const m = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
-                    " if (!m) return 2000;"
-                    " const b = Array.from(m.querySelectorAll('[data-testid=\"stElementContainer\"]'))"
-                    "   .filter(e => e.checkVisibility() && e.getBoundingClientRect().height > 0)"
-                    "   .map(e => e.getBoundingClientRect().bottom);"
-                    " return Math.ceil(Math.max(...b, 0)) + 80; }")
-    old = pg.viewport_size
-    pg.set_viewport_size({"width": old["width"], "height": min(max(int(h), 900), max_height)})
-    time.sleep(1.5)
-    pg.screenshot(path=str(SHOTS / name))
-    pg.set_viewport_size(old)
-    time.sleep(0.3)
+    _shoot(pg, name, max_height)
 
 
 def test_patch_page(pg, server):

@@ -6,7 +6,7 @@ docs/screenshots/corpus.png, units.png and contrast-trajectories.png.
 
 Uses the shipped fiction-lstm when present (screenshots only then) over an excerpt of the two held-out
 books (the first 12,000 characters of each, so the first-use build takes seconds), the tiny test LSTM
-otherwise. Skips only where Chromium is absent.
+otherwise. Skips only where Chromium is absent. The browser is conftest.py's fixture.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from browser_support import chromium, BROWSER_MARKS, ROOT, SHOTS, running_server
+from browser_support import BROWSER_MARKS, ROOT, SHOTS, running_server
 
 REAL = ROOT / "pretrained" / "fiction-lstm"
 BOOKS = ROOT / "corpora" / "heldout"
@@ -41,12 +41,6 @@ def server(models_dir, tmp_path_factory):
             yield url, real
     finally:
         mp.undo()
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with chromium() as b:
-        yield b
 
 
 def _settle(page, text: str, timeout: float = 240):

@@ -4,7 +4,7 @@ the sidebar and enlarges the strip; clicker keys (PageDown/PageUp, "."/"b") step
 and the lesson. Screenshots: docs/screenshots/presenter.png, lesson-cells.png, demo-*.png.
 
 Runs on the shipped bundles (fiction-lstm for the word demos, shakespeare-char for the cells step);
-a demo whose bundle is missing is skipped with that reason."""
+a demo whose bundle is missing is skipped with that reason. The browser is conftest.py's fixture."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from browser_support import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, ROOT, SHOTS, running_server
+from browser_support import BROWSER_MARKS, ROOT, SHOTS, no_exceptions, running_server
 from explorer.present import lesson as LS
 from explorer.present.demos import CERTAINLY_COMMA, DEMOS
 
@@ -40,15 +40,6 @@ def server(lecture_models, tmp_path_factory):
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 @pytest.fixture
 def cold(browser):
     """A fresh context per test: no cookies, no session storage; collects uncaught script errors."""
@@ -62,9 +53,7 @@ def cold(browser):
 
 
 def clean(pg):
-    exc = pg.locator('[data-testid="stException"]')
-    assert exc.count() == 0, exc.first.inner_text()
-    assert not pg.errors, pg.errors
+    no_exceptions(pg, pg.errors)
 
 
 def checked(pg, group: str) -> str:

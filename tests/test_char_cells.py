@@ -7,29 +7,15 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import explorer as E
-from explorer import CharTokenizer, LanguageModel, ModelConfig
 from explorer.analysis import char_cells as CC
-from explorer.api import LoadedModel
 from explorer.corpus import queries as Q
 
-from conftest import ROOT, SHARED
+from conftest import ROOT, SHARED, make_char_model as _char_model
 
 SHAKESPEARE = SHARED / "data" / "shakespeare" / "input.txt"
 BUNDLE = ROOT / "pretrained" / "shakespeare-char"
 LINES = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" \
         "The slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\n"
-
-
-def _char_model(text: str, hidden: int = 12, seed: int = 0) -> LoadedModel:
-    torch.manual_seed(seed)
-    tok = CharTokenizer.build([text])
-    cfg = ModelConfig(cell="lstm", vocab_size=len(tok), emb_size=hidden, hidden_size=hidden, layers=2,
-                      dropout=0.0, tied=True)
-    lm = LanguageModel(cfg).eval()
-    with torch.no_grad():
-        for p in lm.rnn.parameters():
-            p.uniform_(-0.8, 0.8)
-    return LoadedModel(lm, tok, {"name": "tiny-char", "config": cfg.to_dict(), "metrics": {}}, None)
 
 
 @pytest.fixture

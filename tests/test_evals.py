@@ -1,14 +1,18 @@
-"""The n-gram baseline and the minimal-pair evaluation."""
+"""The n-gram baseline and the minimal-pair evaluation; the split files they (and training) read."""
+import gzip
+import json
 import math
 import random
 
 import pytest
 
+from explorer import CorpusError
+from explorer.training.data import read_corpus
 from explorer.training.evals import (BARTENDER_BOY, BARTENDER_GIRL, agreement_pairs, bartender_margin, minimal_pairs,
                             run_suite_folder)
 from explorer.training.ngram import KneserNey
 
-from conftest import SYNEVAL
+from conftest import SYNEVAL, TEXT, one_line, run_cli
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 5])
@@ -95,3 +99,83 @@ def test_syneval_bad_folder(tmp_path, tiny_lstm):
     (tmp_path / "x.jsonl").write_text('{"nope": 1}\n')
     with pytest.raises(CorpusError, match="line 1"):
         run_suite_folder(tiny_lstm, tmp_path)
+
+
+# ------------------------------------------ issue 14: split files, named or default, in eval, ngram and train
+@pytest.fixture
+def corpus(tmp_path):
+    d = tmp_path / "corpus"
+    d.mkdir()
+    rng = random.Random(0)
+    words = TEXT.split()
+    for name in ("a.txt", "b.txt", "c.txt", "v.txt", "t.txt"):
+        (d / name).write_text("\n\n".join(" ".join(rng.choice(words) for _ in range(60)) for _ in range(8)),
+                              encoding="utf-8")
+    return d
+
+
+def test_named_split_file_that_does_not_exist_is_an_error(corpus):
+    with pytest.raises(CorpusError, match="does not exist"):
+        read_corpus(corpus, corpus / "nonexistent" / "SPLITS.json")
+
+
+@pytest.mark.parametrize("cmd", ["eval", "ngram", "train"])
+def test_missing_split_file_exits_2_in_every_command(cmd, corpus, bundle_dir, tmp_path, capsys):
+    missing = tmp_path / "nope" / "SPLITS.json"
+    argv = {"eval": ["eval", "--model", bundle_dir, "--corpus", corpus, "--split", "test", "--split-file", missing],
+            "ngram": ["ngram", "--model", bundle_dir, "--corpus", corpus, "--split-file", missing],
+            "train": ["train", "--corpus", corpus, "--split", missing, "--out", tmp_path / "m", "--dry-run"]}[cmd]
+    rc, out, err = run_cli(argv, capsys)
+    assert rc == 2 and out == "" and one_line(err) and "does not exist" in err, (rc, err)
+
+
+def test_split_file_naming_absent_files_exits_2(corpus, bundle_dir, tmp_path, capsys):
+    spec = tmp_path / "splits.json"
+    spec.write_text(json.dumps({"valid": ["v.txt"], "test": ["holmes_the_yellow_face.txt"]}))
+    rc, out, err = run_cli(["eval", "--model", bundle_dir, "--corpus", corpus, "--split", "test",
+                            "--split-file", spec], capsys)
+    assert rc == 2 and one_line(err) and "holmes_the_yellow_face.txt" in err
+
+
+def test_default_split_says_which_files_it_used(corpus, bundle_dir, capsys):
+    # issue 20: a folder with no split is refused (guessing one evaluated on training text) ...
+    rc, out, err = run_cli(["eval", "--model", bundle_dir, "--corpus", corpus, "--split", "test"], capsys)
+    assert rc == 2 and one_line(err) and "SPLITS.json" in err and "--valid-files" in err
+    # ... and a split named by flags says which files it used
+    flags = ["--valid-files", "t.txt", "--test-files", "v.txt"]
+    rc, out, err = run_cli(["eval", "--model", bundle_dir, "--corpus", corpus, "--split", "test", *flags], capsys)
+    assert rc == 0, err
+    r = json.loads(out)
+    assert r["files"] == ["v.txt"] and r["splits"]["train"] == ["a.txt", "b.txt", "c.txt"]
+    assert r["split_file"] is None and "--valid-files" in r["split_source"]
+    rc, out, err = run_cli(["ngram", "--model", bundle_dir, "--corpus", corpus, "--order", "2", *flags], capsys)
+    r = json.loads(out)
+    assert rc == 0 and r["files"]["test"] == ["v.txt"] and r["files"]["valid"] == ["t.txt"]
+    assert "--valid-files" in r["split_source"]
+    # with a SPLITS.json in the folder, the output names it
+    (corpus / "SPLITS.json").write_text(json.dumps({"valid": ["a.txt"], "test": ["b.txt"]}))
+    rc, out, err = run_cli(["eval", "--model", bundle_dir, "--corpus", corpus, "--split", "test"], capsys)
+    r = json.loads(out)
+    assert rc == 0 and r["files"] == ["b.txt"] and r["split_file"].endswith("SPLITS.json")
+
+
+# ------------------------------------------------------------ issue 14: malformed syneval items, one line
+def _suite(tmp_path, items):
+    d = tmp_path / "suite"
+    d.mkdir(exist_ok=True)
+    with gzip.open(d / "s.jsonl.gz", "wt", encoding="utf-8") as f:
+        for it in items:
+            f.write(json.dumps(it) + "\n")
+    return d
+
+
+@pytest.mark.parametrize("item,needle", [
+    ({"good": 5, "bad": ["mary loves john ."]}, "'good'"),
+    ({"good": "mary loves john .", "bad": "john loves mary ."}, "'bad'"),
+    ({"good": "mary loves john .", "bad": []}, "'bad'"),
+    ({"good": "mary loves john .", "bad": [3]}, "'bad'"),
+])
+def test_syneval_rejects_malformed_items(bundle_dir, tmp_path, capsys, item, needle):
+    d = _suite(tmp_path, [{"good": "john loves mary .", "bad": ["mary john loves ."]}, item])
+    rc, out, err = run_cli(["syneval", "--model", bundle_dir, "--suite", d], capsys)
+    assert rc == 2 and one_line(err) and needle in err and "line 2" in err, (rc, err)

@@ -299,6 +299,12 @@ def test_window():
             assert b - a == size and 0 <= a <= t < b <= n
 
 
+def test_tick_labels_thin_past_the_limit_and_keep_the_selected_token():
+    assert V.thin_ticks(30) == list(range(30))
+    vals = V.thin_ticks(120, start=500, keep=537)
+    assert len(vals) <= V.MAX_TICKS + 1 and 537 in vals and vals[0] == 500
+
+
 def test_describe_step(tiny_lstm):
     t = E.trace(tiny_lstm, "the cat saw zyzzyva")
     assert "boundary" in V.describe_step(t, 0)

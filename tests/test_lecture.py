@@ -15,10 +15,7 @@ from explorer.present import lesson as LS
 from explorer.present.demos import DEMOS
 from ui import session
 
-from conftest import ROOT
-
-APP = str(ROOT / "app.py")
-TIMEOUT = 90
+from apptest_support import open_page
 
 
 def test_url_fields_parse_and_format():
@@ -64,13 +61,7 @@ def test_cell_text_html_colours_and_escapes():
 
 
 def _open(models: Path, monkeypatch, page: str, query: dict) -> AppTest:
-    monkeypatch.setenv("RNN_EXPLORER_MODELS", str(models))
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(models, monkeypatch, page, query, errors_ok=True)
 
 
 def test_explore_restores_text_layer_token_and_model_from_the_url(models_dir, monkeypatch):

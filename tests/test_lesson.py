@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,8 @@ from explorer import trace
 from explorer.analysis import (attribute, bow_embedding_distance, cell_provenance, contrast, half_lives,
                                next_word_comparison, replacement_fade)
 from explorer.present.presets import PRESETS
+
+from conftest import ROOT, TEXT
 
 GIRL, BOY = PRESETS["Bartender (girl / she)"], PRESETS["Bartender (boy / he)"]
 
@@ -263,3 +266,16 @@ def test_unrolled_boxes_lie_below_the_sparklines(tiny_lstm):
     boxes = [s for s in fig.layout.shapes if s.type == "rect"]
     assert len(boxes) == 5 and all(s.layer == "below" for s in boxes)
     assert sum(t.type == "scatter" for t in fig.data) == 5
+
+
+# ----------------------------------------------------- issue 14: the exactness check is stated as relative
+def test_provenance_check_states_a_relative_tolerance(tiny_lstm):
+    rng = random.Random(0)
+    text = " ".join(rng.choice(TEXT.split()) for _ in range(600))
+    tr = trace(tiny_lstm, text)
+    p = cell_provenance(tr, layer=1)
+    u = LS.strongest_units(p)[0]
+    chk = LS.provenance_check(p, u)
+    assert chk["relative_error"] == pytest.approx(abs(chk["error"]) / max(abs(chk["c"]), 1.0))
+    assert chk["layer_max_relative_error"] <= chk["tolerance"] == LS.PROVENANCE_RTOL
+    assert "relative" in (ROOT / "README.md").read_text(encoding="utf-8").split("\n\n")[1]

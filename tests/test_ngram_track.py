@@ -62,20 +62,15 @@ def test_the_first_token_has_no_track_value_and_json_has_no_nan(tiny_lstm, kn):
 # ---- on the Explore page -------------------------------------------------------------------------
 def _app_with_ngram(tmp_path, monkeypatch):
     """A models folder whose tiny LSTM bundle carries its own 3-gram file, and the app on it."""
-    from streamlit.testing.v1 import AppTest
-
-    from conftest import ROOT, make_model
+    from apptest_support import open_page
+    from conftest import make_model
     from explorer import save_bundle
     m = make_model("lstm")
     b = tmp_path / "models" / "tiny-lstm"
     save_bundle(b, m.lm, m.tokenizer, {"name": "tiny-lstm", "description": "tiny", "metrics": {}})
     ids = [t.id for t in trace(m, TEXT).tokens]
     KneserNey(3, len(m.tokenizer)).fit(ids).save(b / "ngram-kn3.npz")
-    monkeypatch.setenv("RNN_EXPLORER_MODELS", str(tmp_path / "models"))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(tmp_path / "models", monkeypatch, errors_ok=True)
 
 
 def _player(at):
@@ -98,11 +93,8 @@ def test_explore_toggle_draws_the_track_and_the_address_keeps_it(tmp_path, monke
 
 
 def test_no_toggle_without_an_ngram_file(models_dir, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    from conftest import ROOT
-    monkeypatch.setenv("RNN_EXPLORER_MODELS", str(models_dir))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    from apptest_support import new_app
+    at = new_app(models_dir, monkeypatch)
     at.run()
     assert not at.exception
     assert not [t for t in at.toggle if t.key == "ngram"]

@@ -5,7 +5,6 @@ The notebook is written by scripts/make_notebook.py; the test checks that the tw
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, SHOTS
+from browser_support import CHROMIUM, CHROMIUM_ARGS, SHOTS, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 NB = ROOT / "docs" / "notebook.ipynb"
@@ -51,12 +50,6 @@ def test_the_notebook_runs():
     assert "pytorch/examples word_language_model" in text and "KB of offline HTML" in text
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.browser
 def test_the_player_steps_in_jupyterlab(tmp_path):
     if not Path(CHROMIUM).exists():
@@ -71,7 +64,7 @@ def test_the_player_steps_in_jupyterlab(tmp_path):
     (site / "docs" / "notebook.ipynb").write_bytes(NB.read_bytes())
     for name in ("explorer", "pretrained"):      # the widget reads nothing from ui/
         (site / name).symlink_to(ROOT / name, target_is_directory=True)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "ws"))
     log = open(tmp_path / "lab.log", "wb")

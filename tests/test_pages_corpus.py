@@ -3,19 +3,13 @@ built on first use into a temporary cache folder (never into the repository)."""
 from __future__ import annotations
 
 import base64
-import json
-from pathlib import Path
 
 import numpy as np
-
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from conftest import TEXT
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
-TIMEOUT = 120
+from apptest_support import open_page, specs as _specs
 
 
 @pytest.fixture
@@ -30,16 +24,9 @@ def env(models_dir, tmp_path, monkeypatch):
     return tmp_path
 
 
-def _open(page: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
-
-
-def _specs(at):
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+def _open(page: str):
+    """The app at `page`, on the folders the env fixture set."""
+    return open_page(None, None, page)
 
 
 def _views(at):

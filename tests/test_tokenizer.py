@@ -1,10 +1,13 @@
 import json
+import random
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from explorer import CharTokenizer, WordTokenizer
 from explorer.tokenizer import EOS, UNK, tokenizer_from_dict
+
+from conftest import FICTION_LSTM, TEXT as TINY_TEXT
 
 TEXT = 'A girl said "Can I have a drink, please?" I don\'t know, ma\'am. It was 10:30 on the 21st.\n\nNew paragraph.'
 
@@ -94,3 +97,63 @@ def test_spans_inside_in_order_without_overlap(text):
         assert last <= t.start <= t.end <= len(text)
         assert t.special or text[t.start:t.end] == t.text
         last = t.end
+
+
+# ------------------------------------------------ issue 14: detokenising round-trips (conftest's TEXT)
+def test_word_detokenize_round_trips():
+    tok = WordTokenizer.build([TINY_TEXT])
+    rng = random.Random(3)
+    ids = [i for i in range(len(tok)) if i != tok.unk_id]
+    for _ in range(50):
+        seq = [rng.choice(ids) for _ in range(rng.randint(1, 30))]
+        text = tok.detokenize(seq)
+        assert [t.id for t in tok.tokenize(text)] == seq, text
+    assert tok.detokenize(["mary", "said", ",", '"', "i", "don't", "know", '"', ".", "<eos>", "john"]) == \
+        'mary said, "i don\'t know".\n\njohn'
+
+
+def test_char_detokenize_round_trips():
+    tok = CharTokenizer.build([TINY_TEXT])
+    rng = random.Random(4)
+    ids = [i for i in range(len(tok)) if i not in (tok.unk_id, tok.eos_id) and tok.itos[i] not in "\n\t "]
+    for _ in range(50):
+        seq = [rng.choice(ids) for _ in range(rng.randint(1, 40))]
+        seq.insert(rng.randrange(len(seq)), tok.eos_id)
+        text = tok.detokenize(seq)
+        assert [t.id for t in tok.tokenize(text)] == seq, repr(text)
+
+
+@pytest.mark.skipif(not (FICTION_LSTM / "tokenizer.json").exists(), reason="pretrained/fiction-lstm is absent")
+def test_fiction_vocabulary_round_trips():
+    from explorer.tokenizer import tokenizer_from_dict
+    tok = tokenizer_from_dict(json.loads((FICTION_LSTM / "tokenizer.json").read_text(encoding="utf-8")))
+    rng = random.Random(5)
+    ids = [i for i in range(len(tok)) if i != tok.unk_id]
+    for _ in range(200):
+        seq = [rng.choice(ids) for _ in range(rng.randint(1, 40))]
+        assert [t.id for t in tok.tokenize(tok.detokenize(seq))] == seq
+
+
+# ----------------------------------------- issue 14: Windows paragraph breaks, decomposed accents
+@pytest.mark.parametrize("cls", [WordTokenizer, CharTokenizer])
+def test_windows_paragraph_breaks_are_boundaries(cls):
+    tok = cls.build(["mary came\n\njohn went"])
+    unix = [t.norm for t in tok.tokenize("mary came\n\njohn went")]
+    win = tok.tokenize("mary came\r\n\r\njohn went")
+    assert [t.norm for t in win] == unix and "<eos>" in unix
+    assert all(t.special or "mary came\r\n\r\njohn went"[t.start:t.end] == t.text for t in win)
+
+
+@pytest.mark.parametrize("cls", [WordTokenizer, CharTokenizer])
+def test_decomposed_accents_are_normalised_with_spans_into_the_original(cls):
+    tok = cls.build(["a na\u00efve caf\u00e9 owner"])
+    text = "the nai\u0308ve cafe\u0301 owner"
+    got, want = tok.tokenize(text), tok.tokenize("the na\u00efve caf\u00e9 owner")
+    assert [t.id for t in got] == [t.id for t in want]
+    assert [(t.start, t.end) for t in got if t.norm in ("na\u00efve", "\u00ef")] == \
+        ([(4, 10)] if cls is WordTokenizer else [(6, 8)])
+    for t in got:
+        assert text[t.start:t.end] == t.text
+    if cls is WordTokenizer:
+        naive = [t for t in got if t.norm == "na\u00efve"][0]
+        assert (naive.start, naive.end) == (4, 10) and naive.text == "nai\u0308ve"

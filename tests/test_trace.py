@@ -1,12 +1,17 @@
 """The trace is exact: it reproduces the stock fused modules' outputs and final states."""
+import json
+import math
+import warnings
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
-from explorer import trace
-from explorer.trace import QUANTITIES
+from explorer import WordTokenizer, trace
+from explorer.trace import QUANTITIES, clip_text
 
-from conftest import make_model
+from conftest import FICTION_LSTM, make_model
 
 TEXT = 'Mary loves John . "Certainly, miss," said the bartender, and the girl smiled .'
 
@@ -143,3 +148,100 @@ def test_entropy_and_ranks(tiny_lstm):
     for t in range(len(tr) - 1):   # ranks right both inside and outside the top 3
         assert tr.next_rank[t] == 1 + int((tr.probs[t] > tr.probs[t, ids[t + 1]]).sum())
     assert trace(tiny_lstm, TEXT).entropy is None
+
+
+# ------------------------------------------------ issue 14: one boundary rule for score, next_words and trace
+BOUNDARY_TEXTS = ["\n\nMary loves John .", "Mary loves John .", "\n\n", "", "John .\n\nMary"]
+
+
+@pytest.mark.parametrize("text", BOUNDARY_TEXTS)
+def test_score_agrees_with_trace(tiny_lstm, text):
+    tr = trace(tiny_lstm, text)
+    sc = tiny_lstm.score(text)
+    want = float(np.log(tr.next_prob[:-1].astype(np.float64)).sum()) if len(tr) > 1 else 0.0
+    assert sc["logprob"] == pytest.approx(want, rel=1e-4, abs=1e-5)
+    assert sc["n_tokens"] == len(tr) - 1 and len(sc["tokens"]) == len(tr) - 1
+
+
+@pytest.mark.parametrize("text", BOUNDARY_TEXTS)
+def test_next_words_agree_with_trace(tiny_lstm, text):
+    tr = trace(tiny_lstm, text, top_k=5)
+    got = tiny_lstm.next_words(text, 5)
+    assert [w for w, _ in got] == [w for w, _ in tr.top_words(len(tr) - 1, 5)]
+    np.testing.assert_allclose([p for _, p in got], [p for _, p in tr.top_words(len(tr) - 1, 5)], rtol=1e-5)
+
+
+@pytest.mark.skipif(not (FICTION_LSTM / "weights.safetensors").exists(), reason="pretrained/fiction-lstm is absent")
+def test_holmes_said_scores_as_the_trace_reads_it():
+    from explorer import load_model
+    m = load_model(FICTION_LSTM)
+    tr = trace(m, "\n\nHolmes said")
+    want = float(np.log(tr.next_prob[:-1].astype(np.float64)).sum())
+    assert m.score("\n\nHolmes said")["logprob"] == pytest.approx(want, rel=1e-4)   # was -16.43 vs -10.70
+
+
+# ------------------------------------------------------ issue 14: clip and continue at token boundaries
+@pytest.mark.parametrize("text,limit", [("it was however good " * 20, 9 * 20 + 10 + 1),
+                                        ("I don't know. " * 10, 14 * 3 + 5),
+                                        ("at 10:30 on the 21st . " * 10, 23 * 2 + 5),
+                                        ("Mary came .\n\nJohn went .\n\n" * 5, 12)])
+def test_clip_text_cuts_at_a_token_boundary(text, limit):
+    tok = WordTokenizer.build([text])
+    part, cut = clip_text(text, limit)
+    assert cut and 0 < len(part) <= limit and text.startswith(part)
+    whole = [(t.norm, t.start, t.end) for t in tok.tokenize(text)]
+    mine = [(t.norm, t.start, t.end) for t in tok.tokenize(part)]
+    assert mine == whole[: len(mine)]
+    assert len(part) > limit - 12          # the last whole word is kept
+
+
+def test_clip_text_keeps_short_text():
+    assert clip_text("however good", 100) == ("however good", False)
+    assert clip_text("x" * 50, 10) == ("x" * 10, True)   # one 50-letter token: nothing better than a hard cut
+
+
+@pytest.mark.parametrize("a,b", [("it was however g", "ood and fine ."), ("I don", "'t know ."),
+                                 ("at 10", ":30 on the day"), ("John went .\n", "\nMary came .")])
+def test_continuing_inside_a_token_warns(tiny_lstm, a, b):
+    first = trace(tiny_lstm, a)
+    with pytest.warns(UserWarning, match="token boundary"):
+        trace(tiny_lstm, b, state=first.state())
+
+
+def test_continuing_at_a_boundary_is_silent_and_exact(tiny_lstm):
+    a, b = "it was however good", " and fine . I don't know ."
+    whole = trace(tiny_lstm, a + b)
+    first = trace(tiny_lstm, a)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        second = trace(tiny_lstm, b, state=first.state())
+    lp_whole = np.log(whole.next_prob[:-1].astype(np.float64)).sum()
+    lp_pieces = (np.log(first.next_prob[:-1].astype(np.float64)).sum() + math.log(second.first_prob)
+                 + np.log(second.next_prob[:-1].astype(np.float64)).sum())
+    assert lp_pieces == pytest.approx(lp_whole, rel=1e-5)
+
+
+# ------------------------------------------- issue 14: to_json keeps significant digits, adds no noise
+def test_to_json_keeps_significant_digits_of_small_probabilities(tiny_lstm):
+    tr = trace(tiny_lstm, "Mary loves John .", top_k=3)
+    nxt = np.array(tr.next_prob)
+    nxt[1] = np.float32(4.1e-7)
+    tp = np.array(tr.topk_probs)
+    tp[0, 2] = np.float32(3.3e-9)
+    j = replace(tr, next_prob=nxt, topk_probs=tp).to_json(states=False)
+    assert j["next"][1]["actual_prob"] == pytest.approx(4.1e-7, rel=1e-5)
+    assert j["next"][0]["top"][2]["prob"] == pytest.approx(3.3e-9, rel=1e-5)
+
+
+def test_trace_json_has_no_float64_noise(tiny_lstm):
+    tr = trace(tiny_lstm, "Mary loves John . She said", top_k=3)
+    j = tr.to_json()
+    text = json.dumps(j)
+    for lay, jl in zip(tr.layers, j["layers"]):
+        for q, rows in jl.items():
+            got = np.array(rows, np.float64)
+            ref = lay.values[q].astype(np.float64)
+            np.testing.assert_allclose(got, ref, rtol=6e-7, atol=1e-30)
+            for v in got.ravel():
+                assert float(f"{v:.7g}") == v, v        # at most 7 significant digits: no float64 noise
+    assert "0000000" not in text and "9999999" not in text

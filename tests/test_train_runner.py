@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 import explorer as E
 from explorer.training import runner as R
 
-ROOT = Path(__file__).resolve().parents[1]
+from apptest_support import new_app
+
 WORDS = "the cat sat on the mat and the dog saw the cat . mary loves john . john loves mary .".split()
 
 
@@ -85,10 +85,9 @@ def test_train_page_starts_a_run_and_shows_the_bundle(tmp_path, monkeypatch, mod
     models = tmp_path / "models"
     models.mkdir()
     (models / "tiny-lstm").symlink_to(models_dir / "tiny-lstm", target_is_directory=True)
-    monkeypatch.setenv("RNN_EXPLORER_MODELS", str(models))
     monkeypatch.setenv("RNN_EXPLORER_RUNS", str(tmp_path / "runs"))
     corpus = _text(tmp_path / "text" / "a.txt", 60).parent
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at = new_app(models, monkeypatch).run()
     at.switch_page("ui/pages/train.py").run()
     assert not at.exception
     at.text_input(key="train_folder").input(str(corpus))
