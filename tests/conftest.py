@@ -165,3 +165,15 @@ def char_pg(browser):
     """A new 1400 x 1000 page, for the tests on char_server (browser_support.OnTinyCharServer)."""
     with fresh_page(browser, 1400, timeout=120_000) as page:
         yield page
+
+
+@pytest.fixture(autouse=True)
+def _forget_fitted_probes():
+    """The app lists the probes fitted on a model for every session of the server (ui.cached_causal);
+    in the test process AppTests share that list, so a probe fitted by one test must not show up on
+    another test's Explore page."""
+    yield
+    import sys
+    mod = sys.modules.get("ui.cached_causal")
+    if mod is not None:
+        mod._FITTED.clear()
