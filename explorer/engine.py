@@ -7,6 +7,10 @@ calls the kernels or repeats the gate arithmetic, so there is one set of equatio
 
 What it holds, top to bottom:
 
+- **Layer numbers.** `layer_index(layer, n_layers)`: the one rule for a layer a person names. Layer 1
+  is the bottom layer in every CLI flag, output field and Python keyword called `layer`; a negative
+  layer counts from the top (-1 = the top layer); 0 is refused. A 0-based position in a list such as
+  `Trace.layers` is a list index, and is called `index`, never `layer`.
 - **Layer parameters.** `layer_params(rnn, index)`: [W_ih, W_hh, b_ih, b_hh] of the layer at list
   index `index` (0 = the bottom layer, which a person calls layer 1).
 - **The fused kernel.** `run_layer(kernel, x, h0, c0, params)`: one layer over a sequence with
@@ -42,13 +46,12 @@ that changes nothing changes no bit, and a patch that copies a state onto itself
 from __future__ import annotations
 
 import contextlib
-import weakref
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from .errors import InputError
+from .errors import InputError, PositionError
 
 #: the quantities each cell exposes, every one an array [tokens, units]
 QUANTITIES = {"lstm": ("h", "c", "i", "f", "g", "o"), "gru": ("h", "r", "z", "n"), "rnn": ("h",)}
@@ -87,36 +90,50 @@ def as_np(a) -> np.ndarray:
     return freeze(np.ascontiguousarray(a))
 
 
+# ------------------------------------------------------------------------------------- layer numbers
+#: What every --help that takes a layer says, and what the errors below repeat.
+LAYER_HELP = "1 = the bottom layer"
+ZERO_LAYER = "layers are numbered from 1, the bottom layer"
+
+
+def check_layer(layer, *, negative: bool = True) -> int:
+    """`layer` as an int, refused with an InputError when it is no layer number at all: 0 (layers are
+    numbered from 1), not an integer, or negative where `negative` is False. The model's layer count is
+    not needed; `layer_index` also checks the layer is one the model has."""
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+        raise InputError(f"a layer is a whole number ({LAYER_HELP}), not {layer!r}")
+    layer = int(layer)
+    if layer == 0:
+        raise InputError(ZERO_LAYER)
+    if layer < 0 and not negative:
+        raise InputError(f"layer {layer}: {ZERO_LAYER}")
+    return layer
+
+
+def layer_index(layer: int | None, n_layers: int, *, negative: bool = True) -> int:
+    """The 0-based list index (into `Trace.layers`, the engine's per-layer lists) of `layer` as a person
+    numbers it: 1 = the bottom layer, `n_layers` = the top one; a negative layer counts from the top
+    (-1 = the top layer) where `negative`; None = the top layer. An InputError (a PositionError) says
+    why otherwise: 0 ("layers are numbered from 1, the bottom layer") or a layer the model lacks."""
+    if layer is None:
+        return n_layers - 1
+    layer = check_layer(layer, negative=negative)
+    if not -n_layers <= layer <= n_layers:
+        raise PositionError(f"layer {layer} does not exist: the model has {n_layers} layer"
+                            f"{'s' if n_layers != 1 else ''} ({LAYER_HELP}"
+                            f"{', -1 = the top' if negative else ''})")
+    return layer - 1 if layer > 0 else n_layers + layer
+
+
+def layer_number(index: int) -> int:
+    """The layer a person reads (1 = the bottom) of list index `index` (0 = the bottom)."""
+    return int(index) + 1
+
+
 # ---------------------------------------------------------------------------------- layer parameters
 def layer_params(rnn: torch.nn.Module, index: int) -> list[torch.Tensor]:
     """[W_ih, W_hh, b_ih, b_hh] of the layer at list index `index` (0 = the bottom layer)."""
     return [getattr(rnn, f"{n}_l{index}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-
-
-_JOINED: dict[int, tuple] = {}
-
-
-def _forget(key: int, ref) -> None:
-    if key in _JOINED and _JOINED[key][0] is ref:
-        del _JOINED[key]
-
-
-def joined_weights(params) -> tuple[torch.Tensor, torch.Tensor]:
-    """[W_ih | W_hh]^T and b_ih + b_hh of one layer, for one GEMM over [x_t, h_{t-1}]. Kept per
-    weight tensor (through a weak reference, so a freed model frees them) and rebuilt when any
-    tensor changes in place (its _version moves): copying 2 MB of weights on every trace cost more
-    than the GEMM saves on a short sentence."""
-    w_ih, w_hh, b_ih, b_hh = params
-    versions = tuple(p._version for p in params) + tuple(p.data_ptr() for p in params)
-    hit = _JOINED.get(id(w_ih))
-    if hit is not None and hit[0]() is w_ih and hit[1] == versions and hit[2]() is w_hh:
-        return hit[3], hit[4]
-    w_cat = torch.cat([w_ih, w_hh], 1).t().contiguous()
-    b_sum = b_ih + b_hh
-    key = id(w_ih)
-    ref = weakref.ref(w_ih, lambda r, key=key: _forget(key, r))
-    _JOINED[key] = (ref, versions, weakref.ref(w_hh), w_cat, b_sum)
-    return w_cat, b_sum
 
 
 # -------------------------------------------------------------------------------------- the kernel
@@ -158,19 +175,33 @@ def preactivations(x: torch.Tensor, h_prev: torch.Tensor, params) -> tuple[torch
     return torch.addmm(b_ih, x, w_ih.t()), torch.addmm(b_hh, h_prev, w_hh.t())
 
 
-def gate_values(cell: str, x: torch.Tensor, h_prev: torch.Tensor, params) -> dict[str, torch.Tensor]:
+def gate_values(cell: str, x: torch.Tensor, h_prev: torch.Tensor | None, params,
+                shifted: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """The gates of every row from its input x [N, in] and the state before it h_prev [N, H]:
-    i, f, g, o for an LSTM, r, z, n for a GRU, nothing for a plain RNN. Tensors [N, H]."""
-    H = h_prev.shape[-1]
+    i, f, g, o for an LSTM, r, z, n for a GRU, nothing for a plain RNN. Tensors [N, H].
+    shifted=(h0 [H], hseq [N, H]) gives the rows of one run instead of h_prev: row t read h_{t-1},
+    h0 before the first step (no [h0, hseq[:-1]] copy is made for an LSTM)."""
+    if shifted is not None and cell != "lstm":
+        h_prev, shifted = torch.cat([shifted[0][None], shifted[1][:-1]], 0), None
+    H = (h_prev if shifted is None else shifted[1]).shape[-1]
     if cell == "lstm":
-        # One GEMM over [x_t, h_{t-1}] against [W_ih | W_hh], with b_ih + b_hh.
-        w_cat, b_sum = joined_weights(params)
-        a = torch.addmm(b_sum, torch.cat([x, h_prev], 1), w_cat)
-        # g first, then the sigmoid in place over the whole contiguous [N, 4H] block: a sigmoid over
-        # a strided column slice was about 20x slower than over all of it.
-        g = torch.tanh(a[:, 2 * H:3 * H])
-        a.sigmoid_()
-        return {"i": a[:, :H], "f": a[:, H:2 * H], "g": g, "o": a[:, 3 * H:]}
+        # Gate by gate, two GEMMs into one contiguous [N, H] block each (W_ih x + (b_ih + b_hh), then
+        # + W_hh h_{t-1} in place), and the activation in place: no [x, h] concatenation, no [N, 4H]
+        # block to copy each gate out of. Fresh memory is dear here (page faults cost more than the
+        # arithmetic on a 1,000-token text), so the trace allocates each gate once, as it keeps it.
+        w_ih, w_hh, b_ih, b_hh = params
+        out = {}
+        for j, q in enumerate(LSTM_GATES):
+            rows = slice(j * H, (j + 1) * H)
+            a = torch.addmm(b_ih[rows] + b_hh[rows], x, w_ih[rows].t())
+            if shifted is None:
+                a.addmm_(h_prev, w_hh[rows].t())
+            else:                                   # row t reads h_{t-1}: h0 for row 0, hseq[t-1] after
+                h0, hseq = shifted
+                a[1:].addmm_(hseq[:-1], w_hh[rows].t())
+                a[:1].addmm_(h0[None], w_hh[rows].t())
+            out[q] = a.tanh_() if q == "g" else a.sigmoid_()
+        return out
     if cell == "gru":   # PyTorch order r, z, n: n_t = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
         a_x, a_h = preactivations(x, h_prev, params)
         rz = torch.sigmoid(a_x[:, :2 * H] + a_h[:, :2 * H])
@@ -182,12 +213,12 @@ def gate_values(cell: str, x: torch.Tensor, h_prev: torch.Tensor, params) -> dic
 def cell_states(i: np.ndarray, f: np.ndarray, g: np.ndarray, c0: np.ndarray) -> np.ndarray:
     """c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t for every step, from c0 [H]; [T, H] float32. The one
     sequential part of a trace: element-wise and cheap, run in NumPy."""
-    ig = i * g
-    c = np.empty_like(ig)
+    c = np.multiply(i, g)                     # i_t ⊙ g_t, then + f_t ⊙ c_{t-1} row by row, in place
+    tmp = np.empty_like(c[0]) if len(c) else None
     prev = c0
     for t in range(len(c)):
-        np.multiply(f[t], prev, out=c[t])
-        c[t] += ig[t]
+        np.multiply(f[t], prev, out=tmp)
+        c[t] += tmp
         prev = c[t]
     return c
 
@@ -274,8 +305,7 @@ def quantities_of_layer(cell: str, x: torch.Tensor, h0: torch.Tensor, hseq: torc
     patched one), else the recurrence from c0."""
     vals = {"h": hseq.cpu().numpy()}
     if cell in ("lstm", "gru"):
-        hprev = torch.cat([h0[None], hseq[:-1]], 0)             # h_{t-1}
-        gates = {q: v.cpu().numpy() for q, v in gate_values(cell, x, hprev, params).items()}
+        gates = {q: v.cpu().numpy() for q, v in gate_values(cell, x, None, params, shifted=(h0, hseq)).items()}
         if cell == "lstm" and c is None:
             c = cell_states(gates["i"], gates["f"], gates["g"], c0)
         if c is not None:
@@ -461,6 +491,26 @@ class NextTokenStats:
     rank: np.ndarray
 
 
+#: rows of logits exponentiated at a time by _log_norm: a [64, vocabulary] buffer stays in cache
+_LSE_ROWS = 64
+
+
+def _log_norm(logits: torch.Tensor, mx: torch.Tensor) -> torch.Tensor:
+    """logsumexp of each row of logits [T, V], shifted by the row's maximum mx [T]. Row blocks go
+    through one small reused buffer: a fresh [T, V] temporary (40 MB at 1,000 tokens of a
+    10,000-word model) cost more in page faults than the exponentials themselves. The same
+    operations in the same order as on the whole matrix, so the same bits."""
+    T, V = logits.shape
+    out = torch.empty(T, dtype=logits.dtype, device=logits.device)
+    buf = torch.empty(min(T, _LSE_ROWS), V, dtype=logits.dtype, device=logits.device)
+    for a in range(0, T, _LSE_ROWS):
+        b = min(T, a + _LSE_ROWS)
+        blk = buf[:b - a]
+        torch.sub(logits[a:b], mx[a:b, None], out=blk)
+        torch.sum(blk.exp_(), 1, out=out[a:b])
+    return out.log_().add_(mx)
+
+
 def next_token_stats(logits: torch.Tensor, ids: torch.Tensor, k: int) -> NextTokenStats:
     """Top-k, the log-normaliser and the rank of the next token from logits [T, V] and the ids [T]
     read, working on the logits and one log-normaliser per row instead of materialising log_softmax:
@@ -469,7 +519,7 @@ def next_token_stats(logits: torch.Tensor, ids: torch.Tensor, k: int) -> NextTok
     # log-sum-exp shifted by each row's maximum, which the top-k has just found (torch.logsumexp
     # would look for it again): one pass fewer over [tokens, vocab].
     mx = tl[:, 0]
-    lse = (logits - mx[:, None]).exp_().sum(1).log_().add_(mx)   # [T]
+    lse = _log_norm(logits, mx)                                  # [T]
     nxt = ids[1:]
     l_next = logits[:-1].gather(1, nxt[:, None])[:, 0]
     # rank = 1 + #tokens more probable. Where the next token is in the top k its rank is its place
@@ -480,11 +530,18 @@ def next_token_stats(logits: torch.Tensor, ids: torch.Tensor, k: int) -> NextTok
     if len(miss):
         # NumPy's count of a comparison is a single vectorised pass; torch's bool .sum() converts to
         # int64 first and costs several times more (benchmarks/trace_speed.py).
+        # Rows in blocks through one reused boolean buffer (a fresh [T, V] one cost more in page
+        # faults than the comparisons); blocks of the missed rows only when they are few.
         ln, lt = logits.cpu().numpy(), l_next.cpu().numpy()
-        if 2 * len(miss) > len(nxt):     # most rows: one pass over all rows beats copying them out
-            rank = np.where(rank == 0, np.count_nonzero(ln[:-1] > lt[:, None], axis=1) + 1, rank)
-        else:
-            rank[miss] = np.count_nonzero(ln[miss] > lt[miss, None], axis=1) + 1
+        rows = np.arange(len(nxt)) if 2 * len(miss) > len(nxt) else miss
+        buf = np.empty((min(len(rows), _LSE_ROWS), ln.shape[1]), bool)
+        counts = np.empty(len(rows), np.int64)
+        for a in range(0, len(rows), _LSE_ROWS):
+            r = rows[a:a + _LSE_ROWS]
+            blk = buf[:len(r)]
+            np.greater(ln[r] if rows is miss else ln[r[0]:r[-1] + 1], lt[r, None], out=blk)
+            counts[a:a + len(r)] = np.count_nonzero(blk, axis=1)
+        rank[rows] = np.where(rank[rows] == 0, counts + 1, rank[rows])
     return NextTokenStats(ti, tl - lse[:, None], lse, l_next - lse[:-1], rank)
 
 

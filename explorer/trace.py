@@ -3,8 +3,8 @@
 Exact and fast. The network is run by `explorer.engine` (the one place that runs it). Each layer is
 run with the stock fused kernel (`torch.lstm` / `gru` / `rnn_tanh`,
 what `nn.LSTM` etc. call), one layer at a time so that every layer's outputs h are kept. The gates
-are then recomputed for all steps at once from [x_t, h_{t-1}] with one matrix product per layer
-against [W_ih | W_hh] — no Python loop over time with an LSTMCell. The LSTM cell state needs one cheap
+are then recomputed for all steps at once from [x_t, h_{t-1}], two matrix products per gate into one
+contiguous block (engine.gate_values) — no Python loop over time with an LSTMCell. The LSTM cell state needs one cheap
 element-wise recurrence, c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t, run in NumPy.
 
 Quantities are named after the terms of the equations (PyTorch's gate order is i, f, g, o), each
@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from . import settings
-from .engine import QUANTITIES, freeze, next_token_stats, normalize_state, run_layers, run_layers_batch
+from .engine import (QUANTITIES, freeze, layer_index, layer_number, next_token_stats, normalize_state, run_layers,
+                     run_layers_batch)
 from .errors import InputError, InputTooLong
 from .tokenizer import EOS, Token
 
@@ -51,9 +52,14 @@ RANGES = {"h": (-1.0, 1.0), "i": (0.0, 1.0), "f": (0.0, 1.0), "o": (0.0, 1.0), "
 
 @dataclass(frozen=True)
 class LayerTrace:
-    """One layer's quantities, each a read-only float32 array [tokens, units]."""
+    """One layer's quantities, each a read-only float32 array [tokens, units]. `index` is its position in
+    `Trace.layers` (0 = the bottom layer); `layer` its number as a person reads it (1 = the bottom)."""
     index: int
     values: Mapping[str, np.ndarray]
+
+    @property
+    def layer(self) -> int:
+        return layer_number(self.index)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.values[name]
@@ -114,8 +120,13 @@ class Trace:
         when the next piece does not continue it at a token boundary."""
         return State(self.final_state, self.text[-_TAIL:])
 
+    def layer(self, layer: int | None = None) -> LayerTrace:
+        """The LayerTrace of `layer`, numbered as the app numbers it: 1 = the bottom layer, -1 (and None)
+        = the top one; 0 is refused (explorer.engine.layer_index). `tr.layer(1) is tr.layers[0]`."""
+        return self.layers[layer_index(layer, len(self.layers))]
+
     def to_frame(self):
-        """Tidy DataFrame: one row per (token, layer, quantity, unit)."""
+        """Tidy DataFrame: one row per (token, layer, quantity, unit); layer 1 is the bottom layer."""
         import pandas as pd
         T = len(self)
         frames = []
@@ -124,7 +135,7 @@ class Trace:
                 U = arr.shape[1]
                 frames.append(pd.DataFrame({
                     "position": np.repeat(np.arange(T), U), "token": np.repeat(self.words, U),
-                    "layer": lay.index, "quantity": q, "unit": np.tile(np.arange(U), T),
+                    "layer": lay.layer, "quantity": q, "unit": np.tile(np.arange(U), T),
                     "value": arr.reshape(-1)}))
         if not frames:
             return pd.DataFrame(columns=["position", "token", "layer", "quantity", "unit", "value"])

@@ -180,3 +180,30 @@ def test_probe_states_run_on_one_thread_by_default(tiny_lstm, monkeypatch):
     torch.set_num_threads(2)
     P.states(tiny_lstm, list(_ids(tiny_lstm)))
     assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+
+
+def test_the_blocked_log_normaliser_is_the_whole_matrix_one():
+    torch.manual_seed(2)
+    for T in (1, 63, 64, 65, 200):
+        logits = torch.randn(T, 300) * 4
+        mx = logits.max(1).values
+        want = (logits - mx[:, None]).exp_().sum(1).log_().add_(mx)
+        assert torch.equal(EN._log_norm(logits, mx), want)
+
+
+@pytest.mark.parametrize("mostly_hit", [False, True])
+def test_ranks_in_blocks_match_a_full_count(mostly_hit):
+    """Both rank paths (most rows outside the top k; a few), over more rows than one block."""
+    torch.manual_seed(3)
+    T, V = 200, 300
+    logits = torch.randn(T, V)
+    ids = torch.randint(0, V, (T,))
+    if mostly_hit:                                  # the next token is the top-1 except every 7th row
+        top = logits.argmax(1)
+        ids[1:] = torch.where(torch.arange(1, T) % 7 == 0, ids[1:], top[:-1])
+    s = EN.next_token_stats(logits, ids, 3)
+    logp = torch.log_softmax(logits, -1)
+    want_next = logp[:-1].gather(1, ids[1:, None])[:, 0]
+    want = ((logits[:-1] > logits[:-1].gather(1, ids[1:, None])).sum(1) + 1).numpy()
+    np.testing.assert_array_equal(s.rank, want)
+    torch.testing.assert_close(s.next_logp, want_next)
