@@ -114,7 +114,7 @@ def breakdown(models: Path, texts: list[str]) -> dict:
         a = time.process_time()
         tr = E.trace(m, t, top_k=10)
         b = time.process_time()
-        data = build_player_data(tr, m.config.layers - 1, pos=len(tr) - 1, window=(0, len(tr)))
+        data = build_player_data(tr, m.config.layers, pos=len(tr) - 1, window=(0, len(tr)))
         c = time.process_time()
         sent += len(json.dumps(data.to_json()))
         d = time.process_time()

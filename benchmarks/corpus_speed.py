@@ -43,7 +43,8 @@ def _timed(fn):
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--index", required=True)
-    ap.add_argument("--layer", type=int, default=None, help="default: the top layer in the index")
+    ap.add_argument("--layer", type=int, default=None,
+                    help="1 = the bottom layer (default: the top layer in the index)")
     ap.add_argument("--quantity", default="h")
     ap.add_argument("--threshold", type=float, default=0.3)
     ap.add_argument("--queries", type=int, default=15)

@@ -14,7 +14,8 @@ __all__ = ["LoadedModel", "list_models", "load_model", "save_bundle", "BundleErr
 
 def show(trace_or_text, model=None, layer=None):
     """The Explore player in a Jupyter notebook (an anywidget running explorer/present/assets/player.js): a Trace,
-    or a text read by `model`. See explorer.present.widget. The one import of a higher part from the
+    or a text read by `model`; `layer` 1 = the bottom layer (default: the top). See
+    explorer.present.widget. The one import of a higher part from the
     top of the package, made only when called (tests/test_layout.py names it)."""
     from .present.widget import show as _show
     return _show(trace_or_text, model=model, layer=layer)

@@ -29,6 +29,19 @@ def _positive_int(s):
     return v
 
 
+def _layer(s):
+    """A layer flag's type: 1 = the bottom layer; 0 and negative layers are refused, saying how layers
+    are numbered (explorer.engine.layer_index is the rule)."""
+    from .engine import ZERO_LAYER
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a layer number ({ZERO_LAYER})") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(ZERO_LAYER if v == 0 else f"{s}: {ZERO_LAYER}")
+    return v
+
+
 def _nonneg_float(s):
     try:
         v = float(s)
@@ -79,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                 _classify_parser, _compare_parser):
         add(sub)
     from .corpus.commands import add_parsers as corpus_parsers   # index, match, units
-    corpus_parsers(sub, _positive_int, _nonneg_float)
+    corpus_parsers(sub, _positive_int, _nonneg_float, _layer)
     return p
 
 
@@ -212,7 +225,7 @@ def _export_parser(sub) -> None:
     ex.add_argument("--what", required=True, help="states, predictions or figure:NAME (heatmaps, gates, step, next-words)")
     ex.add_argument("--format", required=True, choices=["csv", "parquet", "json", "png", "svg", "html"])
     ex.add_argument("--out", required=True)
-    ex.add_argument("--layer", type=_positive_int, help="figures: the layer, 1 = the bottom (default: the top)")
+    ex.add_argument("--layer", type=_layer, help="figures: the layer, 1 = the bottom layer (default: the top)")
     ex.add_argument("--position", type=int, help="figures: the selected token row (default: the last)")
 
 
@@ -220,7 +233,7 @@ def _intervene_parser(sub) -> None:
     iv = sub.add_parser("intervene", help="set, add to or scale units of one layer and read on (Δ log P at every step)")
     iv.add_argument("--model", required=True)
     iv.add_argument("--text", required=True)
-    iv.add_argument("--layer", type=_positive_int, required=True, help="1 = the bottom layer")
+    iv.add_argument("--layer", type=_layer, required=True, help="the layer changed, 1 = the bottom layer")
     iv.add_argument("--quantity", required=True, choices=["h", "c", "i", "f", "g", "o"])
     iv.add_argument("--units", required=True, help="comma-separated unit numbers, e.g. 161,40")
     op = iv.add_mutually_exclusive_group(required=True)
@@ -271,8 +284,8 @@ def _compare_parser(sub) -> None:
     _split_arguments(co, held_out=True)
     co.add_argument("--max-tokens", type=_positive_int, default=MAX_TOKENS,
                     help=f"--corpus: about this many tokens, the first part of each book (default {MAX_TOKENS})")
-    co.add_argument("--layer", type=_positive_int,
-                    help="the layer of the unit summary, 1 = the bottom (default: every layer)")
+    co.add_argument("--layer", type=_layer,
+                    help="the layer of the unit summary, 1 = the bottom layer (default: every layer)")
     co.add_argument("--top", type=_positive_int, default=5, help="tokens listed as most worse and most better")
     co.add_argument("--units", type=_positive_int, default=10, help="units listed as changed most")
 

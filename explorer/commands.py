@@ -176,7 +176,7 @@ def cmd_intervene(args, command):
     m = _load(args.model)
     op, value = next((o, v) for o, v in (("set", args.set), ("add", args.add), ("scale", args.scale)) if v is not None)
     try:
-        iv = Intervention(args.layer - 1, args.quantity, _units(args.units), op, value, args.start, args.stop)
+        iv = Intervention(args.layer, args.quantity, _units(args.units), op, value, args.start, args.stop)
         r = intervene(m, args.text, iv, words=[w.strip() for w in args.words.split(",") if w.strip()])
     except ValueError as e:
         raise ExplorerError(str(e)) from None
@@ -221,8 +221,7 @@ def cmd_export(args, command):
     from .files import write_bytes
     from .present.export import export
     m = _load(args.model)
-    data = export(m, args.text, args.what, args.format, layer=None if args.layer is None else args.layer - 1,
-                  position=args.position)
+    data = export(m, args.text, args.what, args.format, layer=args.layer, position=args.position)
     out = write_bytes(args.out, data)
     return {"out": str(out), "what": args.what, "format": args.format, "bytes": len(data), "model": m.name}
 
@@ -232,8 +231,13 @@ def cmd_compare(args, command):
     if len(args.model) != 2:
         raise ExplorerError(f"give --model exactly twice (A, then B), not {len(args.model)} time(s)")
     a, b = _load(args.model[0]), _load(args.model[1])
-    if args.layer is not None and args.layer > a.config.layers:
-        raise ExplorerError(f"--layer {args.layer}: the models have {a.config.layers} layers (1 = the bottom)")
+    if args.layer is not None:
+        from .engine import LAYER_HELP, layer_index
+        try:
+            layer_index(args.layer, a.config.layers)
+        except ExplorerError:
+            raise ExplorerError(f"--layer {args.layer}: the models have {a.config.layers} layers "
+                                f"({LAYER_HELP})") from None
     source, limit = {}, None
     if args.corpus is not None:
         text, source = _compare_corpus(args, a, b)
@@ -242,7 +246,7 @@ def cmd_compare(args, command):
         text, source = _read_input(args.file), {"file": args.file}
     else:
         text = args.text
-    r = compare(a, b, text, None if args.layer is None else args.layer - 1, max_chars=limit)
+    r = compare(a, b, text, args.layer, max_chars=limit)
     return source | r.to_json(top=args.top, units=args.units) | {"command": command}
 
 

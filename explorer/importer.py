@@ -80,7 +80,7 @@ _EMB_NAMES = ("encoder", "embedding", "embeddings", "embed", "emb", "word_embedd
 _DEC_NAMES = ("decoder", "fc", "linear", "out", "output", "proj", "projection", "head", "lm_head",
               "classifier", "fc_out", "dense", "softmax", "logits")
 _RNN_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
-                      r"_l(?P<layer>\d+)(?P<rev>_reverse)?$")
+                      r"_l(?P<index>\d+)(?P<rev>_reverse)?$")         # _l0: PyTorch's list index, 0 = the bottom layer
 _GATES = {4: "lstm", 3: "gru", 1: "rnn"}
 _A = {"lstm": "an LSTM", "gru": "a GRU", "rnn": "an RNN"}
 #: Logit bias of a special token that the imported model never had: exp(-1e4) is 0 in float32, so
@@ -320,11 +320,12 @@ class _Stack:
     cell: str          # lstm | gru | rnn
     gates: int         # rows of weight_hh per hidden unit: 4, 3 or 1
     hidden: int
-    emb: int           # the width of layer 0's input: the embedding size
+    emb: int           # the width of the bottom layer's input: the embedding size
     has_bias: bool
 
-    def key(self, kind: str, layer: int) -> str:
-        return f"{self.prefix}{kind}_l{layer}"
+    def key(self, kind: str, index: int) -> str:
+        """The state-dict key of a layer's tensor; `index` is PyTorch's _l suffix (0 = the bottom layer)."""
+        return f"{self.prefix}{kind}_l{index}"
 
 
 def infer(sd: dict, cell: str | None = None) -> Inferred:
@@ -413,9 +414,10 @@ def _prefix_and_layers(rnn: dict) -> tuple[str, int]:
                and all(heads) else "drop the others from the state dict")
         raise ImportRefused(f"more than one recurrent stack ({', '.join(p.rstrip('.') or '(no prefix)' for p in prefixes)}): "
                             f"only one embedding -> RNN -> decoder model can be imported; {how}")
-    layers = sorted({int(m["layer"]) for m in rnn.values()})
+    layers = sorted({int(m["index"]) for m in rnn.values()})
     if layers != list(range(len(layers))):
-        raise ImportRefused(f"recurrent layers {layers} are not numbered 0..{len(layers) - 1}")
+        raise ImportRefused(f"the recurrent layers' keys end in {', '.join(f'_l{l}' for l in layers)}, not "
+                            f"_l0.._l{len(layers) - 1} (PyTorch numbers its layers' keys from _l0)")
     return prefixes[0], len(layers)
 
 
@@ -434,9 +436,10 @@ def _stack_tensors(sd: dict, st: _Stack, notes: list) -> tuple[dict, dict]:
                 if kind.startswith("bias") and not st.has_bias:
                     state[f"rnn.{kind}_l{l}"] = torch.zeros(shape)
                     continue
-                raise ImportRefused(f"{st.key(kind, l)} is missing (layer {l} of {st.layers})")
+                raise ImportRefused(f"{st.key(kind, l)} is missing (layer {l + 1} of {st.layers}, 1 = the bottom layer)")
             if kind.startswith("bias") and not st.has_bias:
-                raise ImportRefused(f"layer 0 has no biases but {st.key(kind, l)} exists")
+                raise ImportRefused(f"the bottom layer ({st.key('bias_ih', 0)}) has no biases but {st.key(kind, l)} "
+                                    "exists")
             if tuple(t.shape) != shape:
                 raise ImportRefused(f"{st.key(kind, l)} has shape {tuple(t.shape)}; {_A[st.cell]} with "
                                     f"{H} units reading {E if l == 0 else H} inputs needs {shape}")

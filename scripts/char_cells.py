@@ -48,7 +48,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     clean = lambda v: None if isinstance(v, float) and math.isnan(v) else v  # noqa: E731
-    rows = [{"layer": int(r.layer) + 1, "quantity": r.quantity, "unit": int(r.unit),
+    rows = [{"layer": int(r.layer), "quantity": r.quantity, "unit": int(r.unit),
              "r_position": round(float(r.r_position), 4), "auc_late": round(float(r.auc_late), 4),
              "auc_quote": clean(round(float(r.auc_quote), 4))} for r in s.table.head(args.top).itertuples()]
     best = s.best

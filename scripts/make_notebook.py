@@ -19,7 +19,7 @@ cells = [
        "`i, f, g, o, c, h` per layer, each `[tokens, units]`, and the next-token distribution."),
     code("tr = model.trace('A girl walked into a bar, and she said \"Can I have a drink please?\" '\n"
          "                  'The bartender said \"Certainly, miss.\"')\n"
-         "print(len(tr), 'tokens;', tr.layers[1].c.shape, '= [tokens, units] of the top layer\\'s cell state')\n"
+         "print(len(tr), 'tokens;', tr.layer(2).c.shape, '= [tokens, units] of the cell state of layer 2, the top')\n"
          "tr.top_words(len(tr) - 2, 5)     # after 'miss': the five most probable next tokens"),
     code("states = tr.to_frame()            # tidy: one row per (token, layer, quantity, unit)\n"
          "states.head()"),
@@ -32,7 +32,7 @@ cells = [
        "The Explore page's figures by name (`heatmaps`, `gates`, `step`, `next-words`), and the same "
        "exports as `python -m explorer export`: CSV / Parquet / JSON for data, PNG / SVG (Kaleido and "
        "Chromium) or self-contained HTML for figures."),
-    code("fig = export.build_figure('step', tr, model, layer=1, t=len(tr) - 1)\nfig"),
+    code("fig = export.build_figure('step', tr, model, layer=2, t=len(tr) - 1)   # layer 1 = the bottom layer\nfig"),
     code("import io, pandas as pd\n"
          "parquet = export.export(model, tr.text, 'states', 'parquet', tr=tr)\n"
          "html = export.export(model, tr.text, 'figure:heatmaps', 'html', tr=tr)\n"

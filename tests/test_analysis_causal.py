@@ -55,10 +55,10 @@ def test_stepwise_rows_match_the_trace(tiny_lstm, tiny_gru, tiny_rnn):
 # ---------------------------------------------------------------------------- interventions
 @pytest.mark.parametrize("quantity", ["h", "c"])
 def test_setting_units_to_their_own_values_is_bit_identical(tiny_lstm, quantity):
-    probe_iv = IV.Intervention(0, quantity, (3, 7), "scale", 1.0, 4, 9)
+    probe_iv = IV.Intervention(1, quantity, (3, 7), "scale", 1.0, 4, 9)
     base = IV.intervene(tiny_lstm, GIRL, probe_iv)
     own = getattr(base, quantity)[0, 0, 6, [3, 7]]               # row 0 = the unchanged run, step 6
-    r = IV.intervene(tiny_lstm, GIRL, IV.Intervention(0, quantity, (3, 7), "set", tuple(own), 6, 6))
+    r = IV.intervene(tiny_lstm, GIRL, IV.Intervention(1, quantity, (3, 7), "set", tuple(own), 6, 6))
     assert np.array_equal(r.h[:, 1], r.h[:, 0]) and np.array_equal(r.c[:, 1], r.c[:, 0])
     assert np.array_equal(r.next_logp[1], r.next_logp[0], equal_nan=True)
     assert np.array_equal(r.word_logp[1], r.word_logp[0])
@@ -68,9 +68,9 @@ def test_setting_units_to_their_own_values_is_bit_identical(tiny_lstm, quantity)
 
 def test_own_value_in_an_rnn_and_a_gru(tiny_rnn, tiny_gru):
     for m in (tiny_rnn, tiny_gru):
-        base = IV.intervene(m, GIRL, IV.Intervention(1, "h", (2,), "add", 0.0, 3))
+        base = IV.intervene(m, GIRL, IV.Intervention(2, "h", (2,), "add", 0.0, 3))
         own = float(base.h[1, 0, 8, 2])
-        r = IV.intervene(m, GIRL, IV.Intervention(1, "h", (2,), "set", own, 8, 8))
+        r = IV.intervene(m, GIRL, IV.Intervention(2, "h", (2,), "set", own, 8, 8))
         assert r.c is None and np.array_equal(r.h[:, 1], r.h[:, 0])
         assert np.array_equal(r.next_logp[1], r.next_logp[0], equal_nan=True)
 
@@ -117,36 +117,38 @@ def _cell_loop(m, text, layer, quantity, units, value, start, stop):
     return np.stack(out_h), np.stack(out_c), logp
 
 
-@pytest.mark.parametrize("layer,quantity,value", [(0, "c", 0.0), (1, "c", 2.5), (0, "h", -0.7), (0, "f", 0.0)])
+@pytest.mark.parametrize("layer,quantity,value", [(1, "c", 0.0), (2, "c", 2.5), (1, "h", -0.7), (1, "f", 0.0)])
 def test_clamping_matches_a_hand_written_lstmcell_loop(tiny_lstm, layer, quantity, value):
     units, start, stop = [1, 5, 11], 3, 14
     r = IV.intervene(tiny_lstm, GIRL, IV.Intervention(layer, quantity, tuple(units), "set", value, start, stop))
-    h, c, logp = _cell_loop(tiny_lstm, GIRL, layer, quantity, units, value, start, stop)
+    h, c, logp = _cell_loop(tiny_lstm, GIRL, layer - 1, quantity, units, value, start, stop)   # a list index
     np.testing.assert_allclose(r.h[:, 1], h, atol=1e-5)
     np.testing.assert_allclose(r.c[:, 1], c, atol=1e-5)
     ids = r.ids
     np.testing.assert_allclose(r.next_logp[1, :-1], logp[np.arange(len(ids) - 1), ids[1:]], atol=1e-5)
-    assert r.state_change("c")[layer, start:].max() > 0 and np.all(r.state_change("h")[:, :start] == 0)
+    assert r.state_change("c")[layer - 1, start:].max() > 0 and np.all(r.state_change("h")[:, :start] == 0)
 
 
 def test_intervention_refuses_what_does_not_fit(tiny_lstm, tiny_rnn):
     with pytest.raises(ValueError, match="layer 3 does not exist"):
-        IV.intervene(tiny_lstm, GIRL, IV.Intervention(2, "c", (1,)))
+        IV.intervene(tiny_lstm, GIRL, IV.Intervention(3, "c", (1,)))
+    with pytest.raises(ValueError, match="layers are numbered from 1, the bottom layer"):
+        IV.Intervention(0, "c", (1,))
     with pytest.raises(ValueError, match="unit 99"):
-        IV.intervene(tiny_lstm, GIRL, IV.Intervention(0, "c", (99,)))
+        IV.intervene(tiny_lstm, GIRL, IV.Intervention(1, "c", (99,)))
     with pytest.raises(ValueError, match="can be changed in h"):
-        IV.intervene(tiny_rnn, GIRL, IV.Intervention(0, "c", (1,)))
+        IV.intervene(tiny_rnn, GIRL, IV.Intervention(1, "c", (1,)))
     with pytest.raises(ValueError, match="outside the text"):
-        IV.intervene(tiny_lstm, GIRL, IV.Intervention(0, "c", (1,), start=500))
+        IV.intervene(tiny_lstm, GIRL, IV.Intervention(1, "c", (1,), start=500))
     with pytest.raises(ValueError, match="op must be"):
-        IV.Intervention(0, "c", (1,), "zap")
+        IV.Intervention(1, "c", (1,), "zap")
 
 
 def test_unit_effects_agree_with_single_interventions(tiny_lstm):
-    df = IV.unit_effects(tiny_lstm, GIRL, 1, "c", "miss", "sir", batch=7)
+    df = IV.unit_effects(tiny_lstm, GIRL, 2, "c", "miss", "sir", batch=7)
     assert sorted(df["unit"]) == list(range(16)) and df["effect"].abs().is_monotonic_decreasing
     u = int(df["unit"][0])
-    r = IV.intervene(tiny_lstm, GIRL, IV.Intervention(1, "c", (u,), "set", 0.0), words=["miss", "sir"])
+    r = IV.intervene(tiny_lstm, GIRL, IV.Intervention(2, "c", (u,), "set", 0.0), words=["miss", "sir"])
     d = r.delta_words[-1]
     assert df["effect"][0] == pytest.approx(d[0] - d[1], abs=1e-5)
 
@@ -165,7 +167,7 @@ def test_patching_the_top_h_at_the_last_position_restores_exactly_all(grid):
 def test_patching_nothing_restores_nothing(tiny_lstm, grid):
     assert np.all(grid.restored[:, :, 0] == 0.0)        # position 0: the boundary, the same in both runs
     assert np.all(grid.restored[:, :, 1] == 0.0)        # "A": still the same
-    none = PA.patch_one(tiny_lstm, GIRL, BOY, "miss", "sir", 0, 5, None)
+    none = PA.patch_one(tiny_lstm, GIRL, BOY, "miss", "sir", 1, 5, None)
     assert none.restored == 0.0 and np.all(none.state_change("h") == 0)
     assert np.all(grid.restored[grid.quantities.index("c"), :, -1] == 0.0)   # c at the end feeds nothing
 
@@ -174,7 +176,7 @@ def test_the_grid_agrees_with_the_one_at_a_time_loop(tiny_lstm, grid):
     loop = PA.patch_grid(tiny_lstm, GIRL, BOY, "miss", "sir", batched=False)
     assert np.array_equal(loop.metric, grid.metric)
     for q, l, t in [("h", 0, 2), ("c", 0, 9), ("h", 1, 12), ("c", 1, 20)]:
-        one = PA.patch_one(tiny_lstm, GIRL, BOY, "miss", "sir", l, t, q)   # stepwise rerun with an edit hook
+        one = PA.patch_one(tiny_lstm, GIRL, BOY, "miss", "sir", l + 1, t, q)   # layer l + 1: list index l
         assert one.restored == pytest.approx(float(grid.restored[grid.quantities.index(q), l, t]), abs=1e-6)
 
 
@@ -199,13 +201,13 @@ def test_two_sessions_patching_at_once_match_sequential_runs(tiny_lstm):
     """The shared model is never changed: no gradients, no hooks, no mode switch."""
     before = {k: v.clone() for k, v in tiny_lstm.lm.state_dict().items()}
     seq = [PA.patch_grid(tiny_lstm, GIRL, BOY, "miss", "sir").metric,
-           IV.intervene(tiny_lstm, GIRL, IV.Intervention(1, "c", (3,), "set", 0.0)).h]
+           IV.intervene(tiny_lstm, GIRL, IV.Intervention(2, "c", (3,), "set", 0.0)).h]
     out = {}
 
     def work(name):
         for _ in range(3):
             out[name] = (PA.patch_grid(tiny_lstm, GIRL, BOY, "miss", "sir").metric,
-                         IV.intervene(tiny_lstm, GIRL, IV.Intervention(1, "c", (3,), "set", 0.0)).h)
+                         IV.intervene(tiny_lstm, GIRL, IV.Intervention(2, "c", (3,), "set", 0.0)).h)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in ("a", "b")]
     for t in threads:
@@ -266,23 +268,23 @@ def test_probe_with_a_control_task_on_a_tiny_model(tiny_lstm):
     tok = tiny_lstm.tokenizer
     toks = tok.tokenize((TEXT + "\n\n") * 6)
     rep = PR.probe_tokens(tiny_lstm, "quote", toks[: len(toks) // 2], toks[len(toks) // 2:], seed=1)
-    assert {(s.layer, s.quantity) for s in rep.scores} == {(0, "h"), (0, "c"), (1, "h"), (1, "c")}
+    assert {(s.layer, s.quantity) for s in rep.scores} == {(1, "h"), (1, "c"), (2, "h"), (2, "c")}
     for s in rep.scores:
         assert 0 <= s.control_accuracy <= 1 and 0 <= s.accuracy <= 1
         assert s.selectivity == pytest.approx(s.accuracy - s.control_accuracy)
     assert sum(rep.test_counts) == rep.n_test and rep.label_names == ("outside", "inside")
     tr = trace(tiny_lstm, GIRL)
-    p = PR.readout(rep, tiny_lstm, tr, 1, "h")
+    p = PR.readout(rep, tiny_lstm, tr, 2, "h")
     assert p.shape == (len(tr), 2) and np.allclose(p.sum(1), 1)
     js = rep.to_json()
     assert js["scores"][0]["verdict"] and set(js["test_counts"]) == {"outside", "inside"}
 
 
 def test_a_probe_no_better_than_its_control_says_nothing():
-    s = PR.ProbeScore(0, "h", accuracy=0.91, control_accuracy=0.89, majority=0.6, control_majority=0.6)
+    s = PR.ProbeScore(1, "h", accuracy=0.91, control_accuracy=0.89, majority=0.6, control_majority=0.6)
     assert "says nothing" in s.verdict
-    assert "selective" in PR.ProbeScore(0, "h", 0.95, 0.7, 0.6, 0.6).verdict
-    assert "most common label" in PR.ProbeScore(0, "h", 0.605, 0.5, 0.6, 0.6).verdict
+    assert "selective" in PR.ProbeScore(1, "h", 0.95, 0.7, 0.6, 0.6).verdict
+    assert "most common label" in PR.ProbeScore(1, "h", 0.605, 0.5, 0.6, 0.6).verdict
 
 
 @needs_fiction()
@@ -318,18 +320,18 @@ def test_item_scores_agree_with_the_minimal_pair_evaluation(tiny_lstm):
 
 def test_patched_trace_is_the_patched_run(tiny_lstm, tiny_gru):
     tr0 = trace(tiny_lstm, BOY)
-    none = PA.patched_trace(tiny_lstm, GIRL, BOY, "miss", "sir", 0, 3, None)      # nothing patched: the trace
+    none = PA.patched_trace(tiny_lstm, GIRL, BOY, "miss", "sir", 1, 3, None)      # nothing patched: the trace
     for l in range(2):
         for q in ("h", "c", "i", "f", "g", "o"):
             np.testing.assert_allclose(none.layers[l][q], tr0.layers[l][q], atol=1e-5)
     np.testing.assert_allclose(none.next_prob[:-1], tr0.next_prob[:-1], rtol=1e-4)
     assert np.array_equal(none.topk_ids[:, 0], tr0.topk_ids[:, 0])
-    run = PA.patch_one(tiny_lstm, GIRL, BOY, "miss", "sir", 0, 9, "c")
-    pt = PA.patched_trace(tiny_lstm, GIRL, BOY, "miss", "sir", 0, 9, "c")
+    run = PA.patch_one(tiny_lstm, GIRL, BOY, "miss", "sir", 1, 9, "c")
+    pt = PA.patched_trace(tiny_lstm, GIRL, BOY, "miss", "sir", 1, 9, "c")
     assert np.array_equal(pt.layers[1].h, run.h[1, 1]) and np.array_equal(pt.layers[0].c, run.c[0, 1])
     np.testing.assert_allclose(pt.layers[0].c[9], trace(tiny_lstm, GIRL).layers[0].c[9], atol=1e-5)  # the clean c
     assert not np.allclose(pt.layers[1].h[10:], tr0.layers[1].h[10:], atol=1e-4)
-    g = PA.patched_trace(tiny_gru, GIRL, BOY, "miss", "sir", 1, 5, "h")
+    g = PA.patched_trace(tiny_gru, GIRL, BOY, "miss", "sir", 2, 5, "h")
     assert set(g.layers[0].names) == {"h", "r", "z", "n"}
 
 
@@ -367,7 +369,7 @@ def test_json_numbers_keep_six_significant_figures(tiny_lstm):
     """A probability of 4.1e-06 is printed as 4.1e-06, never rounded to 0.0."""
     from explorer.analysis.intervene import Intervention, intervene
     from explorer.trace import significant
-    res = intervene(tiny_lstm, GIRL, Intervention(0, "c", (1,), "set", 0.0, 2), words=("miss", "sir"))
+    res = intervene(tiny_lstm, GIRL, Intervention(1, "c", (1,), "set", 0.0, 2), words=("miss", "sir"))
     js = res.to_json()
     probs = [p for s in js["steps"] for w in s["words"].values() for p in (w["p_before"], w["p_after"])]
     tiny = [p for p in probs if 0 < p < 1e-4]

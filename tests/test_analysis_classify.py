@@ -55,7 +55,7 @@ def test_fits_and_generalises(fitted):
     assert met["train"]["n"] == 2 * 2 * 40 and met["test"]["n"] == 2 * 40     # 400 tokens / 10 per passage
     assert met["train"]["accuracy"] >= 0.85 and met["test"]["accuracy"] >= 0.8   # a random tiny LSTM's states
     assert "notes.txt" not in clf.meta["corpus"]["train_files"]
-    assert clf.meta["layer"] == 1 and clf.meta["model"]["hidden_size"] == 16
+    assert clf.meta["layer"] == 2 and clf.meta["model"]["hidden_size"] == 16      # the top layer (1 = the bottom)
     assert clf.meta["feature"] == "state" and clf.meta["dim"] == 2 * 2 * 16 == clf.weight.numel()
     assert (out / "classifier.safetensors").is_file() and (out / "classifier.json").is_file()
 
@@ -83,7 +83,7 @@ def test_final_states_are_the_trace_final_states(fitted, tiny_rnn):
     m = fitted[0]
     texts = ["Mary loves John .", "John loves Mary .", "He took his hat ."]
     ids = [m.tokenizer.encode(t) for t in texts]
-    X = final_states(m, ids, layer=0)
+    X = final_states(m, ids, layer=1)
     S = final_states(m, ids, feature="state")
     C = final_states(m, ids, feature="c")
     for j, text in enumerate(texts):
@@ -101,10 +101,10 @@ def test_final_states_are_the_trace_final_states(fitted, tiny_rnn):
 def test_other_features_roundtrip(corpus, tmp_path, feature):
     m = make_model("lstm", seed=0)
     clf = train_author_classifier(m, corpus, tmp_path, passage_tokens=10, max_per_class=40,
-                                  max_test_per_class=20, feature=feature, layer=0)
+                                  max_test_per_class=20, feature=feature, layer=1)
     assert clf.weight.numel() == {"h": 16, "c": 32}[feature]
     loaded = load_author_classifier(tmp_path)
-    assert loaded.feature == feature and loaded.layer == 0
+    assert loaded.feature == feature and loaded.layer == 1
     assert predict(m, loaded, "Mary loves John .")["austen"] == pytest.approx(
         predict(m, clf, "Mary loves John .")["austen"], abs=1e-9)
 

@@ -38,13 +38,13 @@ def test_norms_and_delta_equal_the_traces(tiny_lstm):
     for l in range(2):
         np.testing.assert_allclose(c.dh[l], np.linalg.norm(a.layers[l].h.astype(np.float64) - b.layers[l].h, axis=1))
         np.testing.assert_allclose(c.dc[l], np.linalg.norm(a.layers[l].c.astype(np.float64) - b.layers[l].c, axis=1))
-    np.testing.assert_allclose(c.delta("c", 0), b.layers[0].c - a.layers[0].c)
+    np.testing.assert_allclose(c.delta("c", 1), b.layers[0].c - a.layers[0].c)
     diff = [j for j in range(c.n) if not c.same_token[j]]
     assert [c.tokens_a[j] for j in diff] == ["girl", "she"] and [c.tokens_b[j] for j in diff] == ["boy", "he"]
     assert np.all(c.dh[:, :2] == 0) and np.all(c.dh[:, 2:] > 0)     # identical until "girl" / "boy"
     assert c.bag_difference == {"boy": -1, "girl": 1, "he": -1, "she": 1}
     fr = c.frame()
-    assert len(fr) == c.n and {"dh_l0", "dc_l1", "top_a", "top_b"} <= set(fr.columns)
+    assert len(fr) == c.n and {"dh_l1", "dc_l2", "top_a", "top_b"} <= set(fr.columns)
 
 
 def test_next_word_comparison_matches_trace(tiny_lstm):

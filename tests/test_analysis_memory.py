@@ -14,13 +14,14 @@ from conftest import make_model
 TEXT = 'Mary loves John . "Certainly, miss," said the bartender, and the girl smiled . It was the best of times'
 
 
-@pytest.mark.parametrize("layer", [0, 1])
+@pytest.mark.parametrize("layer", [1, 2])
 def test_parts_sum_to_c_at_every_step(tiny_lstm, layer):
     tr = trace(tiny_lstm, TEXT)
     for t in range(len(tr)):
         p = cell_provenance(tr, step=t, layer=layer)
         assert p.parts.shape == (t + 1, 16)
-        np.testing.assert_allclose(p.total, tr.layers[layer].c[t], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(p.total, tr.layers[layer - 1].c[t], atol=1e-5, rtol=0)
+        assert p.layer == layer
         assert not p.initial.any()                     # a fresh state: c_0 = 0
 
 
@@ -30,16 +31,16 @@ def test_parts_sum_to_stock_lstm_cell_state_with_carried_state():
     state = (torch.randn(2, 1, 12, generator=g), 3 * torch.randn(2, 1, 12, generator=g))
     tr = trace(m, TEXT, state=state)
     _, (hn, cn) = m.lm.rnn(m.lm.embedding(torch.tensor([[t.id for t in tr.tokens]])), state)
-    for layer in (0, 1):
+    for layer in (1, 2):
         p = cell_provenance(tr, layer=layer, c0=state)
         assert np.abs(p.initial).max() > 0
-        np.testing.assert_allclose(p.total, cn[layer, 0].numpy(), atol=1e-5, rtol=0)
+        np.testing.assert_allclose(p.total, cn[layer - 1, 0].numpy(), atol=1e-5, rtol=0)
         # the explicit formula, term by term, for one unit
-        lay, u, T = tr.layers[layer], 3, len(tr)
+        lay, u, T = tr.layers[layer - 1], 3, len(tr)
         f, i, gg = (np.asarray(lay[q][:, u], np.float64) for q in "fig")
         for k in range(T):
             assert p.parts[k, u] == pytest.approx(np.prod(f[k + 1:]) * i[k] * gg[k], abs=1e-12)
-        assert p.initial[u] == pytest.approx(np.prod(f) * float(state[1][layer, 0, u]), abs=1e-12)
+        assert p.initial[u] == pytest.approx(np.prod(f) * float(state[1][layer - 1, 0, u]), abs=1e-12)
 
 
 def test_provenance_invariants(tiny_lstm):
@@ -57,12 +58,12 @@ def test_provenance_invariants(tiny_lstm):
 def test_memory_matrix_agrees_with_provenance(tiny_lstm):
     tr = trace(tiny_lstm, TEXT)
     T = len(tr)
-    mm = memory_matrix(tr, layer=0, unit=5)
-    mn = memory_matrix(tr, layer=0)
+    mm = memory_matrix(tr, layer=1, unit=5)
+    mn = memory_matrix(tr, layer=1)
     assert mm.values.shape == (T, T)
     assert np.isnan(mm.values[np.tril_indices(T, -1)]).all()      # nothing written after "now"
     for t in (0, 7, T - 1):
-        p = cell_provenance(tr, step=t, layer=0)
+        p = cell_provenance(tr, step=t, layer=1)
         np.testing.assert_allclose(mm.values[: t + 1, t], p.parts[:, 5], atol=1e-12)
         np.testing.assert_allclose(mn.values[: t + 1, t], np.linalg.norm(p.parts, axis=1), atol=1e-12)
     np.testing.assert_allclose(np.nansum(mm.values, 0), tr.layers[0].c[:, 5], atol=1e-5)
@@ -74,13 +75,13 @@ def test_memory_matrix_agrees_with_provenance(tiny_lstm):
 def test_half_life_formula_and_order():
     f = np.array([[0.5, 0.9, 1.0, 0.8]] * 3 + [[0.5, 0.9, 1.0, 0.6]], np.float32)
     fake = SimpleNamespace(cell="lstm", layers=[SimpleNamespace(f=f, index=0)])
-    df = half_lives(fake, layer=0)
+    df = half_lives(fake, layer=1)
     assert list(df["unit"]) == [2, 1, 3, 0]
     assert np.isinf(df["half_life"].iloc[0])
     assert df.set_index("unit").loc[1, "half_life"] == pytest.approx(np.log(0.5) / np.log(0.9), rel=1e-6)
     assert df.set_index("unit").loc[0, "half_life"] == pytest.approx(1.0, rel=1e-6)
     assert df.set_index("unit").loc[3, "mean_forget"] == pytest.approx(0.75, rel=1e-6)
-    geo = half_lives(fake, layer=0, average="geometric").set_index("unit")
+    geo = half_lives(fake, layer=1, average="geometric").set_index("unit")
     assert geo.loc[3, "mean_forget"] == pytest.approx(np.exp(np.log([0.8, 0.8, 0.8, 0.6]).mean()), rel=1e-6)
 
 
@@ -115,7 +116,7 @@ def test_occlusion_fade_agrees_with_two_traces(cell):
 def test_occlusion_fade_same_word_is_zero_and_layer_choice(tiny_lstm):
     df = occlusion_fade(tiny_lstm, "Mary loves John .", replacement="mary")
     assert np.allclose(df[["dh", "tv", "kl"]].to_numpy(), 0)
-    low = occlusion_fade(tiny_lstm, "Mary loves John .", replacement="john", layer=0)
+    low = occlusion_fade(tiny_lstm, "Mary loves John .", replacement="john", layer=1)
     a, b = trace(tiny_lstm, "Mary loves John ."), trace(tiny_lstm, "John loves John .")
     np.testing.assert_allclose(low["dh"], np.linalg.norm(a.layers[0].h - b.layers[0].h, axis=1)[1:], atol=1e-5)
     with pytest.raises(ValueError):

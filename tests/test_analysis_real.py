@@ -50,7 +50,7 @@ def test_mary_john(lstm):
 
 def test_exactness_on_the_trained_weights(lstm):
     tr = E.trace(lstm, GIRL)
-    for layer in range(lstm.config.layers):
+    for layer in range(1, lstm.config.layers + 1):          # 1 = the bottom layer
         p = cell_provenance(tr, layer=layer)
         scale = max(1.0, float(np.abs(p.c).max()))
         np.testing.assert_allclose(p.total, p.c, atol=1e-5 * scale, rtol=0)

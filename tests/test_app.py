@@ -119,7 +119,7 @@ def test_explore_opens_on_the_default_preset(app, tiny_lstm):
     assert (d["n"], d["lo"], d["hi"], d["pos"]) == (n, 0, n, n - 1)       # a new text selects its last token
     assert [h["q"] for h in d["heat"]] == ["h", "c"]                      # the other tabs are sent when chosen
     assert d["views"] == ["States h · c", GATES_TAB, "Unit inspector"] and d["view"] == "States h · c"
-    assert d["layer"] == 1 and set(d["gates"]) == {"i", "f", "o"}
+    assert d["layer"] == 2 and set(d["gates"]) == {"i", "f", "o"}                 # the top layer
     assert len(d["next"]) == len(d["readout"]) == n and d["next"][-1]["actual"] is None
     assert not app.get("plotly_chart")                                    # no Plotly figure on the default view
 
@@ -171,11 +171,11 @@ def test_a_long_text_is_sent_a_window_at_a_time(app, monkeypatch):
 
 def test_switching_layer_redraws_the_heatmaps(app):
     top = player(app)
-    assert top["layer"] == 1                                  # opens on the top layer
-    app.radio(key="layer").set_value(0).run()
+    assert top["layer"] == 2                                  # opens on the top layer
+    app.radio(key="layer").set_value(1).run()                # layer 1: the bottom
     assert_clean(app)
     low = player(app)
-    assert low["layer"] == 0 and low["sig"] == top["sig"]      # same text: the player keeps its selection
+    assert low["layer"] == 1 and low["sig"] == top["sig"]      # same text: the player keeps its selection
     assert not np.allclose(heat(top, "h"), heat(low, "h"))
 
 
@@ -252,7 +252,7 @@ def test_switching_to_an_rnn(app, models_dir):
     d = player(app)
     assert d["cell"] == "rnn" and d["gates"] == {} and set(d["states"]) == {"h"}
     assert [h["q"] for h in d["heat"]] == ["h"] and d["views"] == ["State h", "Unit inspector"]
-    app.radio(key="layer").set_value(0).run()
+    app.radio(key="layer").set_value(1).run()
     assert_clean(app)
     app.selectbox(key="model").set_value(str(models_dir / "tiny-lstm")).run()
     assert_clean(app)

@@ -17,4 +17,4 @@ def test_explore_offers_downloads_and_python(models_dir, monkeypatch):
     assert "build_figure('step'" in code
     ns: dict = {}
     exec(compile(code, "<copied>", "exec"), ns)
-    assert ns["fig"].layout.meta["layer"] == 1 and len(ns["states"]) > 0
+    assert ns["fig"].layout.meta["layer"] == 2 and len(ns["states"]) > 0        # the top layer, as the page shows

@@ -273,7 +273,7 @@ def test_02_typing_a_sentence_redraws_the_player(page, browser_models):
         m = re.fullmatch(r"token “(.+)” \(#(\d+)\)\nunit (\d+)\n(\w) = (\S+)", tip.inner_text().strip())
         assert m, tip.inner_text()
         assert (m[1], int(m[2]), m[4]) == ("saw", col, q), tip.inner_text()
-        expected = float(tr.layers[layer].values[q][col, int(m[3])])
+        expected = float(tr.layer(layer).values[q][col, int(m[3])])      # data-layer: 1 = the bottom
         assert float(m[5]) == pytest.approx(expected, abs=1.5e-3, rel=1e-2), (tip.inner_text(), expected)
     pg.mouse.move(2, 2)
     tip.wait_for(state="hidden")
@@ -407,7 +407,7 @@ def test_06_switch_layer_and_tabs(page):
     wait_selected(pg, 3)
     mark_drawn(pg)
     pg.locator('[data-testid="stSidebar"] label').filter(has_text="Layer 1").click()
-    wait_player(pg, f"{REDRAWN} && p.dataset.layer === '0'")
+    wait_player(pg, f"{REDRAWN} && p.dataset.layer === '1'")        # layer 1: the bottom
     titles = heat_titles(pg)
     assert [t[0] for t in titles] == ["h", "c"] and heat_layers(pg) == [1, 1], titles
     assert title(pg, "step-change").endswith("(layer 1)") and title(pg, "step-gates").endswith("(layer 1)")
@@ -428,7 +428,7 @@ def test_06_switch_layer_and_tabs(page):
     pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1")
     assert any("of chosen units (layer 1)" in t for t in plot_titles(pg)), plot_titles(pg)
     pg.wait_for_function("document.querySelector('.js-plotly-plot')?.layout?.meta?.selected === 3")
-    assert unit_plot_meta(pg)["layer"] == 0
+    assert unit_plot_meta(pg)["layer"] == 1
     keyboard_focus_page(pg)
     pg.keyboard.press("ArrowRight")
     wait_selected(pg, 4)
@@ -439,7 +439,7 @@ def test_06_switch_layer_and_tabs(page):
     wait_selected(pg, 4)
     mark_drawn(pg)
     pg.locator('[data-testid="stSidebar"] label').filter(has_text="Layer 2").click()
-    wait_player(pg, f"{REDRAWN} && p.dataset.layer === '1'")
+    wait_player(pg, f"{REDRAWN} && p.dataset.layer === '2'")
     assert heat_layers(pg) == [2, 2], heat_titles(pg)
     assert title(pg, "step-change").endswith("(layer 2)")
     no_exceptions(pg)

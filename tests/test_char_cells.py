@@ -48,8 +48,8 @@ def test_pieces_equal_one_trace_and_scores_agree_with_reference(one_thread):
     whole = E.trace(m, text)
     assert "".join(chars) == text
     for lay in whole.layers:
-        np.testing.assert_allclose(vals[(lay.index, "c")], lay.values["c"][1:], atol=1e-5)
-        np.testing.assert_allclose(vals[(lay.index, "h")], lay.values["h"][1:], atol=1e-5)
+        np.testing.assert_allclose(vals[(lay.layer, "c")], lay.values["c"][1:], atol=1e-5)     # keys: layer from 1
+        np.testing.assert_allclose(vals[(lay.layer, "h")], lay.values["h"][1:], atol=1e-5)
     s = CC.find_line_cells(m, text)
     assert len(s.table) == 2 * 2 * 12 and s.n_quoted == 0 and s.table["auc_quote"].isna().all()
     best = s.best

@@ -138,8 +138,8 @@ def test_layer_restricts_the_unit_summary(pair):
     a, b = pair
     every = compare(a, b, SENTENCE)
     top = compare(a, b, SENTENCE, layer=-1)
-    bottom = compare(a, b, SENTENCE, layer=0)
-    assert every.layer is None and top.layer == 1 and bottom.layer == 0
+    bottom = compare(a, b, SENTENCE, layer=1)
+    assert every.layer is None and top.layer == 2 and bottom.layer == 1
     assert set(every.changed_units(None)["layer"]) == {1, 2}
     assert set(top.changed_units(None)["layer"]) == {2} and set(bottom.changed_units(None)["layer"]) == {1}
     best = top.changed_units(1).iloc[0]
@@ -148,7 +148,9 @@ def test_layer_restricts_the_unit_summary(pair):
     assert j["layer"] == 1 and j["units"]["layers"] == [1] and len(j["units"]["mean_abs_dh"][0]) == 16
     assert [u["layer"] for u in j["units"]["changed_most"]] == [1, 1, 1]
     with pytest.raises(PositionError, match="2 layers"):
-        compare(a, b, SENTENCE, layer=2)
+        compare(a, b, SENTENCE, layer=3)
+    with pytest.raises(InputError, match="layers are numbered from 1, the bottom layer"):
+        compare(a, b, SENTENCE, layer=0)
 
 
 def test_json_shape_and_six_significant_figures(pair):
@@ -259,7 +261,7 @@ def test_cli_text_file_and_corpus(bundles, tmp_path):
     r = run_cli("--model", a, "--model", b, "--text", SENTENCE, "--layer", "2", "--top", "2", "--units", "3")
     assert r.returncode == 0, r.stderr
     j = json.loads(r.stdout)
-    want = compare(E.load_model(a), E.load_model(b), SENTENCE, layer=1).to_json(top=2, units=3)
+    want = compare(E.load_model(a), E.load_model(b), SENTENCE, layer=2).to_json(top=2, units=3)
     assert {k: j[k] for k in want} == want
     assert j["layer"] == 2 and j["command"].startswith("python -m explorer compare")
 
@@ -371,7 +373,7 @@ def test_page_opens_with_a_strip_two_lists_and_the_units(bundles, monkeypatch):
     at.select_slider(key="cmp_token").set_value(2).run()
     assert not at.exception and at.query_params["token"] == "2"
     assert list(at.dataframe[0].value["word"]) == list(c.predictions(2)["word_a"])
-    at.radio(key="cmp_layer").set_value(0).run()
+    at.radio(key="cmp_layer").set_value(1).run()
     assert "layer 1" in titled(at, "The units that changed most")["layout"]["title"]["text"]
 
 

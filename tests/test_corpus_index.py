@@ -97,14 +97,14 @@ def test_index_equals_trace(tmp_path, corpus, cell):
         assert (rows["file"] == f["path"]).all()
         for l in idx.layers:
             for q in idx.quantities:
-                ref = tr.layers[l][q]
+                ref = tr.layer(l)[q]                       # the index's layers count from 1
                 by_token = idx.rows(l, q, r0, r1)
                 by_unit = idx.units(l, q, range(idx.n_units))[r0:r1]
                 assert np.abs(by_token - ref).max() <= 1e-3, (f["path"], l, q)
                 assert np.array_equal(by_token, by_unit)
     # the chunk layout: a few units over all tokens, all units over a few tokens
-    assert idx.array(0, "h", "by_unit").chunks == (min(IX.BY_UNIT_ROWS, idx.n_tokens), 1)
-    assert idx.array(0, "h", "by_token").chunks == (min(IX.BY_TOKEN_ROWS, idx.n_tokens), idx.n_units)
+    assert idx.array(1, "h", "by_unit").chunks == (min(IX.BY_UNIT_ROWS, idx.n_tokens), 1)
+    assert idx.array(1, "h", "by_token").chunks == (min(IX.BY_TOKEN_ROWS, idx.n_tokens), idx.n_units)
     assert card["chunks"]["by_unit"] == [min(IX.BY_UNIT_ROWS, idx.n_tokens), 1]
 
 
@@ -229,7 +229,7 @@ def test_index_of_another_model_is_refused(tmp_path, corpus, plain, capsys):
     from explorer import save_bundle
     save_bundle(tmp_path / "other", other.lm, other.tokenizer, {"name": "other"})
     rc = main(["match", "--index", str(out), "--text", "Mary loves John.", "--start", "1", "--end", "2",
-               "--layer", "0", "--model", str(tmp_path / "other")])
+               "--layer", "1", "--model", str(tmp_path / "other")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "was built for model" in err
 
@@ -252,24 +252,25 @@ def test_out_folder_with_other_files_is_refused(tmp_path, corpus, tiny_lstm):
 def test_cli_index_then_units_and_match(tmp_path, corpus, bundle_dir, capsys):
     out = tmp_path / "cli"
     rc = main(["index", "--model", str(bundle_dir), "--corpus", str(corpus), "--out", str(out),
-               "--quantities", "h", "--layers", "1", "--no-progress"])
+               "--quantities", "h", "--layers", "2", "--no-progress"])      # the top layer only
     res = json.loads(capsys.readouterr().out)
-    assert rc == 0 and res["tokens"] > 0 and res["layers"] == [1] and res["quantities"] == ["h"]
+    assert rc == 0 and res["tokens"] > 0 and res["layers"] == [2] and res["quantities"] == ["h"]
     assert res["bytes_on_disk"] > 0
-    rc = main(["units", "--index", str(out), "--layer", "1", "--unit", "2", "--top", "3"])
+    rc = main(["units", "--index", str(out), "--layer", "2", "--unit", "2", "--top", "3"])
     u = json.loads(capsys.readouterr().out)
     assert rc == 0 and len(u["most_positive"]) == 3 and u["promotes"]    # top layer: decoder effects
     rc = main(["match", "--index", str(out), "--text", 'She said "Can I have a drink?"', "--start", "3",
-               "--end", "5", "--layer", "1", "--threshold", "0.1"])
+               "--end", "5", "--layer", "2", "--threshold", "0.1"])
     r = json.loads(capsys.readouterr().out)
     assert rc == 0 and r["selection"]["tokens"] == ['"', "Can"]
-    for bad, msg in ((["--layers", "7"], "layers 0..1"), (["--quantities", "h,x"], "not x")):
+    for bad, msg in ((["--layers", "7"], "layer 7 does not exist"), (["--layers", "0"], "numbered from 1"),
+                     (["--quantities", "h,x"], "not x")):
         rc = main(["index", "--model", str(bundle_dir), "--corpus", str(corpus), "--out", str(tmp_path / "b"),
                    "--no-progress", *bad])
         err = capsys.readouterr().err
         assert rc == 2 and msg in err and err.count("\n") == 1
-    rc = main(["units", "--index", str(out), "--layer", "0", "--unit", "1"])
-    assert rc == 2 and "holds layers [1]" in capsys.readouterr().err
+    rc = main(["units", "--index", str(out), "--layer", "1", "--unit", "1"])
+    assert rc == 2 and "holds layers [2]" in capsys.readouterr().err
 
 
 def test_killed_process_resumes_to_the_same_index(tmp_path, bundle_dir):

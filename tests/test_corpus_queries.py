@@ -13,7 +13,7 @@ from explorer.corpus import queries as Q
 from explorer.corpus.index import IndexProblem, build_index, open_index
 from explorer.trace import trace
 
-LAYER, QTY, THR = 1, "h", 0.2
+LAYER, QTY, THR = 2, "h", 0.2          # layer 2: the top layer of the tiny models (1 = the bottom)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -39,7 +39,7 @@ def setup(tmp_path_factory, models_dir):
     ref = {}
     for f in idx.files:
         tr = trace(m, (d / f["path"]).read_text(encoding="utf-8"), max_chars=10**9)
-        ref[f["path"]] = (tr.words, {q: tr.layers[LAYER][q].astype(np.float16).astype(np.float32) for q in ("h", "c")})
+        ref[f["path"]] = (tr.words, {q: tr.layer(LAYER)[q].astype(np.float16).astype(np.float32) for q in ("h", "c")})
     return m, idx, ref
 
 
@@ -73,7 +73,7 @@ def test_match_agrees_with_brute_force(setup, quiet, relaxed):
     S, E = 3, 6
     k_min = 2 if relaxed else None
     r = Q.match(idx, m, text, S, E, LAYER, QTY, THR, top=1000, quiet_before=quiet, min_units=k_min)
-    v = trace(m, text).layers[LAYER][QTY]
+    v = trace(m, text).layer(LAYER)[QTY]
     want_units = [u for u in range(v.shape[1]) if all(v[S:E, u] > THR) and (not quiet or v[S - 1, u] <= THR)]
     assert list(r.selection.units) == want_units and want_units, "pick a selection with some units on"
     assert not relaxed or len(want_units) > 2
@@ -125,7 +125,7 @@ def test_unit_profile_agrees_with_brute_force(setup):
     w = m.lm.decoder.weight[:, unit].numpy()
     assert p.promotes[0] == (m.tokenizer.itos[int(w.argmax())], pytest.approx(float(w.max())))
     assert p.suppresses[0][0] == m.tokenizer.itos[int(w.argmin())]
-    assert Q.unit_profile(idx, 0, QTY, unit, model=m).promotes == ()    # not the top layer: no decoder view
+    assert Q.unit_profile(idx, 1, QTY, unit, model=m).promotes == ()    # not the top layer: no decoder view
 
 
 def test_predicates():
@@ -170,7 +170,7 @@ def test_projection_and_trajectory(setup):
     assert pr.density.sum() > 0.95 * idx.n_tokens
     df = Q.trajectory(pr, m, "Mary loves John.")
     assert df["token"].tolist() == ["<eos>", "Mary", "loves", "John", "."]
-    v = trace(m, "Mary loves John.").layers[LAYER]["h"]
+    v = trace(m, "Mary loves John.").layer(LAYER)["h"]
     np.testing.assert_allclose(df[["x", "y"]].to_numpy(), (v - pr.mean) @ pr.components.T, atol=1e-5)
     cached = Q.fit_projection(idx, LAYER, "h")        # written to extras/ then read back
     again = Q.fit_projection(idx, LAYER, "h")
@@ -179,10 +179,10 @@ def test_projection_and_trajectory(setup):
 
 def test_cli_units_predicate(setup, capsys):
     m, idx, _ = setup
-    rc = main(["units", "--index", str(idx.path), "--layer", "1", "--predicate", "after_female", "--top", "4"])
+    rc = main(["units", "--index", str(idx.path), "--layer", "2", "--predicate", "after_female", "--top", "4"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and len(out["units"]) == 4 and out["n_pos"] > 0 and out["n_neg"] > 0
-    rc = main(["units", "--index", str(idx.path), "--layer", "1"])
+    rc = main(["units", "--index", str(idx.path), "--layer", "2"])
     assert rc == 2 and "give --unit U" in capsys.readouterr().err
 
 

@@ -143,7 +143,7 @@ def test_a_relu_rnn_is_traced_with_relu():
         ModelConfig(cell="rnn", nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="only a plain RNN"):
         ModelConfig(cell="lstm", nonlinearity="relu")
-    run = patch.patch_one(relu, "a girl said she", "a boy said he", "miss", "sir", layer=0, position=2)
+    run = patch.patch_one(relu, "a girl said she", "a boy said he", "miss", "sir", layer=1, position=2)
     assert run.h.min() >= 0.0
 
 

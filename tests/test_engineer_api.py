@@ -82,7 +82,7 @@ def test_trace_reads_a_file_or_stdin_and_score_keeps_every_line(models_dir, tmp_
 
 def test_unknown_words_are_reported(tiny_lstm):
     from explorer.analysis.intervene import Intervention, intervene
-    r = intervene(tiny_lstm, "a girl said", Intervention(0, "h", (1,), "set", 0.0), words=("miss", "zyzzyva", "sir"))
+    r = intervene(tiny_lstm, "a girl said", Intervention(1, "h", (1,), "set", 0.0), words=("miss", "zyzzyva", "sir"))
     assert r.words == ("miss", "sir") and r.unknown_words == ("zyzzyva",)
     assert r.to_json()["unknown_words"] == ["zyzzyva"]
 

@@ -103,8 +103,10 @@ def test_wrong_combinations_say_what_to_do(model, tmp_path, capsys):
         X.export(model, TEXT, "figure:step", "csv")
     with pytest.raises(ExplorerError, match="unknown figure 'nope'"):
         X.export(model, TEXT, "figure:nope", "html")
-    with pytest.raises(ExplorerError, match="--layer must lie in 1..2"):
+    with pytest.raises(ExplorerError, match="layer 5 does not exist: the model has 2 layers"):
         X.export(model, TEXT, "figure:step", "html", layer=5)
+    with pytest.raises(ExplorerError, match="layers are numbered from 1, the bottom layer"):
+        X.export(model, TEXT, "figure:step", "html", layer=0)
     rc = main(["export", "--model", str(model.path), "--text", TEXT, "--what", "everything", "--format", "csv",
                "--out", str(tmp_path / "x.csv")])
     err = capsys.readouterr().err
@@ -123,10 +125,10 @@ def test_cli_writes_the_file_and_prints_json(model, tmp_path, capsys):
 
 
 def test_copy_as_python_rebuilds_the_view(model):
-    code = X.python_snippet(str(model.path), TEXT, layer=0, position=3, figure="step")
+    code = X.python_snippet(str(model.path), TEXT, layer=1, position=3, figure="step")
     ns: dict = {}
     exec(compile(code, "<snippet>", "exec"), ns)
-    want = X.build_figure("step", model.trace(TEXT), model, 0, 3)
+    want = X.build_figure("step", model.trace(TEXT), model, 1, 3)
     assert ns["fig"].to_dict() == want.to_dict()
     assert ns["states"].equals(model.trace(TEXT).to_frame())
 
@@ -135,7 +137,7 @@ def test_copy_as_python_rebuilds_the_view(model):
 def test_figure_data_is_tidy_and_true(model, name):
     """The Download menu under every chart gives the figure's numbers (figure_frame)."""
     tr = model.trace(TEXT)
-    fig = X.build_figure(name, tr, model, 1, 3)
+    fig = X.build_figure(name, tr, model, 2, 3)                # layer 2: the top layer, tr.layers[1]
     df = X.figure_frame(fig)
     assert list(df.columns) == ["trace", "type", "x", "y", "value"] and len(df) > 0
     back = pq.read_table(io.BytesIO(X.frame_bytes(df, "parquet"))).to_pandas()

@@ -43,7 +43,7 @@ def test_any_text_gives_valid_json_with_spans_into_the_text(tiny_lstm, text):
         return
     n = len(tr)
     pos = n // 2
-    data = player_data(tr, 0, pos=pos, window=(max(0, pos - 60), min(n, pos + 60)))
+    data = player_data(tr, 1, pos=pos, window=(max(0, pos - 60), min(n, pos + 60)))
     s = json.dumps(data, allow_nan=False)               # NaN/inf would be invalid JSON
     back = json.loads(s)
     assert back == json.loads(json.dumps(data, allow_nan=False))

@@ -179,7 +179,7 @@ def test_units_predicate_counts_and_warnings(whitespace_bundle, wrapped_corpus, 
     assert lab.counts == {"outside": int((y == 0).sum()), "inside": int((y == 1).sum()),
                           "unlabelled": int(np.isnan(y).sum())}
     assert lab.counts["inside"] > 0 and lab.warnings == ()
-    rc, out, err = run_cli(["units", "--index", tmp_path / "idx", "--layer", 1, "--predicate", "inside_quotes"], capsys)
+    rc, out, err = run_cli(["units", "--index", tmp_path / "idx", "--layer", 2, "--predicate", "inside_quotes"], capsys)
     assert rc == 0, err
     js = json.loads(out)
     assert js["counts"] == lab.counts and js["eos_means"] == "line" and js["warnings"] == []
@@ -200,7 +200,7 @@ def test_units_predicate_counts_and_warnings(whitespace_bundle, wrapped_corpus, 
         Q.rank_units(widx, 1, "h", "late_in_line")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rc, out, err = run_cli(["units", "--index", tmp_path / "widx", "--layer", 1, "--predicate", "late_in_line"],
+        rc, out, err = run_cli(["units", "--index", tmp_path / "widx", "--layer", 2, "--predicate", "late_in_line"],
                                capsys)
     assert rc == 0, err
     assert any("character model" in w for w in json.loads(out)["warnings"])

@@ -21,12 +21,12 @@ from apptest_support import open_page
 def test_url_fields_parse_and_format():
     assert session._url_fields(["text", "a=ct_a", "layer:layer", "seed=gen_seed:int"]) == [
         ("text", "text", "str"), ("a", "ct_a", "str"), ("layer", "layer", "layer"), ("seed", "gen_seed", "int")]
-    assert session._url_parse("2", "layer") == 1 and session._url_parse("0", "layer") is None
+    assert session._url_parse("2", "layer") == 2 and session._url_parse("0", "layer") is None   # 1 = the bottom
     assert session._url_parse("17", "int") == 17
     for bad in ("-1", "x", "1e3", "99999999999", " "):
         assert session._url_parse(bad, "int") is None, bad
     assert session._url_parse("x" * 5000, "str") == "x" * session.URL_TEXT_MAX
-    assert session._url_format(1, "layer") == "2" and session._url_format(5, "int") == "5"
+    assert session._url_format(2, "layer") == "2" and session._url_format(5, "int") == "5"
     assert session._url_format("x" * (session.URL_TEXT_MAX + 1), "str") is None
     assert session._url_format(None, "str") is None and session._url_format(True, "bool") == "1"
     assert session._flag("1") and session._flag("on") and not session._flag("0") and not session._flag("")
@@ -69,7 +69,7 @@ def test_explore_restores_text_layer_token_and_model_from_the_url(models_dir, mo
                {"text": "Mary loves John .", "layer": "1", "pos": "2", "model": "tiny-lstm", "present": "1",
                 "view": "Gates i · f · o and candidate g"})
     ss = at.session_state
-    assert ss["text"] == "Mary loves John ." and ss["layer"] == 0 and ss["pos"] == 2
+    assert ss["text"] == "Mary loves John ." and ss["layer"] == 1 and ss["pos"] == 2
     assert Path(ss["model"]).name == "tiny-lstm" and ss["present"] is True
     assert ss["view"] == "Gates i · f · o and candidate g"
     q = at.query_params
@@ -82,7 +82,7 @@ def test_explore_restores_text_layer_token_and_model_from_the_url(models_dir, mo
 
 def test_bad_url_values_are_ignored(models_dir, monkeypatch):
     at = _open(models_dir, monkeypatch, "ui/pages/explore.py", {"layer": "seven", "pos": "-3", "model": "nope"})
-    assert at.session_state["layer"] == 1 and Path(at.session_state["model"]).name in ("tiny-lstm", "tiny-rnn")
+    assert at.session_state["layer"] == 2 and Path(at.session_state["model"]).name in ("tiny-lstm", "tiny-rnn")
     assert not at.error
 
 

@@ -108,7 +108,7 @@ def test_attribution_chips(tiny_lstm):
 
 def test_provenance_check_is_exact(tiny_lstm):
     tr = trace(tiny_lstm, GIRL)
-    p = cell_provenance(tr, 12, layer=1)
+    p = cell_provenance(tr, 12, layer=2)
     u = LS.strongest_units(p)[0]
     assert abs(p.c[u]) == pytest.approx(np.abs(p.c).max())
     chk = LS.provenance_check(p, u)
@@ -153,7 +153,7 @@ def test_fade_table_and_sentence():
 
 def test_long_memory_units(tiny_lstm):
     tr = trace(tiny_lstm, GIRL)
-    p = cell_provenance(tr, 20, layer=1)
+    p = cell_provenance(tr, 20, layer=2)
     units = LS.long_memory_units(p, min_age=5)
     assert len(units) == 12 and len(set(units)) == 12
     u = units[0]
@@ -161,7 +161,7 @@ def test_long_memory_units(tiny_lstm):
     for v in range(16):
         s = np.abs(p.parts[:16, v]).max() / (np.abs(p.parts[:, v]).sum() + abs(p.initial[v])) * min(abs(p.c[v]), 1)
         assert s <= old + 1e-12
-    assert LS.long_memory_units(cell_provenance(tr, 2, layer=1), min_age=5) == []
+    assert LS.long_memory_units(cell_provenance(tr, 2, layer=2), min_age=5) == []
 
 
 def test_fade_on_real_analysis(tiny_lstm, tiny_rnn):
@@ -183,11 +183,11 @@ def test_synced_frame_and_html(tiny_lstm):
 
 def test_step_change(tiny_lstm, tiny_rnn):
     tr = trace(tiny_lstm, "the cat saw")
-    ch = LS.step_change(tr, 1, 2)
+    ch = LS.step_change(tr, 2, 2)                                       # layer 2: tr.layers[1]
     assert ch["dh"] == pytest.approx(float(np.linalg.norm(tr.layers[1].h[2] - tr.layers[1].h[1])), rel=1e-6)
     assert "dc" in ch and ch["units"] == 16
-    assert LS.step_change(tr, 0, 0)["dh"] == pytest.approx(float(np.linalg.norm(tr.layers[0].h[0])), rel=1e-6)
-    assert "dc" not in LS.step_change(trace(tiny_rnn, "the cat"), 0, 1)
+    assert LS.step_change(tr, 1, 0)["dh"] == pytest.approx(float(np.linalg.norm(tr.layers[0].h[0])), rel=1e-6)
+    assert "dc" not in LS.step_change(trace(tiny_rnn, "the cat"), 1, 1)
 
 
 def test_final_state_figure(tiny_lstm, tiny_rnn):
@@ -273,7 +273,7 @@ def test_provenance_check_states_a_relative_tolerance(tiny_lstm):
     rng = random.Random(0)
     text = " ".join(rng.choice(TEXT.split()) for _ in range(600))
     tr = trace(tiny_lstm, text)
-    p = cell_provenance(tr, layer=1)
+    p = cell_provenance(tr, layer=2)
     u = LS.strongest_units(p)[0]
     chk = LS.provenance_check(p, u)
     assert chk["relative_error"] == pytest.approx(abs(chk["error"]) / max(abs(chk["c"]), 1.0))

@@ -32,7 +32,7 @@ def test_the_track_in_player_data_holds_bits_colours_and_what_memory_saved(tiny_
     tr = trace(tiny_lstm, TEXT)
     bits = ngram_bits(tr, kn)
     lo, hi = 5, 25
-    d = player_data(tr, 1, pos=10, window=(lo, hi), ngram=("Kneser-Ney 3-gram", bits))
+    d = player_data(tr, 2, pos=10, window=(lo, hi), ngram=("Kneser-Ney 3-gram", bits))
     track = d["ngram"]
     assert track["name"] == "Kneser-Ney 3-gram"
     assert len(track["bits"]) == len(track["gain"]) == len(track["bg"]) == hi - lo
@@ -41,7 +41,7 @@ def test_the_track_in_player_data_holds_bits_colours_and_what_memory_saved(tiny_
         assert track["bits"][j] == pytest.approx(float(bits[t]), abs=1e-3)
         assert track["gain"][j] == pytest.approx(float(bits[t]) - model_bits, abs=2e-3)
         assert track["bg"][j].startswith("#") and len(track["bg"][j]) == 7
-    assert player_data(tr, 1, pos=10, window=(lo, hi))["ngram"] is None
+    assert player_data(tr, 2, pos=10, window=(lo, hi))["ngram"] is None
 
 
 def test_an_ngram_of_another_vocabulary_is_refused(tiny_lstm):
@@ -53,7 +53,7 @@ def test_an_ngram_of_another_vocabulary_is_refused(tiny_lstm):
 def test_the_first_token_has_no_track_value_and_json_has_no_nan(tiny_lstm, kn):
     import json
     tr = trace(tiny_lstm, "Mary loves John.")
-    d = player_data(tr, 0, pos=0, ngram=("3-gram", ngram_bits(tr, kn)))
+    d = player_data(tr, 1, pos=0, ngram=("3-gram", ngram_bits(tr, kn)))
     assert d["ngram"]["bits"][0] is None and d["ngram"]["gain"][0] is None
     json.dumps(d, allow_nan=False)
     assert np.isfinite([b for b in d["ngram"]["bits"][1:]]).all()

@@ -429,7 +429,7 @@ def test_the_default_layer_is_sent_to_the_browser_on_every_page(models_dir, monk
         at.switch_page(page).run()
         clean(at)
         r = at.radio(key="layer")
-        assert r.value == 1 and r.proto.set_value and r.proto.raw_value == "Layer 2", page
+        assert r.value == 2 and r.proto.set_value and r.proto.raw_value == "Layer 2", page     # the top layer
 
 
 @pytest.mark.parametrize("page,key", [("ui/pages/memory.py", "mem_step"), ("ui/pages/generate.py", "gen_pos")])
@@ -463,7 +463,7 @@ def test_whitespace_has_distinct_glyphs_in_every_view(char_models, monkeypatch):
     assert [labels[i] for i in (3, 5, 7)] == ["␣", "↵", "⇥"]
     assert AF.axis_label(" ") == "␣" and AF.axis_label("\n") == "↵" and AF.axis_label("\t") == "⇥"
     assert LS._label(" ") == "␣" and LS._label("\n") == "↵"
-    data = player_data(tr, 0, pos=3)
+    data = player_data(tr, 1, pos=3)
     assert [t["label"] for t in data["tokens"]][3:8:2] == ["␣", "↵", "⇥"]
     words = {w for nx in data["next"] for w, _ in nx["top"]}
     assert not any(w.isspace() for w in words)                    # top-k words drawn visibly too

@@ -133,7 +133,7 @@ def test_contrast_page_trajectories_over_the_default_index(env):
     assert [p["name"] for p in paths] == [f"A: {pair.name_a}", f"B: {pair.name_b}"]
     # each path is its text's states projected on the index's principal plane (top layer, h)
     model = make_model("lstm")                                     # the same weights as the tiny bundle
-    proj = Q.fit_projection(IX.open_index(cards[0].parent), model.lm.config.layers - 1, "h")
+    proj = Q.fit_projection(IX.open_index(cards[0].parent), model.lm.config.layers, "h")    # the top layer
     for p, text in zip(paths, (pair.a, pair.b)):
         want = Q.trajectory(proj, model, text)
         np.testing.assert_allclose(_array(p["x"]), want["x"], atol=1e-4)

@@ -30,7 +30,7 @@ def test_float32_round_trip_is_exact():
 
 def test_whole_text(tr):
     n = len(tr)
-    d = player_data(tr, 1, pos=n - 1, k=5, sig="s1")
+    d = player_data(tr, 2, pos=n - 1, k=5, sig="s1")
     json.dumps(d)                                           # JSON-ready as it is
     assert (d["n"], d["lo"], d["hi"], d["pos"], d["units"]) == (n, 0, n, n - 1, 16)
     assert [t["label"] for t in d["tokens"]] == V.token_labels(tr)
@@ -38,7 +38,7 @@ def test_whole_text(tr):
     np.testing.assert_array_equal(rows(d, "states", "c"), tr.layers[1].values["c"])
     np.testing.assert_array_equal(rows(d, "prev", "h"), np.zeros((1, 16), np.float32))   # before token 0
     assert d["readout"] == [V.describe_step(tr, t) for t in range(n)]
-    assert d["dmax"]["h"] == pytest.approx(V.delta_limits(tr, 1)["h"], rel=1e-5)
+    assert d["dmax"]["h"] == pytest.approx(V.delta_limits(tr, 2)["h"], rel=1e-5)
     h = tr.layers[1].values["h"]
     dh = np.abs(np.diff(np.vstack([np.zeros((1, 16), np.float32), h]), axis=0))
     assert d["dlim"]["h"] == pytest.approx(float(np.percentile(dh, 99)), rel=1e-5)
@@ -46,7 +46,7 @@ def test_whole_text(tr):
 
 
 def test_next_words_match_the_trace(tr):
-    d = player_data(tr, 0, pos=0, k=3)
+    d = player_data(tr, 1, pos=0, k=3)
     for t, nx in enumerate(d["next"]):
         assert [w for w, _ in nx["top"]] == [w for w, _ in tr.top_words(t, 3)]
         assert sum(p for _, p in nx["top"]) <= 1 + 1e-6
@@ -60,7 +60,7 @@ def test_next_words_match_the_trace(tr):
 
 
 def test_gate_histograms_and_means(tr):
-    d = player_data(tr, 1, pos=2)
+    d = player_data(tr, 2, pos=2)
     assert set(d["gates"]) == {"i", "f", "o"}
     for g, v in d["gates"].items():
         hist = np.asarray(v["hist"])
@@ -70,7 +70,7 @@ def test_gate_histograms_and_means(tr):
 
 
 def test_a_window_and_the_row_before_it(tr):
-    d = player_data(tr, 1, pos=1, window=(4, 9), heat=["i", "h"])
+    d = player_data(tr, 2, pos=1, window=(4, 9), heat=["i", "h"])
     assert (d["lo"], d["hi"], d["pos"]) == (4, 9, 4)                  # pos is kept inside the window
     assert len(d["tokens"]) == len(d["next"]) == len(d["readout"]) == 5
     lay = tr.layers[1].values
@@ -84,7 +84,7 @@ def test_a_window_and_the_row_before_it(tr):
 
 def test_colour_scales_are_the_app_wide_ones(tiny_lstm, tr):
     ranges = V.value_ranges(tiny_lstm)
-    d = player_data(tr, 0, pos=0, ranges=ranges, heat=["h", "c", "f", "g"])
+    d = player_data(tr, 1, pos=0, ranges=ranges, heat=["h", "c", "f", "g"])
     for hm in d["heat"]:
         cr = F.colour_range(hm["q"], ranges)
         assert (hm["scale"]["zmin"], hm["scale"]["zmax"]) == (cr["zmin"], cr["zmax"])
@@ -95,31 +95,31 @@ def test_colour_scales_are_the_app_wide_ones(tiny_lstm, tr):
 
 
 def test_rnn_and_gru(tiny_rnn, tiny_gru):
-    r = player_data(E.trace(tiny_rnn, TEXT), 0, pos=3)
+    r = player_data(E.trace(tiny_rnn, TEXT), 1, pos=3)
     assert r["cell"] == "rnn" and r["gates"] == {} and set(r["states"]) == {"h"} and set(r["dlim"]) == {"h"}
     assert [h["q"] for h in r["heat"]] == ["h"]                          # "c" asked for by default, absent
-    g = player_data(E.trace(tiny_gru, TEXT), 1, pos=3, heat=["h", "n"])
+    g = player_data(E.trace(tiny_gru, TEXT), 2, pos=3, heat=["h", "n"])
     assert set(g["gates"]) == {"r", "z"} and [h["q"] for h in g["heat"]] == ["h", "n"]
 
 
 def test_bad_arguments(tiny_lstm, tr):
     with pytest.raises(IndexError):
-        player_data(tr, 5, pos=0)
-    d = player_data(tr, 0, pos=10_000)
+        player_data(tr, 6, pos=0)
+    d = player_data(tr, 1, pos=10_000)
     assert d["pos"] == len(tr) - 1
 
 
 def test_unknown_words_and_markup_travel_as_text(tiny_lstm):
     tr = E.trace(tiny_lstm, 'zyzzyva <b>bold</b> & "quoted"')
-    d = player_data(tr, 0, pos=0)
+    d = player_data(tr, 1, pos=0)
     labels = [t["label"] for t in d["tokens"]]
     assert "zyzzyva" in labels and any("<" in w for w in labels)        # raw: the player sets textContent
     assert all(t["unk"] for t in d["tokens"] if t["label"] == "zyzzyva")
 
 
 def test_gate_histograms_of_a_window_are_the_rows_of_the_whole(tr):
-    whole = V.gate_histograms(tr, 1, 8)
-    part = V.gate_histograms(tr, 1, 8, window=(2, 5))
+    whole = V.gate_histograms(tr, 2, 8)                      # layer 2: tr.layers[1]
+    part = V.gate_histograms(tr, 2, 8, window=(2, 5))
     for g in ("i", "f", "o"):
         np.testing.assert_array_equal(part[g], whole[g][2:5])
         # each row counts every unit once, in the bin its value falls in
@@ -140,13 +140,13 @@ def test_gate_axis_is_the_whole_texts_and_nan_travels_as_null(tr):
 
     from explorer.trace import LayerTrace
 
-    whole = V.gate_histograms(tr, 1, GATE_BINS)
-    d = player_data(tr, 1, pos=5, window=(4, 8))
+    whole = V.gate_histograms(tr, 2, GATE_BINS)
+    d = player_data(tr, 2, pos=5, window=(4, 8))
     assert d["gate_max"] == pytest.approx(max(float(h.max()) for h in whole.values()))
     vals = {q: np.array(a) for q, a in tr.layers[1].values.items()}
     vals["i"][2, :] = np.nan                                  # a diverged model
     bad = dataclasses.replace(tr, layers=(tr.layers[0], LayerTrace(1, vals)))
-    d = player_data(bad, 1, pos=2)
+    d = player_data(bad, 2, pos=2)
     assert d["gates"]["i"]["mean"][2] is None
     json.dumps(d, allow_nan=False)                          # the browser's JSON.parse takes no NaN
 
@@ -156,11 +156,11 @@ def test_player_data_is_one_typed_record(tr):
     import dataclasses
 
     from explorer.present.player import HEATMAP_TABS, PlayerData, build_player_data
-    rec = build_player_data(tr, 1, pos=3, k=5, sig="s", views=[name for name, _ in HEATMAP_TABS["lstm"]])
+    rec = build_player_data(tr, 2, pos=3, k=5, sig="s", views=[name for name, _ in HEATMAP_TABS["lstm"]])
     assert isinstance(rec, PlayerData) and dataclasses.is_dataclass(rec)
     d = rec.to_json()
     assert set(d) == {f.name for f in dataclasses.fields(PlayerData)}
     assert d["views"] == ["States h · c", "Gates i · f · o and candidate g"]
-    assert d == player_data(tr, 1, pos=3, k=5, sig="s", views=rec.views)
-    assert rec.with_views(["x"]).to_json()["views"] == ["x"] and player_data(tr, 1, pos=3)["views"] == []
+    assert d == player_data(tr, 2, pos=3, k=5, sig="s", views=rec.views)
+    assert rec.with_views(["x"]).to_json()["views"] == ["x"] and player_data(tr, 2, pos=3)["views"] == []
     json.dumps(d, allow_nan=False)

@@ -127,7 +127,7 @@ def test_to_frame_is_tidy(tiny_lstm):
     T, H = len(tr), tiny_lstm.config.hidden_size
     assert len(df) == T * H * 6 * 2
     assert set(df.columns) == {"position", "token", "layer", "quantity", "unit", "value"}
-    row = df[(df.layer == 1) & (df.quantity == "c") & (df.position == 2) & (df.unit == 3)]
+    row = df[(df.layer == 2) & (df.quantity == "c") & (df.position == 2) & (df.unit == 3)]     # layer 2: tr.layers[1]
     assert row.value.item() == pytest.approx(float(tr.layers[1].c[2, 3]))
     assert len(tr.predictions_frame()) == T
 

@@ -48,12 +48,14 @@ def test_show_a_text_and_a_trace(model):
     assert [h["q"] for h in w.data["heat"]] == ["h", "c"] and w.data["views"][0] == "States h · c"
     w.view = "Gates i · f · o and candidate g"                      # a tab chosen in the browser
     assert [h["q"] for h in w.data["heat"]] == ["i", "f", "o", "g"]
-    w2 = E.show(tr, model=model, layer=0)
-    assert w2.data["layer"] == 0 and w2.trace is tr
+    w2 = E.show(tr, model=model, layer=1)
+    assert w2.data["layer"] == 1 and w2.trace is tr
     with pytest.raises(ValueError, match="needs model="):
         E.show(TEXT)
-    with pytest.raises(ValueError, match=r"layer must lie in 0..1"):
-        E.show(tr, model=model, layer=2)
+    with pytest.raises(ValueError, match=r"layer 3 does not exist: the model has 2 layers"):
+        E.show(tr, model=model, layer=3)
+    with pytest.raises(ValueError, match=r"layers are numbered from 1, the bottom layer"):
+        E.show(tr, model=model, layer=0)
     with pytest.raises(TypeError, match="Trace or a str"):
         E.show(42, model=model)
 

@@ -27,7 +27,7 @@ def _figure(name, tr, model, layer, pos, fmt):
 
 
 def trace_downloads(ctx, tr, layer: int, pos: int, key: str = "dl"):
-    """An expander with the downloads of this trace and view, and its Python."""
+    """An expander with the downloads of this trace and view (`layer`: 1 = the bottom), and its Python."""
     pos = min(max(0, int(pos)), len(tr) - 1)
     base = f"{_slug(ctx.name)}_{_slug(tr.text)}"
     names = [n for n in export.FIGURES if not (n == "gates" and tr.cell == "rnn")]
@@ -48,10 +48,10 @@ def trace_downloads(ctx, tr, layer: int, pos: int, key: str = "dl"):
             cols = st.columns(3)
             for col, fmt in zip(cols, export.FIGURE_FORMATS):
                 col.download_button(fmt.upper(), data=_figure(name, tr, ctx.model, layer, pos, fmt),
-                                    file_name=f"{base}_{name}_L{layer + 1}_t{pos}.{fmt}", mime=export.MIME[fmt],
+                                    file_name=f"{base}_{name}_L{layer}_t{pos}.{fmt}", mime=export.MIME[fmt],
                                     key=f"{key}_fig_{fmt}", on_click="ignore", icon=":material/image:",
                                     width="stretch")
-        st.caption(f"Copy as Python: this view (layer {layer + 1}, token {pos}) through the API")
+        st.caption(f"Copy as Python: this view (layer {layer}, token {pos}) through the API")
         st.code(export.python_snippet(ctx.path, tr.text, layer, pos, name), language="python")
 
 

@@ -101,8 +101,8 @@ def _url_parse(raw: str, kind: str):
         return _flag(raw)
     if raw.strip().isdigit() and len(raw.strip()) <= 10:
         v = int(raw)
-        if kind == "layer":                    # 1-based in the address, 0-based in the app
-            return v - 1 if v >= 1 else None
+        if kind == "layer":                    # 1 = the bottom layer, in the address as in the app
+            return v if v >= 1 else None
         return v if v < 2**31 else None
     return None
 
@@ -115,7 +115,7 @@ def _url_format(v, kind: str) -> str | None:
     if kind == "bool":
         return "1" if v else "0"
     try:
-        return str(int(v) + (1 if kind == "layer" else 0))
+        return str(int(v))
     except (TypeError, ValueError):
         return None
 
@@ -149,7 +149,7 @@ def url_write(*specs: str, extra: dict | None = None):
 def url_state(*specs: str):
     """Keep a page's session keys in the address bar, so a lecturer can prepare links before class.
     Call at the top of the page, before its widgets. Each spec is 'key', 'urlname=key', with ':int'
-    (0 .. 2**31-1), ':layer' (1-based in the address) or ':bool'. The first run on the page the
+    (0 .. 2**31-1), ':layer' (1 = the bottom layer; 0 is ignored) or ':bool'. The first run on the page the
     session was opened on copies the address's values into the session (bad values are ignored);
     every run writes the current ones. Pages that change keys inside a fragment call url_write
     there too."""

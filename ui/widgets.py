@@ -79,13 +79,14 @@ def keep(key: str, default=None):
 
 
 def layer_picker(ctx) -> int:
-    """Sidebar radio 'Layer 1 .. L' (key 'layer', kept across pages); returns the 0-based layer."""
+    """Sidebar radio 'Layer 1 .. L' (key 'layer', kept across pages); returns the layer as everything
+    in explorer takes it: 1 = the bottom layer."""
     n = ctx.layers
-    if st.session_state.get("layer") not in range(n):
-        st.session_state["layer"] = n - 1
+    if st.session_state.get("layer") not in range(1, n + 1):
+        st.session_state["layer"] = n
     keep("layer")                    # the default (top layer) too, not only a layer the user clicked
     st.sidebar.subheader("Layer")
-    return st.sidebar.radio("Layer", list(range(n)), format_func=lambda i: f"Layer {i + 1}",
+    return st.sidebar.radio("Layer", list(range(1, n + 1)), format_func=lambda l: f"Layer {l}",
                             key="layer", horizontal=True, label_visibility="collapsed",
                             persist_state="session",
                             help="Layer 1 reads the word embeddings; each higher layer reads the h of the one below.")

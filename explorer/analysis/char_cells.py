@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..corpus import queries as Q
+from ..engine import layer_index
 from ..tokenizer import EOS, CharTokenizer
 from ..trace import trace
 from ..errors import InputError
@@ -37,9 +38,9 @@ PIECE = 4000
 class CellSearch:
     """Every unit scored against the line position (and quotation, when measurable).
 
-    table: one row per (layer, quantity, unit) with r_position (Pearson), auc_late (AUC for
+    table: one row per (layer (1 = the bottom layer), quantity, unit) with r_position (Pearson), auc_late (AUC for
     "40th character of the line or later"), auc_quote (NaN when not measurable), sorted by |r|.
-    values: {(layer, quantity): float32 [chars, units]}; chars: the characters traced (no <eos>);
+    values: {(layer from 1, quantity): float32 [chars, units]}; chars: the characters traced (no <eos>);
     column: position in the line of each character (0 = first; newline rows hold -1)."""
     table: pd.DataFrame
     chars: tuple[str, ...]
@@ -53,7 +54,9 @@ class CellSearch:
         return self.table.iloc[0]
 
     def unit(self, layer: int, quantity: str, unit: int) -> np.ndarray:
-        return self.values[(layer, quantity)][:, unit]
+        """One unit's values over the characters (`layer`: 1 = the bottom layer, -1 = the top)."""
+        n = max(l for l, _ in self.values)
+        return self.values[(layer_index(layer, n) + 1, quantity)][:, unit]
 
 
 def line_columns(chars) -> np.ndarray:
@@ -79,7 +82,8 @@ def _pearson(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def trace_chars(model, text: str, quantities=("c", "h"), piece: int = PIECE):
-    """(chars, {(layer, q): [chars, units]}) for a character model reading `text`, in pieces."""
+    """(chars, {(layer, q): [chars, units]}) for a character model reading `text`, in pieces (layer 1 =
+    the bottom layer)."""
     if not isinstance(model.tokenizer, CharTokenizer):
         raise InputError(f"{model.name} reads words, not characters: line positions need a character model")
     if model.config.cell != "lstm" and "c" in quantities:
@@ -94,7 +98,7 @@ def trace_chars(model, text: str, quantities=("c", "h"), piece: int = PIECE):
         chars.extend(tr.tokens[k].text for k in keep)
         for lay in tr.layers:
             for q in quantities:
-                parts.setdefault((lay.index, q), []).append(np.asarray(lay.values[q])[keep])
+                parts.setdefault((lay.layer, q), []).append(np.asarray(lay.values[q])[keep])
     return tuple(chars), {k: np.concatenate(v) for k, v in parts.items()}
 
 

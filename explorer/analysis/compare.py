@@ -14,8 +14,9 @@ shape the numbers are computed but say little. The unit summary covers every lay
 units that changed most are ranked across layers, since fine-tuning can move any layer); `layer`
 restricts it to one.
 
-Layers: the Python keyword `layer` counts from 0 (as `tr.layers[0]`; -1 is the top); tables and JSON
-number them from 1, the bottom layer.
+Layers are numbered from 1, the bottom layer, in the Python keyword `layer` (-1 = the top), the
+`Comparison.layer` field, tables and JSON (explorer.engine.layer_index). The arrays dh and dc are
+indexed by list index (0 = the bottom layer).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..engine import layer_index
 from ..errors import InputError, PositionError
 from ..trace import Trace, clip_text, significant, trace
 
@@ -40,7 +42,7 @@ class Comparison:
     b: Trace = field(repr=False)
     name_a: str
     name_b: str
-    layer: int | None                           # 0-based layer of the unit summary; None: every layer
+    layer: int | None                           # the unit summary's layer (1 = the bottom); None: every layer
     surprisal_a: np.ndarray = field(repr=False)  # [tokens] bits; NaN where a token is not scored
     surprisal_b: np.ndarray = field(repr=False)  # [tokens]
     delta: np.ndarray = field(repr=False)        # [tokens] surprisal_b − surprisal_a, bits
@@ -120,10 +122,10 @@ class Comparison:
     # ---------------------------------------------------------------------------------- units
     @property
     def layers(self) -> list[int]:
-        """0-based layers of the unit summary."""
+        """The layers of the unit summary (1 = the bottom layer)."""
         if self.dh is None:
             return []
-        return list(range(self.dh.shape[0])) if self.layer is None else [self.layer]
+        return list(range(1, self.dh.shape[0] + 1)) if self.layer is None else [self.layer]
 
     def changed_units(self, n: int | None = 10):
         """The n units whose state moved most (mean |Δh| > 0, largest first; ties by layer and unit;
@@ -134,13 +136,14 @@ class Comparison:
         if self.dh is None:
             return pd.DataFrame(columns=cols)
         ls = self.layers
-        dh = self.dh[ls].ravel()
-        dc = self.dc[ls].ravel() if self.dc is not None else np.full(dh.shape, np.nan)
+        rows = [l - 1 for l in ls]                  # list indices of dh and dc
+        dh = self.dh[rows].ravel()
+        dc = self.dc[rows].ravel() if self.dc is not None else np.full(dh.shape, np.nan)
         U = self.dh.shape[1]
         order = np.argsort(-dh, kind="stable")
         order = order[dh[order] > 0][:n]            # a unit that did not move did not change
         return pd.DataFrame({"rank": np.arange(1, len(order) + 1),
-                             "layer": np.array([ls[i // U] + 1 for i in order], np.int64),
+                             "layer": np.array([ls[i // U] for i in order], np.int64),
                              "unit": order % U, "dh": dh[order], "dc": dc[order]}, columns=cols)
 
     # ---------------------------------------------------------------------------------- predictions
@@ -179,14 +182,14 @@ class Comparison:
                "mean_surprisal_a": r(self.mean_surprisal("a")), "mean_surprisal_b": r(self.mean_surprisal("b")),
                "mean_delta": r(self.mean_delta),
                "worse": token_rows(self.worse(top), True), "better": token_rows(self.better(top), True),
-               "layer": None if self.layer is None else self.layer + 1}
+               "layer": self.layer}
         if self.dh is None:
             return out | {"units": None, "units_note": self.units_note}
         ls = self.layers
-        unit_table = {"layers": [l + 1 for l in ls],
-                      "mean_abs_dh": [[r(v) for v in self.dh[l]] for l in ls]}
+        unit_table = {"layers": list(ls),
+                      "mean_abs_dh": [[r(v) for v in self.dh[l - 1]] for l in ls]}
         if self.dc is not None:
-            unit_table["mean_abs_dc"] = [[r(v) for v in self.dc[l]] for l in ls]
+            unit_table["mean_abs_dc"] = [[r(v) for v in self.dc[l - 1]] for l in ls]
         unit_table["changed_most"] = [{"layer": int(row.layer), "unit": int(row.unit), "mean_abs_dh": r(row.dh)}
                                       | ({"mean_abs_dc": r(row.dc)} if self.dc is not None else {})
                                       for row in self.changed_units(units).itertuples()]
@@ -225,15 +228,6 @@ def shape_mismatch(model_a, model_b) -> str:
             f"B, {model_b.name}, a {_shape(model_b)})")
 
 
-def _layer_index(layer: int | None, layers: int) -> int | None:
-    if layer is None:
-        return None
-    if not -layers <= int(layer) < layers:
-        raise PositionError(f"layer {layer} is out of range: the models have {layers} layers (Python counts "
-                            f"them from 0: 0 to {layers - 1}, -1 = the top)")
-    return int(layer) % layers
-
-
 def _mean_abs_delta(ta: Trace, tb: Trace, q: str) -> np.ndarray:
     """[layers, units] mean over rows of |q_B − q_A| (float64)."""
     return np.stack([np.abs(np.asarray(lb[q], np.float64) - np.asarray(la[q], np.float64)).mean(0)
@@ -247,13 +241,13 @@ def compare(model_a, model_b, text: str, layer: int | None = None, *, top_k: int
     """Trace `text` with both models and compare them token by token (surprisal, bits) and, where
     the state shapes match, unit by unit (mean |Δh|, |Δc|).
 
-    layer: the layer of the unit summary (0-based; -1 = the top; default None = every layer).
+    layer: the layer of the unit summary (1 = the bottom layer, -1 = the top; default None = every layer).
     top_k: next words kept per token (`Comparison.predictions`). max_chars: trace()'s text limit.
     Raises InputError when the models have different tokenizers (naming both) or the text has no
     token to score, PositionError for a layer the models lack."""
     check_same_tokenizer(model_a, model_b)
     why = shape_mismatch(model_a, model_b)
-    layer = _layer_index(layer, model_a.config.layers)
+    layer = None if layer is None else layer_index(layer, model_a.config.layers) + 1
     ta = trace(model_a, text, top_k=top_k, max_chars=max_chars)
     tb = trace(model_b, text, top_k=top_k, max_chars=max_chars)
     if len(ta) < 2:

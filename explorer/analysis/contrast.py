@@ -59,22 +59,24 @@ class Contrast:
         return np.nonzero((self.rows_a >= 0) & (self.rows_b >= 0))[0]
 
     def delta(self, quantity: str = "h", layer: int = -1) -> np.ndarray:
-        """[n, units] B − A for one quantity of one layer (NaN rows where a side is missing)."""
-        qa, qb = self.a.layers[layer][quantity], self.b.layers[layer][quantity]
+        """[n, units] B − A for one quantity of one layer (1 = the bottom layer, -1 = the top; NaN rows
+        where a side is missing)."""
+        qa, qb = self.a.layer(layer)[quantity], self.b.layer(layer)[quantity]
         out = np.full((self.n, qa.shape[1]), np.nan, np.float32)
         j = self.common
         out[j] = qb[self.rows_b[j]] - qa[self.rows_a[j]]
         return out
 
     def frame(self):
-        """One row per aligned position: tokens, same?, ‖Δh‖ and ‖Δc‖ per layer, top-1 of each side."""
+        """One row per aligned position: tokens, same?, ‖Δh‖ and ‖Δc‖ per layer (dh_l1 = the bottom layer),
+        top-1 of each side."""
         import pandas as pd
         d = {"position": np.arange(self.n), "token_a": list(self.tokens_a), "token_b": list(self.tokens_b),
              "same_token": self.same_token}
         for l in range(self.dh.shape[0]):
-            d[f"dh_l{l}"] = self.dh[l]
+            d[f"dh_l{l + 1}"] = self.dh[l]
             if self.dc is not None:
-                d[f"dc_l{l}"] = self.dc[l]
+                d[f"dc_l{l + 1}"] = self.dc[l]
         d["top_a"] = [self.a.top_words(r, 1)[0][0] if r >= 0 else "" for r in self.rows_a]
         d["top_b"] = [self.b.top_words(r, 1)[0][0] if r >= 0 else "" for r in self.rows_b]
         return pd.DataFrame(d)
@@ -137,11 +139,11 @@ def contrast_traces(ta: Trace, tb: Trace, align: str = "start") -> Contrast:
     dc = norms("c") if ta.cell == "lstm" else None
     fin = {}
     if len(ta) and len(tb):
-        for l in range(len(ta.layers)):
-            fin[f"h_l{l}"] = cosine_distance(ta.layers[l].h[-1], tb.layers[l].h[-1])
+        for la, lb in zip(ta.layers, tb.layers):         # keys name the layer: h_l1 = the bottom layer
+            fin[f"h_l{la.layer}"] = cosine_distance(la.h[-1], lb.h[-1])
             if dc is not None:
-                fin[f"c_l{l}"] = cosine_distance(ta.layers[l].c[-1], tb.layers[l].c[-1])
-        fin["h_top"] = fin[f"h_l{len(ta.layers) - 1}"]
+                fin[f"c_l{la.layer}"] = cosine_distance(la.c[-1], lb.c[-1])
+        fin["h_top"] = fin[f"h_l{len(ta.layers)}"]
         fin["state"] = cosine_distance(np.concatenate([s.numpy().ravel() for s in ta.final_state]),
                                        np.concatenate([s.numpy().ravel() for s in tb.final_state]))
     return Contrast(a=ta, b=tb, align=align, rows_a=ra, rows_b=rb, tokens_a=wa, tokens_b=wb,

@@ -34,7 +34,7 @@ import torch
 
 from ._common import tokens_for, word_id
 from ..trace import significant
-from ..engine import LSTM_GATES, StepEdit, as_np, log_probs, logit_difference, run_rows
+from ..engine import LSTM_GATES, StepEdit, as_np, check_layer, layer_index, log_probs, logit_difference, run_rows
 from .contrast import DEFAULT_WORDS
 from ..errors import InputError
 
@@ -44,8 +44,8 @@ GATES = LSTM_GATES
 
 @dataclass(frozen=True)
 class Intervention:
-    """Change `units` of `quantity` in `layer` (0-based) at steps start..stop (inclusive; stop None:
-    to the end of the text). Steps are rows of the trace (0 is the boundary <eos>).
+    """Change `units` of `quantity` in `layer` (1 = the bottom layer) at steps start..stop (inclusive;
+    stop None: to the end of the text). Steps are rows of the trace (0 is the boundary <eos>).
 
     op "set" writes `value`, "add" adds it, "scale" multiplies by it; `value` is one number or one
     per unit."""
@@ -58,6 +58,7 @@ class Intervention:
     stop: int | None = None
 
     def __post_init__(self):
+        object.__setattr__(self, "layer", check_layer(self.layer, negative=False))
         object.__setattr__(self, "units", tuple(int(u) for u in self.units))
         if isinstance(self.value, (list, tuple, np.ndarray)):
             object.__setattr__(self, "value", tuple(float(v) for v in self.value))
@@ -74,9 +75,14 @@ class Intervention:
         stop = T - 1 if self.stop is None else self.stop
         return self.start <= t <= stop
 
+    @property
+    def index(self) -> int:
+        """The layer's list index (0 = the bottom layer), as the engine counts."""
+        return self.layer - 1
+
     def edit(self, row: int) -> StepEdit:
         """This intervention as the engine's named edit of batch row `row`."""
-        return StepEdit(row=row, index=self.layer, quantity=self.quantity, units=self.units, op=self.op,
+        return StepEdit(row=row, index=self.index, quantity=self.quantity, units=self.units, op=self.op,
                         value=self.value, start=self.start, stop=self.stop, recompute=True)
 
     def describe(self) -> str:
@@ -85,7 +91,7 @@ class Intervention:
         units = ", ".join(map(str, self.units))
         when = (f"from step {self.start}" if self.stop is None else
                 f"at step {self.start}" if self.stop == self.start else f"at steps {self.start}–{self.stop}")
-        return f"layer {self.layer + 1} {self.quantity}[{units}] {what} {val} {when}"
+        return f"layer {self.layer} {self.quantity}[{units}] {what} {val} {when}"
 
 
 def check(iv: Intervention, model, T: int) -> None:
@@ -94,8 +100,7 @@ def check(iv: Intervention, model, T: int) -> None:
     allowed = ("h", "c") + GATES if cfg.cell == "lstm" else ("h",)
     if iv.quantity not in allowed:
         raise InputError(f"a {cfg.cell.upper()} can be changed in {', '.join(allowed)}, not {iv.quantity!r}")
-    if not 0 <= iv.layer < cfg.layers:
-        raise InputError(f"layer {iv.layer + 1} does not exist: the model has {cfg.layers} layer(s)")
+    layer_index(iv.layer, cfg.layers, negative=False)
     bad = [u for u in iv.units if not 0 <= u < cfg.hidden_size]
     if bad:
         raise InputError(f"unit {bad[0]} does not exist: units run from 0 to {cfg.hidden_size - 1}")
@@ -171,10 +176,10 @@ class InterventionResult:
              "dlogp_next": self.delta_next}
         for j, w in enumerate(self.words):
             d[f"dlogp_{w}"] = self.delta_words[:, j]
-        for l in range(self.h.shape[0]):
-            d[f"dh_l{l}"] = self.state_change("h")[l]
+        for l in range(self.h.shape[0]):               # columns named by layer: dh_l1 = the bottom layer
+            d[f"dh_l{l + 1}"] = self.state_change("h")[l]
             if self.c is not None:
-                d[f"dc_l{l}"] = self.state_change("c")[l]
+                d[f"dc_l{l + 1}"] = self.state_change("c")[l]
         d["top_before"] = [self.vocab[int(i)] for i in self.top_ids[0, :, 0]]
         d["top_after"] = [self.vocab[int(i)] for i in self.top_ids[1, :, 0]]
         return pd.DataFrame(d)
@@ -237,7 +242,7 @@ def intervene(model, text: str, interventions: Intervention | Sequence[Intervent
 @torch.no_grad()
 def unit_effects(model, text: str, layer: int, quantity: str, target: str, versus: str | None = None,
                  op: str = "set", value: float = 0.0, start: int = 0, batch: int = 128):
-    """Change each unit of one layer's quantity on its own (op/value from step `start` on) and
+    """Change each unit of one layer's quantity (`layer`: 1 = the bottom layer, -1 = the top) on its own (op/value from step `start` on) and
     measure the change in log P(target) − log P(versus) (or log P(target)) after the last token.
 
     Returns a DataFrame sorted by |effect|: unit, effect (changed − unchanged), metric_before,
@@ -250,6 +255,7 @@ def unit_effects(model, text: str, layer: int, quantity: str, target: str, versu
     if T < 2:
         raise InputError("the text holds no words the tokenizer can read")
     H = model.config.hidden_size
+    layer = layer_index(layer, model.config.layers) + 1
     check(Intervention(layer, quantity, (0,), op, value, start), model, T)
     ti = require_word_id(model, target)
     vi = require_word_id(model, versus) if versus else None

@@ -10,6 +10,9 @@ so the part of c_t that token k wrote and that survived until now is
 These parts sum to c_t exactly (computed in float64 from the trace's gates). Rows of the trace are
 steps (row 0 is the boundary <eos> when the text was read from a fresh state), so "token k" means
 row k of the trace.
+
+Layers: every `layer` keyword is numbered as the app numbers layers, 1 = the bottom layer, with -1 (the
+default) the top one; 0 is refused (explorer.engine.layer_index). Results' `layer` fields likewise.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..engine import run_layer_from_zero
+from ..engine import layer_index, run_layer_from_zero
 from ._common import tokens_for
 from ..errors import InputError, PositionError
 
@@ -26,15 +29,16 @@ from ..errors import InputError, PositionError
 def _lstm_layer(tr, layer: int):
     if tr.cell != "lstm":
         raise InputError(f"cell-state provenance needs an LSTM; this trace is a {tr.cell.upper()}")
-    return tr.layers[layer]
+    return tr.layers[layer_index(layer, len(tr.layers))]
 
 
-def _c0(tr, layer: int, c0) -> np.ndarray:
-    U = tr.layers[layer].c.shape[1]
+def _c0(lay, c0) -> np.ndarray:
+    """The initial cell state of LayerTrace `lay`: zeros, or its row of a state (h, c) / its own [units]."""
+    U = lay.c.shape[1]
     if c0 is None:
         return np.zeros(U)
     if isinstance(c0, (tuple, list)):          # an LSTM state (h, c) [layers, 1, units]
-        c0 = c0[1][layer, 0]
+        c0 = c0[1][lay.index, 0]
     c0 = c0.detach().cpu().numpy() if isinstance(c0, torch.Tensor) else np.asarray(c0)
     c0 = np.asarray(c0, np.float64).reshape(-1)
     if c0.shape != (U,):
@@ -46,7 +50,7 @@ def _c0(tr, layer: int, c0) -> np.ndarray:
 class Provenance:
     """Where c_step of one layer came from. float64 arrays."""
     tokens: tuple[str, ...]          # tokens 0..step
-    layer: int
+    layer: int                       # 1 = the bottom layer
     step: int
     parts: np.ndarray = field(repr=False)       # [step+1, units]: part of c_step written at row k
     initial: np.ndarray = field(repr=False)     # [units]: part of c_step left of c_0
@@ -78,7 +82,8 @@ class Provenance:
 def cell_provenance(tr, step: int | None = None, layer: int = -1, c0=None) -> Provenance:
     """Exact decomposition of c_step (one LSTM layer) into the surviving writes of each earlier row.
 
-    tr: a Trace of an LSTM. c0: the layer's initial cell state (default zeros: a trace read from a
+    tr: a Trace of an LSTM. layer: 1 = the bottom layer, -1 (the default) = the top. c0: the layer's
+    initial cell state (default zeros: a trace read from a
     fresh state); pass the state given to trace() when it continued from one.
     """
     lay = _lstm_layer(tr, layer)
@@ -95,8 +100,8 @@ def cell_provenance(tr, step: int | None = None, layer: int = -1, c0=None) -> Pr
     ret = np.ones_like(f)
     for k in range(step - 1, -1, -1):
         ret[k] = ret[k + 1] * f[k + 1]
-    initial = ret[0] * f[0] * _c0(tr, layer, c0)
-    return Provenance(tokens=tuple(tr.words[: step + 1]), layer=lay.index, step=step, parts=ret * w,
+    initial = ret[0] * f[0] * _c0(lay, c0)
+    return Provenance(tokens=tuple(tr.words[: step + 1]), layer=lay.layer, step=step, parts=ret * w,
                       initial=initial, retention=ret, write=w, c=np.asarray(lay.c[step], np.float64))
 
 
@@ -105,7 +110,7 @@ class MemoryMatrix:
     """M[k, t]: what row k wrote that is still in c_t (rows: written at k, columns: now t; k ≤ t,
     NaN above/below). For one unit the signed part; for a layer its norm over units."""
     tokens: tuple[str, ...]
-    layer: int
+    layer: int                                  # 1 = the bottom layer
     unit: int | None
     values: np.ndarray = field(repr=False)      # [T, T] float64
     initial: np.ndarray = field(repr=False)     # [T]: the c_0 part at each t (signed or norm)
@@ -118,7 +123,8 @@ class MemoryMatrix:
 
 
 def memory_matrix(tr, layer: int = -1, unit: int | None = None, c0=None) -> MemoryMatrix:
-    """The memory matrix of one LSTM layer: for one unit, or norms over all units (unit=None).
+    """The memory matrix of one LSTM layer (1 = the bottom, -1 = the top): for one unit, or norms over
+    all units (unit=None).
 
     O(T) memory per step: the surviving parts are carried forward, parts ⊙= f_t, then row t is
     written, so a long text never needs a [T, T, units] tensor."""
@@ -131,7 +137,7 @@ def memory_matrix(tr, layer: int = -1, unit: int | None = None, c0=None) -> Memo
     M = np.full((T, T), np.nan)
     init = np.empty(T)
     parts = np.zeros((T, U))
-    c_init = _c0(tr, layer, c0)
+    c_init = _c0(lay, c0)
     for t in range(T):
         parts[:t] *= f[t]
         parts[t] = w[t]
@@ -142,13 +148,14 @@ def memory_matrix(tr, layer: int = -1, unit: int | None = None, c0=None) -> Memo
         else:
             M[: t + 1, t] = parts[: t + 1, unit]
             init[t] = c_init[unit]
-    return MemoryMatrix(tokens=tuple(tr.words), layer=lay.index, unit=unit, values=M, initial=init)
+    return MemoryMatrix(tokens=tuple(tr.words), layer=lay.layer, unit=unit, values=M, initial=init)
 
 
 def half_lives(traces, layer: int = -1, average: str = "arithmetic"):
     """Each unit's memory half-life in steps, ln 0.5 / ln f̄, from its forget gates, sorted longest first.
 
-    traces: one Trace or several (e.g. a few paragraphs of the corpus); f̄ is the unit's mean forget
+    traces: one Trace or several (e.g. a few paragraphs of the corpus); layer: 1 = the bottom layer, -1
+    (the default) = the top; f̄ is the unit's mean forget
     gate over every row. average="geometric" uses exp(mean ln f) instead, which is the exact per-step
     factor of a product of forget gates. A unit with f̄ = 1 keeps forever (half-life inf).
     Returns a DataFrame: rank, unit, mean_forget, half_life.
@@ -174,7 +181,7 @@ def occlusion_fade(model, text: str, position: int = 1, replacement: str = "<unk
 
     The text is read twice, once with the token at `position` replaced by `replacement` (a word or
     "<unk>"), and at every later row t the two runs are compared:
-      dh: ‖h_t − h'_t‖ (top layer, or `layer`); dh_rel: dh / ‖h_t‖;
+      dh: ‖h_t − h'_t‖ (the top layer, or `layer`: 1 = the bottom); dh_rel: dh / ‖h_t‖;
       tv: total variation between the next-word distributions, ½ Σ |p − p'|;
       kl: KL(p ‖ p') in nats.
     Works for every cell (LSTM, GRU, RNN). Returns a DataFrame with one row per t ≥ position.
@@ -194,7 +201,7 @@ def occlusion_fade(model, text: str, position: int = 1, replacement: str = "<unk
     ids[1, position] = rid
     lm = model.lm
     L = lm.config.layers
-    lay = (L - 1) if layer is None else layer % L
+    lay = layer_index(layer, L)
     with torch.no_grad():
         x = lm.embedding(ids)
         hs = []

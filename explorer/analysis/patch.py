@@ -34,8 +34,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..engine import (QUANTITIES, StepEdit, as_np, freeze, kernel_of, layer_params, logit_difference, next_token_stats,
-                      pad_rows, quantities_of_layer, run_layer, run_rows)
+from ..engine import (QUANTITIES, StepEdit, as_np, freeze, kernel_of, layer_index, layer_params, logit_difference,
+                      next_token_stats, pad_rows, quantities_of_layer, run_layer, run_rows)
 from ..trace import significant
 from ._common import require_word_id, tokens_for
 from ..errors import InputError
@@ -43,7 +43,8 @@ from ..errors import InputError
 
 @dataclass(frozen=True)
 class PatchGrid:
-    """The tracing grid. metric[q, l, t]: m after patching quantity q of layer l at position t."""
+    """The tracing grid. metric[q, l, t]: m after patching quantity q of the layer at list index l
+    (0 = the bottom layer, which frame() and to_json() call layer 1) at position t."""
     clean_tokens: tuple[str, ...]
     corrupt_tokens: tuple[str, ...]
     target: str
@@ -72,12 +73,12 @@ class PatchGrid:
         return [a if not d else f"{a}/{b}" for a, b, d in zip(self.clean_tokens, self.corrupt_tokens, self.differs)]
 
     def frame(self):
-        """One row per cell: quantity, layer (0-based), position, token, restored, metric."""
+        """One row per cell: quantity, layer (1 = the bottom layer), position, token, restored, metric."""
         import pandas as pd
         Q, L, T = self.metric.shape
         lab = self.labels()
         return pd.DataFrame({
-            "quantity": np.repeat(self.quantities, L * T), "layer": np.tile(np.repeat(np.arange(L), T), Q),
+            "quantity": np.repeat(self.quantities, L * T), "layer": np.tile(np.repeat(np.arange(1, L + 1), T), Q),
             "position": np.tile(np.arange(T), Q * L), "token": lab * (Q * L),
             "restored": self.restored.reshape(-1), "metric": self.metric.reshape(-1)})
 
@@ -95,7 +96,7 @@ class PatchGrid:
                 "restored": {q: [[r(v) for v in row] for row in self.restored[i]]
                              for i, q in enumerate(self.quantities)},
                 "strongest": [{k: (r(v) if isinstance(v, float) else v) for k, v in row.items()}
-                              | {"layer": int(row["layer"]) + 1}          # numbered from 1, as in the app
+                              | {"layer": int(row["layer"]), "position": int(row["position"])}
                               for row in self.strongest(5).to_dict("records")]}
 
 
@@ -237,7 +238,8 @@ class PatchedRun:
     """The corrupted run with one state patched, read step by step beside the unpatched corrupted run.
 
     h, c: [layers, 2, tokens, units] (row 0 corrupted, row 1 patched); metric: [2] m of each row;
-    restored: the fraction of the clean − corrupted difference this patch restores."""
+    restored: the fraction of the clean − corrupted difference this patch restores; layer: the patched
+    layer, 1 = the bottom layer."""
     layer: int
     position: int
     quantity: str | None
@@ -258,35 +260,35 @@ class PatchedRun:
 def patch_one(model, clean: str, corrupt: str, target: str, versus: str, layer: int, position: int,
               quantity: str | None = "h") -> PatchedRun:
     """One patch, computed independently of the grid: the corrupted text is read again step by step
-    with the clean value written into `quantity` of `layer` at `position` (quantity None: nothing is
-    patched). Gives every state of the patched run, for the player."""
+    with the clean value written into `quantity` of `layer` (1 = the bottom layer, -1 = the top) at
+    `position` (quantity None: nothing is patched). Gives every state of the patched run, for the player."""
+    index = layer_index(layer, model.config.layers)
     p = _prepare(model, clean, corrupt, target, versus)
     L, _, T, H = p.h.shape
     if quantity is not None:
         _quantities(model, [quantity])
-    if not 0 <= layer < L:
-        raise InputError(f"layer {layer + 1} does not exist: the model has {L} layer(s)")
     if not 0 <= position < T:
         raise InputError(f"position {position} is outside the texts (0 to {T - 1})")
     # Row 1 reads the corrupted text with the clean run's value copied into `quantity` at `position`;
     # a patch of c is carried on as it is (h_t stays the corrupted one). Row 0 is the unpatched twin.
     edits = [] if quantity is None else [
-        StepEdit(row=1, index=layer, quantity=quantity, op="copy", start=position, stop=position,
-                 value=(p.h if quantity == "h" else p.c)[layer, 0], recompute=False)]
+        StepEdit(row=1, index=index, quantity=quantity, op="copy", start=position, stop=position,
+                 value=(p.h if quantity == "h" else p.c)[index, 0], recompute=False)]
     ids = torch.stack([p.ids[1], p.ids[1]])
     h, c = run_rows(p.lm, ids, edits)
     top = torch.from_numpy(np.ascontiguousarray(np.concatenate([p.h[-1, :, T - 1], h[-1, :, T - 1]])))
     m = logit_difference(p.lm, top, p.target, p.versus).numpy()
     mc, mx = float(m[0]), float(m[1])
     restored = (float(m[3]) - mx) / (mc - mx) if mc != mx else float("nan")
-    return PatchedRun(layer, position, quantity, p.corrupt_tokens, as_np(h), as_np(c) if c is not None else None,
+    return PatchedRun(index + 1, position, quantity, p.corrupt_tokens, as_np(h), as_np(c) if c is not None else None,
                       as_np(m[2:]), mc, restored)
 
 
 @torch.no_grad()
 def patched_trace(model, clean: str, corrupt: str, target: str, versus: str, layer: int, position: int,
                   quantity: str | None = "h", top_k: int = 10):
-    """The patched run (patch_one) as a Trace, for the player: its states are the patched run's own
+    """The patched run (patch_one; `layer` 1 = the bottom layer) as a Trace, for the player: its states
+    are the patched run's own
     per-step values; the gates are recomputed from them with the trace's equations (each step's
     [x_t, h_{t-1}]), and the predictions from its top layer."""
     from types import MappingProxyType

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from ..corpus import labels as LB
-from ..engine import run_layers, torch_threads
+from ..engine import layer_index, run_layers, torch_threads
 from ..errors import InputError
 
 TASKS = ("quote", "gender", "distance", "line")
@@ -150,17 +150,17 @@ def control_labels(ids: np.ndarray, train_labels: np.ndarray, n_labels: int, voc
 
 @torch.no_grad()
 def states(model, ids: Sequence[int], chunk: int = 512, threads: int | None = 1) -> dict[tuple[int, str], np.ndarray]:
-    """{(layer, quantity): [tokens, units]} for h (and c) of every layer while reading `ids` in
-    order, the state carried from chunk to chunk (so a long book reads as one text)."""
+    """{(layer, quantity): [tokens, units]} for h (and c) of every layer (1 = the bottom layer) while
+    reading `ids` in order, the state carried from chunk to chunk (so a long book reads as one text)."""
     lm = model.lm
     qs = ("h", "c") if model.config.cell == "lstm" else ("h",)
-    parts: dict = {(l, q): [] for l in range(model.config.layers) for q in qs}
+    parts: dict = {(l, q): [] for l in range(1, model.config.layers + 1) for q in qs}
     state = None
     ids = torch.as_tensor(np.asarray(ids), dtype=torch.long)
     with torch_threads(threads):          # a per-step loop: one thread unless told (engine.torch_threads)
         for s in range(0, len(ids), chunk):
             layers, _, state = run_layers(lm, ids[s:s + chunk], state)
-            for l, v in enumerate(layers):
+            for l, v in enumerate(layers, start=1):
                 for q in qs:
                     parts[(l, q)].append(v[q])
     return {k: np.concatenate(v) for k, v in parts.items()}
@@ -180,7 +180,7 @@ def corpus_tokens(model, books, max_tokens: int):
 
 @dataclass(frozen=True)
 class ProbeScore:
-    layer: int
+    layer: int                         # 1 = the bottom layer
     quantity: str
     accuracy: float
     control_accuracy: float
@@ -213,7 +213,7 @@ class ProbeReport:
     train_counts: tuple[int, ...]
     test_counts: tuple[int, ...]
     scores: tuple[ProbeScore, ...]
-    probes: dict = field(default_factory=dict, repr=False, compare=False)   # (layer, quantity) -> fitted pipeline
+    probes: dict = field(default_factory=dict, repr=False, compare=False)   # (layer from 1, quantity) -> fitted pipeline
     eos_means: str = "paragraph"       # what <eos> marked when the labels were read (labels.paragraph_breaks)
     warnings: tuple[str, ...] = ()     # where the labels look implausible (labels.paragraph_warnings)
     held_out: dict = field(default_factory=dict)   # the split and the training-text check (probe())
@@ -226,7 +226,7 @@ class ProbeReport:
 
     def frame(self):
         import pandas as pd
-        return pd.DataFrame([{"layer": s.layer + 1, "quantity": s.quantity, "accuracy": s.accuracy,
+        return pd.DataFrame([{"layer": s.layer, "quantity": s.quantity, "accuracy": s.accuracy,
                               "control": s.control_accuracy, "selectivity": s.selectivity,
                               "majority": s.majority, "verdict": s.verdict} for s in self.scores])
 
@@ -242,7 +242,7 @@ class ProbeReport:
                 "test_counts": dict(zip(self.label_names, self.test_counts)),
                 "label_counts": self.counts, "eos_means": self.eos_means, "warnings": list(self.warnings),
                 **self.held_out,
-                "scores": [{"layer": s.layer + 1, "quantity": s.quantity, "accuracy": r(s.accuracy),
+                "scores": [{"layer": s.layer, "quantity": s.quantity, "accuracy": r(s.accuracy),
                             "control_accuracy": r(s.control_accuracy), "selectivity": r(s.selectivity),
                             "majority": r(s.majority), "control_majority": r(s.control_majority),
                             "verdict": s.verdict} for s in self.scores]}
@@ -298,7 +298,7 @@ def probe_tokens(model, task: str, train_tokens, test_tokens, *, train_books=(),
     keys = sorted(S_tr)
     for n, key in enumerate(keys):
         if progress:
-            progress(n / len(keys), f"layer {key[0] + 1} {key[1]}")
+            progress(n / len(keys), f"layer {key[0]} {key[1]}")
         clf = _fit(S_tr[key], y_tr, seed)
         acc = float(np.mean(clf.predict(S_te[key]) == y_te))
         if len(np.unique(c_tr)) > 1:
@@ -391,11 +391,12 @@ def probe(model, corpus, task: str, *, max_train: int = 10_000, max_test: int = 
 
 def readout(report: ProbeReport, model, tr, layer: int, quantity: str = "h") -> np.ndarray:
     """[tokens, labels] the probe's label probabilities for each token of a Trace `tr`: what the
-    layer 'thinks' the label is, word by word."""
+    layer (1 = the bottom layer, -1 = the top) 'thinks' the label is, word by word."""
+    layer = layer_index(layer, len(tr.layers)) + 1
     clf = report.probes.get((layer, quantity))
     if clf is None:
-        raise InputError(f"no probe for layer {layer + 1} {quantity}")
-    X = np.asarray(tr.layers[layer][quantity])
+        raise InputError(f"no probe for layer {layer} {quantity}")
+    X = np.asarray(tr.layer(layer)[quantity])
     p = np.zeros((len(X), len(report.label_names)))
     p[:, clf.classes_] = clf.predict_proba(X)
     return p

@@ -7,13 +7,15 @@ from pathlib import Path
 from ..errors import ExplorerError
 
 
-def add_parsers(sub, positive_int, nonneg_float) -> None:
+def add_parsers(sub, positive_int, nonneg_float, layer) -> None:
+    """index, match and units; `layer` is the CLI's layer type (1 = the bottom layer, 0 refused)."""
     ix = sub.add_parser("index", help="index a model's states over a corpus (zarr + Parquet)")
     ix.add_argument("--model", required=True)
     ix.add_argument("--corpus", required=True, help="a folder of .txt files (searched recursively) or one file")
     ix.add_argument("--out", required=True, help="index folder to write (or to continue writing)")
     ix.add_argument("--quantities", default=None, help="comma-separated, e.g. h,c (default: h,c for an LSTM, h otherwise)")
-    ix.add_argument("--layers", default="all", help="'all' or comma-separated layer numbers")
+    ix.add_argument("--layers", default="all",
+                    help="'all' or comma-separated layer numbers, 1 = the bottom layer (e.g. 1,2)")
     ix.add_argument("--workers", type=positive_int, default=1, help="local processes, one file at a time each")
     ix.add_argument("--scheduler", default=None, help="a Dask distributed scheduler address, e.g. tcp://host:8786")
     ix.add_argument("--no-progress", action="store_true")
@@ -25,7 +27,7 @@ def add_parsers(sub, positive_int, nonneg_float) -> None:
     m.add_argument("--text", required=True)
     m.add_argument("--start", type=int, required=True, help="first token (0 is the boundary token <eos>)")
     m.add_argument("--end", type=int, required=True, help="one past the last token")
-    m.add_argument("--layer", type=int, required=True)
+    m.add_argument("--layer", type=layer, required=True, help="1 = the bottom layer")
     m.add_argument("--quantity", default="h")
     m.add_argument("--threshold", type=float, default=0.3)
     m.add_argument("--top", type=positive_int, default=20)
@@ -37,7 +39,7 @@ def add_parsers(sub, positive_int, nonneg_float) -> None:
     u = sub.add_parser("units", help="the unit dictionary: top contexts, histogram, decoder effects; "
                                      "or rank units by a token predicate")
     u.add_argument("--index", required=True)
-    u.add_argument("--layer", type=int, required=True)
+    u.add_argument("--layer", type=layer, required=True, help="1 = the bottom layer")
     u.add_argument("--quantity", default="h")
     u.add_argument("--unit", type=int, default=None)
     u.add_argument("--top", type=positive_int, default=20)

@@ -23,17 +23,18 @@ from ..files import atomic_file, write_json
 from ..model import weights_hash  # noqa: F401 (the core's model identity, re-exported)
 
 FORMAT = """\
-Corpus index format, version 1 (readable without this project: zarr v3 + Parquet + JSON).
+Corpus index format, version 2 (readable without this project: zarr v3 + Parquet + JSON).
 
 INDEX/
   card.json        Written last, atomically: its presence means the build is complete. Holds
-                   "format": "rnn-explorer-corpus-index", "version": 1, "complete": true,
+                   "format": "rnn-explorer-corpus-index", "version": 2, "complete": true,
                    "model": {name, path, weights_sha256, config}: the model the states belong to
                      (weights_sha256 = sha256 over the model's state-dict tensors, see weights_hash),
                    "tokenizer": its kind, "eos_means": what <eos> marks in its text, "line" or
                      "paragraph" (explorer.tokenizer.eos_means; absent in older indexes),
                    "tokens": N (rows of every array and of the token table), "units": H,
-                   "layers": [0, 1, ...], "quantities": ["h", "c", ...],
+                   "layers": [1, 2, ...] (layer numbers: 1 = the bottom layer),
+                   "quantities": ["h", "c", ...],
                    "dtype": {"h": "float16", "c": "float32"} (c is unbounded: float32 keeps 1e-3),
                    "files": [{path, tokens, row_start, sha256, bytes}, ...] in row order,
                    "chunks": {"by_unit": [rows, 1], "by_token": [rows, H]}, "built": {...}.
@@ -43,7 +44,8 @@ INDEX/
                    text (str, the token as it appears in the text, or "<eos>"), id (int32, vocabulary
                    id), start / end (int64, the token's character span in the file; [0, 0) for the
                    boundary).
-  states.zarr/     A zarr v3 group. For each layer l and quantity q two arrays [N, H] (card dtype;
+  states.zarr/     A zarr v3 group. For each layer l of the card (L1 = the bottom layer) and
+                   quantity q two arrays [N, H] (card dtype;
                    uncompressed, so a row range is a plain slice of the chunk file):
                    L{l}/{q}/by_unit    chunks [65536 rows, 1 unit] (fewer rows when N is smaller):
                                        a few units over all tokens reads only those units' chunks;
@@ -55,14 +57,21 @@ INDEX/
 
 Semantics: each file is read as one continuous text exactly as trace(model, text_of_file) reads it,
 from the boundary token <eos>, the recurrent state carried across the build's segments; the value in
-row r is the quantity after reading the token of row r (Trace.layers[l][q][position]).
+row r is the quantity after reading the token of row r (Trace.layer(l)[q][position], i.e.
+Trace.layers[l - 1]).
+
+Version 1 (built before layers were numbered from 1) is read as well: its card lists "layers" from 0
+and its arrays are L0 (the bottom layer), L1, ...; open_index gives its card's layers from 1, and
+layer 1 reads L0, so every reader sees one numbering. New builds write version 2.
 
 While a build runs (or after it was interrupted) INDEX/ holds build.json (the plan) and parts/
 (finished segments in the card's dtypes, and the float32 state at each segment's end): a rerun with the same
 arguments continues from the last finished segment. No card.json means not complete: readers refuse it.
 """
 
-VERSION = 1
+VERSION = 2
+#: The versions open_index reads: 1 counted layers from 0 (card and array names), 2 from 1.
+READABLE_VERSIONS = (1, 2)
 FORMAT_NAME = "rnn-explorer-corpus-index"
 BY_UNIT_ROWS = 65536
 BY_TOKEN_ROWS = 512
@@ -124,17 +133,22 @@ def _sha(data: bytes) -> str:
 
 
 def _parse_layers(layers, n_layers: int) -> list[int]:
+    """The layer numbers to index (1 = the bottom layer; -1 = the top), sorted: 'all' or e.g. "1,2"."""
+    from ..engine import LAYER_HELP, layer_index
     if layers in (None, "all", ""):
-        return list(range(n_layers))
+        return list(range(1, n_layers + 1))
     items = layers.split(",") if isinstance(layers, str) else list(layers)
     out = []
     for x in items:
         try:
             v = int(x)
         except (TypeError, ValueError):
-            raise IndexProblem(f"--layers: {x!r} is not a layer number (use 'all' or e.g. 0,1)") from None
-        if not 0 <= v < n_layers:
-            raise IndexProblem(f"--layers: the model has layers 0..{n_layers - 1}, not {v}")
+            raise IndexProblem(f"--layers: {x!r} is not a layer number (use 'all' or e.g. 1,2; "
+                               f"{LAYER_HELP})") from None
+        try:
+            v = layer_index(v, n_layers) + 1
+        except ExplorerError as e:
+            raise IndexProblem(f"--layers: {e}") from None
         if v not in out:
             out.append(v)
     return sorted(out)
@@ -240,7 +254,7 @@ def index_file(model, plan: dict, file_i: int, out: str,
     for j in range(start_j, len(segs)):
         a, b = segs[j]
         lay, _, final = run_layers(model.lm, ids_all[a:b], state)
-        arrays = {f"L{l}_{q}": lay[l][q].astype(dtype_of(q)) for l in layers for q in quantities}
+        arrays = {f"L{l}_{q}": lay[l - 1][q].astype(dtype_of(q)) for l in layers for q in quantities}
         if cell == "lstm":
             arrays["state_h"], arrays["state_c"] = final[0].numpy(), final[1].numpy()
         else:
@@ -311,8 +325,10 @@ def _plan(model, corpus, layers, quantities, segment_tokens) -> tuple[dict, list
     return plan, tables
 
 
-def _same_plan(a: dict, b: dict) -> bool:
-    keys = ("version", "files", "tokens", "layers", "quantities", "segment_tokens", "units")
+def _same_plan(a: dict, b: dict, version: bool = True) -> bool:
+    """Whether two plans (or a card and a plan) index the same thing the same way. `version` False: a
+    finished index of an older readable format counts as the same (its layers read from 1)."""
+    keys = ("version",) * version + ("files", "tokens", "layers", "quantities", "segment_tokens", "units")
     return all(a.get(k) == b.get(k) for k in keys) and \
         a["model"]["weights_sha256"] == b["model"]["weights_sha256"]
 
@@ -401,7 +417,7 @@ def build_index(model, corpus, out, *, quantities=None, layers="all", workers: i
                 raise IndexProblem(f"{out} already holds an index of model {card['model'].get('name')!r} "
                                   f"(weights {card['model']['weights_sha256'][:12]}), not of "
                                   f"{plan['model']['name']!r}; choose another --out or delete it")
-            if _same_plan(card, plan):
+            if _same_plan(card, plan, version=False):
                 return card
             raise IndexProblem(f"{out} already holds a finished index with other settings or another "
                               "corpus; choose another --out or delete it")
@@ -416,6 +432,9 @@ def build_index(model, corpus, out, *, quantities=None, layers="all", workers: i
                 old = json.loads(bp.read_text(encoding="utf-8"))
             except ValueError:
                 old = None
+            if old is not None and old.get("version") != VERSION:
+                raise IndexProblem(f"{out} holds an unfinished build of an older index format (version "
+                                   f"{old.get('version')}); delete the folder and run the command again")
             if old is None or not _same_plan(old, plan):
                 raise IndexProblem(f"{out} holds an unfinished build with another model, corpus or settings; "
                                   "run that command again to finish it, or delete the folder")
@@ -551,9 +570,12 @@ def _read_card(path: Path) -> dict:
         raise IndexProblem(f"{p} is not valid JSON: {e}") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT_NAME or not card.get("complete"):
         raise IndexProblem(f"{p} is not the card of a complete corpus index")
-    if card.get("version") != VERSION:
+    if card.get("version") not in READABLE_VERSIONS:
         raise IndexProblem(f"{path} is an index of format version {card.get('version')}; this explorer "
-                          f"reads version {VERSION}: build it again")
+                          f"reads versions {', '.join(map(str, READABLE_VERSIONS))}: delete it and build it "
+                          "again (python -m explorer index)")
+    if card["version"] == 1:          # layers counted from 0: read them as the numbers everyone else uses
+        card["layers"] = [int(l) + 1 for l in card["layers"]]
     return card
 
 
@@ -578,7 +600,23 @@ class CorpusIndex:
 
     @property
     def layers(self) -> list[int]:
+        """The layers the index holds, numbered from 1 (the bottom layer), whatever its format version."""
         return list(self.card["layers"])
+
+    def layer_number(self, layer: int) -> int:
+        """`layer` as a layer number of the model (1 = the bottom; -1 = the top, 0 refused:
+        explorer.engine.layer_index), refused when the index does not hold it."""
+        from ..engine import LAYER_HELP, layer_index
+        n = int(self.card["model"]["config"]["layers"])
+        number = layer_index(layer, n) + 1
+        if number not in self.layers:
+            raise IndexProblem(f"the index holds layers {self.layers} ({LAYER_HELP}), not {layer}")
+        return number
+
+    def array_prefix(self, layer: int) -> str:
+        """The zarr group of a layer number: "L1" for the bottom layer (format version 1: "L0")."""
+        number = self.layer_number(layer)
+        return f"L{number - 1 if self.card.get('version') == 1 else number}"
 
     @property
     def quantities(self) -> list[str]:
@@ -613,23 +651,26 @@ class CorpusIndex:
             self._group = zarr.open_group(str(self.path / "states.zarr"), mode="r")
         return self._group
 
-    def _check(self, layer: int, quantity: str):
-        if layer not in self.layers:
-            raise IndexProblem(f"the index holds layers {self.layers}, not {layer}")
+    def _check(self, layer: int, quantity: str) -> int:
+        """The layer number of `layer` (see layer_number), after checking the index holds it and `quantity`."""
+        number = self.layer_number(layer)
         if quantity not in self.quantities:
             raise IndexProblem(f"the index holds {', '.join(self.quantities)}, not {quantity!r}")
+        return number
 
     def array(self, layer: int, quantity: str, kind: str = "by_unit"):
+        """The zarr array of `layer` (1 = the bottom layer) and `quantity`."""
         self._check(layer, quantity)
-        return self._g()[f"L{layer}/{quantity}/{kind}"]
+        return self._g()[f"{self.array_prefix(layer)}/{quantity}/{kind}"]
 
     def _plain_chunks(self, layer: int, quantity: str, kind: str):
         """(folder, rows per chunk, dtype) when the array's chunks are plain little-endian bytes under
         zarr v3's default '/' key encoding (how this project writes them), else None."""
-        key = (layer, quantity, kind)
+        prefix = self.array_prefix(layer)
+        key = (prefix, quantity, kind)
         cache = self.__dict__.setdefault("_plain", {})
         if key not in cache:
-            folder = self.path / "states.zarr" / f"L{layer}" / quantity / kind
+            folder = self.path / "states.zarr" / prefix / quantity / kind
             try:
                 meta = json.loads((folder / "zarr.json").read_text(encoding="utf-8"))
                 codecs = meta["codecs"]

@@ -4,6 +4,7 @@ and state trajectories. Every function returns numbers (dataclasses, arrays, Dat
 The select -> match rule (what is implemented, exactly)
 -------------------------------------------------------
 Let v_t(u) be the stored value of unit u (layer L, quantity q) after token t, and θ the threshold.
+Layers are numbered as everywhere: 1 = the bottom layer (-1 = the top; 0 is refused).
 A unit is *on* at t when v_t(u) > θ.
 
 * Selection: trace the typed text (position 0 is the boundary token <eos>) and take the token range
@@ -39,7 +40,7 @@ class Selection:
     tokens: tuple[str, ...]            # the trace's tokens (position 0 = <eos>)
     start: int
     end: int
-    layer: int
+    layer: int                         # 1 = the bottom layer
     quantity: str
     threshold: float
     quiet_before: bool
@@ -88,18 +89,21 @@ class MatchResult:
 
 def select(model, text: str, start: int, end: int, layer: int, quantity: str = "h",
            threshold: float = 0.3, quiet_before: bool = False) -> Selection:
-    """The hypothesis of a selection: the units on across tokens [start, end) of trace(model, text)."""
+    """The hypothesis of a selection: the units on across tokens [start, end) of trace(model, text), in
+    `layer` (1 = the bottom layer, -1 = the top)."""
+    from ..engine import layer_index
     from ..trace import trace
+    index = layer_index(layer, model.config.layers)
     tr = trace(model, text)
     T = len(tr)
     if not 0 <= start < end <= T:
         raise IndexProblem(f"the selection [{start}, {end}) must lie within the text's {T} tokens "
                            f"(0 is the boundary token <eos>) and hold at least one token")
-    if not 0 <= layer < len(tr.layers):
-        raise IndexProblem(f"the model has layers 0..{len(tr.layers) - 1}, not {layer}")
-    if quantity not in tr.layers[layer].names:
-        raise IndexProblem(f"a {tr.cell.upper()} has {', '.join(tr.layers[layer].names)}, not {quantity!r}")
-    v = np.asarray(tr.layers[layer][quantity], np.float32)
+    lay = tr.layers[index]
+    layer = lay.layer
+    if quantity not in lay.names:
+        raise IndexProblem(f"a {tr.cell.upper()} has {', '.join(lay.names)}, not {quantity!r}")
+    v = np.asarray(lay[quantity], np.float32)
     on = (v[start:end] > threshold).all(0)
     if quiet_before and start > 0:
         on &= v[start - 1] <= threshold
@@ -176,7 +180,7 @@ def match(index: CorpusIndex, model, text: str, start: int, end: int, layer: int
     """Select [start, end) of `text` and find where its units are on across the corpus."""
     import time
     index.check_model(model)
-    index._check(layer, quantity)
+    layer = index._check(layer, quantity)
     sel = select(model, text, start, end, layer, quantity, threshold, quiet_before)
     index.token_texts()        # read once per open index; `seconds` times the query itself
     t0 = time.perf_counter()
@@ -217,7 +221,7 @@ class Context:
 
 @dataclass(frozen=True)
 class UnitProfile:
-    layer: int
+    layer: int                         # 1 = the bottom layer
     quantity: str
     unit: int
     top: tuple[Context, ...]           # most positive, highest first
@@ -264,7 +268,9 @@ def decoder_effects(model, unit: int, k: int = 10):
 
 def unit_profile(index: CorpusIndex, layer: int, quantity: str, unit: int, top: int = 20,
                  context: int = 6, bins: int = 60, model=None) -> UnitProfile:
-    """A unit's dictionary entry: top contexts either way, a histogram, and (top layer, h) decoder effects."""
+    """A unit's dictionary entry: top contexts either way, a histogram, and (top layer, h) decoder effects.
+    `layer`: 1 = the bottom layer, -1 = the top."""
+    layer = index._check(layer, quantity)
     col = index.units(layer, quantity, [unit])[:, 0]
     file_of = index.file_of_rows()
     texts = index.token_texts()
@@ -282,7 +288,7 @@ def unit_profile(index: CorpusIndex, layer: int, quantity: str, unit: int, top: 
     counts, edges = np.histogram(col, bins=bins)
     prom = supp = ()
     cfg = index.card["model"]["config"]
-    if model is not None and quantity == "h" and layer == cfg["layers"] - 1:
+    if model is not None and quantity == "h" and layer == cfg["layers"]:          # the top layer
         index.check_model(model)
         prom, supp = decoder_effects(model, unit, 10)
     return UnitProfile(layer, quantity, unit, ctx(_extremes(col, top, context, True, file_of)),
@@ -487,7 +493,7 @@ def rank_units(index: CorpusIndex, layer: int, quantity: str, predicate: str | n
 
 @dataclass(frozen=True)
 class Projection:
-    layer: int
+    layer: int                         # 1 = the bottom layer
     quantity: str
     mean: np.ndarray
     components: np.ndarray             # [2, H]
@@ -505,8 +511,9 @@ def fit_projection(index: CorpusIndex, layer: int, quantity: str = "h", bins: in
     """IncrementalPCA (2 components) fitted chunk by chunk over every token of the index, and the density
     of the corpus in that plane. Cached in INDEX/extras."""
     from sklearn.decomposition import IncrementalPCA
-    index._check(layer, quantity)
-    path = Path(index.path) / "extras" / f"pca_L{layer}_{quantity}.npz"
+    layer = index._check(layer, quantity)
+    # named by the layer's array (an index of format version 1 keeps its fits under its own names)
+    path = Path(index.path) / "extras" / f"pca_{index.array_prefix(layer)}_{quantity}.npz"
     if cache and path.is_file():
         with np.load(path) as z:
             return Projection(layer, quantity, z["mean"], z["components"], z["explained"], z["density"],
@@ -551,6 +558,6 @@ def trajectory(projection: Projection, model, text: str):
     import pandas as pd
     from ..trace import trace
     tr = trace(model, text)
-    v = tr.layers[projection.layer][projection.quantity]
+    v = tr.layer(projection.layer)[projection.quantity]
     xy = projection.project(v) if len(tr) else np.zeros((0, 2))
     return pd.DataFrame({"position": np.arange(len(tr)), "token": tr.words, "x": xy[:, 0], "y": xy[:, 1]})

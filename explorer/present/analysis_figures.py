@@ -123,8 +123,8 @@ def _span(n: int, window) -> tuple[int, int]:
 
 
 def delta_norm_data(c, window=None):
-    """Long DataFrame behind delta_norm_lines: position, label, layer, quantity, value (steps
-    window[0]..window[1]-1 only, when given)."""
+    """Long DataFrame behind delta_norm_lines: position, label, layer (1 = the bottom layer), quantity,
+    value (steps window[0]..window[1]-1 only, when given)."""
     import pandas as pd
     rows = []
     lo, hi = _span(c.n, window)
@@ -133,7 +133,7 @@ def delta_norm_data(c, window=None):
         if arr is None:
             continue
         for l in range(arr.shape[0]):
-            rows.append(pd.DataFrame({"position": np.arange(lo, hi), "label": labels, "layer": l,
+            rows.append(pd.DataFrame({"position": np.arange(lo, hi), "label": labels, "layer": l + 1,
                                       "quantity": name, "value": arr[l][lo:hi]}))
     return pd.concat(rows, ignore_index=True)
 
@@ -155,7 +155,8 @@ def delta_norm_lines(c, window=None, selected: int | None = None) -> go.Figure:
 
 def delta_heatmap(c, quantity: str = "h", layer: int = -1, zmax: float | None = None, window=None,
                   selected: int | None = None) -> go.Figure:
-    """B − A for every unit (rows) at every aligned step (columns; those of `window` when given).
+    """B − A for every unit (rows) at every aligned step (columns; those of `window` when given) in
+    `layer` (1 = the bottom layer, -1 = the top).
     Fixed symmetric range: for h and the gates the largest possible difference (2 for tanh
     quantities, 1 for sigmoid gates)."""
     from ..trace import RANGES
@@ -169,7 +170,7 @@ def delta_heatmap(c, quantity: str = "h", layer: int = -1, zmax: float | None = 
                                hovertemplate="step %{x}, unit %{y}: %{z:.3f}<extra></extra>"))
     fig.update_xaxes(**token_ticks(c.tokens_a[lo:hi], lo, _pair_ticks(c)[lo:hi], selected))
     fig.update_yaxes(title="unit")
-    return style_figure(fig, f"{quantity}(B) − {quantity}(A), layer {c.a.layers[layer].index}")
+    return style_figure(fig, f"{quantity}(B) − {quantity}(A), layer {c.a.layer(layer).layer}")
 
 
 def next_word_bars(df, top: int = 12) -> go.Figure:
@@ -250,7 +251,8 @@ def fade_curves(df, metric: str = "dh_rel", by: str | Sequence[str] = "model") -
 # ----------------------------------------------------------------------------------------- unrolled
 
 def unrolled_data(tr, layer: int = -1, start: int = 0, max_steps: int = 8, n_units: int = 24) -> dict:
-    """Boxes, sparklines and arrows of the unrolled network, drawn from a real trace.
+    """Boxes, sparklines and arrows of the unrolled network, drawn from a real trace: h of `layer`
+    (1 = the bottom layer, -1 = the top, the default); "layer" gives its number.
 
     boxes: DataFrame step, x0, x1, y0, y1, token, top_word, top_prob (one box per step);
     sparklines: list of (xs, ys) per step, h_t's first n_units values mapped into its box;
@@ -259,7 +261,8 @@ def unrolled_data(tr, layer: int = -1, start: int = 0, max_steps: int = 8, n_uni
     import pandas as pd
     T = len(tr)
     steps = list(range(max(0, start), min(T, max(0, start) + max_steps)))
-    h = tr.layers[layer].h
+    lay = tr.layer(layer)
+    h = lay.h
     W, G, y0, y1 = 1.0, 0.5, 0.0, 1.0
     boxes, spark, arrows = [], [], []
     for n, t in enumerate(steps):
@@ -275,7 +278,7 @@ def unrolled_data(tr, layer: int = -1, start: int = 0, max_steps: int = 8, n_uni
         if n:
             arrows.append({"kind": "recurrent", "step": t, "x0": x0 - G, "y0": 0.5, "x1": x0, "y1": 0.5})
     return {"boxes": pd.DataFrame(boxes), "sparklines": spark, "arrows": pd.DataFrame(arrows),
-            "layer": tr.layers[layer].index}
+            "layer": lay.layer}
 
 
 def unrolled_figure(tr, layer: int = -1, start: int = 0, max_steps: int = 8, n_units: int = 24) -> go.Figure:

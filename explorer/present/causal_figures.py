@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..engine import layer_index
 from . import scales
 from .analysis_figures import axis_label, style_figure, token_ticks
 
@@ -23,8 +24,8 @@ COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 # -------------------------------------------------------------------------------- causal tracing
 def patch_heatmap(grid, selected: tuple[str, int, int] | None = None) -> go.Figure:
     """Layer × position heatmap of the restored fraction, one panel per quantity (h, c): where the
-    information that separates the two texts travels. `selected` = (quantity, layer, position)
-    draws a box around one cell."""
+    information that separates the two texts travels. `selected` = (quantity, layer, position), layer
+    1 = the bottom, draws a box around one cell."""
     Q, L, T = grid.metric.shape
     labels = grid.labels()
     fig = make_subplots(rows=Q, cols=1, shared_xaxes=True, vertical_spacing=0.08,
@@ -43,7 +44,8 @@ def patch_heatmap(grid, selected: tuple[str, int, int] | None = None) -> go.Figu
     fig.update_xaxes(**token_ticks(labels), tickangle=-45 if T > 12 else 0, row=Q, col=1)
     if selected is not None and selected[0] in grid.quantities:
         qi = grid.quantities.index(selected[0])
-        _, l, t = selected
+        _, layer, t = selected
+        l = layer_index(layer, L)                  # the row of the heatmap (row 0 = layer 1)
         fig.add_shape(type="rect", x0=t - 0.5, x1=t + 0.5, y0=l - 0.5, y1=l + 0.5, line=dict(color="#000", width=3),
                       row=qi + 1, col=1)
     title = (f"Restored share of log P({grid.target}) − log P({grid.versus}): clean {grid.metric_clean:+.3f}, "
@@ -67,17 +69,15 @@ def patched_run_lines(run, clean_tokens) -> go.Figure:
     fig.update_xaxes(**token_ticks(labels), tickangle=-45 if T > 12 else 0)
     fig.add_vline(x=run.position, line=dict(color="#555", dash="dash"))
     fig.update_yaxes(title="distance from the corrupted run")
-    what = f"{run.quantity} of layer {run.layer + 1} at position {run.position}" if run.quantity else "nothing"
+    what = f"{run.quantity} of layer {run.layer} at position {run.position}" if run.quantity else "nothing"
     return style_figure(fig, f"Patched {what}: restored {run.restored:+.1%}", height=360,
                    meta={"view": "patched_run"}, legend=dict(orientation="h", y=1.02, x=1, xanchor="right",
                                                               yanchor="bottom"))
 
 
 def strongest_table(grid, n: int = 12):
-    """The n strongest cells as a table for the page (layers numbered from 1)."""
-    df = grid.strongest(n)
-    df["layer"] = df["layer"] + 1
-    return df
+    """The n strongest cells as a table for the page (layers numbered from 1, as in PatchGrid.frame)."""
+    return grid.strongest(n)
 
 
 def patch_summary(grid) -> str:
@@ -86,9 +86,9 @@ def patch_summary(grid) -> str:
     df = grid.strongest(len(grid.frame()))
     T = grid.metric.shape[2]
     L = grid.metric.shape[1]
-    trivial = (df["quantity"] == "h") & (df["layer"] == L - 1) & (df["position"] == T - 1)
+    trivial = (df["quantity"] == "h") & (df["layer"] == L) & (df["position"] == T - 1)
     top = df[~trivial].head(3)
-    cells = "; ".join(f"{r.quantity} of layer {r.layer + 1} at “{r.token}” ({r.position}): {r.restored:+.0%}"
+    cells = "; ".join(f"{r.quantity} of layer {r.layer} at “{r.token}” ({r.position}): {r.restored:+.0%}"
                       for r in top.itertuples())
     return (f"log P({grid.target}) − log P({grid.versus}) after the last token: clean {grid.metric_clean:+.3f}, "
             f"corrupted {grid.metric_corrupt:+.3f} (difference {grid.difference:+.3f}). Strongest cells: {cells}.")
@@ -188,14 +188,14 @@ def unit_effect_bars(df, top: int = 20) -> go.Figure:
                            marker_color=["#b2182b" if v > 0 else "#2166ac" for v in d["effect"]],
                            hovertemplate="%{x}: Δ = %{y:.4f}<extra></extra>"))
     fig.update_yaxes(title=f"Δ {df.attrs.get('metric', 'metric')}")
-    return style_figure(fig, f"Units of layer {df.attrs.get('layer', 0) + 1} {df.attrs.get('quantity', '')}, each changed "
+    return style_figure(fig, f"Units of layer {df.attrs.get('layer', '')} {df.attrs.get('quantity', '')}, each changed "
                         "on its own: the largest effects", height=360, meta={"view": "unit_effects"})
 
 
 # -------------------------------------------------------------------------------------- probes
 def probe_bars(report) -> go.Figure:
     """Task accuracy, control accuracy and the majority baseline for every layer and quantity."""
-    names = [f"layer {s.layer + 1} {s.quantity}" for s in report.scores]
+    names = [f"layer {s.layer} {s.quantity}" for s in report.scores]
     fig = go.Figure()
     fig.add_trace(go.Bar(x=names, y=[s.accuracy for s in report.scores], name="task", marker_color="#31a354",
                          text=[f"{s.accuracy:.1%}" for s in report.scores], textposition="outside"))

@@ -122,7 +122,7 @@ def cell_scatter(column, values, title: str, height: int = 380) -> go.Figure:
 
 def cell_sentence(best, n_chars: int, n_quoted: int, verdict: str, model: str = "the model") -> str:
     """Plain text for the lesson: which unit, how well it tracks the position, and quotations."""
-    layer, q, unit = int(best["layer"]) + 1, str(best["quantity"]), int(best["unit"])
+    layer, q, unit = int(best["layer"]), str(best["quantity"]), int(best["unit"])     # layer 1 = the bottom
     r, auc = float(best["r_position"]), float(best["auc_late"])
     sign = "grows" if r > 0 else "falls"
     head = (f"Measured on these {n_chars:,} characters, read by {model}: unit {unit} of layer {layer} ({q}) "

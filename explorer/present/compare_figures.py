@@ -80,7 +80,7 @@ def changed_units_bars(cmp, n: int = 12) -> go.Figure:
     fig = go.Figure(bars)
     fig.update_xaxes(tickmode="array", tickvals=x, ticktext=df["label"].tolist(), title="layer · unit")
     fig.update_yaxes(title="mean |B − A| over the text", rangemode="tozero")
-    where = "every layer" if cmp.layer is None else f"layer {cmp.layer + 1}"
+    where = "every layer" if cmp.layer is None else f"layer {cmp.layer}"
     return style_figure(fig, f"The units that changed most ({where}, ranked by mean |Δh|)", barmode="group",
                         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"))
 

@@ -156,7 +156,7 @@ def trajectory_figure(projection, paths, height: int = 520) -> go.Figure:
                           "PC1 %{x:.3f}, PC2 %{y:.3f}<extra></extra>"))
     ev = projection.explained
     return go.Figure(traces, layout=figure_layout(
-        height, f"State trajectories: layer {projection.layer + 1} {projection.quantity}, first two principal "
+        height, f"State trajectories: layer {projection.layer} {projection.quantity}, first two principal "
                 f"components of the corpus ({100 * ev[0]:.0f}% and {100 * ev[1]:.0f}% of the variance)",
         xaxis=dict(title="PC1", range=[xe[0], xe[-1]], showgrid=False, zeroline=False),
         yaxis=dict(title="PC2", range=[ye[0], ye[-1]], showgrid=False, zeroline=False),

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from .. import settings
+from ..engine import layer_index
 from ..errors import ExplorerError
 from ..trace import QUANTITIES, Trace
 
@@ -76,7 +77,7 @@ def _next_words(tr, model, layer, t):
     return figures.topk_figure(tr, t)
 
 
-#: figure:NAME -> builder(trace, model, layer, position): the Explore page's views.
+#: figure:NAME -> builder(trace, model, layer (1 = the bottom), position): the Explore page's views.
 FIGURES = {"heatmaps": _heatmaps, "gates": _gates, "step": _step, "next-words": _next_words}
 
 
@@ -126,8 +127,8 @@ def figure_bytes(fig, fmt: str) -> bytes:
 # -------------------------------------------------------------------------------------- one call
 def export(model, text: str, what: str, fmt: str, layer: int | None = None, position: int | None = None,
            tr: Trace | None = None) -> bytes:
-    """The bytes of one export: `what` is states, predictions or figure:NAME; `layer` is 0-based
-    (default: the top layer), `position` a token row (default: the last)."""
+    """The bytes of one export: `what` is states, predictions or figure:NAME; `layer` 1 = the bottom
+    layer (-1 and the default: the top layer), `position` a token row (default: the last)."""
     tr = tr if tr is not None else model.trace(text)
     if what in DATA:
         if fmt not in DATA_FORMATS:
@@ -136,10 +137,7 @@ def export(model, text: str, what: str, fmt: str, layer: int | None = None, posi
     if what.startswith("figure:"):
         if fmt not in FIGURE_FORMATS:
             raise ExplorerError(f"--what {what} is a figure: write it as {', '.join(FIGURE_FORMATS)}, not {fmt}")
-        L = model.config.layers
-        layer = L - 1 if layer is None else layer
-        if not 0 <= layer < L:
-            raise ExplorerError(f"--layer must lie in 1..{L}")
+        layer = layer_index(layer, model.config.layers) + 1      # 0 and layers the model lacks are refused
         t = len(tr) - 1 if position is None else position
         if not 0 <= t < max(1, len(tr)):
             raise ExplorerError(f"--position must lie in 0..{len(tr) - 1}")
@@ -157,7 +155,7 @@ model = E.load_model({str(model_path)!r})
 tr = model.trace({text!r})
 states = tr.to_frame()              # tidy: position, token, layer, quantity, unit, value
 predictions = tr.predictions_frame()
-fig = export.build_figure({figure!r}, tr, model, layer={layer}, t={position})   # layer {layer + 1}, token {position}
+fig = export.build_figure({figure!r}, tr, model, layer={layer}, t={position})   # layer {layer} (1 = the bottom), token {position}
 # fig.show(); fig.write_html("view.html"); states.to_parquet("states.parquet")
 '''
 

@@ -25,6 +25,8 @@ Conventions (traps of this stack, learnt the hard way):
   sign(c)·ln(1+|c|) on ±symlog(R), R calibrated once per model (views.value_ranges); its colour bar
   is labelled in units of c and hover shows c itself. A colour means the same value in every
   sentence, layer and step.
+* Layers are numbered as the app shows them: every `layer` argument and figure meta field is 1 for the
+  bottom layer (-1 = the top; explorer.engine.layer_index).
 * Text that came from the user is escaped before it reaches Plotly (its labels understand a little
   HTML) or the chip strip (HTML).
 """
@@ -152,8 +154,7 @@ def _span(tr: Trace, window) -> tuple[int, int]:
 def heatmap_frame(tr: Trace, layer: int, quantity: str, units=None, window=None) -> pd.DataFrame:
     """Tidy table of one quantity: one row per (position, unit), position-major. `units` picks and
     orders rows; `window` (a, b) keeps token positions a..b-1."""
-    views._check(tr, layer)
-    a = tr.layers[layer].values[quantity]
+    a = views._check(tr, layer).values[quantity]
     U = a.shape[1]
     units = np.arange(U) if units is None else np.asarray(units, dtype=np.int64)
     lo, hi = _span(tr, window)
@@ -176,10 +177,11 @@ def heatmap_figure(tr: Trace, layer: int, quantity: str, selected: int | None = 
     token's column and sets its tick label in bold. `units` restricts (and orders) the rows;
     `window` (a, b) draws token positions a..b-1 only (long texts).
     """
+    layer = tr.layer(layer).layer          # the layer's number (1 = the bottom; -1 resolved, 0 refused)
     df = heatmap_frame(tr, layer, quantity, units, window)
     lo, hi = _span(tr, window)
     T = hi - lo
-    U = tr.layers[layer].values[quantity].shape[1] if units is None else len(units)
+    U = tr.layer(layer).values[quantity].shape[1] if units is None else len(units)
     units_arr = df["unit"].to_numpy()[:U]
     z = df["value"].to_numpy().reshape(T, U).T if T else np.zeros((U, 0), np.float32)
     labels = views.token_labels(tr)[lo:hi]
@@ -208,7 +210,7 @@ def heatmap_figure(tr: Trace, layer: int, quantity: str, selected: int | None = 
     bottom = token_margin(labels)
     h = height or int(min(340, max(180, 0.8 * U)) + 44 + bottom)
     if title is None:
-        title = f"<b>{quantity}</b> · {esc(DESCRIPTIONS.get(quantity, quantity))} · layer {layer + 1}"
+        title = f"<b>{quantity}</b> · {esc(DESCRIPTIONS.get(quantity, quantity))} · layer {layer}"
     layout = figure_layout(h, title, xaxis=token_axis(labels, selected, start=lo), yaxis=yaxis, shapes=shapes,
                      margin=dict(l=58 if units is None else 50, r=86, t=44, b=bottom),
                      meta=dict(view="heatmap", quantity=quantity, layer=layer, selected=selected, window=[lo, hi],
@@ -293,7 +295,7 @@ def token_strip_html(tr: Trace, selected: int | None = None, legend: bool = True
 def topk_frame(tr: Trace, t: int, k: int = 10) -> pd.DataFrame:
     """The k most probable next tokens after token t, and the token that actually follows (added as
     an extra row when it is not among them). Columns: word, prob, rank, actual, in_topk."""
-    views._check(tr, 0, t)
+    views._check_position(tr, t)
     top = tr.top_words(t, k)
     actual = None
     if t + 1 < len(tr):
@@ -348,6 +350,7 @@ def step_figure(tr: Trace, layer: int, t: int, height: int = 340, annotate: int 
     """Δh (and Δc) per unit as filled steps: red up, blue down. The y axes are fixed over the whole
     sentence (views.delta_limits), so stepping never rescales them; the biggest changes are labelled
     uN. (Filled step lines rather than one bar per unit: four SVG paths instead of 2 x units rects.)"""
+    layer = tr.layer(layer).layer          # the layer's number (1 = the bottom; -1 resolved, 0 refused)
     df = step_frame(tr, layer, t)
     qs = [q for q in ("h", "c") if q in df]
     lim = views.delta_limits(tr, layer)
@@ -394,7 +397,7 @@ def step_figure(tr: Trace, layer: int, t: int, height: int = 340, annotate: int 
             annotations.append(dict(x=int(u), y=float(d[u]), xref=f"x{sfx}", yref=f"y{sfx}", text=f"u{int(u)}",
                                     showarrow=False, yshift=9 if up else -9, font=dict(size=10)))
     word = views.token_label(tr.tokens[t])
-    layout = figure_layout(height, f"Change at “{esc(_short(word, 18))}” (layer {layer + 1})", showlegend=False,
+    layout = figure_layout(height, f"Change at “{esc(_short(word, 18))}” (layer {layer})", showlegend=False,
                      hovermode="x", annotations=annotations, margin=dict(l=62, r=10, t=64, b=44),
                      meta=dict(view="step", layer=layer, position=t), **layout_axes)
     return go.Figure(data=data, layout=layout)
@@ -411,8 +414,9 @@ def gates_figure(tr: Trace, layer: int, t: int, height: int = 340, bins: int = 2
     """How open each gate is after token t: per gate, a histogram of its units' values on [0, 1]
     (0 = closed, 1 = open), bars coloured by openness, a triangle at the mean. The y axes are fixed
     over the whole sentence (views.gate_histograms), so stepping never rescales them."""
+    layer = tr.layer(layer).layer          # the layer's number (1 = the bottom; -1 resolved, 0 refused)
     word = views.token_label(tr.tokens[t])
-    title = f"Gates after “{esc(_short(word, 18))}” (layer {layer + 1})"
+    title = f"Gates after “{esc(_short(word, 18))}” (layer {layer})"
     hist = views.gate_histograms(tr, layer, bins)
     if not hist:
         return go.Figure(layout=figure_layout(
@@ -432,7 +436,7 @@ def gates_figure(tr: Trace, layer: int, t: int, height: int = 340, bins: int = 2
         sfx = "" if r == 0 else str(r + 1)
         top = 1 - r * (span + gap)
         share = hist[g][t]
-        mean = float(tr.layers[layer].values[g][t].mean())
+        mean = float(tr.layer(layer).values[g][t].mean())
         data.append(dict(type="bar", x=centres, y=share, width=1 / bins * 0.92, xaxis=f"x{sfx}", yaxis=f"y{sfx}",
                          marker=dict(color=colours, line=dict(width=0.5, color="#5a6b5a")), name=g,
                          customdata=np.stack([edges[:-1], edges[1:]], axis=1),
@@ -478,6 +482,7 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 def units_figure(tr: Trace, layer: int, quantity: str, units, selected: int | None = None,
                  ranges: dict | None = None, height: int = 330, window=None) -> go.Figure:
     """Lines of chosen units across the sentence, on the quantity's fixed range, a rule at `selected`."""
+    layer = tr.layer(layer).layer          # the layer's number (1 = the bottom; -1 resolved, 0 refused)
     lo, hi = _span(tr, window)
     df = units_frame(tr, layer, quantity, units)
     df = df[(df["position"] >= lo) & (df["position"] < hi)]
@@ -500,7 +505,7 @@ def units_figure(tr: Trace, layer: int, quantity: str, units, selected: int | No
     if selected is not None and lo <= selected < hi:
         shapes.append(dict(type="line", x0=selected, x1=selected, y0=0, y1=1, yref="paper",
                            line=dict(color=MARK, width=1.5, dash="dot"), name="selected"))
-    layout = figure_layout(height, f"{esc(LONG_NAMES.get(quantity, quantity))} of chosen units (layer {layer + 1})",
+    layout = figure_layout(height, f"{esc(LONG_NAMES.get(quantity, quantity))} of chosen units (layer {layer})",
                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"),
                      hovermode="closest", shapes=shapes, xaxis=token_axis(labels[lo:hi], selected, start=lo),
                      margin=dict(l=58, r=10, t=44, b=token_margin(labels[lo:hi])),
@@ -655,6 +660,7 @@ def combine(figs: list[go.Figure], cols: int | None = None, width: int = 1050, h
 def step_view_figure(tr: Trace, layer: int, t: int, k: int = 10, width: int = 1050) -> go.Figure:
     """The step view in one figure: next word (topk_figure), change (step_figure), gates
     (gates_figure; left out for a simple RNN)."""
+    layer = tr.layer(layer).layer          # the layer's number (1 = the bottom; -1 resolved, 0 refused)
     figs = [topk_figure(tr, t, k), step_figure(tr, layer, t)]
     if views.GATES[tr.cell]:
         figs.append(gates_figure(tr, layer, t))
@@ -664,6 +670,7 @@ def step_view_figure(tr: Trace, layer: int, t: int, k: int = 10, width: int = 10
 def heatmaps_figure(tr: Trace, layer: int, quantities, selected: int | None = None, ranges: dict | None = None,
                     window=None, cols: int = 2, width: int = 1050) -> go.Figure:
     """Heatmaps of several quantities in one figure (`cols` per row), x axes linked for zooming."""
+    layer = tr.layer(layer).layer          # the layer's number (1 = the bottom; -1 resolved, 0 refused)
     figs = [heatmap_figure(tr, layer, q, selected=selected, ranges=ranges, window=window) for q in quantities]
     return combine(figs, cols=min(cols, len(figs)), width=width, link_x=True,
                    meta=dict(layer=layer, selected=selected, quantities=list(quantities)))

@@ -92,11 +92,11 @@ def final_distances(c) -> pd.DataFrame:
     if "state" in fin:
         rows.append(("whole final state" + (" (h and c of every layer)" if cell == "lstm" else " (h of every layer)"),
                      fin["state"]))
-    for l in range(len(c.a.layers)):
+    for l in range(1, len(c.a.layers) + 1):            # final_cosine names layers from 1 (the bottom)
         for q in ("h", "c"):
             k = f"{q}_l{l}"
             if k in fin:
-                rows.append((f"{q}, layer {l + 1}", fin[k]))
+                rows.append((f"{q}, layer {l}", fin[k]))
     return pd.DataFrame(rows, columns=["state", "cosine_distance"])
 
 
@@ -479,9 +479,10 @@ def fade_panels(df, metric: str = "dh_rel", height: int = 420) -> go.Figure:
 
 # ------------------------------------------------------------------------------------- the reading
 def step_change(tr, layer: int, t: int) -> dict:
-    """How much the state moved when token t was read: ‖h_t − h_{t−1}‖ (and for an LSTM ‖c_t − c_{t−1}‖),
-    and ‖h_t‖. At t = 0 the previous state is the zero start state."""
-    lay = tr.layers[layer]
+    """How much the state moved in `layer` (1 = the bottom layer, -1 = the top) when token t was read:
+    ‖h_t − h_{t−1}‖ (and for an LSTM ‖c_t − c_{t−1}‖), and ‖h_t‖. At t = 0 the previous state is the
+    zero start state."""
+    lay = tr.layer(layer)
     h = np.asarray(lay.h, np.float64)
     prev = h[t - 1] if t > 0 else np.zeros_like(h[t])
     out = {"dh": float(np.linalg.norm(h[t] - prev)), "h_norm": float(np.linalg.norm(h[t])), "units": int(h.shape[1])}
@@ -498,20 +499,22 @@ def final_state_figure(tr, height: int = 330) -> go.Figure:
     rows, names = [], []
     for lay in tr.layers:
         rows.append(np.asarray(lay.h[-1], np.float64))
-        names.append(f"h, layer {lay.index + 1}")
+        names.append(f"h, layer {lay.layer}")
     fig = go.Figure()
     n_h = len(rows)
+    U = len(rows[0]) if rows else 0
     fig.add_trace(go.Heatmap(z=np.array(rows), y=list(range(n_h)), colorscale="RdBu_r", zmid=0, zmin=-1, zmax=1,
                              colorbar=dict(title="h", len=0.45, y=0.78, tickvals=[-1, 0, 1]), xaxis="x", yaxis="y",
-                             hovertemplate="%{y}: unit %{x}: %{z:.3f}<extra></extra>"))
+                             text=[[n] * U for n in names],        # hover names the layer as the axis does
+                             hovertemplate="%{text}: unit %{x}: %{z:.3f}<extra></extra>"))
     layout = dict(yaxis=dict(tickmode="array", tickvals=list(range(n_h)), ticktext=names, autorange="reversed"))
     if tr.cell == "lstm":
         cs = np.array([np.asarray(lay.c[-1], np.float64) for lay in tr.layers])
         m = float(np.abs(cs).max()) or 1.0
         fig.add_trace(go.Heatmap(z=cs, y=list(range(len(cs))), colorscale="RdBu_r", zmid=0, zmin=-m, zmax=m,
                                  colorbar=dict(title="c", len=0.45, y=0.22, tickvals=[-round(m, 1), 0, round(m, 1)]),
-                                 xaxis="x2", yaxis="y2",
-                                 hovertemplate="c, layer %{y}: unit %{x}: %{z:.3f}<extra></extra>"))
+                                 xaxis="x2", yaxis="y2", text=[[f"c, layer {l + 1}"] * U for l in range(len(cs))],
+                                 hovertemplate="%{text}: unit %{x}: %{z:.3f}<extra></extra>"))
         layout.update(yaxis=dict(domain=[0.55, 1], tickmode="array", tickvals=list(range(n_h)), ticktext=names,
                                  autorange="reversed"),
                       yaxis2=dict(domain=[0, 0.45], tickmode="array", tickvals=list(range(len(cs))),
@@ -538,16 +541,6 @@ def projector(fig: go.Figure, size: int = 18, height: int | None = None) -> go.F
         ann.font.size = max(ann.font.size or 0, size - 2)
     if height:
         fig.update_layout(height=height)
-    return fig
-
-
-def one_based_layers(fig: go.Figure) -> go.Figure:
-    """Trace names "… layer 0" -> "… layer 1": the analysis figures count layers from 0, the app's
-    sidebar from 1. Changes and returns `fig`."""
-    import re
-    for t in fig.data:
-        if t.name:
-            t.name = re.sub(r"layer (\d+)", lambda m: f"layer {int(m.group(1)) + 1}", t.name)
     return fig
 
 

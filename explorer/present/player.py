@@ -135,7 +135,7 @@ class PlayerData:
     browser receives (player.js reads these names)."""
     sig: str                          # identifies text and model: a new one selects `pos` afresh
     cell: str                         # "lstm" | "gru" | "rnn"
-    layer: int                        # 0-based
+    layer: int                        # 1 = the bottom layer
     n: int                            # tokens in the whole text
     lo: int                           # the window: positions lo..hi-1
     hi: int
@@ -172,7 +172,8 @@ def build_player_data(tr: Trace, layer: int, *, pos: int, window: tuple[int, int
                       ranges: dict | None = None, heat: Sequence[str] = ("h", "c"), k: int = 10,
                       sig: str = "", view: str = "", ngram: tuple[str, np.ndarray] | None = None,
                       views: Sequence[str] = ()) -> PlayerData:
-    """Everything the player draws for token positions window[0]..window[1]-1 of one layer.
+    """Everything the player draws for token positions window[0]..window[1]-1 of one layer (1 = the
+    bottom layer, -1 = the top).
 
     `pos` is the selected position (kept inside the window); `heat` the quantities drawn as heatmaps
     (none: the player draws no heatmaps); `sig` identifies the text and model: when it changes the
@@ -180,13 +181,13 @@ def build_player_data(tr: Trace, layer: int, *, pos: int, window: tuple[int, int
     `ngram_bits`) adds the n-gram's surprisal as a second track under the token strip; `views` are
     the heatmap tabs offered (`view` the one open).
     """
-    V._check(tr, layer)
+    layer = V._check(tr, layer).layer
     n = len(tr)
     if n == 0:
         raise ValueError("an empty trace has nothing to play")
     lo, hi = (0, n) if window is None else (max(0, int(window[0])), min(n, int(window[1])))
     pos = min(max(int(pos), lo), hi - 1)
-    lay = tr.layers[layer].values
+    lay = tr.layer(layer).values
     units = int(lay["h"].shape[1])
     states = [q for q in ("h", "c") if q in lay]
     prev = {q: V.previous(lay[q], lo) for q in states}

@@ -9,6 +9,9 @@ these tables into Plotly figures), so a notebook gets the same numbers as the ap
 * `step_change(tr, l, t)` per-unit values at step t and their change from step t-1;
 * `gate_values(tr, l, t)` per-unit gate openness at step t;
 * `choose_units(...)`     units to inspect: "most active" or "most changed at this step".
+
+Every `layer` argument is a layer number as the app shows it: 1 = the bottom layer, -1 = the top; 0 is
+refused (explorer.engine.layer_index).
 """
 from __future__ import annotations
 
@@ -125,8 +128,14 @@ def unknown_words(tr: Trace) -> list[str]:
 
 
 def _check(tr: Trace, layer: int, t: int | None = None):
-    if not 0 <= layer < len(tr.layers):
-        raise PositionError(f"layer {layer} does not exist (the model has {len(tr.layers)})")
+    """The LayerTrace of `layer` (1 = the bottom layer, -1 = the top; explorer.engine.layer_index),
+    after checking token position t."""
+    lay = tr.layer(layer)
+    _check_position(tr, t)
+    return lay
+
+
+def _check_position(tr: Trace, t: int | None):
     if t is not None and not 0 <= t < len(tr):
         raise PositionError(f"token position {t} is outside 0..{len(tr) - 1}")
 
@@ -137,9 +146,9 @@ def previous(arr: np.ndarray, t: int) -> np.ndarray:
 
 
 def step_change(tr: Trace, layer: int, t: int) -> pd.DataFrame:
-    """Per unit: h (and c for an LSTM) after token t, before it (after t-1; zeros at t=0), and the change."""
-    _check(tr, layer, t)
-    lay = tr.layers[layer]
+    """Per unit: h (and c for an LSTM) of `layer` (1 = the bottom) after token t, before it (after t-1;
+    zeros at t=0), and the change."""
+    lay = _check(tr, layer, t)
     cols: dict[str, np.ndarray] = {"unit": np.arange(lay.values["h"].shape[1])}
     for q in ("h", "c"):
         if q in lay.values:
@@ -155,10 +164,10 @@ def delta_limits(tr: Trace, layer: int, percentile: float | None = None) -> dict
     stepping through a sentence never rescales it. With `percentile` (e.g. 99.5), that percentile of
     |change| over all steps and units instead: a few counting units of c change by 10 and more while
     most change by less than 1, and an axis wide enough for them leaves every other bar flat."""
-    _check(tr, layer)
+    lay = _check(tr, layer)
     out = {}
     for q in ("h", "c"):
-        a = tr.layers[layer].values.get(q)
+        a = lay.values.get(q)
         if a is None:
             continue
         if len(a) == 0:
@@ -173,8 +182,7 @@ def delta_limits(tr: Trace, layer: int, percentile: float | None = None) -> dict
 def gate_values(tr: Trace, layer: int, t: int) -> pd.DataFrame:
     """Long table (gate, unit, value, description) of the gates after reading token t. Empty for a
     simple RNN, which has no gates."""
-    _check(tr, layer, t)
-    lay = tr.layers[layer]
+    lay = _check(tr, layer, t)
     rows = []
     for g in GATES[tr.cell]:
         v = lay.values[g][t]
@@ -198,11 +206,11 @@ def gate_summary(tr: Trace, layer: int, t: int, closed: float = 0.1, open_: floa
 def gate_histograms(tr: Trace, layer: int, bins: int = 20, window=None) -> dict[str, np.ndarray]:
     """Per gate, an array [tokens, bins]: the share of units whose value after token t falls in each of
     `bins` equal bins of [0, 1]. Empty for a simple RNN. `window` (a, b) keeps token positions a..b-1."""
-    _check(tr, layer)
+    lay = _check(tr, layer)
     a_, b_ = (0, len(tr)) if window is None else (max(0, int(window[0])), min(len(tr), int(window[1])))
     out = {}
     for g in GATES[tr.cell]:
-        a = tr.layers[layer].values[g][a_:b_]
+        a = lay.values[g][a_:b_]
         T, U = a.shape
         ok = np.isfinite(a)                                   # a diverged model's NaN counts in no bin
         idx = np.clip((np.where(ok, a, 0) * bins).astype(np.int64), 0, bins - 1) + bins * np.arange(T)[:, None]
@@ -218,8 +226,7 @@ def unit_scores(tr: Trace, layer: int, quantity: str, how: str, t: int | None = 
       gate is, open or shut);
     "most changed at this step": |value_t - value_{t-1}| (zeros before the first token).
     """
-    _check(tr, layer, t)
-    a = tr.layers[layer].values[quantity]
+    a = _check(tr, layer, t).values[quantity]
     if len(a) == 0:
         return np.zeros(a.shape[1], np.float32)
     if how == "most active":
@@ -241,8 +248,7 @@ def choose_units(tr: Trace, layer: int, quantity: str, how: str, t: int | None =
 
 def unit_series(tr: Trace, layer: int, quantity: str, units) -> pd.DataFrame:
     """Long table (position, token, unit, value) of chosen units across the sentence."""
-    _check(tr, layer)
-    a = tr.layers[layer].values[quantity]
+    a = _check(tr, layer).values[quantity]
     units = [int(u) for u in units]
     bad = [u for u in units if not 0 <= u < a.shape[1]]
     if bad:
@@ -295,7 +301,7 @@ def window(n_tokens: int, t: int, size: int) -> tuple[int, int]:
 
 def describe_step(tr: Trace, t: int) -> str:
     """One plain sentence about token t: how surprising it was and what the model expects next."""
-    _check(tr, 0, t)
+    _check_position(tr, t)
     tok = tr.tokens[t]
     label = token_label(tok)
     if tok.special:

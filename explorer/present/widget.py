@@ -115,7 +115,8 @@ _PLAYER = None
 
 def show(trace_or_text, model=None, layer: int | None = None):
     """The Explore player for a Trace or a text (traced by `model`, a LoadedModel) in a notebook.
-    `layer` is 0-based (default: the top layer). Returns the widget (displayed as a cell's value)."""
+    `layer`: 1 = the bottom layer, -1 and the default = the top one (0 is refused). Returns the widget
+    (displayed as a cell's value)."""
     global _PLAYER
     if isinstance(trace_or_text, Trace):
         tr = trace_or_text
@@ -127,10 +128,7 @@ def show(trace_or_text, model=None, layer: int | None = None):
         raise TypeError(f"show() takes a Trace or a str, not {type(trace_or_text).__name__}")
     if not len(tr):
         raise ValueError("the text holds no tokens to show")
-    layers = len(tr.layers)
-    layer = layers - 1 if layer is None else int(layer)
-    if not 0 <= layer < layers:
-        raise ValueError(f"layer must lie in 0..{layers - 1}")
+    layer = tr.layer(layer).layer                 # the layer's number; 0 and missing layers: InputError
     ranges = value_ranges(model) if model is not None else None
     sig = hashlib.sha1(f"{id(tr)}|{tr.text}|{layer}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
     if _PLAYER is None:

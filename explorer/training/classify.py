@@ -7,7 +7,8 @@ the state the model learnt for predicting the next word.
 
 Which part of the final state (`feature`):
   "state"  the whole final state: h_T of every layer, and for an LSTM c_T of every layer (default);
-  "h"      h_T of one layer (`layer`, default the top): what the decoder sees;
+  "h"      h_T of one layer (`layer`: 1 = the bottom layer, -1 = the top, the default): what the
+           decoder sees;
   "c"      c_T of every layer (LSTM only): the long-term memory.
 On the fiction LSTM the author is far easier to read from the cell state than from h_T (h is
 tuned to the next word, c carries the longer context): see the README's lesson notes.
@@ -17,7 +18,8 @@ are consecutive windows of `passage_tokens` tokens from the corpus's train split
 sampling the same number per author); accuracy is measured on the test split.
 
 A trained classifier is a folder with classifier.safetensors (weight, bias, mean, std) and
-classifier.json (labels, layer, passage length, the model it was fitted on, metrics). Loading
+classifier.json (labels, layer (1 = the bottom; version 1 files counted from 0 and are read as
+such), passage length, the model it was fitted on, metrics). Loading
 validates both like the model bundle loader: safetensors only (pickles are refused unopened),
 shapes, finite values and the model it belongs to.
 
@@ -38,6 +40,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..bundle import check_safetensors_file, read_json_file
+from ..engine import LAYER_HELP, ZERO_LAYER, layer_index
 from ..errors import BundleError, CorpusError
 from ..files import atomic_file, write_json
 
@@ -45,6 +48,8 @@ LABELS = ("austen", "doyle")
 PREFIXES = {"austen_": 0, "holmes_": 1}
 WEIGHTS, META = "classifier.safetensors", "classifier.json"
 KIND = "author-classifier"
+#: classifier.json's version: 2 numbers "layer" from 1 (the bottom layer); version 1 counted from 0.
+VERSION = 2
 MAX_JSON_BYTES = 1 << 20
 
 
@@ -70,6 +75,7 @@ class AuthorClassifier:
 
     @property
     def layer(self) -> int:
+        """The layer of feature "h": 1 = the bottom layer (-1 = the top when the meta names none)."""
         return int(self.meta.get("layer", -1))
 
     @property
@@ -129,12 +135,12 @@ def feature_size(cell: str, hidden_size: int, layers: int, feature: str) -> int:
 @torch.no_grad()
 def final_states(model, id_lists, layer: int = -1, batch_size: int = 256, feature: str = "h") -> torch.Tensor:
     """The final state after reading <eos> + each id list: [N, D] float32 (see the module doc for
-    `feature`; "h" gives h_T of `layer`). Lists of equal length run as one batch."""
+    `feature`; "h" gives h_T of `layer`, 1 = the bottom layer, -1 = the top). Lists of equal length
+    run as one batch."""
     lm = model.lm
     cfg = lm.config
     L = cfg.layers
-    if not -L <= layer < L:
-        raise ValueError(f"layer {layer} is outside the model's {L} layers")
+    index = layer_index(layer, L)
     D = feature_size(cfg.cell, cfg.hidden_size, L, feature)
     out = torch.empty(len(id_lists), D)
     by_len: dict[int, list[int]] = {}
@@ -148,7 +154,7 @@ def final_states(model, id_lists, layer: int = -1, batch_size: int = 256, featur
             _, state = lm.rnn(lm.embedding(ids))
             h, c = state if isinstance(state, tuple) else (state, None)      # [L, B, H]
             if feature == "h":
-                f = h[layer]
+                f = h[index]
             else:
                 parts = ([] if feature == "c" else list(h)) + ([] if c is None else list(c))
                 f = torch.cat(parts, 1)
@@ -157,6 +163,7 @@ def final_states(model, id_lists, layer: int = -1, batch_size: int = 256, featur
 
 
 def text_features(model, texts, layer: int = -1, feature: str = "h") -> torch.Tensor:
+    """final_states of each text (`layer`: 1 = the bottom layer, -1 = the top)."""
     return final_states(model, [model.tokenizer.encode(t) for t in texts], layer, feature=feature)
 
 
@@ -209,9 +216,7 @@ def train_author_classifier(model, corpus_dir, out_dir=None, *, passage_tokens: 
     if passage_tokens < 1:
         raise ValueError("passage_tokens must be at least 1")
     L = model.lm.config.layers
-    if not -L <= layer < L:
-        raise ValueError(f"layer {layer} is outside the model's {L} layers")
-    layer %= L
+    layer = layer_index(layer, L) + 1          # recorded as a person reads it: 1 = the bottom layer
     cfg = model.lm.config
     dim = feature_size(cfg.cell, cfg.hidden_size, L, feature)
     corpus = read_corpus(corpus_dir, split_file)
@@ -223,7 +228,7 @@ def train_author_classifier(model, corpus_dir, out_dir=None, *, passage_tokens: 
     X, Xt = final_states(model, xs, layer, feature=feature), final_states(model, xt, layer, feature=feature)
     y, ytt = torch.as_tensor(ys, dtype=torch.long), torch.as_tensor(yt, dtype=torch.long)
     w, b, mean, std = fit_logistic(X, y, l2=l2)
-    meta = {"kind": KIND, "version": 1, "labels": list(LABELS), "feature": feature, "dim": dim,
+    meta = {"kind": KIND, "version": VERSION, "labels": list(LABELS), "feature": feature, "dim": dim,
             "layer": layer, "passage_tokens": passage_tokens, "l2": l2, "seed": seed,
             "model": {"name": model.name, "cell": cfg.cell, "hidden_size": cfg.hidden_size,
                       "layers": cfg.layers, "vocab_size": cfg.vocab_size},
@@ -269,8 +274,11 @@ def load_author_classifier(path) -> AuthorClassifier:
     if m.get("cell") not in ("lstm", "gru", "rnn"):
         raise BundleError(f"{META}: model.cell must be lstm, gru or rnn")
     layer = meta.get("layer")
-    if not isinstance(layer, int) or isinstance(layer, bool) or not 0 <= layer < m["layers"]:
-        raise BundleError(f"{META}: 'layer' must be an integer in [0, {m['layers']})")
+    if meta.get("version", 1) == 1 and isinstance(layer, int) and not isinstance(layer, bool):
+        meta = {**meta, "version": VERSION, "layer": layer + 1}    # version 1 counted layers from 0
+        layer = meta["layer"]
+    if not isinstance(layer, int) or isinstance(layer, bool) or not 1 <= layer <= m["layers"]:
+        raise BundleError(f"{META}: 'layer' must be an integer from 1 to {m['layers']} ({LAYER_HELP})")
     try:
         D = feature_size(m.get("cell"), m["hidden_size"], m["layers"], meta.get("feature"))
     except ValueError as e:
@@ -319,7 +327,19 @@ def predict_batch(model, clf: AuthorClassifier, texts) -> list[dict[str, float]]
 
 # ----------------------------------------------------------------------------------------------- CLI
 
-def main(argv=None, parser_class=argparse.ArgumentParser) -> int:
+def _layer_arg(s):
+    """--layer: 1 = the bottom layer, a negative layer counts from the top (-1 = the top); 0 is refused."""
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a layer number ({LAYER_HELP})") from None
+    if v == 0:
+        raise argparse.ArgumentTypeError(ZERO_LAYER)
+    return v
+
+
+def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The classify command's options (python -m explorer classify hands its arguments here)."""
     ap = parser_class(prog="python -m explorer classify", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="model bundle folder")
     ap.add_argument("--corpus", required=True, help="corpus folder with SPLITS.json")
@@ -327,11 +347,16 @@ def main(argv=None, parser_class=argparse.ArgumentParser) -> int:
     ap.add_argument("--passage-tokens", type=int, default=30)
     ap.add_argument("--feature", choices=FEATURES, default="state",
                     help="which part of the final state: all of it, h of --layer, or the cell states")
-    ap.add_argument("--layer", type=int, default=-1, help="the layer for --feature h (default: the top)")
+    ap.add_argument("--layer", type=_layer_arg, default=-1,
+                    help="the layer for --feature h, 1 = the bottom layer (default -1: the top)")
     ap.add_argument("--max-per-class", type=int, default=2000)
     ap.add_argument("--l2", type=float, default=1e-2)
     ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None, parser_class=argparse.ArgumentParser) -> int:
+    a = build_parser(parser_class).parse_args(argv)
     from ..bundle import load_model
     from ..errors import ExplorerError
     try:

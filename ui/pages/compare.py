@@ -73,11 +73,11 @@ def page():
     if not text.strip():
         st.info("Type a text for both models to read.", icon=":material/edit:")
         return
-    layer_opts = ["every"] + list(range(ctx.layers))
+    layer_opts = ["every"] + list(range(1, ctx.layers + 1))       # layers are numbered from 1, the bottom
     units_layer = ss.get("cmp_layer", "every")
     try:
         cmp = cached_analysis.comparison(ctx, paths[name_b], text,
-                                         None if units_layer not in range(ctx.layers) else units_layer)
+                                         None if units_layer not in layer_opts[1:] else units_layer)
     except E.ExplorerError as e:
         st.error(str(e), icon=":material/error:")
         return
@@ -116,7 +116,7 @@ def page():
         st.info(cmp.units_note[:1].upper() + cmp.units_note[1:] + ".", icon=":material/info:")
     else:
         st.radio("Units of", layer_opts, key="cmp_layer", horizontal=True, persist_state="session",
-                 format_func=lambda l: "every layer" if l == "every" else f"layer {l + 1}",
+                 format_func=lambda l: "every layer" if l == "every" else f"layer {l}",
                  help="Mean |h_B − h_A| (and |c_B − c_A|) over the text, unit by unit. Unit k of A is compared "
                       "with unit k of B: meaningful when B descends from A.")
         if compare_figures.changed_units_data(cmp, 1).empty:

@@ -55,7 +55,7 @@ def trajectory_section(ctx, layer: int, a: str, b: str, pair: lesson.Pair | None
                                                        "Corpus and Units pages use the same index.")
         if idx is None:
             return
-        st.caption(f"Each token's state (layer {layer + 1}, h) projected on the first two principal components "
+        st.caption(f"Each token's state (layer {layer}, h) projected on the first two principal components "
                    "of every state in the default corpus (IncrementalPCA); grey is where the corpus spends its "
                    "time. Hover a point to name its token; click it to open that text in Explore there. "
                    + corpus_index.index_caption(idx))
@@ -168,7 +168,7 @@ def page():
                                             "ratio": st.column_config.NumberColumn("A/B", format="%.2f", **small)})
                 st.caption(f"A: {name_a} · B: {name_b}")
 
-    fig = lesson.one_based_layers(analysis_figures.delta_norm_lines(c, window=win, selected=step))
+    fig = analysis_figures.delta_norm_lines(c, window=win, selected=step)
     fig.update_xaxes(tickangle=-45 if win[1] - win[0] > 12 else 0)
     fig.update_layout(height=480, legend=BELOW, margin=dict(r=20, t=80, b=84),
                       title="How far apart the two states are<br>after each token")   # one line was cut at 800 px
@@ -179,7 +179,7 @@ def page():
                  format_func=lambda q: {"h": "hidden state h", "c": "cell state c"}[q])
     fig = analysis_figures.delta_heatmap(c, q, layer, window=win, selected=step)
     fig.update_xaxes(tickangle=-45 if win[1] - win[0] > 12 else 0)
-    fig.update_layout(height=480, margin=dict(t=80), title=f"{q}(B) − {q}(A) for every unit, layer {layer + 1}"
+    fig.update_layout(height=480, margin=dict(t=80), title=f"{q}(B) − {q}(A) for every unit, layer {layer}"
                                                             "<br>(red: larger in B, blue: larger in A)")
     widgets.chart(fig, "ct_fig_heat")
 

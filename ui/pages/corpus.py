@@ -62,7 +62,7 @@ def match_section(ctx, layer, idx):
     m2.metric("Matches in the corpus", f"{r.total:,}")
     m3.metric("Query time", f"{1000 * r.seconds:.0f} ms")
     if not s.units:
-        st.info(f"No unit of layer {layer + 1} is above {thr:g} at every selected token. Lower the "
+        st.info(f"No unit of layer {layer} is above {thr:g} at every selected token. Lower the "
                 "threshold or select fewer tokens.", icon=":material/info:")
         return
     widgets.chart(corpus_figures.selection_figure(s, vr), key="corpus_sel_fig")

@@ -64,7 +64,7 @@ UNITS_TAB = "Unit inspector"
 def _unit_inspector(ctx, tr, layer, pos, win):
     ss = st.session_state
     qs = list(QUANTITIES[tr.cell])
-    units = tr.layers[layer].values["h"].shape[1]
+    units = tr.layer(layer).values["h"].shape[1]
     c1, c2, c3 = st.columns([1, 2.2, 2.8], vertical_alignment="bottom")
     if ss.get("unit_q") not in qs:
         ss["unit_q"] = "h"
@@ -146,7 +146,7 @@ def probe_line(ctx, tr):
     with st.expander("Probe readout: what a layer thinks, word by word", expanded=False):
         j = st.selectbox("Probe", list(range(len(opts))), key="ex_probe",
                          format_func=lambda n: f"{probe.DESCRIPTIONS[reps[opts[n][0]].task]} · layer "
-                                               f"{opts[n][1][0] + 1} {opts[n][1][1]} (selectivity "
+                                               f"{opts[n][1][0]} {opts[n][1][1]} (selectivity "
                                                f"{next(s.selectivity for s in reps[opts[n][0]].scores if (s.layer, s.quantity) == opts[n][1]):+.1%})")
         i, key = opts[j if j is not None and j < len(opts) else 0]
         probs = probe.readout(reps[i], ctx.model, tr, *key)

@@ -84,7 +84,7 @@ def page():
     with b:
         widgets.chart(figures.step_figure(tr, layer, pos), "gen_fig_step")
     fig = figures.heatmap_figure(tr, layer, "h", selected=pos, ranges=ctx.ranges, window=win,
-                           title=f"<b>h</b> · the state after each token, layer {layer + 1} "
+                           title=f"<b>h</b> · the state after each token, layer {layer} "
                                  "(right of the dashed line: fed back from the model's own samples)")
     widgets.chart(lesson.mark_generated(fig, gen.n_prompt), "gen_fig_heat")
     fig = analysis_figures.generation_bars(gen, window=win, selected=pos)     # a long prompt: the stretch around the step

@@ -49,14 +49,14 @@ def page():
         st.info("Type a text to change the network while it reads.", icon=":material/edit:")
         return
     quantities = ("h", "c") + intervene.GATES if ctx.cell == "lstm" else ("h",)
-    if ss.get("iv_layer") not in range(L):
-        ss["iv_layer"] = L - 1
+    if ss.get("iv_layer") not in range(1, L + 1):         # layers are numbered from 1, the bottom layer
+        ss["iv_layer"] = L
     if ss.get("iv_quantity") not in quantities:
         ss["iv_quantity"] = "c" if "c" in quantities else "h"
     ss.setdefault("iv_op", "set")
     ss.setdefault("iv_value", 0.0)
     a, b, c, d, e = st.columns([0.9, 2.6, 1.6, 1.7, 1.0], vertical_alignment="bottom")
-    layer = a.selectbox("Layer", list(range(L)), key="iv_layer", format_func=lambda l: f"layer {l + 1}")
+    layer = a.selectbox("Layer", list(range(1, L + 1)), key="iv_layer", format_func=lambda l: f"layer {l}")
     quantity = b.radio("Quantity", list(quantities), key="iv_quantity", horizontal=True,
                        help="; ".join(f"{q}: {QUANTITY_HELP[q]}" for q in quantities))
     units_raw = c.text_input("Units", key="iv_units", help=f"Comma-separated, 0 to {H - 1}.")
@@ -107,7 +107,7 @@ def page():
 def _unit_search(ctx, text, layer, quantity, op, value, words):
     ss = st.session_state
     st.markdown("##### Which units matter most?")
-    st.caption(f"Each unit of layer {layer + 1} {quantity} is changed on its own ({op} {value:g}, over the whole text) "
+    st.caption(f"Each unit of layer {layer} {quantity} is changed on its own ({op} {value:g}, over the whole text) "
                "and the change in log P(word) − log P(versus) after the last token is measured — all units at once, "
                "as rows of one batch.")
     ss.setdefault("iv_target", words[0] if words else "miss")

@@ -125,14 +125,14 @@ def step_reading(ctx) -> tuple[str, str, int | None]:
     _nav("lesson_pos", list(range(n)))
     win = views.window(n, pos, views.CHART_WINDOW)        # a long text: the stretch around the word
     st.html(figures.token_strip_html(tr, pos, legend=False, window=win))
-    ch = lesson.step_change(tr, len(tr.layers) - 1, pos)
+    ch = lesson.step_change(tr, -1, pos)
     w, p = tr.top_words(pos, 1)[0]
     moved = (f"Reading “{_e(labels[pos])}” changed the memory of the top layer ({ch['units']} numbers): the change "
              f"has length ‖Δh‖ = <b>{ch['dh']:.2f}</b>" + (f" (cell state: ‖Δc‖ = {ch['dc']:.2f})" if "dc" in ch else "")
              + ". "
              f"Best guess for the next word: <b>“{_e(w)}”</b> ({p:.0%}).")
     _say(moved, "reading-readout")
-    top = len(tr.layers) - 1
+    top = len(tr.layers)                                  # the top layer (layers are numbered from 1)
     a, b = st.columns([1, 1.2])
     with a:
         widgets.chart(lesson.projector(figures.topk_figure(tr, pos, k=8), BIG, height=430), "lesson_fig_topk")
@@ -180,7 +180,7 @@ def step_order(ctx) -> tuple[str, str, None]:
     with right:
         last = lesson.compare_step(c, "last")
         win = views.window(c.n, last, views.CHART_WINDOW)
-        fig = lesson.one_based_layers(analysis_figures.delta_norm_lines(c, window=win))
+        fig = analysis_figures.delta_norm_lines(c, window=win)
         fig.update_layout(title="How far apart the two memories are<br>after each word",   # one line was cut
                           legend=dict(orientation="h", yref="container", y=0, x=0, yanchor="bottom"),
                           margin=dict(t=90, b=90))
@@ -461,12 +461,11 @@ def step_cells(ctx) -> tuple[str, str, None]:
     st.html(cells.scale_legend_html(vmax))
     left, right = st.columns([1.3, 1])
     with left:
-        fig = cells.cell_scatter(s.column, values, f"Unit {unit} of layer {layer + 1} ({q}) against the position "
+        fig = cells.cell_scatter(s.column, values, f"Unit {unit} of layer {layer} ({q}) against the position "
                                                 f"in the line: r = {float(best['r_position']):+.2f}")
         widgets.chart(lesson.projector(fig, BIG - 2, height=400), "lesson_fig_cell")
     with right:
         top = s.table.head(6)[["layer", "quantity", "unit", "r_position", "auc_late"]].copy()
-        top["layer"] = top["layer"] + 1
         top.columns = ["layer", "quantity", "unit", "r (position)", "AUC (40th char. on)"]
         st.markdown("**The six units closest to the position in the line**")
         st.dataframe(top.round(3), hide_index=True, width="stretch", key="lesson_cells_table")

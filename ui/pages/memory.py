@@ -117,7 +117,7 @@ def _provenance(ctx, tr, layer, step):
     if ss.get("_mem_unit_sig") != sig or ss.get("mem_unit") not in range(U):
         ss["_mem_unit_sig"] = sig
         ss["mem_unit"] = held
-    _section(f"Where the cell state came from (layer {layer + 1}, after “{labels_at(tr, step)}”)",
+    _section(f"Where the cell state came from (layer {layer}, after “{labels_at(tr, step)}”)",
              "The cell update c_t = f_t ⊙ c_t−1 + i_t ⊙ g_t unrolls exactly: each earlier token k wrote i_k ⊙ g_k, "
              "and every forget gate since then multiplied it. A bar is what survives of token k's write now.")
     c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
@@ -139,7 +139,7 @@ def _provenance(ctx, tr, layer, step):
     fig = analysis_figures.provenance_bars(prov, unit)
     fig.update_xaxes(tickangle=-45 if len(prov.tokens) > 12 else 0)
     fig.update_layout(height=380, title=dict(
-        text=f"c = {chk['c']:.3f} (unit {unit}, layer {layer + 1}, after “{labels_at(tr, step)}”) = the sum of these "
+        text=f"c = {chk['c']:.3f} (unit {unit}, layer {layer}, after “{labels_at(tr, step)}”) = the sum of these "
              "bars" + (f" + {chk['initial']:.3f} from the start state" if chk["initial"] else ""), font=dict(size=15)))
     widgets.chart(fig, "mem_fig_prov")
 
@@ -151,7 +151,7 @@ def _provenance(ctx, tr, layer, step):
     mm = memory_matrix(tr, layer, unit if how == "unit" else None)
     fig = analysis_figures.memory_matrix_heatmap(mm)
     fig.update_xaxes(tickangle=-45 if len(tr) > 12 else 0)
-    fig.update_layout(title=dict(text=f"What each token wrote that is still in the cell state (layer {layer + 1}, "
+    fig.update_layout(title=dict(text=f"What each token wrote that is still in the cell state (layer {layer}, "
                                       + (f"unit {unit})" if how == "unit" else "norm over units)"), font=dict(size=15)))
     widgets.chart(fig, "mem_fig_matrix")
 
@@ -164,7 +164,7 @@ def _provenance(ctx, tr, layer, step):
     hl = half_lives(cached_analysis.reference_trace(ctx) if src == "reference" else tr, layer)
     s = lesson.half_life_summary(hl)
     fig = analysis_figures.half_life_chart(hl)
-    fig.update_layout(height=380, title=f"Memory half-life of each unit, layer {layer + 1}: ln 0.5 / ln f̄")
+    fig.update_layout(height=380, title=f"Memory half-life of each unit, layer {layer}: ln 0.5 / ln f̄")
     fig.update_yaxes(dtick=1)                    # log axis: 1, 10, 100, ... only
     widgets.chart(fig, "mem_fig_halflife")
     st.caption(f"Median half-life {s['median']:.1f} steps; {s['over_10']} of {s['units']} units keep half for more "

@@ -62,34 +62,34 @@ def page():
     L, T = g.metric.shape[1], g.metric.shape[2]
     labels = g.labels()
     top = g.strongest(len(g.frame()))
-    top = top[~((top["quantity"] == "h") & (top["layer"] == L - 1) & (top["position"] == T - 1))]
+    top = top[~((top["quantity"] == "h") & (top["layer"] == L) & (top["position"] == T - 1))]     # layer L: the top
     sig = (ctx.path, clean, corrupt, target, versus)
     if ss.get("_pt_sig") != sig:
         ss["_pt_sig"] = sig
         first = top.iloc[0] if len(top) else None
         ss["pt_q"] = str(first["quantity"]) if first is not None else g.quantities[0]
-        ss["pt_layer"] = int(first["layer"]) if first is not None else L - 1
+        ss["pt_layer"] = int(first["layer"]) if first is not None else L
         ss["pt_pos"] = int(first["position"]) if first is not None else T - 1
     if ss.get("pt_q") not in g.quantities:
         ss["pt_q"] = g.quantities[0]
-    if ss.get("pt_layer") not in range(L):
-        ss["pt_layer"] = L - 1
+    if ss.get("pt_layer") not in range(1, L + 1):         # layers are numbered from 1, the bottom layer
+        ss["pt_layer"] = L
     if ss.get("pt_pos") not in range(T):
         ss["pt_pos"] = T - 1
     st.markdown("##### Open one patched run")
     p1, p2, p3 = st.columns([1, 1, 4], vertical_alignment="bottom")
     q = p1.radio("Quantity", list(g.quantities), key="pt_q", horizontal=True)
-    layer = p2.selectbox("Layer", list(range(L)), key="pt_layer", format_func=lambda l: f"layer {l + 1}")
+    layer = p2.selectbox("Layer", list(range(1, L + 1)), key="pt_layer", format_func=lambda l: f"layer {l}")
     pos = p3.select_slider("Position", list(range(T)), key="pt_pos", format_func=lambda i: f"{i} · {labels[i]}")
     widgets.chart(causal_figures.patch_heatmap(g, (q, layer, pos)), "pt_fig_grid")
     run = cached_causal.patched(ctx, clean, corrupt, target.strip(), versus.strip(), layer, pos, q)
-    st.html(f'<div data-testid="patch-cell" style="font-size:16px">Patching {html.escape(q)} of layer {layer + 1} at '
+    st.html(f'<div data-testid="patch-cell" style="font-size:16px">Patching {html.escape(q)} of layer {layer} at '
             f'“{html.escape(labels[pos])}” (position {pos}) moves log P({html.escape(target)}) − log P({html.escape(versus)}) '
             f"from {float(run.metric[0]):+.3f} to {float(run.metric[1]):+.3f}: it restores {run.restored:+.1%} of the "
             f"difference.</div>")
     widgets.chart(causal_figures.patched_run_lines(run, g.clean_tokens), "pt_fig_run")
     with widgets.guard("the player"):
-        st.markdown(f"##### The patched run in the player (layer {layer + 1})")
+        st.markdown(f"##### The patched run in the player (layer {layer})")
         tr = cached_causal.patched_trace(ctx, clean, corrupt, target.strip(), versus.strip(), layer, pos, q)
         tab, heat = HEATMAP_TABS[tr.cell][0]          # one tab: the states, as on Explore's first tab
         data = build_player_data(tr, layer, pos=pos, ranges=ctx.ranges, heat=heat, k=cached.TOP_K,

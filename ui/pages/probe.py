@@ -70,7 +70,7 @@ def page():
         return
     best = rep.best()
     st.html(f'<div data-testid="probe-verdict" style="font-size:16px"><b>{html.escape(probe.DESCRIPTIONS[task])}</b>: '
-            f"the most selective probe reads layer {best.layer + 1} {best.quantity}: {best.accuracy:.1%} on the test "
+            f"the most selective probe reads layer {best.layer} {best.quantity}: {best.accuracy:.1%} on the test "
             f"books, {best.control_accuracy:.1%} on the control task (selectivity {best.selectivity:+.1%}), against "
             f"{best.majority:.1%} for always answering the most common label. Verdict: {html.escape(best.verdict)}."
             f"<br><small>Fitted on {rep.n_train:,} tokens of {html.escape(', '.join(rep.train_books))}; scored on "
@@ -106,7 +106,7 @@ def _readout(ctx, rep):
     ss.setdefault("pr_text", widgets.BARTENDER_CLEAN + ' miss." She drank it and went out.')
     a, b = st.columns([1, 4])
     k = a.selectbox("Probe", list(range(len(keys))), key="pr_probe",
-                    format_func=lambda i: f"layer {keys[i][0] + 1} {keys[i][1]}")
+                    format_func=lambda i: f"layer {keys[i][0]} {keys[i][1]}")
     text = b.text_input("Text", key="pr_text")
     tr = cached.trace_or_prompt(ctx, text, empty="Type a text.", no_words="The text holds no words the tokenizer can read.")
     if tr is None:

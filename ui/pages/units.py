@@ -38,7 +38,7 @@ def page():
     vr = scales.fixed_range(q, ctx.ranges)
     with widgets.guard("the unit dictionary"):
         p = corpus_index.unit_profile(ctx, idx, layer, q, int(unit))
-        st.markdown(f"**Layer {layer + 1}, unit {unit}** · mean {p.mean:+.3f} · std {p.std:.3f}")
+        st.markdown(f"**Layer {layer}, unit {unit}** · mean {p.mean:+.3f} · std {p.std:.3f}")
         left, right = st.columns([3, 2])
         with left:
             st.markdown("Most positive")

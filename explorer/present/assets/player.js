@@ -389,7 +389,7 @@ function renderTopk(S, i) {
 
 function renderChange(S, i) {
   const d = S.data, qs = Object.keys(S.states);
-  panelTitle(S.change, `Change at “${short(d.tokens[i].label, 18)}” (layer ${d.layer + 1})`);
+  panelTitle(S.change, `Change at “${short(d.tokens[i].label, 18)}” (layer ${d.layer})`);
   S.change.dataset.position = String(S.pos);
   const W = Math.max(220, S.change.clientWidth - 4), H = qs.length > 1 ? 118 : 236;
   S.changeCanvases = [];
@@ -450,7 +450,7 @@ function renderGates(S, i) {
     S.gates.appendChild(withSubs(el("div", "rsx-note"), "A simple RNN has no gates: it rewrites its whole state h at every step, h_t = tanh(W x_t + U h_{t−1} + b)."));
     return;
   }
-  panelTitle(S.gates, `Gates after “${short(d.tokens[i].label, 18)}” (layer ${d.layer + 1})`);
+  panelTitle(S.gates, `Gates after “${short(d.tokens[i].label, 18)}” (layer ${d.layer})`);
   const W = Math.max(200, S.gates.clientWidth - 4), H = Math.floor(236 / names.length) + 4;
   if (!S.gateMax) S.gateMax = (d.gate_max || Math.max(...names.map(g => Math.max(...d.gates[g].hist.flat())))) * 1.15 || 1;
   const colours = lut(d.gate_stops);
@@ -520,7 +520,7 @@ function drawHeat(S) {
     const cell = el("div", "rsx-heatcell");
     const title = el("div", "rsx-title");
     title.appendChild(el("b", null, hm.q));
-    withSubs(title, ` · ${sc.description} · layer ${d.layer + 1}` + (sc.log ? " · colour on a log scale" : ""));
+    withSubs(title, ` · ${sc.description} · layer ${d.layer}` + (sc.log ? " · colour on a log scale" : ""));
     cell.appendChild(title);
     const wrap = el("div", "rsx-heatwrap");
     const cv = el("canvas", "rsx-canvas rsx-heatcanvas");
