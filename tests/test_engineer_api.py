@@ -111,3 +111,22 @@ def test_evaluate_corpus_matches_the_cli(models_dir, tmp_path):
     r = _cli("eval", "--model", str(model), "--corpus", str(tmp_path), "--split", "test")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == got and got["files"] == ["test.txt"]
+
+
+def test_json_output_keeps_significant_figures_not_decimal_places():
+    """No to_json (nor the units command) rounds to a number of decimal places: 4.1e-06 must not print
+    as 0.0 (issue 20: JSON numbers keep 6 significant figures, explorer.trace.significant)."""
+    import ast
+    bad = []
+    files = [ROOT / "explorer" / "corpus" / "commands.py"] + sorted((ROOT / "explorer").rglob("*.py"))
+    for f in files:
+        tree = ast.parse(f.read_text(encoding="utf-8"))
+        for fn in ast.walk(tree):
+            if not isinstance(fn, ast.FunctionDef) or fn.name not in ("to_json", "cmd_units"):
+                continue
+            for node in ast.walk(fn):
+                if (isinstance(node, ast.Call) and len(node.args) == 2
+                        and ((isinstance(node.func, ast.Name) and node.func.id == "round")
+                             or (isinstance(node.func, ast.Attribute) and node.func.attr == "round"))):
+                    bad.append(f"{f.relative_to(ROOT)}:{node.lineno}")
+    assert bad == []

@@ -38,6 +38,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..trace import significant
 from ..corpus import labels as LB
 from ..engine import layer_index, run_layers, torch_threads
 from ..errors import InputError
@@ -234,7 +235,7 @@ class ProbeReport:
         return max(self.scores, key=lambda s: s.selectivity)
 
     def to_json(self) -> dict:
-        r = lambda v: round(float(v), 4)
+        r = lambda v: significant(v, 6)
         return {"task": self.task, "description": DESCRIPTIONS[self.task], "labels": list(self.label_names),
                 "model": self.model, "train_books": list(self.train_books), "test_books": list(self.test_books),
                 "n_train": self.n_train, "n_test": self.n_test,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ExplorerError
+from ..trace import significant
 
 
 def add_parsers(sub, positive_int, nonneg_float, layer) -> None:
@@ -106,8 +107,8 @@ def cmd_units(args, command):
             print(f"warning: {w}", file=sys.stderr)
         return {"predicate": args.predicate, "description": PREDICATES[args.predicate][0],
                 "layer": args.layer, "quantity": args.quantity,
-                "units": [{"unit": int(r.unit), "auc": round(float(r.auc), 5),
-                           "separation": round(float(r.separation), 5)} for r in df.itertuples()],
+                "units": [{"unit": int(r.unit), "auc": significant(r.auc),
+                           "separation": significant(r.separation)} for r in df.itertuples()],
                 "n_pos": int(df["n_pos"].iloc[0]) if len(df) else 0,
                 "n_neg": int(df["n_neg"].iloc[0]) if len(df) else 0,
                 "counts": df.attrs["counts"], "eos_means": df.attrs["eos_means"], "warnings": df.attrs["warnings"]}

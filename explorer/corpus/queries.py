@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..trace import significant
 from . import labels as LB
 from .index import CorpusIndex, IndexProblem
 
@@ -63,11 +64,11 @@ class Match:
 
     def to_json(self) -> dict:
         return {"file": self.file, "start": self.start, "end": self.end, "row": self.row,
-                "score": round(self.score, 5), "length_gap": self.length_gap,
-                "units_on": round(self.units_on, 4),
+                "score": significant(self.score), "length_gap": self.length_gap,
+                "units_on": significant(self.units_on),
                 "text": " ".join(self.tokens[self.focus[0]:self.focus[1]]),
                 "context": list(self.tokens), "focus": list(self.focus),
-                "values": np.round(self.values, 4).tolist()}
+                "values": [[significant(v) for v in row] for row in np.asarray(self.values)]}
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class MatchResult:
                               "tokens": list(s.tokens[s.start:s.end]), "layer": s.layer,
                               "quantity": s.quantity, "threshold": s.threshold,
                               "quiet_before": s.quiet_before, "units": list(s.units)},
-                "total_matches": self.total, "seconds": round(self.seconds, 4),
+                "total_matches": self.total, "seconds": significant(self.seconds, 4),
                 "matches": [m.to_json() for m in self.matches]}
 
 
@@ -215,8 +216,8 @@ class Context:
 
     def to_json(self) -> dict:
         return {"file": self.file, "position": self.position, "row": self.row,
-                "value": round(self.value, 4), "token": self.tokens[self.focus],
-                "context": [[t, round(v, 4)] for t, v in zip(self.tokens, self.values)], "focus": self.focus}
+                "value": significant(self.value), "token": self.tokens[self.focus],
+                "context": [[t, significant(v)] for t, v in zip(self.tokens, self.values)], "focus": self.focus}
 
 
 @dataclass(frozen=True)
@@ -235,13 +236,13 @@ class UnitProfile:
 
     def to_json(self) -> dict:
         return {"layer": self.layer, "quantity": self.quantity, "unit": self.unit,
-                "mean": round(self.mean, 5), "std": round(self.std, 5),
+                "mean": significant(self.mean), "std": significant(self.std),
                 "most_positive": [c.to_json() for c in self.top],
                 "most_negative": [c.to_json() for c in self.bottom],
                 "histogram": {"counts": self.hist_counts.tolist(),
-                              "edges": np.round(self.hist_edges, 5).tolist()},
-                "promotes": [[w, round(x, 5)] for w, x in self.promotes],
-                "suppresses": [[w, round(x, 5)] for w, x in self.suppresses]}
+                              "edges": [significant(v) for v in self.hist_edges]},
+                "promotes": [[w, significant(x)] for w, x in self.promotes],
+                "suppresses": [[w, significant(x)] for w, x in self.suppresses]}
 
 
 def _extremes(col: np.ndarray, k: int, spread: int, largest: bool, file_of: np.ndarray) -> list[int]:
