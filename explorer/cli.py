@@ -30,16 +30,9 @@ def _positive_int(s):
 
 
 def _layer(s):
-    """A layer flag's type: 1 = the bottom layer; 0 and negative layers are refused, saying how layers
-    are numbered (explorer.engine.layer_index is the rule)."""
-    from .engine import ZERO_LAYER
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a layer number ({ZERO_LAYER})") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(ZERO_LAYER if v == 0 else f"{s}: {ZERO_LAYER}")
-    return v
+    """A layer flag's type (explorer.engine.layer_flag: 1 = the bottom layer, 0 and negatives refused)."""
+    from .engine import layer_flag
+    return layer_flag(s)
 
 
 def _nonneg_float(s):
@@ -284,8 +277,8 @@ def _compare_parser(sub) -> None:
     _split_arguments(co, held_out=True)
     co.add_argument("--max-tokens", type=_positive_int, default=MAX_TOKENS,
                     help=f"--corpus: about this many tokens, the first part of each book (default {MAX_TOKENS})")
-    co.add_argument("--layer", type=_layer,
-                    help="the layer of the unit summary, 1 = the bottom layer (default: every layer)")
+    co.add_argument("--layer", type=_layer, help="1 = the bottom layer; the layer of the unit summary "
+                    "(default: every layer)")
     co.add_argument("--top", type=_positive_int, default=5, help="tokens listed as most worse and most better")
     co.add_argument("--units", type=_positive_int, default=10, help="units listed as changed most")
 

@@ -96,6 +96,20 @@ LAYER_HELP = "1 = the bottom layer"
 ZERO_LAYER = "layers are numbered from 1, the bottom layer"
 
 
+def layer_flag(s: str, *, negative: bool = False) -> int:
+    """The type of every --layer flag: 1 = the bottom layer; 0 is refused, and so are negative layers
+    unless `negative` (-1 = the top). Raises argparse's ArgumentTypeError so that the command line
+    prints the rule in one line."""
+    import argparse
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a layer number ({LAYER_HELP})") from None
+    if v == 0 or (v < 0 and not negative):
+        raise argparse.ArgumentTypeError(ZERO_LAYER if v == 0 else f"{s}: {ZERO_LAYER}")
+    return v
+
+
 def check_layer(layer, *, negative: bool = True) -> int:
     """`layer` as an int, refused with an InputError when it is no layer number at all: 0 (layers are
     numbered from 1), not an integer, or negative where `negative` is False. The model's layer count is

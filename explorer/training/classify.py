@@ -40,7 +40,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..bundle import check_safetensors_file, read_json_file
-from ..engine import LAYER_HELP, ZERO_LAYER, layer_index
+from ..engine import LAYER_HELP, layer_flag, layer_index
 from ..errors import BundleError, CorpusError
 from ..files import atomic_file, write_json
 
@@ -329,13 +329,7 @@ def predict_batch(model, clf: AuthorClassifier, texts) -> list[dict[str, float]]
 
 def _layer_arg(s):
     """--layer: 1 = the bottom layer, a negative layer counts from the top (-1 = the top); 0 is refused."""
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a layer number ({LAYER_HELP})") from None
-    if v == 0:
-        raise argparse.ArgumentTypeError(ZERO_LAYER)
-    return v
+    return layer_flag(s, negative=True)
 
 
 def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -347,8 +341,8 @@ def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParse
     ap.add_argument("--passage-tokens", type=int, default=30)
     ap.add_argument("--feature", choices=FEATURES, default="state",
                     help="which part of the final state: all of it, h of --layer, or the cell states")
-    ap.add_argument("--layer", type=_layer_arg, default=-1,
-                    help="the layer for --feature h, 1 = the bottom layer (default -1: the top)")
+    ap.add_argument("--layer", type=_layer_arg, default=-1, help="1 = the bottom layer; the layer for "
+                    "--feature h (default -1: the top)")
     ap.add_argument("--max-per-class", type=int, default=2000)
     ap.add_argument("--l2", type=float, default=1e-2)
     ap.add_argument("--seed", type=int, default=0)
