@@ -104,9 +104,8 @@ def breakdown(models: Path, texts: list[str]) -> dict:
     from explorer import settings
     from explorer.present.player import build_player_data
     torch.set_num_threads(settings.threads(os.cpu_count() or 2))
-    bundles = E.list_models(models)
-    first = [b for name in ("fiction-lstm-balanced", "fiction-lstm") for b in bundles if b.name == name]
-    m = E.load_model((first or bundles)[0])             # the bundle the app opens on (ui.sidebar.DEFAULT_MODELS)
+    from explorer.bundle import default_model
+    m = E.load_model(default_model(models))            # the bundle the app opens on
     E.trace(m, texts[0])                                          # warm-up
     cpu = {"trace": 0.0, "player_data": 0.0, "json": 0.0}
     sent = 0

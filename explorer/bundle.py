@@ -178,6 +178,18 @@ def load_model(path, device: str = "cpu") -> "LoadedModel":
     return LoadedModel(lm, tok, card, path)
 
 
+#: The bundles the app opens on, in order of preference (the first one present): the teaching model
+#: whose prior was balanced (README, "The teaching model"), then the faithful model of the books.
+DEFAULT_MODELS = ("fiction-lstm-balanced", "fiction-lstm")
+
+
+def default_model(root="pretrained") -> Path | None:
+    """The bundle under `root` the app opens on: the first of DEFAULT_MODELS present, else the first
+    bundle listed, else None."""
+    found = list_models(root)
+    return next((p for n in DEFAULT_MODELS for p in found if p.name == n), found[0] if found else None)
+
+
 def list_models(root="pretrained") -> list[Path]:
     """Every folder under `root` (one level, and root itself) that holds a card.json."""
     root = Path(root)

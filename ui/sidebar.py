@@ -10,16 +10,15 @@ from pathlib import Path
 import streamlit as st
 
 import explorer as E
-from explorer import settings
+from explorer import bundle, settings
 from ui import ROOT, cached, importing, session, uploads
 
 log = logging.getLogger("rnn_explorer.ui")
 
 #: Folder of model bundles; tests and deployments point it elsewhere.
 MODELS_ENV = "RNN_EXPLORER_MODELS"
-#: The bundles the app opens on, in order of preference (the first one present): the teaching model
-#: whose prior was balanced (README, "The teaching model"), then the faithful model of the books.
-DEFAULT_MODELS = ("fiction-lstm-balanced", "fiction-lstm")
+#: The bundles the app opens on, in order of preference (explorer.bundle.DEFAULT_MODELS).
+DEFAULT_MODELS = bundle.DEFAULT_MODELS
 
 
 def models_root() -> Path:
