@@ -379,6 +379,10 @@ class StepEdit:
     stop: int | None = None
     recompute: bool = True
 
+    def __post_init__(self):
+        if self.op not in EDIT_OPS:      # apply() would otherwise read an unknown op as a clamp
+            raise InputError(f"an edit's op is one of {', '.join(EDIT_OPS)}, not {self.op!r}")
+
     def active(self, t: int, T: int) -> bool:
         stop = T - 1 if self.stop is None else self.stop
         return self.start <= t <= stop

@@ -274,9 +274,9 @@ def trace(model, text: str | Sequence[str], *, top_k: int = 10, full_probs: bool
             raise InputError("a list of texts is traced from the boundary: no state= or tokens=")
         return _trace_batch(model, list(text), boundary=True if boundary is None else boundary,
                             max_chars=max_chars, **opts)
-    tokens = _tokens_to_read(model, text, max_chars, state, boundary, tokens)
     if boundary is None:
         boundary = state is None
+    tokens = _tokens_to_read(model, text, max_chars, state, boundary, tokens)
     if not tokens:
         return _empty_trace(model, text, top_k, state)
     ids = torch.tensor([t.id for t in tokens], dtype=torch.long, device=model.lm.decoder.weight.device)
@@ -291,14 +291,12 @@ def trace(model, text: str | Sequence[str], *, top_k: int = 10, full_probs: bool
     return _assemble(model, text, tokens, ids, layers, top, final, first_prob, **opts)
 
 
-def _tokens_to_read(model, text, max_chars, state, boundary, tokens) -> list[Token]:
+def _tokens_to_read(model, text, max_chars, state, boundary: bool, tokens) -> list[Token]:
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, not {type(text).__name__}")
     limit = settings.MAX_CHARS if max_chars is None else max_chars
     if len(text) > limit:
         raise InputTooLong(len(text), limit)
-    if boundary is None:
-        boundary = state is None
     if state is not None and not boundary and tokens is None:
         check_junction(model.tokenizer, getattr(state, "tail", ""), text)
     return read_tokens(model.tokenizer, text, boundary, tokens)
