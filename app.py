@@ -52,3 +52,5 @@ with widgets.guard("the sidebar"):
     lecture.presenter_switch()         # the presenter view's switch (and, when on, its style)
     sidebar.model_sidebar()
 page.run()
+with widgets.guard("the address"):
+    session.url_flush()                # the page's keys (session.url_state) as the page left them

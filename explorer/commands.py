@@ -161,6 +161,11 @@ def cmd_units(args, command):
     return run(args, command)
 
 
+def cmd_neighbours(args, command):
+    from .corpus.commands import cmd_neighbours as run
+    return run(args, command)
+
+
 def _units(raw: str) -> tuple[int, ...]:
     try:
         units = tuple(int(u) for u in raw.split(",") if u.strip())

@@ -311,6 +311,78 @@ def run_layers_batch(lm, rows: Sequence[torch.Tensor]) -> list[tuple]:
     return result
 
 
+@torch.no_grad()
+def run_block(lm, ids: torch.Tensor, state, keep: dict[int, Sequence[str]], cache: dict | None = None):
+    """A block of steps for rows that each carry their own state (the corpus index's batched build).
+
+    ids [B, T] (B >= MIN_ROWS for numbers that do not depend on the other rows; a row that ends inside
+    the block is right-padded: padding comes after its last step and changes nothing before it);
+    state: (h [L, B, H], c [L, B, H]) for an LSTM, h [L, B, H] otherwise (rows that start a text hold
+    zeros). `keep`: {layer index (0 = the bottom): quantities to return}. Returns ({(index, q): float32
+    tensor [B, T, H]}, final state after the block's last step).
+
+    Every layer runs the fused kernel (`run_layer`). The gates it does not return are computed
+    afterwards for all steps at once from [x_t, h_{t-1}] (`gate_values`; for an LSTM that keeps only c,
+    just i, f and g, in one GEMM), and c by the element-wise recurrence `c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t`
+    from the block's c0. `cache` (a dict kept across calls with the same model) holds the bottom
+    layer's input term W_ih e + b of every vocabulary entry, so that its gates need only W_hh h_{t-1}."""
+    cfg = lm.config
+    cell, B, T = cfg.cell, ids.shape[0], ids.shape[1]
+    x = lm.embedding(ids)                                    # [B, T, E]
+    h_all, c_all = (state if cell == "lstm" else (state, None))
+    out_q, hns, cns = {}, [], []
+    for l in range(cfg.layers):
+        params = layer_params(lm.rnn, l)
+        h0 = h_all[l:l + 1].contiguous()
+        c0 = c_all[l:l + 1].contiguous() if c_all is not None else None
+        want = tuple(keep.get(l, ()))
+        out, hn, cn = run_layer(kernel_of(cfg), x, h0, c0, params)
+        H = out.shape[-1]
+        h_prev = torch.cat([h0[0][:, None], out[:, :-1]], 1).reshape(B * T, H) \
+            if any(q != "h" for q in want) else None
+        if cell == "lstm" and want and set(want) <= {"h", "c"} and "c" in want:
+            w_ih, w_hh, b_ih, b_hh = params
+            ifg = slice(0, 3 * H)                            # PyTorch's order i, f, g, o
+            if l == 0 and cache is not None:
+                table = cache.get("ifg0")
+                if table is None:
+                    table = cache["ifg0"] = torch.addmm(b_ih[ifg] + b_hh[ifg], lm.embedding.weight, w_ih[ifg].t())
+                a = table[ids.reshape(-1)].addmm_(h_prev, w_hh[ifg].t())
+            else:
+                a = torch.addmm(b_ih[ifg] + b_hh[ifg], x.reshape(B * T, -1), w_ih[ifg].t())
+                a.addmm_(h_prev, w_hh[ifg].t())
+            a = a.reshape(B, T, 3 * H)
+            a[..., :2 * H].sigmoid_()
+            a[..., 2 * H:].tanh_()
+            c = a[..., :H] * a[..., 2 * H:]                   # i ⊙ g, then + f ⊙ c_{t-1} step by step
+            f = a[..., H:2 * H]
+            prev = c0[0]
+            for t in range(T):
+                c[:, t].addcmul_(f[:, t], prev)
+                prev = c[:, t]
+            out_q[(l, "c")] = c
+        elif any(q != "h" for q in want):
+            gates = gate_values(cell, x.reshape(B * T, -1), h_prev, params)
+            if cell == "lstm" and "c" in want:
+                c = gates["i"] * gates["g"]
+                f = gates["f"].reshape(B, T, H)
+                c = c.reshape(B, T, H)
+                prev = c0[0]
+                for t in range(T):
+                    c[:, t].addcmul_(f[:, t], prev)
+                    prev = c[:, t]
+                gates["c"] = c
+            out_q.update({(l, q): gates[q].reshape(B, T, H) for q in want if q != "h"})
+        if "h" in want:
+            out_q[(l, "h")] = out
+        hns.append(hn)
+        if cn is not None:
+            cns.append(cn)
+        x = out
+    final = (torch.cat(hns, 0), torch.cat(cns, 0)) if cell == "lstm" else torch.cat(hns, 0)
+    return out_q, final
+
+
 def quantities_of_layer(cell: str, x: torch.Tensor, h0: torch.Tensor, hseq: torch.Tensor, params,
                         c0: np.ndarray | None = None, c: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every quantity of one layer over one text, float32 [T, H] arrays, from its inputs x [T, in],

@@ -8,7 +8,8 @@ from apptest_support import new_app
 def test_explore_offers_downloads_and_python(models_dir, monkeypatch):
     at = new_app(models_dir, monkeypatch).run()
     assert not at.exception
-    assert len(at.get("download_button")) == 9       # states and predictions x 3, the figure x 3
+    assert len(at.get("download_button")) == 7       # states and predictions x 3, the figure as HTML
+    assert {"dl_fig__dl_png", "dl_fig__dl_svg"} <= {b.key for b in at.button}   # PNG/SVG: drawn, then saved
     code = at.code[-1].value
     assert "E.load_model(" in code and "export.build_figure('heatmaps'" in code
     at.selectbox(key="dl_figure").set_value("step").run()

@@ -123,7 +123,10 @@ def test_03_downloads_open_with_their_readers(pg, tmp_path):
 
     pg.get_by_text("Download · copy as Python").click()
     got = {}
-    for key, name in (("dl_states_parquet", "states.parquet"), ("dl_fig_png", "fig.png"), ("dl_fig_html", "fig.html")):
+    pg.locator(".st-key-dl_fig__dl_png button").click()          # PNG/SVG are drawn first, then saved
+    pg.locator(".st-key-dl_fig__save_png button").wait_for(timeout=90_000)
+    for key, name in (("dl_states_parquet", "states.parquet"), ("dl_fig__save_png", "fig.png"),
+                      ("dl_fig_html", "fig.html")):
         with pg.expect_download(timeout=90_000) as d:
             pg.locator(f".st-key-{key} button").click()
         got[name] = tmp_path / name
@@ -167,9 +170,14 @@ def test_04_every_chart_has_a_download_menu(pg, tmp_path, server):
         body.locator('button:has-text("CSV")').click()
     d.value.save_as(tmp_path / "fig.csv")
     df = pd.read_csv(tmp_path / "fig.csv")
-    assert list(df.columns) == ["trace", "type", "x", "y", "value"] and len(df) > 0
+    assert list(df.columns)[:5] == ["trace", "type", "x", "y", "value"] and len(df) > 0
+    body.locator('button:has-text("SVG")').first.click()          # drawn first, then saved
+    if not body.is_visible():
+        menu.locator("button").click()
+    save = pg.locator('[data-testid="stPopoverBody"] button:has-text("Save SVG")')
+    save.wait_for(timeout=90_000)
     with pg.expect_download(timeout=90_000) as d:
-        body.locator('button:has-text("SVG")').click()
+        save.click()
     d.value.save_as(tmp_path / "fig.svg")
     assert ET.parse(tmp_path / "fig.svg").getroot().tag.endswith("svg")
     no_exceptions(pg)

@@ -25,9 +25,17 @@ def test_url_fields_parse_and_format():
     assert session._url_parse("17", "int") == 17
     for bad in ("-1", "x", "1e3", "99999999999", " "):
         assert session._url_parse(bad, "int") is None, bad
-    assert session._url_parse("x" * 5000, "str") == "x" * session.URL_TEXT_MAX
+    assert session._url_parse("x" * 5000, "str") == "x" * 5000          # a long text comes back whole (issue 22)
+    assert len(session._url_parse("x" * (session.STORE_TEXT_MAX + 9), "str")) == session.STORE_TEXT_MAX
     assert session._url_format(2, "layer") == "2" and session._url_format(5, "int") == "5"
-    assert session._url_format("x" * (session.URL_TEXT_MAX + 1), "str") is None
+    assert session.address_value("Mary loves John.") == "Mary loves John."       # short: readable, as it is
+    assert session._url_format(0.85, "float") == "0.85" and session._url_parse("0.85", "float") == 0.85
+    assert session._url_parse("nan", "float") is None and session._url_parse("x", "float") is None
+    assert session._url_format((2, 6), "ints") == "2,6" and session._url_parse("2,6", "ints") == [2, 6]
+    assert session._url_parse("2,x", "ints") is None
+    assert session._url_format(["/m/tiny-lstm", "/m/tiny-rnn"], "names") == "tiny-lstm,tiny-rnn"
+    assert session._url_format("/m/tiny-lstm", "name") == "tiny-lstm"
+    assert session._url_parse("john, she", "list") == ["john", "she"]
     assert session._url_format(None, "str") is None and session._url_format(True, "bool") == "1"
     assert session._flag("1") and session._flag("on") and not session._flag("0") and not session._flag("")
 

@@ -17,7 +17,9 @@ def test_intervene_page_changes_and_reads_on(models_dir, monkeypatch):
     at = open_page(models_dir, monkeypatch, "ui/pages/intervene.py")
     assert "Certainly" in at.text_area(key="iv_text").value
     first = html_with(at, 'data-testid="iv-readout"')
-    assert "layer 2 c[3, 7] set to 0" in first and "P(miss)" in first and "P(sir)" in first
+    # the opening units: the top layer's h units that push hardest toward miss (issue 22), not fixed numbers
+    units = at.text_input(key="iv_units").value
+    assert f"layer 2 h[{units}] set to 0" in first and "P(miss)" in first and "P(sir)" in first
     eff = view(at, "intervention_effect")
     assert [d["name"] for d in eff["data"]][:3] == ["actual next word", "“miss”", "“sir”"]
     assert view(at, "state_change")["data"] and view(at, "intervention_next_words")["data"]
@@ -26,7 +28,7 @@ def test_intervene_page_changes_and_reads_on(models_dir, monkeypatch):
     assert html_with(at, 'data-testid="iv-readout"') != first and view(at, "intervention_effect") != eff
     at.radio(key="iv_quantity").set_value("f").run()
     assert_clean(at)
-    assert "c[3, 7]" not in html_with(at, 'data-testid="iv-readout"')
+    assert f"h[{units}]" not in html_with(at, 'data-testid="iv-readout"')
     at.text_input(key="iv_units").input("99").run()
     assert_clean(at)
     assert any("unit 99" in w.value.lower() for w in at.warning)
@@ -80,7 +82,8 @@ def test_probe_page_fits_and_reads_out(models_dir, monkeypatch, tmp_path):
     assert read and re.search(r"train: outside [\d,]+, inside [\d,]+; test: outside", read[0])
     assert "<eos> ends a paragraph" in read[0]
     bars = view(at, "probe_bars")
-    assert [d["name"] for d in bars["data"]] == ["task", "control (random label per word)"]
+    assert [d["name"] for d in bars["data"]][:2] == ["task", "control (random label per word)"]
+    assert bars["data"][2]["name"].startswith("majority label ")      # the baseline, named in the legend
     assert len(at.dataframe) == 1
     assert [d["name"] for d in view(at, "probe_readout")["data"]] == ["outside", "inside"]
     at.switch_page("ui/pages/explore.py").run()                       # the fitted probe reads Explore's text too
@@ -114,6 +117,8 @@ def eval_models(tmp_path_factory):
 def test_evaluate_page_side_by_side_and_drill_down(eval_models, monkeypatch, tmp_path):
     monkeypatch.setenv("RNN_EXPLORER_CACHE", str(tmp_path / "cache"))
     at = open_page(eval_models, monkeypatch, "ui/pages/evaluate.py")
+    for name in ("tiny-lstm", "tiny-rnn"):       # their cards record nothing: scored when asked (issue 22)
+        at.button(key=f"ev_score_{name}").click().run()
     table = at.dataframe[0].value
     assert {"tiny-lstm", "tiny-rnn", "items", "suite"} <= set(table.columns)
     assert "project pairs" in set(table["source"])
@@ -135,6 +140,7 @@ def test_evaluate_page_side_by_side_and_drill_down(eval_models, monkeypatch, tmp
 def test_evaluate_item_opens_in_contrast(eval_models, monkeypatch, tmp_path):
     monkeypatch.setenv("RNN_EXPLORER_CACHE", str(tmp_path / "cache"))
     at = open_page(eval_models, monkeypatch, "ui/pages/evaluate.py")
+    at.button(key="ev_find").click().run()       # the drill-down scores the items when asked (issue 22)
     at.selectbox(key="ev_suite").set_value("possessive").run()
     good = at.selectbox(key="ev_item").value
     at.button(key="ev_contrast").click().run()

@@ -1,5 +1,7 @@
 """The Corpus and Units pages through AppTest, on the tiny bundles and a small default corpus: the index is
-built on first use into a temporary cache folder (never into the repository)."""
+built on first use, in the background (ui.jobs: one build per server, whichever session asked first), into
+a temporary cache folder (never into the repository). AppTest does not run the progress fragment's
+timer, so the tests wait for the build (ui.jobs.wait) and run the page again, as the fragment does."""
 from __future__ import annotations
 
 import base64
@@ -9,7 +11,7 @@ import pytest
 
 from conftest import TEXT
 
-from apptest_support import open_page, specs as _specs
+from apptest_support import assert_clean, open_page, specs as _specs
 
 
 @pytest.fixture
@@ -24,9 +26,21 @@ def env(models_dir, tmp_path, monkeypatch):
     return tmp_path
 
 
-def _open(page: str):
-    """The app at `page`, on the folders the env fixture set."""
-    return open_page(None, None, page)
+def _built(at, timeout: float = 120):
+    """Wait for the background builds this server started, then run the page again (what the progress
+    fragment does once a build has ended)."""
+    from ui import jobs
+    for p in jobs.running():
+        jobs.wait(p.key, timeout)
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def _open(page: str, built: bool = True):
+    """The app at `page`, on the folders the env fixture set; with `built`, once its index is built."""
+    at = open_page(None, None, page)
+    return _built(at) if built else at
 
 
 def _views(at):
@@ -93,7 +107,12 @@ def test_own_folder_needs_a_button_and_bad_folder_is_a_message(env, tmp_path):
     at.text_input(key="corpus_dir").set_value(str(own)).run()
     assert not at.exception
     at.button(key="corpus_build").click().run()
+    from ui import jobs
+    for p in jobs.running():
+        jobs.wait(p.key, 60)
+    at.run()
     assert not at.exception and at.error and "not UTF-8" in at.error[0].value
+    assert at.button(key="corpus_build_again")          # the reason, and a way to try again
 
 
 
@@ -123,6 +142,7 @@ def test_contrast_page_trajectories_over_the_default_index(env):
     assert not list((env / "cache").glob("indexes/*/card.json")), "no silent build on the Contrast page"
     at.button(key="corpus_build").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
+    _built(at)
     cards = list((env / "cache").glob("indexes/*/card.json"))
     assert len(cards) == 1
     assert len(_specs(at)) == n_charts + 1 and _views(at).count("trajectory") == 1   # the page above stays
@@ -143,3 +163,160 @@ def test_contrast_page_trajectories_over_the_default_index(env):
     # the second run (index built) reopens it from the cache and draws the same figure
     at.run()
     assert not at.exception and _views(at).count("trajectory") == 1
+
+
+# ------------------------------------------------------------------ the background build (issues 21, 22)
+@pytest.fixture
+def gated_build(env, monkeypatch):
+    """build_index held at its first progress report within the build (some tokens done, not all) until
+    `release` is set; counts its calls. The build itself is the real one: only its pace is held, so the
+    tests see a build in progress. The default corpus gets a longer file: several blocks to report."""
+    import threading
+    (env / "corpus" / "three.txt").write_text((TEXT + "\n\n") * 12, encoding="utf-8")
+    from explorer.corpus import index as IX
+    real = IX.build_index
+    state = {"calls": 0, "release": threading.Event(), "fail": None}
+
+    def gated(model, corpus, out, **kw):
+        state["calls"] += 1
+        if state["fail"] is not None:
+            raise state["fail"]
+        report = kw.get("on_progress")
+
+        def held(done, total):
+            report(done, total)
+            if 0 < done < total:
+                state["release"].wait(60)
+
+        kw["on_progress"] = held
+        return real(model, corpus, out, **kw)
+
+    monkeypatch.setattr(IX, "build_index", gated)
+    yield state
+    state["release"].set()
+
+
+def _progress_text(at) -> str:
+    bars = at.get("progress")
+    return bars[0].proto.text if bars else ""
+
+
+def _wait_report(at, timeout: float = 30):
+    """Run the page again until the build's progress shows counted tokens (what the fragment's timer does)."""
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        at.run()
+        if "tokens" in _progress_text(at) and "of" in _progress_text(at):
+            return _progress_text(at)
+        time.sleep(0.2)
+    raise AssertionError(f"no progress reported: {_progress_text(at)!r}")
+
+
+def test_one_background_build_for_two_sessions_and_a_page_switch(env, gated_build):
+    """Two sessions open Corpus during a cold build: one build (never a second), both see its progress
+    (tokens done of total, tokens/s, time left) and the rest of the page; a third session on Units sees
+    the same build; the first leaves for Explore, and the build still finishes; both then show results."""
+    from ui import jobs
+    one = _open("ui/pages/corpus.py", built=False)
+    two = _open("ui/pages/corpus.py", built=False)
+    text_one, text_two = _wait_report(one), _wait_report(two)
+    assert gated_build["calls"] == 1, "one build per server, whichever session asked first"
+    running = [p for p in jobs.running() if str(env) in p.key]
+    assert len(running) == 1
+    for text in (text_one, text_two):
+        assert " of " in text and "tokens/s" in text and "left" in text, text
+    for at in (one, two):               # the rest of the page is drawn meanwhile: the text and its units
+        assert at.text_input(key="corpus_text").value
+        assert at.metric[0].label == "Units on across the selection"
+        assert at.metric[1].value == "…"
+        assert any("as soon as its index is built" in i.value for i in at.info)   # the trajectories wait
+        assert not list((env / "cache").glob("indexes/*/card.json"))
+    units = _open("ui/pages/units.py", built=False)
+    assert "tokens" in _progress_text(units) and gated_build["calls"] == 1
+    one.switch_page("ui/pages/explore.py").run()         # leave the page: the build goes on
+    assert not one.exception and not one.get("progress")
+    gated_build["release"].set()
+    p = jobs.wait(running[0].key, 120)
+    assert p.state == "done" and gated_build["calls"] == 1
+    assert len(list((env / "cache").glob("indexes/*/card.json"))) == 1
+    two.run()
+    assert_clean(two)
+    assert not two.get("progress") and int(two.metric[1].value.replace(",", "")) >= 0
+    assert two.metric[2].label == "Query time"
+    one.switch_page("ui/pages/corpus.py").run()
+    assert_clean(one)
+    assert one.metric[1].label == "Matches in the corpus" and one.metric[1].value != "…"
+
+
+def test_a_failing_build_shows_its_reason_and_can_be_tried_again(env, gated_build):
+    from explorer.corpus.index import IndexProblem
+    gated_build["fail"] = IndexProblem("no space left on the test device")
+    gated_build["release"].set()
+    at = open_page(None, None, "ui/pages/corpus.py", errors_ok=True)
+    at = _built(at) if not at.error else at
+    assert not at.exception
+    assert at.error and "no space left on the test device" in at.error[0].value
+    assert at.button(key="corpus_build_again").label == "Try again"
+    at.run()                                              # a rerun does not start it again by itself
+    assert gated_build["calls"] == 1 and "no space left" in at.error[0].value
+    gated_build["fail"] = None
+    at.button(key="corpus_build_again").click().run()
+    _built(at)
+    assert gated_build["calls"] == 2
+    assert at.metric[1].label == "Matches in the corpus" and at.metric[1].value != "…"
+
+
+# ------------------------------------------------------------------------------- text edge cases (22)
+def test_corpus_text_over_the_limit_is_clipped_once_and_shown(env, monkeypatch):
+    """Issue 22 item 8: a text over MAX_CHARS is cut, with one message, and the page goes on (the
+    trajectory box used to fail on the same text)."""
+    monkeypatch.setenv("RNN_EXPLORER_MAX_CHARS", "2000")
+    from explorer import settings
+    monkeypatch.setattr(settings, "MAX_CHARS", 2000)
+    long = (TEXT + "\n\n") * 6
+    assert len(long) > 2000
+    at = _open("ui/pages/corpus.py")
+    at.text_input(key="corpus_text").set_value(long).run()
+    at.text_input(key="traj_a").set_value(long).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(at.warning) == 1, [w.value for w in at.warning]
+    assert "first" in at.warning[0].value and "Text" in at.warning[0].value
+    assert at.metric[0].label == "Units on across the selection"
+    assert "trajectory" in _views(at)
+
+
+def test_corpus_with_empty_text_shows_a_prompt(env):
+    """Issue 22 item 15: no text, no results: a prompt."""
+    at = _open("ui/pages/corpus.py")
+    at.text_input(key="corpus_text").set_value("").run()
+    assert not at.exception and not at.error
+    assert not at.metric and "corpus-selection" not in _views(at)
+    assert any("Type a text" in i.value for i in at.info)
+
+
+# ------------------------------------------------------------------------------- nearest states (21)
+def test_clicking_a_token_lists_its_nearest_states_each_opening_in_explore(env):
+    import explorer as E
+    from explorer.corpus import index as IX
+    from explorer.corpus import queries as Q
+    from conftest import make_model
+    at = _open("ui/pages/corpus.py")
+    assert at.pills(key="corpus_nb_pos").value is None
+    at.pills(key="corpus_nb_pos").set_value(4).run()
+    assert_clean(at)
+    rows = [h.proto.body for h in at.get("html") if "cosine" in h.proto.body]
+    assert len(rows) == 20
+    # the list is the explorer's answer (h of the top layer of the tiny model over the default corpus)
+    model = make_model("lstm")
+    card = list((env / "cache").glob("indexes/*/card.json"))[0]
+    want = Q.neighbours(IX.open_index(card.parent), model, at.text_input(key="corpus_text").value, 4, 2, "h",
+                        top=20)
+    assert [f"cosine {n.similarity:.3f}" in r for n, r in zip(want.items, rows)] == [True] * 20
+    # the first opens in Explore: its passage, that token selected
+    first = want.items[0]
+    at.button(key="corpus_nb_go_0").click().run()
+    assert not at.exception
+    text, pos = at.session_state["text"], at.session_state["pos"]
+    assert E.trace(model, text).words[pos] == first.token
+    assert first.token in text

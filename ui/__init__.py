@@ -8,6 +8,7 @@ shared parts, one job each:
     cached_analysis   cached calls of Contrast, Compare, Memory, Generate, Lesson and Evaluate (explorer.analysis)
     cached_causal     cached calls of Intervene, Patch and Probe (explorer.analysis intervene/patch/probe)
     corpus_index      the corpus and its index for the sidebar's model, and the cached corpus queries
+    jobs              background jobs, one per server (a corpus index build), watched by every session
     widgets           shared controls and placement: guard, charts, the layer picker, preset sentences
     downloads         the Download menus under the views and the charts
     player_component  the Explore player (explorer/present/assets/player.js) as a Streamlit component

@@ -55,9 +55,20 @@ def bow_distance(path: str, stamp: float, a: str, b: str, align: str) -> float:
     return _bow_distance(cached.ModelRef(path, stamp), _clip(a), _clip(b), align)
 
 
-@cached.per_model("attribution", "Attributing…")
+#: The most tokens an attribution scores, those ending at the step explained (stated on the Memory page).
+ATTRIBUTION_WINDOW = analysis.attribution.WINDOW
+
+
+@cached.per_model("attribution")
 def _attribution(model, text: str, step: int, word: str | None, versus: str | None, methods: tuple):
-    return analysis.attribute(model, text, step, word, versus=versus, methods=methods)
+    # In blocks with the bar moved between them: a tab that has closed or moved on stops the script at
+    # the bar's next update, so its work ends with the block it was in.
+    bar = st.progress(0.0, text="Attributing…")
+    try:
+        return analysis.attribute(model, text, step, word, versus=versus, methods=methods, progress=lambda f, what:
+                                  bar.progress(min(1.0, f), text=f"Attributing: {what}"))
+    finally:
+        bar.empty()
 
 
 def attribution(ctx, text: str, step: int, word: str | None, versus: str | None, methods):
@@ -72,7 +83,7 @@ def _fade(models: tuple, names: tuple, text: str, replacements: tuple):
 def fade(paths: dict, text: str, replacements):
     """The first word's fade in each model of `paths` ({name: bundle path})."""
     names = tuple(paths)
-    return _fade(tuple(cached.ModelRef.at(paths[n]) for n in names), names, text, tuple(replacements))
+    return _fade(tuple(cached.ModelRef.at(paths[n]) for n in names), names, _clip(text), tuple(replacements))
 
 
 @cached.per_model("generation", "Sampling…")

@@ -41,9 +41,26 @@ def unit_effects(ctx, text, layer, quantity, target, versus, op="set", value=0.0
 
 
 # ----------------------------------------------------------------------------------------- patch
-@cached.per_model("patch_grid", "Patching every layer and position…")
+#: The longest pair the Patch page patches, in tokens (stated on the page before it starts).
+PATCH_MAX_TOKENS = patch.MAX_TOKENS
+
+
+def patch_size(ctx, clean, corrupt) -> tuple[int, str | None]:
+    """(tokens of the longer text, None), or (tokens, why) when the pair is beyond the grid's limit
+    ("patching works on up to N tokens; your texts have M"): only tokenizes, so it is asked first."""
+    return patch.size_limit(ctx.model, _clip(clean), _clip(corrupt))
+
+
+@cached.per_model("patch_grid")
 def _grid(model, clean: str, corrupt: str, target: str, versus: str):
-    return patch.patch_grid(model, clean, corrupt, target, versus)
+    # Blocks of patched runs with the bar moved between them: a tab that has closed or moved on stops
+    # the script at the bar's next update, so its work ends with the block it was in.
+    bar = st.progress(0.0, text="Patching every layer and position…")
+    try:
+        return patch.patch_grid(model, clean, corrupt, target, versus, progress=lambda f, what: bar.progress(
+            min(1.0, f), text=f"Patching every layer and position: {what}"))
+    finally:
+        bar.empty()
 
 
 def grid(ctx, clean, corrupt, target, versus) -> patch.PatchGrid:

@@ -46,13 +46,48 @@ def trace_downloads(ctx, tr, layer: int, pos: int, key: str = "dl"):
                                  "in the system Chromium, HTML works offline (plotly.js inside).")
         with st.container(key=f"{key}_fig"):
             cols = st.columns(3)
-            for col, fmt in zip(cols, export.FIGURE_FORMATS):
-                col.download_button(fmt.upper(), data=_figure(name, tr, ctx.model, layer, pos, fmt),
-                                    file_name=f"{base}_{name}_L{layer}_t{pos}.{fmt}", mime=export.MIME[fmt],
-                                    key=f"{key}_fig_{fmt}", on_click="ignore", icon=":material/image:",
+            image_buttons(cols[:2], lambda fmt: _figure(name, tr, ctx.model, layer, pos, fmt)(),
+                          f"{base}_{name}_L{layer}_t{pos}", f"{key}_fig", icon=":material/image:", width="stretch")
+            cols[2].download_button("HTML", data=_figure(name, tr, ctx.model, layer, pos, "html"),
+                                    file_name=f"{base}_{name}_L{layer}_t{pos}.html", mime=export.MIME["html"],
+                                    key=f"{key}_fig_html", on_click="ignore", icon=":material/image:",
                                     width="stretch")
         st.caption(f"Copy as Python: this view (layer {layer}, token {pos}) through the API")
         st.code(export.python_snippet(ctx.path, tr.text, layer, pos, name), language="python")
+
+
+def _make_image(make, fmt: str, slot: str):
+    """On click: draw the PNG/SVG now (Kaleido), keeping the bytes or the reason it failed for the page."""
+    try:
+        st.session_state[slot] = ("ok", make())
+    except Exception as e:  # noqa: BLE001 - Kaleido and Chromium fail in many ways; the page says which
+        st.session_state[slot] = ("error", f"The {fmt.upper()} could not be made: {e}")
+
+
+def image_buttons(cols, make, file_base: str, key: str, **kw):
+    """PNG and SVG in two steps, so a failure is said in the page (a deferred download that fails shows
+    nothing there): a button draws the image, then a Save button hands it over, or an error says why.
+    `make(fmt)` returns the bytes. Where export cannot work at all (no kaleido or Chromium) the buttons
+    are off and the reason is shown."""
+    problem = export.image_problem()
+    results = []
+    for col, fmt in zip(cols, ("png", "svg")):
+        slot = f"_img_{key}_{fmt}"
+        got = st.session_state.pop(slot, None)          # made on the click before this run: shown once
+        if got and got[0] == "ok":
+            col.download_button(f"Save {fmt.upper()}", data=got[1], file_name=f"{file_base}.{fmt}",
+                                mime=export.MIME[fmt], key=f"{key}__save_{fmt}", on_click="ignore",
+                                type="primary", **kw)
+        else:
+            col.button(fmt.upper(), key=f"{key}__dl_{fmt}", on_click=_make_image,
+                       args=(lambda f=fmt: make(f), fmt, slot), disabled=problem is not None,
+                       help=problem or f"Draws the {fmt.upper()}, then offers it to save", **kw)
+        if got and got[0] == "error":
+            results.append(got[1])
+    if problem:
+        st.caption(problem)
+    for msg in results:
+        st.error(msg, icon=":material/error:")
 
 
 def _fig_data(fig, fmt):
@@ -69,9 +104,9 @@ def figure_menu(fig, key: str):
     with st.popover("Download", icon=":material/download:", type="tertiary"):
         st.caption("Figure")
         cols = st.columns(3)
-        for col, fmt in zip(cols, export.FIGURE_FORMATS):
-            col.download_button(fmt.upper(), data=_fig_file(fig, fmt), file_name=f"{key}.{fmt}", mime=export.MIME[fmt],
-                                key=f"{key}__dl_{fmt}", on_click="ignore", width="content")
+        image_buttons(cols[:2], lambda fmt: export.figure_bytes(fig, fmt), key, key, width="content")
+        cols[2].download_button("HTML", data=_fig_file(fig, "html"), file_name=f"{key}.html", mime=export.MIME["html"],
+                                key=f"{key}__dl_html", on_click="ignore", width="content")
         st.caption("Its data (tidy: trace, x, y, value)")
         cols = st.columns(3)
         for col, fmt in zip(cols, export.DATA_FORMATS):

@@ -5,6 +5,7 @@ a session.ModelContext, which pages read with session.require_model()."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -106,6 +107,9 @@ def model_sidebar() -> session.ModelContext | None:
         named = [p for p, lab in options.items() if want and lab == want]
         if named:
             st.session_state["model"] = named[0]
+            st.session_state.pop("_url_model_unknown", None)
+        elif want:                            # an address naming a model that is not here: say so (issue 22)
+            st.session_state["_url_model_unknown"] = want
         if st.session_state.get("model") not in options:
             by_label = {lab: p for p, lab in options.items()}
             default = next((by_label[n] for n in DEFAULT_MODELS if n in by_label), next(iter(options)))
@@ -134,5 +138,30 @@ def model_sidebar() -> session.ModelContext | None:
         return None
     ctx = session.ModelContext(path, stamp, model, ranges, uploaded=path in st.session_state.get("_uploads", {}))
     st.sidebar.caption(card_summary(model))
+    _unknown_model_note(options, path)
     st.session_state["_ctx"] = ctx
     return ctx
+
+
+def _unknown_model_note(options: dict[str, str], path: str) -> None:
+    """The address named a model that is not in the models folder: say which one is shown instead, on
+    every run until the person picks a model (the warning sits above the page, so the presenter view
+    shows it too)."""
+    ss = st.session_state
+    want = ss.get("_url_model_unknown")
+    if not want:
+        return
+    if ss.get("_url_model_fallback", path) != path:      # a model chosen since: the note has done its job
+        ss.pop("_url_model_unknown", None)
+        ss.pop("_url_model_fallback", None)
+        return
+    ss["_url_model_fallback"] = path
+    have = ", ".join(sorted(options.values()))
+    st.warning(f"The address asks for the model “{_md(want[:80])}”, which is not in {_md(str(models_root()))} "
+               f"(there: {_md(have)}). Showing {_md(options.get(path, Path(path).name))} instead.",
+               icon=":material/warning:")
+
+
+def _md(s: str) -> str:
+    """`s` with Markdown's special characters escaped (the model name comes from the address)."""
+    return re.sub(r"([\\`*_\[\]<>#|~$:])", r"\\\1", str(s))

@@ -64,14 +64,25 @@ def _no_cudnn(x: torch.Tensor):
         yield
 
 
-def logprob_from_embeddings(lm, emb: torch.Tensor, target: int, versus: int | None = None) -> torch.Tensor:
+def expand_state(state, rows: int):
+    """A state [layers, 1, units] (an LSTM's (h, c), or h) repeated for `rows` rows, contiguous."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.expand(-1, rows, -1).contiguous() for s in state)
+    return state.expand(-1, rows, -1).contiguous()
+
+
+def logprob_from_embeddings(lm, emb: torch.Tensor, target: int, versus: int | None = None,
+                            state=None) -> torch.Tensor:
     """emb [B, T, E] -> log P(target | the T embedded tokens) [B], differentiable w.r.t. emb only;
-    with `versus`, the log-ratio log P(target) − log P(versus).
+    with `versus`, the log-ratio log P(target) − log P(versus). `state`: the state [layers, 1, units]
+    (an LSTM's (h, c)) every row starts from, e.g. after a prefix of the text (default: zeros).
 
     Runs the stock recurrent module forward; the model's parameters are never given gradients
     (callers use torch.autograd.grad with respect to `emb`)."""
     with _no_cudnn(emb):
-        out, _ = lm.rnn(emb)
+        out, _ = lm.rnn(emb) if state is None else lm.rnn(emb, expand_state(state, emb.shape[0]))
     logits = lm.decoder(out[:, -1])
     if versus is not None:
         return logits[:, target] - logits[:, versus]      # the log-ratio: the normaliser cancels

@@ -36,6 +36,14 @@ METHODS = ("grad_x_input", "integrated_gradients", "occlusion")
 AUTO_STEPS = (64, 256, 1024)
 LABELS = {"grad_x_input": "gradient × input", "integrated_gradients": "integrated gradients",
           "occlusion": "occlusion (<unk>)"}
+#: The most tokens scored: the window of the text ending at the step explained. Earlier tokens are read
+#: as its context (the state the window starts from) and get no score (NaN). Occlusion reads one
+#: continuation per token, and integrated gradients 64 to 1,024 paths, each over the window: both grow
+#: with its length (occlusion with its square), never with the length of the text.
+WINDOW = 100
+#: Bytes one block of occlusion rows may take (their embeddings and every layer's outputs): a text of
+#: up to ~130 tokens runs as one batch; longer windows in blocks, within float rounding (~1e-6) of one.
+BLOCK_BYTES = 128 * 2 ** 20
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,7 @@ class Attribution:
     ig_steps: int = 0                       # quadrature nodes used (0: IG not computed)
     versus: str | None = None               # the second word of a log-ratio, if any
     versus_id: int | None = None
+    window_start: int = 0                   # tokens before it are context only: no score (NaN)
 
     @property
     def prob(self) -> float:
@@ -72,7 +81,7 @@ class Attribution:
         ig = self.scores.get("integrated_gradients")
         if ig is None:
             return float("nan")
-        return float(ig.sum() - (self.logprob - self.baseline_logprob))
+        return float(np.nansum(ig) - (self.logprob - self.baseline_logprob))   # NaN: context before the window
 
     @property
     def completeness_relative(self) -> float:
@@ -98,34 +107,71 @@ def _gauss_legendre(n: int):
     return (x + 1) / 2, w / 2            # nodes and weights on [0, 1]
 
 
-def _integrated_gradients(lm, x, b, target: int, vs, steps: int, batch: int) -> np.ndarray:
+def _integrated_gradients(lm, x, b, target: int, vs, steps: int, batch: int, state=None,
+                          progress=None) -> np.ndarray:
     alphas, weights = _gauss_legendre(steps)
     total = torch.zeros(x.shape[1:], dtype=torch.float64)
     for s in range(0, steps, batch):
+        if progress is not None:
+            progress(s / steps, f"integrated gradients, {steps} nodes: {s} done")
         a = torch.tensor(alphas[s:s + batch], dtype=x.dtype)[:, None, None]
         w = torch.tensor(weights[s:s + batch], dtype=torch.float64)[:, None, None]
-        _, g = _grad(lm, b + a * (x - b), target, vs)
+        _, g = _grad(lm, b + a * (x - b), target, vs, state)
         total += (g.double() * w).sum(0)
     return (total * (x - b)[0].double()).sum(-1).numpy()
 
 
-def _grad(lm, path: torch.Tensor, target: int, vs=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """f and ∂f/∂path for a batch of embedded sequences [B, T, E]."""
+def _grad(lm, path: torch.Tensor, target: int, vs=None, state=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """f and ∂f/∂path for a batch of embedded sequences [B, T, E] (each from `state`, default zeros)."""
     path = path.detach().requires_grad_(True)
     with torch.enable_grad():
-        f = logprob_from_embeddings(lm, path, target, vs)
+        f = logprob_from_embeddings(lm, path, target, vs, state)
         (g,) = torch.autograd.grad(f.sum(), path)
     return f.detach(), g
 
 
+@torch.no_grad()
+def _prefix_state(lm, ids: torch.Tensor):
+    """The state [layers, 1, units] after reading ids [T] from zeros (an LSTM's (h, c))."""
+    _, state = lm.rnn(lm.embedding(ids)[None])
+    return state
+
+
+def _occlusion_rows(lm, ids, pos, unk: int, target: int, vs, state, block_bytes: int, progress=None):
+    """f with the token at each position of `pos` replaced by `unk`, in blocks of rows that fit in
+    `block_bytes` (a block of one row is run beside a copy: the kernel's numbers for a lone row differ)."""
+    T, E, H = len(ids), lm.embedding.weight.shape[1], lm.config.hidden_size
+    per_row = 4 * T * (E + 2 * H * lm.config.layers)
+    rows = max(2, block_bytes // max(1, per_row))
+    out = np.empty(len(pos))
+    for a in range(0, len(pos), rows):
+        if progress is not None:
+            progress(a / len(pos), f"occlusion: {a} of {len(pos)} tokens")
+        p = pos[a:a + rows]
+        q = p + p if len(p) == 1 < len(pos) else p
+        batch = ids.repeat(len(q), 1)
+        batch[torch.arange(len(q)), torch.tensor(q)] = unk
+        with torch.no_grad():
+            out[a:a + len(p)] = logprob_from_embeddings(lm, lm.embedding(batch), target, vs,
+                                                        state).double().numpy()[:len(p)]
+    return out
+
+
 def attribute(model, text: str, step: int | None = None, word: str | None = None, *, versus: str | None = None,
               methods: Sequence[str] = METHODS, ig_steps: int | str = "auto", baseline: str = "unk",
-              ig_tol: float = 0.01, internal_batch_size: int = 64) -> Attribution:
+              ig_tol: float = 0.01, internal_batch_size: int = 64, window: int | None = None,
+              block_bytes: int | None = None, progress=None) -> Attribution:
     """Attribute log P(word | tokens ≤ step) to the tokens 0..step of `text` (read after <eos>).
 
     step: a row of trace(model, text) (default: the last token, i.e. the prediction after the text).
     word: the candidate next word (default: the model's most probable word there, <unk> excluded).
     versus: a second word; then the scores explain log P(word) − log P(versus).
+    window: the most tokens scored (default WINDOW), those ending at `step`; the tokens before them
+    are read once as the context the window starts from, and score NaN (`window_start` says where
+    the scores begin). Within the window the methods are what they are on a text that short, so a
+    text no longer than the window is scored as a whole, as before. Memory is bounded by the window
+    and `block_bytes` (occlusion's rows run in blocks), not by the text. progress(fraction, what) is
+    called between blocks and integration batches: a caller can stop the work there by raising.
     """
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -147,11 +193,18 @@ def attribute(model, text: str, step: int | None = None, word: str | None = None
         raise PositionError(f"step {step} is outside the {T} tokens")
     step = step % T
     toks = toks[: step + 1]
-    ids = torch.tensor([t.id for t in toks], dtype=torch.long)
+    W = WINDOW if window is None else int(window)
+    if W < 1:
+        raise InputError("the window must hold at least one token")
+    lo = max(0, step + 1 - W)                                  # tokens before lo: context, not scored
+    all_ids = torch.tensor([t.id for t in toks], dtype=torch.long)
+    state = _prefix_state(lm, all_ids[:lo]) if lo else None
+    toks = toks[lo:]
+    ids = all_ids[lo:]
     with torch.no_grad():
         x = lm.embedding(ids).detach()[None]                   # [1, T, E]
         if word is None:
-            out, _ = lm.rnn(x)
+            out, _ = lm.rnn(x) if state is None else lm.rnn(x, state)
             lp = torch.log_softmax(lm.decoder(out[0, -1]), -1)
             lp[tok.unk_id] = -float("inf")
             target = int(lp.argmax())
@@ -159,7 +212,7 @@ def attribute(model, text: str, step: int | None = None, word: str | None = None
             target = require_word_id(model, word)
     vs = None if versus is None else require_word_id(model, versus)
     scores: dict[str, np.ndarray] = {}
-    f_x, g_x = _grad(lm, x, target, vs)
+    f_x, g_x = _grad(lm, x, target, vs, state)
     if "grad_x_input" in methods:
         scores["grad_x_input"] = (g_x[0] * x[0]).sum(-1).double().numpy()
     f_b = float("nan")
@@ -170,10 +223,10 @@ def attribute(model, text: str, step: int | None = None, word: str | None = None
             fill = (torch.zeros_like(x) if baseline == "zeros"
                     else lm.embedding(torch.full_like(ids, tok.unk_id))[None].detach())
             b = torch.where(words[None, :, None], fill, x)      # boundary tokens stay as they are
-            f_b = float(logprob_from_embeddings(lm, b, target, vs)[0])
+            f_b = float(logprob_from_embeddings(lm, b, target, vs, state)[0])
         gap = float(f_x[0]) - f_b
         for used in schedule:
-            ig = _integrated_gradients(lm, x, b, target, vs, used, internal_batch_size)
+            ig = _integrated_gradients(lm, x, b, target, vs, used, internal_batch_size, state, progress)
             if abs(ig.sum() - gap) <= ig_tol * max(abs(gap), 1e-3):
                 break
         scores["integrated_gradients"] = ig
@@ -181,16 +234,18 @@ def attribute(model, text: str, step: int | None = None, word: str | None = None
         occ = np.full(len(toks), np.nan)
         pos = [k for k, t in enumerate(toks) if not t.special]
         if pos:
-            batch = ids.repeat(len(pos), 1)
-            batch[torch.arange(len(pos)), torch.tensor(pos)] = tok.unk_id
-            with torch.no_grad():
-                f_o = logprob_from_embeddings(lm, lm.embedding(batch), target, vs).double().numpy()
+            f_o = _occlusion_rows(lm, ids, pos, tok.unk_id, target, vs, state,
+                                  BLOCK_BYTES if block_bytes is None else int(block_bytes), progress)
             occ[pos] = float(f_x[0]) - f_o
         scores["occlusion"] = occ
     scores = {m: scores[m] for m in METHODS if m in scores}
+    if lo:                                                    # the context before the window: no score
+        scores = {m: np.concatenate([np.full(lo, np.nan), v]) for m, v in scores.items()}
+        toks = tokens_for(model, text)[: step + 1]
     for v in scores.values():
         v.setflags(write=False)
     return Attribution(text=text, tokens=tuple(t.text for t in toks), special=tuple(t.special for t in toks),
                        step=step, target=tok.itos[target], target_id=target, logprob=float(f_x[0]),
                        scores=MappingProxyType(scores), baseline=baseline, baseline_logprob=f_b,
-                       ig_steps=used, versus=None if vs is None else tok.itos[vs], versus_id=vs)
+                       ig_steps=used, versus=None if vs is None else tok.itos[vs], versus_id=vs,
+                       window_start=lo)

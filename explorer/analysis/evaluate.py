@@ -162,3 +162,58 @@ def patch_setup(model, df, row) -> dict | None:
     if len(tokens_for(model, clean)) != len(tokens_for(model, corrupt)):
         return None
     return {"clean": clean, "corrupt": corrupt, "target": d1[1], "versus": d1[2]}
+
+
+# ------------------------------------------------------------------------- results recorded in cards
+#: The card metrics `python -m explorer syneval --record` writes, per source.
+RECORDED = {"syneval": "Marvin & Linzen", "agreement_pairs": "project pairs"}
+
+
+def recorded(card: dict) -> dict:
+    """{source label: metrics} of what a model's card records (python -m explorer syneval --record)."""
+    m = card.get("metrics") or {}
+    return {label: m[key] for key, label in RECORDED.items() if isinstance(m.get(key), dict) and m[key].get("suites")}
+
+
+def recorded_command(card: dict) -> str | None:
+    """The command that recorded the card's syneval results, as the card says."""
+    return ((card.get("metrics") or {}).get("syneval") or {}).get("command")
+
+
+def recorded_table(cards: dict, by: Sequence[str] = ("source", "suite")):
+    """suite_table's layout from the results recorded in model cards, computing nothing: {model name:
+    card} -> source, suite (and condition, when `by` has it), one accuracy column per model (NaN where
+    its card records nothing) and the item count ("items", or one per model where they differ)."""
+    import pandas as pd
+    per_cond = "condition" in by
+    cols, counts = [], []
+    for name, card in cards.items():
+        rows = []
+        for source, met in recorded(card).items():
+            if per_cond:
+                rows += [{"source": source, "suite": c["suite"], "condition": c["condition"],
+                          "accuracy": c["accuracy"], "items": c["items"]} for c in met.get("conditions") or []]
+            else:
+                rows += [{"source": source, "suite": s, "accuracy": v["accuracy"], "items": v["items"]}
+                         for s, v in met["suites"].items()]
+        keys = ["source", "suite"] + (["condition"] if per_cond else [])
+        df = pd.DataFrame(rows, columns=keys + ["accuracy", "items"]).set_index(keys)
+        cols.append(df["accuracy"].rename(name))
+        counts.append(df["items"].rename(f"items ({name})"))
+    if not cols:
+        return pd.DataFrame()
+    out = pd.concat(cols + counts, axis=1)
+    ns = out[[c.name for c in counts]]
+    if ns.nunique(axis=1, dropna=True).le(1).all():        # the same items wherever recorded: one column
+        out = out.drop(columns=list(ns.columns)).assign(items=ns.max(axis=1))
+    return out.reset_index().sort_values(["source", "suite"], kind="stable", ignore_index=True)
+
+
+def differing_words(model, df) -> list[str]:
+    """For each row of a score_items frame: where its good and bad sentences part, as "good → bad" (the
+    word a long sentence hides at its end in a narrow table); "" when they differ in more than one token."""
+    out = []
+    for g, b in zip(df["good"], df["bad"]):
+        d = first_difference(model, str(g), str(b))
+        out.append(f"{d[1]} → {d[2]}" if d else "")
+    return out

@@ -39,6 +39,16 @@ from .contrast import DEFAULT_WORDS
 from ..errors import InputError
 
 OPS = ("set", "add", "scale")
+#: The longest text `intervene` reads, in tokens (the boundary <eos> included): it reads the text one
+#: step at a time (an edit can act after any step), two kernel calls a step per layer. Longer texts are
+#: refused before anything runs, with the limit and their length (size_limit).
+MAX_TOKENS = 1000
+#: The longest text `unit_effects` reads: every unit of the layer is changed in a row of its own, so it
+#: reads hidden_size + 1 rows step by step.
+UNIT_MAX_TOKENS = 100
+#: Steps whose next-word distributions are read at a time: [2, rows, vocabulary] float32 (10 MB for a
+#: 10,000-word vocabulary), whatever the length of the text.
+LOGP_ROWS = 128
 GATES = LSTM_GATES
 
 
@@ -205,15 +215,28 @@ class InterventionResult:
                 "words": list(self.words), "unknown_words": list(self.unknown_words), "steps": steps}
 
 
+def size_limit(model, text: str, max_tokens: int | None = None, what: str = "intervening") -> tuple[int, str | None]:
+    """(the tokens `text` reads as, None) when it is within `max_tokens` (default MAX_TOKENS), else
+    (tokens, why): "intervening works on up to N tokens; your text has M". Only tokenizes."""
+    limit = MAX_TOKENS if max_tokens is None else int(max_tokens)
+    n = len(tokens_for(model, text))
+    if n > limit:
+        return n, f"{what} works on up to {limit:,} tokens; your text has {n:,}. Shorten it to the passage that matters"
+    return n, None
+
+
 @torch.no_grad()
 def intervene(model, text: str, interventions: Intervention | Sequence[Intervention],
-              words: Sequence[str] = DEFAULT_WORDS, k: int = 10) -> InterventionResult:
+              words: Sequence[str] = DEFAULT_WORDS, k: int = 10, max_tokens: int | None = None) -> InterventionResult:
     """Read `text` (after the boundary <eos>, as trace does) unchanged and with `interventions`
     applied, side by side. Chosen `words` outside the vocabulary are left out and named in
     `unknown_words`."""
     ivs = (interventions,) if isinstance(interventions, Intervention) else tuple(interventions)
     if not ivs:
         raise InputError("no intervention given")
+    _, why = size_limit(model, text, max_tokens)
+    if why:
+        raise InputError(why)
     toks = tokens_for(model, text)
     T = len(toks)
     if T < 2:
@@ -223,16 +246,28 @@ def intervene(model, text: str, interventions: Intervention | Sequence[Intervent
     lm = model.lm
     ids = torch.tensor([t.id for t in toks], dtype=torch.long)
     h, c = run_rows(lm, torch.stack([ids, ids]), [iv.edit(1) for iv in ivs])
-    logp = log_probs(lm, h[-1])                                      # [2, T, V]
-    nxt = ids[1:].numpy()
-    next_logp = np.full((2, T), np.nan, np.float32)
-    next_logp[:, :-1] = np.take_along_axis(logp[:, :-1], nxt[None, :, None].repeat(2, 0), 2)[..., 0]
     looked_up = [(w, word_id(model, w)) for w in words]
     kept = [(w, i) for w, i in looked_up if i is not None]
-    word_logp = logp[:, :, [i for _, i in kept]] if kept else np.zeros((2, T, 0), np.float32)
-    kk = max(1, min(k, logp.shape[-1]))
-    top_ids = np.argsort(-logp, -1, kind="stable")[..., :kk]
-    top_logp = np.take_along_axis(logp, top_ids, -1)
+    cols = [i for _, i in kept]
+    V = lm.decoder.weight.shape[0]
+    kk = max(1, min(k, V))
+    nxt = np.append(ids[1:].numpy(), 0)
+    next_logp = np.full((2, T), np.nan, np.float32)
+    word_logp = np.zeros((2, T, len(cols)), np.float32)
+    top_ids = np.empty((2, T, kk), np.int64)
+    top_logp = np.empty((2, T, kk), np.float32)
+    for a in range(0, T, LOGP_ROWS):          # [2, rows, V] log-probabilities at a time, not [2, T, V]
+        b = min(T, a + LOGP_ROWS)
+        logp = log_probs(lm, h[-1][:, a:b])                                # [2, rows, V]
+        next_logp[:, a:b] = np.take_along_axis(logp, nxt[None, a:b, None].repeat(2, 0), 2)[..., 0]
+        word_logp[:, a:b] = logp[:, :, cols]
+        # the k largest, ordered as a stable sort of the whole row orders them (ties: the lower id first)
+        part = np.argpartition(-logp, kk - 1, -1)[..., :kk] if kk < V else np.broadcast_to(np.arange(V), logp.shape)
+        part = np.sort(part, -1)
+        order = np.argsort(-np.take_along_axis(logp, part, -1), -1, kind="stable")
+        top_ids[:, a:b] = np.take_along_axis(part, order, -1)
+        top_logp[:, a:b] = np.take_along_axis(logp, top_ids[:, a:b], -1)
+    next_logp[:, -1] = np.nan
     return InterventionResult(ivs, tuple(t.text for t in toks), as_np(ids.numpy()), tuple(w for w, _ in kept),
                               as_np(h), as_np(c) if c is not None else None, as_np(next_logp),
                               as_np(np.ascontiguousarray(word_logp)), as_np(top_ids), as_np(top_logp),
@@ -241,7 +276,8 @@ def intervene(model, text: str, interventions: Intervention | Sequence[Intervent
 
 @torch.no_grad()
 def unit_effects(model, text: str, layer: int, quantity: str, target: str, versus: str | None = None,
-                 op: str = "set", value: float = 0.0, start: int = 0, batch: int = 128):
+                 op: str = "set", value: float = 0.0, start: int = 0, batch: int = 128,
+                 max_tokens: int | None = None):
     """Change each unit of one layer's quantity (`layer`: 1 = the bottom layer, -1 = the top) on its own (op/value from step `start` on) and
     measure the change in log P(target) − log P(versus) (or log P(target)) after the last token.
 
@@ -250,6 +286,9 @@ def unit_effects(model, text: str, layer: int, quantity: str, target: str, versu
     import pandas as pd
 
     from ._common import require_word_id
+    _, why = size_limit(model, text, UNIT_MAX_TOKENS if max_tokens is None else max_tokens, "ranking the units")
+    if why:
+        raise InputError(why)
     toks = tokens_for(model, text)
     T = len(toks)
     if T < 2:

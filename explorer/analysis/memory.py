@@ -105,40 +105,68 @@ def cell_provenance(tr, step: int | None = None, layer: int = -1, c0=None) -> Pr
                       initial=initial, retention=ret, write=w, c=np.asarray(lay.c[step], np.float64))
 
 
+#: The most steps a memory matrix spans (its rows and its columns): a window of the text ending at the
+#: chosen step. [W, W] float64 values (320 KB at 200), whatever the length of the text.
+MATRIX_WINDOW = 200
+
+
 @dataclass(frozen=True)
 class MemoryMatrix:
     """M[k, t]: what row k wrote that is still in c_t (rows: written at k, columns: now t; k ≤ t,
-    NaN above/below). For one unit the signed part; for a layer its norm over units."""
+    NaN above/below). For one unit the signed part; for a layer its norm over units.
+
+    A window: rows and columns are the steps start..start + len(tokens) - 1 of the text; what was in
+    the cell state before the window (c at step start − 1, the start state when start is 0) is
+    `initial`, carried on by the forget gates like any write."""
     tokens: tuple[str, ...]
     layer: int                                  # 1 = the bottom layer
     unit: int | None
-    values: np.ndarray = field(repr=False)      # [T, T] float64
-    initial: np.ndarray = field(repr=False)     # [T]: the c_0 part at each t (signed or norm)
+    values: np.ndarray = field(repr=False)      # [W, W] float64
+    initial: np.ndarray = field(repr=False)     # [W]: the part left of the state before the window at each t
+    start: int = 0                              # the step of row and column 0
+    steps: int = 0                              # the steps of the whole text (0: the window is the text)
+
+    @property
+    def positions(self) -> np.ndarray:
+        """[W] the text's step of each row and column."""
+        return np.arange(self.start, self.start + len(self.tokens))
 
     def frame(self):
         import pandas as pd
         k, t = np.nonzero(~np.isnan(self.values))
-        return pd.DataFrame({"written": k, "now": t, "written_token": [self.tokens[i] for i in k],
+        return pd.DataFrame({"written": k + self.start, "now": t + self.start,
+                             "written_token": [self.tokens[i] for i in k],
                              "now_token": [self.tokens[i] for i in t], "value": self.values[k, t]})
 
 
-def memory_matrix(tr, layer: int = -1, unit: int | None = None, c0=None) -> MemoryMatrix:
+def memory_matrix(tr, layer: int = -1, unit: int | None = None, c0=None, *, step: int | None = None,
+                  window: int | None = None) -> MemoryMatrix:
     """The memory matrix of one LSTM layer (1 = the bottom, -1 = the top): for one unit, or norms over
-    all units (unit=None).
+    all units (unit=None), over the `window` steps (default MATRIX_WINDOW) ending at `step` (default
+    the last). A text no longer than the window gives the whole matrix, from the start state c0.
 
-    O(T) memory per step: the surviving parts are carried forward, parts ⊙= f_t, then row t is
+    O(W) memory per step: the surviving parts are carried forward, parts ⊙= f_t, then row t is
     written, so a long text never needs a [T, T, units] tensor."""
     lay = _lstm_layer(tr, layer)
     T, U = lay.c.shape
     if unit is not None and not -U <= unit < U:
         raise PositionError(f"unit {unit} is outside the {U} units")
-    f = np.asarray(lay.f, np.float64)
-    w = np.asarray(lay.i, np.float64) * np.asarray(lay.g, np.float64)
-    M = np.full((T, T), np.nan)
-    init = np.empty(T)
-    parts = np.zeros((T, U))
-    c_init = _c0(lay, c0)
-    for t in range(T):
+    step = T - 1 if step is None else int(step)
+    if not -T <= step < T:
+        raise PositionError(f"step {step} is outside the {T} rows")
+    step %= T
+    W = MATRIX_WINDOW if window is None else int(window)
+    if W < 1:
+        raise InputError("a memory matrix needs a window of at least one step")
+    lo = max(0, step + 1 - W)
+    n = step + 1 - lo
+    f = np.asarray(lay.f[lo:step + 1], np.float64)
+    w = np.asarray(lay.i[lo:step + 1], np.float64) * np.asarray(lay.g[lo:step + 1], np.float64)
+    M = np.full((n, n), np.nan)
+    init = np.empty(n)
+    parts = np.zeros((n, U))
+    c_init = _c0(lay, c0) if lo == 0 else np.asarray(lay.c[lo - 1], np.float64)
+    for t in range(n):
         parts[:t] *= f[t]
         parts[t] = w[t]
         c_init = c_init * f[t]
@@ -148,7 +176,8 @@ def memory_matrix(tr, layer: int = -1, unit: int | None = None, c0=None) -> Memo
         else:
             M[: t + 1, t] = parts[: t + 1, unit]
             init[t] = c_init[unit]
-    return MemoryMatrix(tokens=tuple(tr.words), layer=lay.layer, unit=unit, values=M, initial=init)
+    return MemoryMatrix(tokens=tuple(tr.words[lo:step + 1]), layer=lay.layer, unit=unit, values=M, initial=init,
+                        start=lo, steps=T)
 
 
 def half_lives(traces, layer: int = -1, average: str = "arithmetic"):
@@ -174,6 +203,11 @@ def half_lives(traces, layer: int = -1, average: str = "arithmetic"):
     order = np.argsort(-hl, kind="stable")
     return pd.DataFrame({"rank": np.arange(len(order)), "unit": order, "mean_forget": fbar[order],
                          "half_life": hl[order]})
+
+
+#: Rows of the next-word distributions compared at a time by occlusion_fade: [2, rows, vocabulary] float64
+#: (10 MB for a 10,000-word vocabulary), whatever the length of the text; a shorter text is one block.
+FADE_ROWS = 256
 
 
 def occlusion_fade(model, text: str, position: int = 1, replacement: str = "<unk>", layer: int | None = None):
@@ -208,13 +242,16 @@ def occlusion_fade(model, text: str, position: int = 1, replacement: str = "<unk
         for l in range(L):       # layer by layer so that any layer's h can be compared
             x = run_layer_from_zero(lm, l, x)
             hs.append(x)
-        logp = torch.log_softmax(lm.decoder(x).double(), -1)          # [2, T, V]
+        tv, kl = [], []
+        for a in range(0, T, FADE_ROWS):    # [2, rows, V] float64 at a time, not [2, T, V]
+            logp = torch.log_softmax(lm.decoder(x[:, a:a + FADE_ROWS]).double(), -1)
+            p, q = logp[0].exp(), logp[1].exp()
+            tv.append(0.5 * (p - q).abs().sum(-1))
+            kl.append((p * (logp[0] - logp[1])).sum(-1))
+        tv, kl = torch.cat(tv), torch.cat(kl)
     h = hs[lay].double()
     dh = (h[0] - h[1]).norm(dim=-1)
     hn = h[0].norm(dim=-1)
-    p, q = logp[0].exp(), logp[1].exp()
-    tv = 0.5 * (p - q).abs().sum(-1)
-    kl = (p * (logp[0] - logp[1])).sum(-1)
     s = slice(position, T)
     return pd.DataFrame({"position": np.arange(T)[s], "distance": np.arange(T)[s] - position,
                          "token": [t.text for t in toks][s], "dh": dh[s].numpy(),

@@ -29,7 +29,7 @@ the top layer's h at the last position exactly 1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -39,6 +39,15 @@ from ..engine import (QUANTITIES, StepEdit, as_np, freeze, kernel_of, layer_inde
 from ..trace import significant
 from ._common import require_word_id, tokens_for
 from ..errors import InputError
+
+
+#: The longest pair patch_grid takes, in tokens (the boundary <eos> included). The grid runs
+#: quantities × layers × T continuations of up to T steps each, so its time grows with T²: the 2 × 2 × 200
+#: continuations of a 2 × 384 LSTM take about 2 s on one core. Longer pairs are refused before
+#: anything runs, with the limit and their length (size_limit).
+MAX_TOKENS = 200
+#: Bytes one block of continuations may take (inputs, states and outputs of its rows, float32).
+BLOCK_BYTES = 128 * 2 ** 20
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,9 @@ def _continue(p: _Pair, quantities: Sequence[str], cells: Sequence[tuple[int, in
         B = len(old) + len(new)
         if B == 0:
             continue
-        S = T                                                     # steps of the longest row
+        # steps of the longest row (a row patched at t reads T - t steps here, T - 1 - t if patched here):
+        # no padding beyond it, which would change nothing but cost time and memory
+        S = max(1, T - min([cells[j][2] for j in old] + [cells[j][2] + 1 for j in new]))
         x = torch.zeros(B, S, x_corrupt.shape[1])
         h0 = torch.zeros(1, B, H)
         c0 = torch.zeros(1, B, H) if cell == "lstm" else None
@@ -210,16 +221,57 @@ def _quantities(model, quantities):
     return qs
 
 
+def size_limit(model, clean: str, corrupt: str, max_tokens: int | None = None) -> tuple[int, str | None]:
+    """(the tokens the longer text reads as, None) when patch_grid takes the pair, else (tokens, why):
+    "patching works on up to N tokens; your texts have M". Only tokenizes: call it before starting."""
+    limit = MAX_TOKENS if max_tokens is None else int(max_tokens)
+    n = max(len(tokens_for(model, clean)), len(tokens_for(model, corrupt)))
+    if n > limit:
+        return n, (f"patching works on up to {limit:,} tokens; your texts have {n:,}. Shorten them to the "
+                   f"sentences around the words that differ")
+    return n, None
+
+
+def _blocks(cells: Sequence[tuple[int, int, int]], T: int, H: int, E: int, budget: int) -> list[list[int]]:
+    """Indices of `cells` in blocks whose continuations fit in `budget` bytes (at least MIN_ROWS rows
+    a block; float32 inputs, states and outputs of every row over the T steps), ordered by position
+    so that a block's rows start close together and are not padded far."""
+    per_row = 4 * T * (E + 8 * H)
+    rows = max(2, budget // max(1, per_row))
+    order = sorted(range(len(cells)), key=lambda j: (cells[j][2], cells[j][1], cells[j][0]))
+    return [order[a:a + rows] for a in range(0, len(order), rows)]
+
+
 def patch_grid(model, clean: str, corrupt: str, target: str, versus: str,
-               quantities: Sequence[str] | None = None, batched: bool = True) -> PatchGrid:
+               quantities: Sequence[str] | None = None, batched: bool = True, *,
+               max_tokens: int | None = None, block_bytes: int | None = None,
+               progress: Callable[[float, str], None] | None = None) -> PatchGrid:
     """The full tracing grid: every quantity × layer × position. `batched=False` runs the same
-    continuations one patch at a time (the reference the benchmark and the tests compare with)."""
+    continuations one patch at a time (the reference the benchmark and the tests compare with).
+
+    Size: texts longer than `max_tokens` (default MAX_TOKENS) are refused with an InputError before
+    anything runs (size_limit); the continuations run in blocks of at most `block_bytes` (default
+    BLOCK_BYTES), so memory does not grow with the square of the length. Every block gives the same
+    numbers as one batch of all (see the module's docstring). `progress(fraction, what)` is called
+    before each block: a caller can stop the work there by raising."""
     qs = _quantities(model, quantities)
+    _, why = size_limit(model, clean, corrupt, max_tokens)
+    if why:
+        raise InputError(why)
     p = _prepare(model, clean, corrupt, target, versus)
     cells = _grid_cells(p, qs)
     if batched:
-        m = _continue(p, qs, cells)
-        mc, mx, vals = float(m[0]), float(m[1]), m[2:]
+        L, _, T, H = p.h.shape
+        blocks = _blocks(cells, T, H, p.lm.embedding.weight.shape[1],
+                         BLOCK_BYTES if block_bytes is None else int(block_bytes))
+        vals = np.empty(len(cells), np.float32)
+        m = None
+        for b, idx in enumerate(blocks):
+            if progress is not None:
+                progress(b / len(blocks), f"block {b + 1} of {len(blocks)} ({len(cells):,} patched runs)")
+            m = _continue(p, qs, [cells[j] for j in idx])
+            vals[idx] = m[2:]
+        mc, mx = float(m[0]), float(m[1])
     else:
         vals = np.empty(len(cells), np.float32)
         for j, cell_ in enumerate(cells):

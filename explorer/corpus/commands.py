@@ -9,7 +9,7 @@ from ..trace import significant
 
 
 def add_parsers(sub, positive_int, nonneg_float, layer) -> None:
-    """index, match and units; `layer` is the CLI's layer type (1 = the bottom layer, 0 refused)."""
+    """index, match, units and neighbours; `layer` is the CLI's layer type (1 = the bottom layer, 0 refused)."""
     ix = sub.add_parser("index", help="index a model's states over a corpus (zarr + Parquet)")
     ix.add_argument("--model", required=True)
     ix.add_argument("--corpus", required=True, help="a folder of .txt files (searched recursively) or one file")
@@ -17,11 +17,18 @@ def add_parsers(sub, positive_int, nonneg_float, layer) -> None:
     ix.add_argument("--quantities", default=None, help="comma-separated, e.g. h,c (default: h,c for an LSTM, h otherwise)")
     ix.add_argument("--layers", default="all",
                     help="'all' or comma-separated layer numbers, 1 = the bottom layer (e.g. 1,2)")
-    ix.add_argument("--workers", type=positive_int, default=1, help="local processes, one file at a time each")
+    ix.add_argument("--workers", type=positive_int, default=1,
+                    help="local processes, each running a group of files as the rows of one batch")
+    ix.add_argument("--threads", type=positive_int, default=1,
+                    help="torch threads per process (default 1: parallelism comes from --workers)")
     ix.add_argument("--scheduler", default=None, help="a Dask distributed scheduler address, e.g. tcp://host:8786")
     ix.add_argument("--no-progress", action="store_true")
+    ix.add_argument("--rows", type=positive_int, default=None,
+                    help="files run side by side as the rows of one batch (default 16)")
     ix.add_argument("--segment-tokens", type=positive_int, default=None,
-                    help="tokens per resumable segment (default 8192): a killed build loses at most one")
+                    help="steps per block of the batched run (default 512)")
+    ix.add_argument("--checkpoint-seconds", type=nonneg_float, default=None,
+                    help="seconds between checkpoints (default 20): a killed build redoes at most that much")
 
     m = sub.add_parser("match", help="select a token range of a text; find where its units are on in the corpus")
     m.add_argument("--index", required=True)
@@ -48,6 +55,17 @@ def add_parsers(sub, positive_int, nonneg_float, layer) -> None:
                    help="rank units by AUC for: inside_quotes, after_female, sentence_start, late_in_line")
     u.add_argument("--model", default=None, help="the model (default: the one named in the index card)")
 
+    nb = sub.add_parser("neighbours", help="the corpus tokens whose state is nearest (cosine) to the state "
+                                           "after one token of a text")
+    nb.add_argument("--index", required=True)
+    nb.add_argument("--text", required=True)
+    nb.add_argument("--position", type=int, required=True,
+                    help="the token of the text (0 is the boundary token <eos>)")
+    nb.add_argument("--layer", type=layer, required=True, help="1 = the bottom layer")
+    nb.add_argument("--quantity", default="h")
+    nb.add_argument("--top", type=positive_int, default=20)
+    nb.add_argument("--model", default=None, help="the model (default: the one named in the index card)")
+
 
 def _model_for(index_path, model_arg):
     from ..bundle import load_model
@@ -69,7 +87,10 @@ def cmd_index(args, command):
     model = load_model(args.model)
     card = build_index(model, args.corpus, args.out, quantities=args.quantities, layers=args.layers,
                        workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress,
-                       command=command, **({"segment_tokens": args.segment_tokens} if args.segment_tokens else {}))
+                       command=command, threads=args.threads,
+                       **({"segment_tokens": args.segment_tokens} if args.segment_tokens else {}),
+                       **({"rows": args.rows} if args.rows else {}),
+                       **({"checkpoint_seconds": args.checkpoint_seconds} if args.checkpoint_seconds is not None else {}))
     size = sum(p.stat().st_size for p in Path(args.out).rglob("*") if p.is_file())
     secs = card["built"]["seconds"]
     return {"out": args.out, "tokens": card["tokens"], "files": len(card["files"]), "layers": card["layers"],
@@ -114,3 +135,9 @@ def cmd_units(args, command):
                 "counts": df.attrs["counts"], "eos_means": df.attrs["eos_means"], "warnings": df.attrs["warnings"]}
     idx, model = _model_for(args.index, args.model)
     return unit_profile(idx, args.layer, args.quantity, args.unit, args.top, model=model).to_json()
+
+
+def cmd_neighbours(args, command):
+    from .queries import neighbours
+    idx, model = _model_for(args.index, args.model)
+    return neighbours(idx, model, args.text, args.position, args.layer, args.quantity, args.top).to_json()

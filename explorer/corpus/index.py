@@ -23,59 +23,82 @@ from ..files import atomic_file, write_json
 from ..model import weights_hash  # noqa: F401 (the core's model identity, re-exported)
 
 FORMAT = """\
-Corpus index format, version 2 (readable without this project: zarr v3 + Parquet + JSON).
+Corpus index format, version 3 (readable without this project: zarr v3 + Arrow IPC + JSON).
 
 INDEX/
   card.json        Written last, atomically: its presence means the build is complete. Holds
-                   "format": "rnn-explorer-corpus-index", "version": 2, "complete": true,
+                   "format": "rnn-explorer-corpus-index", "version": 3, "complete": true,
                    "model": {name, path, weights_sha256, config}: the model the states belong to
                      (weights_sha256 = sha256 over the model's state-dict tensors, see weights_hash),
                    "tokenizer": its kind, "eos_means": what <eos> marks in its text, "line" or
-                     "paragraph" (explorer.tokenizer.eos_means; absent in older indexes),
+                     "paragraph" (explorer.tokenizer.eos_means),
                    "tokens": N (rows of every array and of the token table), "units": H,
                    "layers": [1, 2, ...] (layer numbers: 1 = the bottom layer),
-                   "quantities": ["h", "c", ...],
-                   "dtype": {"h": "float16", "c": "float32"} (c is unbounded: float32 keeps 1e-3),
+                   "quantities": ["h", "c", ...], "dtype": {"h": "float16", "c": "float16", ...},
                    "files": [{path, tokens, row_start, sha256, bytes}, ...] in row order,
-                   "chunks": {"by_unit": [rows, 1], "by_token": [rows, H]}, "built": {...}.
-  tokens.parquet   The token table, one row per stored state (row r <-> array row r):
-                   file (str, path relative to the corpus root), position (int32, index of the token
-                   in its file's trace; 0 is the boundary token <eos> read before the file's text),
-                   text (str, the token as it appears in the text, or "<eos>"), id (int32, vocabulary
-                   id), start / end (int64, the token's character span in the file; [0, 0) for the
-                   boundary).
-  states.zarr/     A zarr v3 group. For each layer l of the card (L1 = the bottom layer) and
-                   quantity q two arrays [N, H] (card dtype;
-                   uncompressed, so a row range is a plain slice of the chunk file):
-                   L{l}/{q}/by_unit    chunks [65536 rows, 1 unit] (fewer rows when N is smaller):
-                                       a few units over all tokens reads only those units' chunks;
-                   L{l}/{q}/by_token   chunks [512 rows, all H units]: all units over a few tokens
-                                       reads one or two chunks.
-                   Both hold the same values. Row order: file after file (card "files"), each file's
-                   tokens in reading order.
+                   "chunks": {"rows": R, "shard_rows": S}, "batch": {"rows", "steps", "groups"},
+                   "built": {...}.
+  tokens.arrow     The token table, an Arrow IPC file (uncompressed, so it is read memory-mapped: a query
+                   touches only the columns and rows it needs), one row per stored state (row r <->
+                   array row r): file (dictionary<str>, path relative to the corpus root), position
+                   (int32, index of the token in its file's trace; 0 is the boundary token <eos> read
+                   before the file's text), text (str, the token as it appears in the text, or
+                   "<eos>"), id (int32, vocabulary id), start / end (int64, the token's character span
+                   in the file; [0, 0) for the boundary).
+  states.zarr/     A zarr v3 group. For each layer l of the card (L1 = the bottom layer) and quantity q:
+                   L{l}/{q}/values  [N, H] float16, sharded (codec sharding_indexed): shards of S rows x
+                                    all H units (S = min(N, 4,194,304) rounded up to R), inner chunks
+                                    of R rows x 1 unit (R = min(N, 65,536)), uncompressed. Every value
+                                    is stored once. Inside a shard file (c/<shard>/0) the inner
+                                    chunks lie unit by unit, so a shard is a plain float16 matrix
+                                    [H, W] (W = the shard's rows rounded up to R; unit u's column is
+                                    the contiguous row u), followed by zarr's shard index and its
+                                    crc32c. So both access patterns are plain slices of one
+                                    memory-mapped file: a few units over all tokens reads those units'
+                                    rows (contiguous), all units over a few tokens reads H short runs.
+                   L{l}/{q}/norm    [N] float32, one chunk: the Euclidean norm of each stored (float16)
+                                    state vector, for cosine searches (neighbours).
+                   Row order: file after file (card "files"), each file's tokens in reading order.
   extras/          Derived data the queries cache (PCA fits for trajectories); safe to delete.
 
+Precision: every quantity is stored as IEEE float16. h and the gates lie in [-1, 1]: the error is at
+most 2^-12 (2.4e-4) absolute. The LSTM cell state c is unbounded; float16 keeps it to a relative error
+of at most 2^-11 (4.9e-4) of |c| (|stored - true| <= 1e-3 * max(1, |c|)); a build stops with a
+message if |c| ever exceeds float16's range (65,504). That is the 1e-3 promise: within 1e-3 of the
+trace for |value| <= 1, within 1e-3 relative above.
+
 Semantics: each file is read as one continuous text exactly as trace(model, text_of_file) reads it,
-from the boundary token <eos>, the recurrent state carried across the build's segments; the value in
-row r is the quantity after reading the token of row r (Trace.layer(l)[q][position], i.e.
-Trace.layers[l - 1]).
+from the boundary token <eos> and the zero state; the value in row r is the quantity after reading
+the token of row r (Trace.layer(l)[q][position]). The build runs the files as the rows of one batch
+(card "batch": "rows" rows, blocks of "steps" steps), each row carrying its own state from block to
+block; a row whose file ends takes the next file and the zero state. A file is never split: the model
+does not reset its state at a paragraph, so a split would not be exact. Within float rounding the
+batched run equals the one-text run (the fused kernel's matrix-matrix path; the index equals the
+trace within the promise above).
 
-Version 1 (built before layers were numbered from 1) is read as well: its card lists "layers" from 0
-and its arrays are L0 (the bottom layer), L1, ...; open_index gives its card's layers from 1, and
-layer 1 reads L0, so every reader sees one numbering. New builds write version 2.
+While a build runs (or after it was interrupted) INDEX/ holds build.json (the plan) and parts/: per
+group of files g{k}.npz, the checkpoint (the block reached and every row's state, written after the
+arrays are flushed) and g{k}.json (tokens done). A rerun with the same arguments continues from each
+group's last checkpoint. No card.json means not complete: readers refuse it.
 
-While a build runs (or after it was interrupted) INDEX/ holds build.json (the plan) and parts/
-(finished segments in the card's dtypes, and the float32 state at each segment's end): a rerun with the same
-arguments continues from the last finished segment. No card.json means not complete: readers refuse it.
+Versions 1 and 2 (float32 c, every array kept twice: by_unit and by_token) are refused with a message
+saying how to rebuild.
 """
 
-VERSION = 2
-#: The versions open_index reads: 1 counted layers from 0 (card and array names), 2 from 1.
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+#: The versions open_index reads.
+READABLE_VERSIONS = (3,)
 FORMAT_NAME = "rnn-explorer-corpus-index"
-BY_UNIT_ROWS = 65536
-BY_TOKEN_ROWS = 512
-SEGMENT_TOKENS = 8192
+#: rows of an inner chunk (one unit) and at most rows of a shard (all units)
+CHUNK_ROWS = 65536
+SHARD_ROWS = 1 << 22
+#: steps per block of the batched build, and rows (files side by side) per batch
+SEGMENT_TOKENS = 512
+BATCH_ROWS = 16
+#: seconds between checkpoints of a build (each flushes the arrays, then saves every row's state)
+CHECKPOINT_SECONDS = 20.0
+STORE_DTYPE = "float16"
+FLOAT16_MAX = 65504.0
 
 
 class IndexProblem(ExplorerError):
@@ -167,9 +190,9 @@ def _parse_quantities(quantities, cell: str) -> list[str]:
 
 
 def dtype_of(quantity: str) -> str:
-    """float16 for the bounded quantities (h and the gates lie in [-1, 1]: error <= 2.5e-4); float32 for
-    the LSTM cell state c, which is unbounded (float16 would round |c| > 2 by more than 1e-3)."""
-    return "float32" if quantity == "c" else "float16"
+    """float16 for every quantity (format version 3): h and the gates lie in [-1, 1] (error <= 2.4e-4);
+    the LSTM cell state c is kept to a relative error <= 4.9e-4 (see FORMAT, "Precision")."""
+    return STORE_DTYPE
 
 
 def default_quantities(cell: str) -> list[str]:
@@ -189,14 +212,161 @@ def _write_npz(path: Path, arrays: dict) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# one file, segment by segment (runs in the main process, a local worker process or a Dask worker)
+# layout on disk
 
-def _segments(n: int, seg: int) -> list[tuple[int, int]]:
-    return [(a, min(a + seg, n)) for a in range(0, n, seg)] or [(0, 0)]
+def _layout(n_tokens: int) -> tuple[int, int]:
+    """(R, S): rows of an inner chunk (one unit) and rows of a shard (all units)."""
+    R = max(1, min(CHUNK_ROWS, n_tokens))
+    return R, R * -(-max(1, min(n_tokens, SHARD_ROWS)) // R)
 
 
-def _seg_path(parts: Path, file_i: int, seg_j: int) -> Path:
-    return parts / f"f{file_i:06d}" / f"s{seg_j:06d}.npz"
+def _shards(n_tokens: int, R: int, S: int) -> list[tuple[int, int, int]]:
+    """(first row, rows, W) of every shard; W = its rows rounded up to R (the stored width)."""
+    return [(s0, min(S, n_tokens - s0), R * -(-min(S, n_tokens - s0) // R)) for s0 in range(0, n_tokens, S)]
+
+
+def _values_dir(root: Path, layer: int, quantity: str) -> Path:
+    return Path(root) / "states.zarr" / f"L{layer}" / quantity / "values"
+
+
+def _shard_path(root: Path, layer: int, quantity: str, k: int) -> Path:
+    return _values_dir(root, layer, quantity) / "c" / str(k) / "0"
+
+
+def _norm_path(root: Path, layer: int, quantity: str) -> Path:
+    return Path(root) / "states.zarr" / f"L{layer}" / quantity / "norm" / "c" / "0"
+
+
+def _allocate(path: Path, size: int) -> None:
+    """A file of at least `size` bytes, its blocks reserved now (a full disk fails here, with ENOSPC,
+    not later as a SIGBUS inside a memory-mapped write)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file() and path.stat().st_size >= size:
+        return
+    with open(path, "ab") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, size)
+        except (AttributeError, OSError) as e:
+            if isinstance(e, OSError) and e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+            f.truncate(size)
+
+
+def _create_arrays(plan: dict, out: Path) -> None:
+    """The zarr metadata of every array and its files, full size (idempotent: a resumed build keeps them)."""
+    import zarr
+    N, H = plan["tokens"], plan["units"]
+    R, S = plan["chunks"]["rows"], plan["chunks"]["shard_rows"]
+    g = zarr.open_group(str(out / "states.zarr"), mode="a")
+    for l in plan["layers"]:
+        for q in plan["quantities"]:
+            if f"L{l}/{q}/values" not in g:
+                g.create_array(f"L{l}/{q}/values", shape=(N, H), chunks=(R, 1), shards=(S, H), dtype=STORE_DTYPE,
+                               fill_value=0.0, compressors=None)
+            if f"L{l}/{q}/norm" not in g:
+                g.create_array(f"L{l}/{q}/norm", shape=(N,), chunks=(N,), dtype="float32", fill_value=0.0,
+                               compressors=None)
+            for k, (_, _, W) in enumerate(_shards(N, R, S)):
+                _allocate(_shard_path(out, l, q, k), H * W * 2)
+            _allocate(_norm_path(out, l, q), N * 4)
+
+
+def _finish_arrays(plan: dict, out: Path) -> None:
+    """Write each shard's index (zarr's sharding_indexed: [chunks per shard, H] (offset, nbytes) uint64
+    pairs, little-endian, then their crc32c) after its data, as zarr reads it."""
+    import google_crc32c
+    N, H = plan["tokens"], plan["units"]
+    R, S = plan["chunks"]["rows"], plan["chunks"]["shard_rows"]
+    J = S // R
+    for l in plan["layers"]:
+        for q in plan["quantities"]:
+            for k, (_, n, W) in enumerate(_shards(N, R, S)):
+                idx = np.full((J, H, 2), np.iinfo(np.uint64).max, np.uint64)   # absent: chunks past the end
+                j_used = W // R
+                u = np.arange(H, dtype=np.uint64)
+                for j in range(j_used):
+                    idx[j, :, 0] = (u * W + j * R) * 2
+                    idx[j, :, 1] = R * 2
+                raw = idx.astype("<u8").tobytes()
+                with open(_shard_path(out, l, q, k), "r+b") as f:
+                    f.seek(H * W * 2)
+                    f.write(raw + google_crc32c.value(raw).to_bytes(4, "little"))
+                    f.truncate()
+
+
+class _Writer:
+    """The arrays of one build, memory-mapped for writing: each block's values go straight to their
+    final place (no parts to copy afterwards)."""
+
+    def __init__(self, plan: dict, out: Path):
+        N, H = plan["tokens"], plan["units"]
+        R, S = plan["chunks"]["rows"], plan["chunks"]["shard_rows"]
+        self.maps, self.norms = {}, {}
+        for l in plan["layers"]:
+            for q in plan["quantities"]:
+                self.maps[(l, q)] = [(s0, n, np.memmap(_shard_path(out, l, q, k), dtype="<f2", mode="r+",
+                                                       shape=(H, W)))
+                                     for k, (s0, n, W) in enumerate(_shards(N, R, S))]
+                self.norms[(l, q)] = np.memmap(_norm_path(out, l, q), dtype="<f4", mode="r+", shape=(N,))
+
+    def write(self, layer: int, quantity: str, row: int, values: np.ndarray, norms: np.ndarray) -> None:
+        """values float16 [H, n] of rows [row, row + n); norms float32 [n]."""
+        n_rows = values.shape[1]
+        for s0, n, mm in self.maps[(layer, quantity)]:
+            a, b = max(row, s0), min(row + n_rows, s0 + n)
+            if a < b:
+                mm[:, a - s0:b - s0] = values[:, a - row:b - row]
+        self.norms[(layer, quantity)][row:row + n_rows] = norms
+
+    def flush(self) -> None:
+        for shards in self.maps.values():
+            for _, _, mm in shards:
+                mm.flush()
+        for mm in self.norms.values():
+            mm.flush()
+
+
+def _schedule(lengths: dict[int, int], rows: int, steps: int):
+    """The batched run of a group of files, block by block: yields (B, [(slot, file, start, n), ...]).
+    Files go longest first to the first free row ("slot"); a row whose file ends takes the next file
+    (from the zero state) at the next block. Deterministic: a resumed build replays it to its checkpoint."""
+    queue = sorted(lengths, key=lambda i: (-lengths[i], i))
+    B = max(2, min(rows, len(queue)))           # >= 2 rows: the kernel's matrix-matrix path (engine MIN_ROWS)
+    slots: list[list[int] | None] = [None] * B
+    qi = 0
+    while True:
+        for s in range(B):
+            if slots[s] is None and qi < len(queue):
+                slots[s] = [queue[qi], 0]
+                qi += 1
+        block = [(s, x[0], x[1], min(steps, lengths[x[0]] - x[1])) for s, x in enumerate(slots) if x is not None]
+        if not block:
+            return
+        yield B, block
+        for s, f, a, n in block:
+            if a + n >= lengths[f]:
+                slots[s] = None
+            else:
+                slots[s][1] = a + n
+
+
+def _groups(files: list[dict], n: int) -> list[list[int]]:
+    """Files split into `n` groups of about equal tokens (longest first to the lightest group)."""
+    n = max(1, min(n, len(files)))
+    load, groups = [0] * n, [[] for _ in range(n)]
+    for i in sorted(range(len(files)), key=lambda i: (-files[i]["tokens"], i)):
+        k = min(range(n), key=lambda k: (load[k], k))
+        groups[k].append(i)
+        load[k] += files[i]["tokens"]
+    return [sorted(g) for g in groups if g]
+
+
+def _ck_path(out: Path, k: int) -> Path:
+    return Path(out) / "parts" / f"g{k:04d}.npz"
+
+
+def _progress_path(out: Path, k: int) -> Path:
+    return Path(out) / "parts" / f"g{k:04d}.json"
 
 
 _WORKER_MODELS: dict[str, object] = {}
@@ -215,65 +385,124 @@ def _worker_model(model_path: str, expect_hash: str):
     return m
 
 
-def index_file(model, plan: dict, file_i: int, out: str,
-               on_segment: Callable[[int], None] | None = None) -> int:
-    """Trace file `file_i` of the plan segment by segment, carrying the state, writing every segment not
-    already on disk to OUT/parts. Returns the number of tokens written in this call."""
+def _file_ids(model, plan: dict, i: int):
     import torch
-    from ..engine import run_layers
-    if isinstance(model, str):
-        model = _worker_model(model, plan["model"]["weights_sha256"])
-    info = plan["files"][file_i]
-    root = Path(plan["corpus_root"])
-    path = root / info["path"]
+    info = plan["files"][i]
+    path = Path(plan["corpus_root"]) / info["path"]
     data = path.read_bytes()
     if _sha(data) != info["sha256"]:
-        raise IndexProblem(f"{path} changed since the build began; delete {out} and build again")
+        raise IndexProblem(f"{path} changed since the build began; delete the index folder and build again")
     toks = _tokens(model, _read(path))
     if len(toks) != info["tokens"]:
         raise IndexProblem(f"{path}: the model's tokenizer gave {len(toks)} tokens, the plan {info['tokens']}")
-    parts = Path(out) / "parts"
-    (parts / f"f{file_i:06d}").mkdir(parents=True, exist_ok=True)
-    segs = _segments(len(toks), plan["segment_tokens"])
-    layers, quantities, cell = plan["layers"], plan["quantities"], plan["model"]["config"]["cell"]
-    # resume: the first segment not on disk, from the state saved at the end of the one before
-    start_j, state = 0, None
-    for j in range(len(segs)):
-        if _seg_path(parts, file_i, j).is_file():
-            start_j = j + 1
-        else:
-            break
-    if start_j >= len(segs):
-        return 0
-    if start_j > 0:
-        with np.load(_seg_path(parts, file_i, start_j - 1)) as z:
-            h = torch.from_numpy(z["state_h"].copy())
-            state = (h, torch.from_numpy(z["state_c"].copy())) if cell == "lstm" else h
-    ids_all = torch.tensor([t.id for t in toks], dtype=torch.long)
-    written = 0
-    for j in range(start_j, len(segs)):
-        a, b = segs[j]
-        lay, _, final = run_layers(model.lm, ids_all[a:b], state)
-        arrays = {f"L{l}_{q}": lay[l - 1][q].astype(dtype_of(q)) for l in layers for q in quantities}
-        if cell == "lstm":
-            arrays["state_h"], arrays["state_c"] = final[0].numpy(), final[1].numpy()
-        else:
-            arrays["state_h"] = final.numpy()
-        _write_npz(_seg_path(parts, file_i, j), arrays)
-        state = final
-        written += b - a
-        if on_segment is not None:
-            on_segment(b - a)
-    return written
+    return torch.tensor([t.id for t in toks], dtype=torch.long)
 
 
-def _done_tokens(plan: dict, out: Path) -> int:
-    parts = out / "parts"
+def index_group(model, plan: dict, k: int, out: str, on_block: Callable[[int], None] | None = None,
+                on_checkpoint: Callable[[], None] | None = None, ids: dict | None = None,
+                checkpoint_seconds: float = CHECKPOINT_SECONDS) -> int:
+    """Run group `k` of the plan (its files as the rows of one batch, each row carrying its own state)
+    and write its states into the arrays at OUT, from the group's last checkpoint. `model`: a LoadedModel
+    or (in a worker) the bundle path. Returns the number of tokens computed in this call."""
+    import torch
+    from ..engine import run_block
+    if isinstance(model, str):
+        model = _worker_model(model, plan["model"]["weights_sha256"])
+    out = Path(out)
+    files = plan["batch"]["groups"][k]
+    lengths = {i: plan["files"][i]["tokens"] for i in files}
+    cfg = model.lm.config
+    L, H, lstm = cfg.layers, cfg.hidden_size, cfg.cell == "lstm"
+    ck = _ck_path(out, k)
+    done_block, done = -1, 0
+    state = None
+    if ck.is_file():
+        with np.load(ck) as z:
+            if int(z["finished"]):
+                return 0
+            done_block, done = int(z["block"]), int(z["done"])
+            h = torch.from_numpy(z["h"].copy())
+            state = (h, torch.from_numpy(z["c"].copy())) if lstm else h
+    if ids is None:
+        ids = {i: _file_ids(model, plan, i) for i in files}
+    keep = {l - 1: list(plan["quantities"]) for l in plan["layers"]}
+    writer = _Writer(plan, out)
+    starts = {i: plan["files"][i]["row_start"] for i in files}
+    last_ck = time.monotonic()
+    computed = 0
+    cache: dict = {}
+    blocks = list(_schedule(lengths, plan["batch"]["rows"], plan["batch"]["steps"]))
+    for bi, (B, block) in enumerate(blocks):
+        if bi <= done_block:
+            continue
+        if state is None:
+            z = torch.zeros(L, B, H)
+            state = (z, z.clone()) if lstm else z
+        T = max(n for _, _, _, n in block)
+        # only the rows that hold a file run (at least two: the kernel's matrix-matrix path), so the
+        # tail of a corpus with one long file costs what that file costs
+        active = [s for s, _, _, _ in block]
+        rows = active + [s for s in range(B) if s not in active][:max(0, 2 - len(active))]
+        pos = {s: j for j, s in enumerate(rows)}
+        x = torch.zeros(len(rows), T, dtype=torch.long)
+        for t in (state if lstm else (state,)):
+            for s, f, a, n in block:
+                if a == 0:                      # a file starts: the zero state
+                    t[:, s] = 0
+            for s in rows[len(active):]:
+                t[:, s] = 0
+        for s, f, a, n in block:
+            x[pos[s], :n] = ids[f][a:a + n]
+        sub = tuple(t[:, rows] for t in state) if lstm else state[:, rows]
+        vals, final = run_block(model.lm, x, sub, keep, cache)
+        for t, v in zip(state if lstm else (state,), final if lstm else (final,)):
+            t[:, rows] = v
+        for (li, q), v in vals.items():
+            v16 = v.to(torch.float16)
+            if q == "c" and not bool(torch.isfinite(v16).all()):
+                raise IndexProblem(f"the cell state c of layer {li + 1} exceeds float16's range ({FLOAT16_MAX:g}) "
+                                   "in this corpus; index it without c (--quantities h)")
+            norms = torch.linalg.vector_norm(v16.float(), dim=-1).numpy()       # [rows, T]
+            v16t = v16.transpose(1, 2).contiguous().numpy()                      # [rows, H, T]
+            for s, f, a, n in block:
+                writer.write(li + 1, q, starts[f] + a, v16t[pos[s], :, :n], norms[pos[s], :n])
+        n_block = sum(n for _, _, _, n in block)
+        done += n_block
+        computed += n_block
+        _write_progress(out, k, done)
+        if on_block is not None:
+            on_block(n_block)
+        last = bi == len(blocks) - 1
+        if last or time.monotonic() - last_ck >= checkpoint_seconds:
+            writer.flush()               # the values first, then the checkpoint that says they are there
+            h, c = (state if lstm else (state, None))
+            _write_npz(ck, {"block": np.int64(bi), "done": np.int64(done), "finished": np.int64(last),
+                            "h": h.numpy(), **({"c": c.numpy()} if lstm else {})})
+            last_ck = time.monotonic()
+            if on_checkpoint is not None:
+                on_checkpoint()
+    return computed
+
+
+def _write_progress(out: Path, k: int, done: int) -> None:
+    p = _progress_path(out, k)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(str(done), encoding="utf-8")
+    os.replace(tmp, p)
+
+
+def _done_tokens(plan: dict, out: Path, checkpoints: bool = False) -> int:
+    """Tokens done over every group: from the progress files (or, `checkpoints`, what the checkpoints keep)."""
     n = 0
-    for i, f in enumerate(plan["files"]):
-        for j, (a, b) in enumerate(_segments(f["tokens"], plan["segment_tokens"])):
-            if _seg_path(parts, i, j).is_file():
-                n += b - a
+    for k in range(len(plan["batch"]["groups"])):
+        try:
+            if checkpoints:
+                with np.load(_ck_path(out, k)) as z:
+                    n += int(z["done"])
+            else:
+                n += int(_progress_path(out, k).read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError):
+            pass
     return n
 
 
@@ -289,7 +518,7 @@ def _io_error(out: Path, e: OSError) -> IndexProblem:
                        "free space or fix permissions and run the same command again to continue")
 
 
-def _plan(model, corpus, layers, quantities, segment_tokens) -> tuple[dict, list]:
+def _plan(model, corpus, layers, quantities, segment_tokens, rows) -> tuple[dict, list]:
     from ..tokenizer import eos_means
     cfg = model.lm.config
     root, files = corpus_files(corpus)
@@ -311,6 +540,7 @@ def _plan(model, corpus, layers, quantities, segment_tokens) -> tuple[dict, list
         row += len(toks)
     if not entries:
         raise CorpusError(f"corpus {corpus} holds no text (every .txt file is empty)")
+    R, S = _layout(row)
     plan = {"format": FORMAT_NAME, "version": VERSION,
             "model": {"name": model.name, "path": str(Path(model.path).resolve()) if model.path else None,
                       "weights_sha256": model_hash(model), "config": cfg.to_dict()},
@@ -318,18 +548,19 @@ def _plan(model, corpus, layers, quantities, segment_tokens) -> tuple[dict, list
             "corpus_root": str(root.resolve()), "files": entries, "tokens": row,
             "units": cfg.hidden_size, "layers": _parse_layers(layers, cfg.layers),
             "quantities": _parse_quantities(quantities or default_quantities(cfg.cell), cfg.cell),
-            "segment_tokens": int(segment_tokens),
-            "chunks": {"by_unit": [max(1, min(BY_UNIT_ROWS, row)), 1],
-                       "by_token": [max(1, min(BY_TOKEN_ROWS, row)), cfg.hidden_size]}}
+            "chunks": {"rows": R, "shard_rows": S},
+            "batch": {"rows": int(rows), "steps": int(segment_tokens), "groups": None}}
     plan["dtype"] = {q: dtype_of(q) for q in plan["quantities"]}
     return plan, tables
 
 
 def _same_plan(a: dict, b: dict, version: bool = True) -> bool:
-    """Whether two plans (or a card and a plan) index the same thing the same way. `version` False: a
-    finished index of an older readable format counts as the same (its layers read from 1)."""
-    keys = ("version",) * version + ("files", "tokens", "layers", "quantities", "segment_tokens", "units")
+    """Whether two plans (or a card and a plan) index the same thing the same way (the grouping of files
+    into batches aside: a resumed build keeps the groups it began with)."""
+    keys = ("version",) * version + ("files", "tokens", "layers", "quantities", "units")
+    ba, bb = a.get("batch") or {}, b.get("batch") or {}
     return all(a.get(k) == b.get(k) for k in keys) and \
+        (ba.get("rows"), ba.get("steps")) == (bb.get("rows"), bb.get("steps")) and \
         a["model"]["weights_sha256"] == b["model"]["weights_sha256"]
 
 
@@ -350,69 +581,44 @@ def _token_table(tables):
                      "end": pa.array(end, pa.int64())})
 
 
-def _assemble(plan: dict, out: Path, log) -> None:
-    """Copy the finished segments into the two zarr layouts, block by block of BY_UNIT_ROWS rows."""
-    import zarr
-    N, H = plan["tokens"], plan["units"]
-    store = out / "states.zarr"
-    g = zarr.open_group(str(store), mode="a")
-    arrays = {}
-    for l in plan["layers"]:
-        for q in plan["quantities"]:
-            for kind in ("by_unit", "by_token"):
-                chunks = tuple(plan["chunks"][kind])
-                name = f"L{l}/{q}/{kind}"
-                if name in g:
-                    arrays[name] = g[name]
-                else:
-                    arrays[name] = g.create_array(name, shape=(N, H), chunks=chunks, dtype=dtype_of(q),
-                                                  fill_value=0.0, compressors=None)
-    # segment spans in global rows
-    spans = []
-    for i, f in enumerate(plan["files"]):
-        for j, (a, b) in enumerate(_segments(f["tokens"], plan["segment_tokens"])):
-            if b > a:
-                spans.append((f["row_start"] + a, f["row_start"] + b, i, j))
-    marks = out / "parts" / "assembled"
-    marks.mkdir(parents=True, exist_ok=True)
-    for r0 in range(0, N, BY_UNIT_ROWS):
-        r1 = min(r0 + BY_UNIT_ROWS, N)
-        mark = marks / f"b{r0 // BY_UNIT_ROWS:06d}"
-        if mark.exists():
-            continue
-        inside = [(max(s0, r0), min(s1, r1), s0, i, j) for s0, s1, i, j in spans if s1 > r0 and s0 < r1]
-        for l in plan["layers"]:           # one (layer, quantity) at a time: bounded memory
-            for q in plan["quantities"]:
-                block = np.empty((r1 - r0, H), dtype_of(q))
-                for a, b, s0, i, j in inside:
-                    with np.load(_seg_path(out / "parts", i, j)) as z:
-                        block[a - r0:b - r0] = z[f"L{l}_{q}"][a - s0:b - s0]
-                for kind in ("by_unit", "by_token"):
-                    arrays[f"L{l}/{q}/{kind}"][r0:r1] = block
-        mark.touch()
+def _write_tokens(path: Path, table) -> None:
+    import pyarrow as pa
+    with atomic_file(path) as tmp:
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+            w.write_table(table, max_chunksize=max(1, table.num_rows))
 
 
 def build_index(model, corpus, out, *, quantities=None, layers="all", workers: int = 1,
-                scheduler: str | None = None, segment_tokens: int = SEGMENT_TOKENS,
+                scheduler: str | None = None, segment_tokens: int = SEGMENT_TOKENS, rows: int = BATCH_ROWS,
                 progress: bool = True, command: str = "", threads: int | None = 1,
                 on_progress: Callable[[int, int], None] | None = None,
+                checkpoint_seconds: float = CHECKPOINT_SECONDS,
                 _after_segment: Callable[[], None] | None = None) -> dict:
     """Build (or continue building) the index of `model` (a LoadedModel) over `corpus` at `out`.
 
-    Returns the card. Interrupted builds continue from the last finished segment when called again with
-    the same arguments. `workers` > 1 runs files in local processes; `scheduler` (a Dask distributed
-    scheduler address, or a distributed.Client) runs them on a cluster whose workers see the same files.
-    `on_progress(done_tokens, total_tokens)` is called as segments finish (the app's progress bar).
-    `threads`: torch threads of an in-process build (default 1, see engine.torch_threads; None
-    leaves the process's setting).
+    Returns the card. The files run as the `rows` rows of one batch, `segment_tokens` steps per block,
+    each row carrying its own state; the values are written into the final arrays as they are computed.
+    Interrupted builds continue from their last checkpoint (every `checkpoint_seconds`) when called again
+    with the same arguments. `workers` > 1 runs groups of files in local processes; `scheduler` (a Dask
+    distributed scheduler address, or a distributed.Client) runs them on a cluster whose workers see the
+    same files. `on_progress(done_tokens, total_tokens)` is called after every block (at least every few
+    seconds; the app's progress bar). `threads`: torch threads of an in-process build and of each local
+    worker (default 1, see engine.torch_threads; None leaves the process's setting).
     """
     t_start = time.time()
     out = Path(out)
-    plan, tables = _plan(model, corpus, layers, quantities, segment_tokens)
+    plan, tables = _plan(model, corpus, layers, quantities, segment_tokens, rows)
+    client = None
     try:
         card_p = out / "card.json"
         if card_p.is_file():
-            card = _read_card(out)
+            try:
+                card = _read_card(out)
+            except IndexProblem as e:
+                if "format version" in str(e):
+                    raise IndexProblem(f"{out} holds an index of an older format; delete it and run the command "
+                                       "again to rebuild it") from None
+                raise
             if card["model"]["weights_sha256"] != plan["model"]["weights_sha256"]:
                 raise IndexProblem(f"{out} already holds an index of model {card['model'].get('name')!r} "
                                   f"(weights {card['model']['weights_sha256'][:12]}), not of "
@@ -425,7 +631,11 @@ def build_index(model, corpus, out, *, quantities=None, layers="all", workers: i
             raise IndexProblem(f"--out {out} is a file, not a folder")
         if out.is_dir() and any(out.iterdir()) and not (out / "build.json").is_file():
             raise IndexProblem(f"--out {out} is a folder that holds other files; give an empty or new folder")
-        out.mkdir(parents=True, exist_ok=True)
+        if scheduler is not None:
+            client = _client(scheduler)
+            n_groups = max(workers, sum(client.nthreads().values()))
+        else:
+            n_groups = workers
         bp = out / "build.json"
         if bp.is_file():
             try:
@@ -438,48 +648,60 @@ def build_index(model, corpus, out, *, quantities=None, layers="all", workers: i
             if old is None or not _same_plan(old, plan):
                 raise IndexProblem(f"{out} holds an unfinished build with another model, corpus or settings; "
                                   "run that command again to finish it, or delete the folder")
+            plan["batch"]["groups"] = old["batch"]["groups"]
         else:
+            plan["batch"]["groups"] = _groups(plan["files"], n_groups)
+            out.mkdir(parents=True, exist_ok=True)
             _write_json(bp, plan)
         (out / "parts").mkdir(exist_ok=True)
+        _create_arrays(plan, out)
         N = plan["tokens"]
         bar = _bar(N, progress)
-        bar.update(_done_tokens(plan, out))
+        count = {"done": _done_tokens(plan, out, checkpoints=True)}
+        bar.update(count["done"])
 
-        def seg_done(n):
+        def block_done(n):
             bar.update(n)
+            count["done"] += n
             if on_progress is not None:
-                on_progress(bar.n, N)
-            if _after_segment is not None:
-                _after_segment()
+                on_progress(min(count["done"], N), N)
 
-        todo = [i for i in range(len(plan["files"]))]
+        if on_progress is not None:
+            on_progress(count["done"], N)
+        groups = range(len(plan["batch"]["groups"]))
         try:
-            if scheduler is not None:
-                _run_dask(scheduler, plan, out, todo, bar)
-            elif workers > 1:
-                _run_local(workers, plan, out, todo, bar)
+            if client is not None:
+                _run_dask(client, plan, out, groups, bar, on_progress)
+            elif len(groups) > 1 and workers > 1:
+                _run_local(workers, threads, plan, out, groups, bar, on_progress)
             else:
                 from ..engine import torch_threads
+                starts = {rel: toks for rel, toks in tables}
+                import torch
                 with torch_threads(threads):
-                    for i in todo:
-                        index_file(model, plan, i, str(out), seg_done)
+                    for k in groups:
+                        ids = {i: torch.tensor([t.id for t in starts[plan["files"][i]["path"]]], dtype=torch.long)
+                               for i in plan["batch"]["groups"][k]}
+                        index_group(model, plan, k, str(out), block_done, _after_segment, ids=ids,
+                                    checkpoint_seconds=checkpoint_seconds)
         finally:
             bar.close()
-        if _done_tokens(plan, out) != N:
-            raise IndexProblem(f"the build of {out} did not finish every segment; run it again to continue")
-        _assemble(plan, out, None)
-        import pyarrow.parquet as pq
-        with atomic_file(out / "tokens.parquet") as tmp:
-            pq.write_table(_token_table(tables), tmp)
+        if _done_tokens(plan, out, checkpoints=True) != N:
+            raise IndexProblem(f"the build of {out} did not finish every group; run it again to continue")
+        _finish_arrays(plan, out)
+        _write_tokens(out / "tokens.arrow", _token_table(tables))
         seconds = time.time() - t_start
         card = dict(plan)
         card["complete"] = True
-        card["built"] = {"seconds": round(seconds, 2), "workers": workers,
+        card["built"] = {"seconds": round(seconds, 2), "workers": workers, "threads": threads,
                          "scheduler": scheduler if isinstance(scheduler, str) else (None if scheduler is None else "client"),
                          "command": command, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         _write_json(card_p, card)
     except OSError as e:
         raise _io_error(out, e) from None
+    finally:
+        if client is not None and isinstance(scheduler, str):
+            client.close()
     shutil.rmtree(out / "parts", ignore_errors=True)
     try:
         (out / "build.json").unlink()
@@ -494,10 +716,12 @@ def _bar(total, enabled):
                 file=sys.stderr, smoothing=0.1, dynamic_ncols=True)
 
 
-def _poll(bar, plan, out, last):
+def _poll(bar, plan, out, last, on_progress):
     now = _done_tokens(plan, out)
-    if now > last:
+    if now > last:           # (a disabled bar counts nothing: `last` is ours)
         bar.update(now - last)
+        if on_progress is not None:
+            on_progress(min(now, plan["tokens"]), plan["tokens"])
     return max(now, last)
 
 
@@ -506,52 +730,58 @@ def _worker_init(threads: int):
     torch.set_num_threads(threads)
 
 
-def _run_local(workers, plan, out: Path, todo, bar):
+def _run_local(workers, threads, plan, out: Path, groups, bar, on_progress):
     if not plan["model"]["path"]:
         raise IndexProblem("--workers needs a model saved as a bundle folder (the workers load it by path)")
     import concurrent.futures as cf
     import multiprocessing as mp
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    last = bar.n
+    last = _done_tokens(plan, out, checkpoints=True)
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                initargs=(threads,)) as ex:
-        futs = [ex.submit(index_file, plan["model"]["path"], plan, i, str(out)) for i in todo]
+                                initargs=(threads or 1,)) as ex:
+        futs = [ex.submit(index_group, plan["model"]["path"], plan, k, str(out)) for k in groups]
         pending = set(futs)
         while pending:
             done, pending = cf.wait(pending, timeout=0.5)
-            last = _poll(bar, plan, out, last)
+            last = _poll(bar, plan, out, last, on_progress)
             for f in done:
                 f.result()
 
 
-def _run_dask(scheduler, plan, out: Path, todo, bar):
+def _client(scheduler):
+    if isinstance(scheduler, str):
+        from distributed import Client
+        try:
+            return Client(scheduler, timeout="20s")
+        except OSError as e:
+            raise IndexProblem(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+    return scheduler
+
+
+def _dask_group(model_path: str, plan: dict, k: int, out: str) -> int:
+    """index_group on a Dask worker, with one torch thread (parallelism comes from the workers)."""
+    from ..engine import torch_threads
+    with torch_threads(1):
+        return index_group(model_path, plan, k, out)
+
+
+def _run_dask(client, plan, out: Path, groups, bar, on_progress):
     if not plan["model"]["path"]:
         raise IndexProblem("--scheduler needs a model saved as a bundle folder (the workers load it by path)")
-    from distributed import Client, wait
-    own = isinstance(scheduler, str)
-    try:
-        client = Client(scheduler, timeout="20s") if own else scheduler
-    except OSError as e:
-        raise IndexProblem(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
-    last = bar.n
-    try:
-        futs = client.map(index_file, [plan["model"]["path"]] * len(todo), [plan] * len(todo), todo,
-                          [str(out)] * len(todo), pure=False)
-        pending = list(futs)
-        while pending:
-            try:
-                wait(pending, timeout=0.5)
-            except TimeoutError:
-                pass
-            except Exception:  # distributed raises its own timeout type on some versions
-                pass
-            last = _poll(bar, plan, out, last)
-            for f in [f for f in pending if f.done()]:
-                f.result()     # re-raise a worker's error here
-            pending = [f for f in pending if not f.done()]
-    finally:
-        if own:
-            client.close()
+    from distributed import wait
+    last = _done_tokens(plan, out, checkpoints=True)
+    groups = list(groups)
+    futs = client.map(_dask_group, [plan["model"]["path"]] * len(groups), [plan] * len(groups), groups,
+                      [str(out)] * len(groups), pure=False)
+    pending = list(futs)
+    while pending:
+        try:
+            wait(pending, timeout=0.5)
+        except Exception:  # a timeout (distributed raises its own type on some versions)
+            pass
+        last = _poll(bar, plan, out, last, on_progress)
+        for f in [f for f in pending if f.done()]:
+            f.result()     # re-raise a worker's error here
+        pending = [f for f in pending if not f.done()]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -571,23 +801,25 @@ def _read_card(path: Path) -> dict:
     if not isinstance(card, dict) or card.get("format") != FORMAT_NAME or not card.get("complete"):
         raise IndexProblem(f"{p} is not the card of a complete corpus index")
     if card.get("version") not in READABLE_VERSIONS:
-        raise IndexProblem(f"{path} is an index of format version {card.get('version')}; this explorer "
-                          f"reads versions {', '.join(map(str, READABLE_VERSIONS))}: delete it and build it "
-                          "again (python -m explorer index)")
-    if card["version"] == 1:          # layers counted from 0: read them as the numbers everyone else uses
-        card["layers"] = [int(l) + 1 for l in card["layers"]]
+        how = card.get("built", {}).get("command") or "python -m explorer index --model M --corpus C --out INDEX"
+        raise IndexProblem(f"{path} is an index of format version {card.get('version')}; this explorer reads "
+                          f"version {VERSION} (half the disk: float16 values stored once). Delete the folder "
+                          f"and build it again: {how}")
     return card
 
 
 @dataclass
 class CorpusIndex:
-    """An open index. Arrays are read lazily; only the chunks a query touches are loaded."""
+    """An open index. Arrays are memory-mapped; a query reads only the units, rows and token-table columns
+    it touches."""
     path: Path
     card: dict
 
     def __post_init__(self):
         self._group = None
         self._tokens = None
+        self._table = None
+        self._maps: dict = {}
 
     # -- metadata
     @property
@@ -600,7 +832,7 @@ class CorpusIndex:
 
     @property
     def layers(self) -> list[int]:
-        """The layers the index holds, numbered from 1 (the bottom layer), whatever its format version."""
+        """The layers the index holds, numbered from 1 (the bottom layer)."""
         return list(self.card["layers"])
 
     def layer_number(self, layer: int) -> int:
@@ -614,9 +846,8 @@ class CorpusIndex:
         return number
 
     def array_prefix(self, layer: int) -> str:
-        """The zarr group of a layer number: "L1" for the bottom layer (format version 1: "L0")."""
-        number = self.layer_number(layer)
-        return f"L{number - 1 if self.card.get('version') == 1 else number}"
+        """The zarr group of a layer number: "L1" for the bottom layer."""
+        return f"L{self.layer_number(layer)}"
 
     @property
     def quantities(self) -> list[str]:
@@ -658,93 +889,103 @@ class CorpusIndex:
             raise IndexProblem(f"the index holds {', '.join(self.quantities)}, not {quantity!r}")
         return number
 
-    def array(self, layer: int, quantity: str, kind: str = "by_unit"):
-        """The zarr array of `layer` (1 = the bottom layer) and `quantity`."""
-        self._check(layer, quantity)
-        return self._g()[f"{self.array_prefix(layer)}/{quantity}/{kind}"]
+    def array(self, layer: int, quantity: str, kind: str = "values"):
+        """The zarr array of `layer` (1 = the bottom layer) and `quantity`: "values" [N, H] or "norm" [N]
+        (what any zarr v3 reader sees; this class reads the same bytes memory-mapped)."""
+        number = self._check(layer, quantity)
+        return self._g()[f"L{number}/{quantity}/{kind}"]
 
-    def _plain_chunks(self, layer: int, quantity: str, kind: str):
-        """(folder, rows per chunk, dtype) when the array's chunks are plain little-endian bytes under
-        zarr v3's default '/' key encoding (how this project writes them), else None."""
-        prefix = self.array_prefix(layer)
-        key = (prefix, quantity, kind)
-        cache = self.__dict__.setdefault("_plain", {})
-        if key not in cache:
-            folder = self.path / "states.zarr" / prefix / quantity / kind
-            try:
-                meta = json.loads((folder / "zarr.json").read_text(encoding="utf-8"))
-                codecs = meta["codecs"]
-                ok = (meta.get("zarr_format") == 3 and len(codecs) == 1 and codecs[0]["name"] == "bytes"
-                      and codecs[0].get("configuration", {}).get("endian", "little") == "little"
-                      and meta["chunk_key_encoding"] == {"name": "default", "configuration": {"separator": "/"}}
-                      and meta["chunk_grid"]["configuration"]["chunk_shape"][1] == 1
-                      and not meta.get("storage_transformers"))
-                rows = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
-                cache[key] = (folder, rows, np.dtype(meta["data_type"]).newbyteorder("<"),
-                              float(meta["fill_value"])) if ok else None
-            except (OSError, ValueError, KeyError, TypeError, IndexError):
-                cache[key] = None
-        return cache[key]
+    def shards(self, layer: int, quantity: str) -> list[tuple[int, int, np.ndarray]]:
+        """(first row, rows, float16 memmap [H, W]) of every shard of the values of `layer`, `quantity`:
+        unit u over the shard's rows is the contiguous row u[:rows]."""
+        number = self._check(layer, quantity)
+        key = (number, quantity)
+        if key not in self._maps:
+            N, H = self.n_tokens, self.n_units
+            R, S = self.card["chunks"]["rows"], self.card["chunks"]["shard_rows"]
+            maps = []
+            for k, (s0, n, W) in enumerate(_shards(N, R, S)):
+                p = _shard_path(self.path, number, quantity, k)
+                try:
+                    if p.stat().st_size < H * W * 2:
+                        raise IndexProblem(f"{p} is shorter than the card says; build the index again")
+                    maps.append((s0, n, np.memmap(p, dtype="<f2", mode="r", shape=(H, W))))
+                except FileNotFoundError:
+                    raise IndexProblem(f"the index {self.path} lacks {p}; build it again") from None
+            self._maps[key] = maps
+        return self._maps[key]
+
+    def norms(self, layer: int, quantity: str) -> np.ndarray:
+        """The norm of every stored state vector, float32 [N] (memory-mapped)."""
+        number = self._check(layer, quantity)
+        key = (number, quantity, "norm")
+        if key not in self._maps:
+            self._maps[key] = np.memmap(_norm_path(self.path, number, quantity), dtype="<f4", mode="r",
+                                        shape=(self.n_tokens,))
+        return self._maps[key]
 
     def units(self, layer: int, quantity: str, units: Sequence[int]) -> np.ndarray:
-        """Values of `units` over every token: float32 [N, len(units)] (reads only those units' chunks).
-
-        The by-unit chunks are plain bytes, so they are read straight from their files (a zarr v3 chunk
-        c/<row block>/<unit>, padded to the chunk length at the end); zarr's own reader, with its async
-        machinery, took 10-100x longer for the same bytes on a busy 2-core machine."""
-        self._check(layer, quantity)
+        """Values of `units` over every token: float32 [N, len(units)] (reads only those units' rows of
+        the memory-mapped shards)."""
         units = [int(u) for u in units]
         for u in units:
             if not 0 <= u < self.n_units:
                 raise IndexProblem(f"unit {u} is out of range (0..{self.n_units - 1})")
-        N = self.n_tokens
-        out = np.empty((N, len(units)), np.float32)
-        if not units:
-            return out
-        plain = self._plain_chunks(layer, quantity, "by_unit")
-        if plain is None:
-            arr = self.array(layer, quantity, "by_unit")
-            out[:] = arr.get_orthogonal_selection((slice(None), units))
-            return out
-        folder, rows, dtype, fill = plain
-        for k, u in enumerate(units):
-            for i, r0 in enumerate(range(0, N, rows)):
-                n = min(rows, N - r0)
-                f = folder / "c" / str(i) / str(u)
-                try:
-                    out[r0:r0 + n, k] = np.fromfile(f, dtype=dtype, count=n)
-                except FileNotFoundError:
-                    out[r0:r0 + n, k] = fill       # zarr leaves chunks equal to the fill value unwritten
-        return out
+        shards = self.shards(layer, quantity)
+        out = np.empty((len(units), self.n_tokens), np.float32)
+        for s0, n, mm in shards:
+            out[:, s0:s0 + n] = mm[units, :n] if len(units) > 1 else mm[units[0]:units[0] + 1, :n]
+        return out.T
+
+    def columns(self, layer: int, quantity: str, start: int, stop: int) -> np.ndarray:
+        """All units over tokens [start, stop) as stored: float16 [H, stop - start] (a view of the
+        memory-mapped shard when the range lies in one shard)."""
+        start, stop = max(0, int(start)), min(self.n_tokens, int(stop))
+        parts = []
+        for s0, n, mm in self.shards(layer, quantity):
+            a, b = max(start, s0), min(stop, s0 + n)
+            if a < b:
+                parts.append(mm[:, a - s0:b - s0])
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts, 1) if parts else np.zeros((self.n_units, 0), np.float16)
 
     def rows(self, layer: int, quantity: str, start: int, stop: int) -> np.ndarray:
-        """All units over tokens [start, stop): float32 [stop-start, H] (reads one or two chunks)."""
-        start, stop = max(0, int(start)), min(self.n_tokens, int(stop))
-        arr = self.array(layer, quantity, "by_token")
-        return np.asarray(arr[start:stop], dtype=np.float32)
+        """All units over tokens [start, stop): float32 [stop-start, H] (H short runs of the shard)."""
+        return self.columns(layer, quantity, start, stop).T.astype(np.float32)
 
-    def blocks(self, layer: int, quantity: str, rows: int = 16 * BY_TOKEN_ROWS):
+    def blocks(self, layer: int, quantity: str, rows: int = 16384):
         """Iterate (start, values [n, H] float32) over the whole index, one block at a time."""
-        arr = self.array(layer, quantity, "by_token")
         for a in range(0, self.n_tokens, rows):
-            yield a, np.asarray(arr[a:a + rows], dtype=np.float32)
+            yield a, self.rows(layer, quantity, a, a + rows)
 
     # -- token table
+    def table(self):
+        """The token table as a memory-mapped pyarrow Table (no column is read until used)."""
+        if self._table is None:
+            import pyarrow as pa
+            self._table = pa.ipc.open_file(pa.memory_map(str(self.path / "tokens.arrow"), "r")).read_all()
+        return self._table
+
+    def texts(self, start: int, stop: int) -> list[str]:
+        """The token texts of rows [start, stop) (reads only those rows of the text column)."""
+        start, stop = max(0, int(start)), min(self.n_tokens, int(stop))
+        return self.table().column("text").slice(start, max(0, stop - start)).to_pylist()
+
     @property
     def tokens(self):
         """The token table as a pandas DataFrame (file, position, text, id, start, end), loaded once."""
         if self._tokens is None:
-            import pyarrow.parquet as pq
-            t = pq.read_table(self.path / "tokens.parquet")
-            df = t.to_pandas()
+            df = self.table().to_pandas()
             df["file"] = df["file"].astype(str)
             self._tokens = df
         return self._tokens
 
     def token_texts(self) -> np.ndarray:
-        """The token texts as a NumPy object array [N], made once per open index."""
+        """The token texts as a NumPy object array [N], made once per open index (the whole column; the
+        queries read only the rows they show through `texts`)."""
         if self.__dict__.get("_texts") is None:
-            self._texts = self.tokens["text"].to_numpy(dtype=object)
+            self._texts = np.asarray(self.table().column("text").to_pylist(), dtype=object)
         return self._texts
 
     def file_of_rows(self) -> np.ndarray:
@@ -753,6 +994,13 @@ class CorpusIndex:
         for i, f in enumerate(self.files):
             out[f["row_start"]:f["row_start"] + f["tokens"]] = i
         return out
+
+    def file_of(self, row: int) -> int:
+        """The file number of one row."""
+        starts = self.__dict__.get("_starts")
+        if starts is None:
+            starts = self._starts = np.array([f["row_start"] for f in self.files], np.int64)
+        return int(np.searchsorted(starts, int(row), side="right") - 1)
 
     def extras(self) -> Path:
         p = self.path / "extras"
@@ -768,7 +1016,7 @@ def open_index(path, model=None) -> CorpusIndex:
     if not path.is_dir():
         raise IndexProblem(f"index {path} is not a folder")
     card = _read_card(path)
-    for name in ("tokens.parquet", "states.zarr"):
+    for name in ("tokens.arrow", "states.zarr"):
         if not (path / name).exists():
             raise IndexProblem(f"index {path} lacks {name}; build it again")
     idx = CorpusIndex(path, card)
@@ -784,11 +1032,12 @@ def default_index_dir() -> Path:
 
 
 def index_dir_for(model, corpus, quantities=None) -> Path:
-    """A cache folder name for (model weights, corpus files, quantities)."""
+    """A cache folder name for (model weights, corpus files, quantities, index format version)."""
     root, files = corpus_files(corpus)
     h = hashlib.sha256()
     for f in files:
         st = f.stat()
         h.update(f"{f.relative_to(root).as_posix()}|{st.st_size}|{int(st.st_mtime)}".encode())
     h.update(",".join(quantities or default_quantities(model.lm.config.cell)).encode())
+    h.update(f"|format {VERSION}".encode())
     return default_index_dir() / f"{model.name}-{model_hash(model)[:12]}-{h.hexdigest()[:12]}"

@@ -30,6 +30,7 @@ import numpy as np
 from ..trace import significant
 from . import labels as LB
 from .index import CorpusIndex, IndexProblem
+from .neighbours import Neighbour, Neighbours, neighbours  # noqa: F401 (nearest states)
 
 # ---------------------------------------------------------------------------------------------
 # select -> match
@@ -161,7 +162,6 @@ def match_units(index: CorpusIndex, layer: int, quantity: str, units, threshold:
     share = (cnt[b] - cnt[a]) / (b - a)
     order = np.lexsort((a, -np.round(score, 9), -np.round(share, 9), gap))[:max(0, int(top))]
     file_i = np.searchsorted(starts_rows, a[order], side="right") - 1
-    texts = index.token_texts()
     out = []
     for k, o in enumerate(order):
         fi = int(file_i[k])
@@ -170,7 +170,7 @@ def match_units(index: CorpusIndex, layer: int, quantity: str, units, threshold:
         r0, r1 = int(a[o]), int(b[o])
         c0, c1 = max(f0, r0 - context), min(f1, r1 + context)
         out.append(Match(f["path"], r0 - f0, r1 - f0, r0, float(score[o]), int(gap[o]), float(share[o]),
-                         tuple(str(t) for t in texts[c0:c1]), (r0 - c0, r1 - c0),
+                         tuple(index.texts(c0, c1)), (r0 - c0, r1 - c0),
                          np.ascontiguousarray(V[c0:c1].T)))
     return tuple(out), total
 
@@ -183,7 +183,6 @@ def match(index: CorpusIndex, model, text: str, start: int, end: int, layer: int
     index.check_model(model)
     layer = index._check(layer, quantity)
     sel = select(model, text, start, end, layer, quantity, threshold, quiet_before)
-    index.token_texts()        # read once per open index; `seconds` times the query itself
     t0 = time.perf_counter()
     matches, total = match_units(index, layer, quantity, sel.units, threshold, end - start,
                                  quiet_before, top, context, min_units=min_units)
@@ -245,11 +244,27 @@ class UnitProfile:
                 "suppresses": [[w, significant(x)] for w, x in self.suppresses]}
 
 
+class _FileOf:
+    """file_of[row]: the file number of a row, looked up in the card's row starts (no [N] array)."""
+
+    def __init__(self, index: CorpusIndex):
+        self.starts = np.array([f["row_start"] for f in index.files], np.int64)
+
+    def __getitem__(self, row) -> int:
+        return int(np.searchsorted(self.starts, int(row), side="right") - 1)
+
+
 def _extremes(col: np.ndarray, k: int, spread: int, largest: bool, file_of: np.ndarray) -> list[int]:
     """Rows of the k most extreme values, at most one per window of `spread` tokens in a file."""
-    order = np.argsort(-col if largest else col, kind="stable")
+    m = min(len(col), max(50 * k, 1000))
+    key = -col if largest else col
+    # the m most extreme rows, then sorted (ties by row, as a stable sort of the whole column gives)
+    part = np.argpartition(key, m - 1)[:m] if 0 < m < len(col) else np.arange(len(col))
+    cut = key[part].max() if len(part) else 0
+    part = np.flatnonzero(key <= cut) if m < len(col) else part      # every row tied at the cut
+    order = part[np.lexsort((part, key[part]))]
     chosen: list[int] = []
-    for r in order[:max(50 * k, 1000)]:
+    for r in order[:m]:
         r = int(r)
         if all(file_of[c] != file_of[r] or abs(c - r) > spread for c in chosen):
             chosen.append(r)
@@ -272,17 +287,16 @@ def unit_profile(index: CorpusIndex, layer: int, quantity: str, unit: int, top: 
     """A unit's dictionary entry: top contexts either way, a histogram, and (top layer, h) decoder effects.
     `layer`: 1 = the bottom layer, -1 = the top."""
     layer = index._check(layer, quantity)
-    col = index.units(layer, quantity, [unit])[:, 0]
-    file_of = index.file_of_rows()
-    texts = index.token_texts()
+    col = np.ascontiguousarray(index.units(layer, quantity, [unit])[:, 0])
+    file_of = _FileOf(index)
 
     def ctx(rows):
         out = []
         for r in rows:
-            f = index.files[int(file_of[r])]
+            f = index.files[file_of[r]]
             f0, f1 = f["row_start"], f["row_start"] + f["tokens"]
             c0, c1 = max(f0, r - context), min(f1, r + 2)
-            out.append(Context(f["path"], r - f0, r, float(col[r]), tuple(str(t) for t in texts[c0:c1]),
+            out.append(Context(f["path"], r - f0, r, float(col[r]), tuple(index.texts(c0, c1)),
                                tuple(float(x) for x in col[c0:c1]), r - c0))
         return tuple(out)
 

@@ -30,10 +30,11 @@ def style_figure(fig: go.Figure, title: str | None = None, height: int | None = 
 
 
 def token_ticks(tokens: Sequence[str], start: int = 0, text: Sequence[str] | None = None,
-           keep: int | None = None) -> dict:
-    """A token axis at integer positions start, start+1, ...; `text` replaces the labels; thinned."""
+           keep: int | None = None, most: int | None = None) -> dict:
+    """A token axis at integer positions start, start+1, ...; `text` replaces the labels; thinned (to
+    `most` labels, default views.MAX_TICKS)."""
     text = [axis_label(t) for t in tokens] if text is None else list(text)
-    vals = thin_ticks(len(text), start, keep)
+    vals = thin_ticks(len(text), start, keep) if most is None else thin_ticks(len(text), start, keep, most)
     return dict(tickmode="array", tickvals=vals, ticktext=[text[v - start] for v in vals])
 
 
@@ -192,15 +193,16 @@ def memory_matrix_heatmap(mm, zmax: float | None = None) -> go.Figure:
     signed = mm.unit is not None
     kw = (dict(colorscale=DIVERGING, zmid=0, zmin=-_sym(mm.values, zmax), zmax=_sym(mm.values, zmax))
           if signed else dict(colorscale=SEQUENTIAL, zmin=0, zmax=_sym(mm.values, zmax)))
-    T = len(mm.tokens)
-    fig = go.Figure(go.Heatmap(z=mm.values, x=list(range(T)), y=list(range(T)), **kw,
+    T, start = len(mm.tokens), getattr(mm, "start", 0)       # a window of the text: steps start..start+T-1
+    pos = list(range(start, start + T))
+    fig = go.Figure(go.Heatmap(z=mm.values, x=pos, y=pos, **kw,
                                colorbar=dict(title="part of c" if signed else "‖part‖"),
                                hovertemplate="written at %{y}, still there at %{x}: %{z:.3f}<extra></extra>"))
-    fig.update_xaxes(**token_ticks(mm.tokens), title="now (step t)")
-    fig.update_yaxes(**token_ticks(mm.tokens), title="written at step k")
+    fig.update_xaxes(**token_ticks(mm.tokens, start), title="now (step t)")
+    fig.update_yaxes(**token_ticks(mm.tokens, start), title="written at step k")
     what = f"unit {mm.unit}" if signed else "norm over units"
     return style_figure(fig, f"What each token wrote that is still in the cell state (layer {mm.layer}, {what})",
-                   height=max(400, 22 * T + 150))
+                   height=min(900, max(400, 22 * T + 150)))
 
 
 def provenance_bars(prov, unit: int) -> go.Figure:
@@ -315,8 +317,9 @@ def generation_bars(gen, window=None, selected: int | None = None) -> go.Figure:
     lo, hi = _span(len(df), window)
     df = df.iloc[lo:hi]
     colors = np.where(df["generated"], "#b2182b", "#2166ac")
-    fig = go.Figure(go.Bar(x=df["position"], y=df["prob"], marker_color=list(colors),
-                           hovertemplate="%{y:.3f}<extra></extra>"))
+    fig = go.Figure(go.Bar(x=df["position"], y=df["prob"], marker_color=list(colors), name="P(token | before)",
+                           customdata=[axis_label(t) for t in df["token"]],          # the word: in hover and data
+                           hovertemplate="%{customdata}: %{y:.3f}<extra></extra>"))
     fig.update_xaxes(**token_ticks(list(df["token"]), lo, keep=selected))
     fig.update_yaxes(title="P(token | before)", range=[0, 1])
     return style_figure(fig, "Prompt (blue) and sampled continuation (red)")

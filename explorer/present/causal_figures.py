@@ -34,7 +34,7 @@ def patch_heatmap(grid, selected: tuple[str, int, int] | None = None) -> go.Figu
     for qi, q in enumerate(grid.quantities):
         text = [[f"{v:+.0%}" if abs(v) >= 0.05 else "" for v in row] for row in r[qi]]
         fig.add_trace(go.Heatmap(
-            z=r[qi], x=list(range(T)), y=[f"layer {l + 1}" for l in range(L)], zmid=0,
+            z=r[qi], x=list(range(T)), y=[f"layer {l + 1}" for l in range(L)], zmid=0, name=q,   # h or c
             zmin=-RESTORED_RANGE, zmax=RESTORED_RANGE, colorscale=scales.DIVERGING, text=text,
             texttemplate="%{text}", textfont=dict(size=11), xgap=1, ygap=1,
             customdata=np.array([[labels] * L][0], dtype=object),
@@ -105,7 +105,30 @@ def intervention_summary(result, t: int = -1) -> str:
         bits.append(f"P({a['word']})/P({b['word']}) {a['p_before'] / b['p_before']:.3g} → "
                     f"{a['p_after'] / b['p_after']:.3g}")
     what = "; ".join(iv.describe() for iv in result.interventions)
+    if not bits:                       # no chosen word is one token of this model (a character model: "miss")
+        unknown = ", ".join(f"“{w}”" for w in getattr(result, "unknown_words", ())) or "none chosen"
+        return (f"{what}. After “{result.tokens[t]}” (step {t}): no word to follow is one token of this model "
+                f"({unknown}).")
     return f"{what}. After “{result.tokens[t]}” (step {t}): " + ", ".join(bits) + "."
+
+
+#: A change that moves log P(a) − log P(b) of the first two chosen words by less than this (nats, a
+#: factor of about 1.1) is called a null example on the page.
+NULL_NATS = 0.1
+
+
+def intervention_effect_note(result, t: int = -1) -> str | None:
+    """When the change barely moves the first two chosen words' log-ratio after step t: one sentence
+    saying so (a null example, with the size), else None."""
+    ws = result.words_at(t)
+    if len(ws) < 2 or not all(w["p_before"] > 0 and w["p_after"] > 0 for w in ws[:2]):
+        return None
+    a, b = ws[0], ws[1]
+    moved = (np.log(a["p_after"]) - np.log(b["p_after"])) - (np.log(a["p_before"]) - np.log(b["p_before"]))
+    if abs(moved) >= NULL_NATS:
+        return None
+    return (f"A null example: this change moves log P({a['word']}) − log P({b['word']}) by only {moved:+.3f} nats. "
+            "Rank the units below to find ones that matter.")
 
 
 def intervention_effect(result) -> go.Figure:
@@ -125,11 +148,11 @@ def intervention_effect(result) -> go.Figure:
                                  name=f"“{w}”", line=dict(color=COLOURS[j % len(COLOURS)]),
                                  hovertemplate=f"after position %{{x}}: Δ log P({w}) = %{{y:.3f}}<extra></extra>"))
     fig.add_hline(y=0, line=dict(color="#888", width=1))
-    fig.update_xaxes(**token_ticks(result.tokens), tickangle=-45 if T > 12 else 0)
+    fig.update_xaxes(**_long_text_ticks(result.tokens))
     fig.update_yaxes(title="Δ log P (changed − unchanged)")
-    return style_figure(fig, "What the change does to the next-word predictions", height=380,
-                   meta={"view": "intervention_effect"}, barmode="overlay",
-                   legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+    fig = style_figure(fig, "What the change does to the next-word predictions", height=400,
+                       meta={"view": "intervention_effect"}, barmode="overlay")
+    return _legend_under_title(fig)
 
 
 def state_change_lines(result) -> go.Figure:
@@ -142,10 +165,32 @@ def state_change_lines(result) -> go.Figure:
         for l in range(d.shape[0]):
             fig.add_trace(go.Scatter(x=list(range(T)), y=d[l], mode="lines+markers", name=f"‖Δ{q}‖ layer {l + 1}",
                                      line=dict(color=COLOURS[l % len(COLOURS)], dash="solid" if q == "h" else "dot")))
-    fig.update_xaxes(**token_ticks(result.tokens), tickangle=-45 if T > 12 else 0)
+    fig.update_xaxes(**_long_text_ticks(result.tokens))
     fig.update_yaxes(title="distance from the unchanged run")
-    return style_figure(fig, "What the change does to the later states", height=340, meta={"view": "state_change"},
-                   legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+    fig = style_figure(fig, "What the change does to the later states", height=360, meta={"view": "state_change"})
+    return _legend_under_title(fig)
+
+
+#: Token labels a chart of a whole text shows at most: rotated labels of a long text smeared into one
+#: another at views.MAX_TICKS in a half-width chart.
+LONG_TEXT_TICKS = 24
+
+
+def _long_text_ticks(tokens) -> dict:
+    """A token x axis for a chart over a whole (possibly long) text: at most LONG_TEXT_TICKS labels,
+    rotated and smaller past 12 tokens."""
+    T = len(tokens)
+    return dict(**token_ticks(tokens, most=LONG_TEXT_TICKS), tickangle=-45 if T > 12 else 0,
+                tickfont=dict(size=11 if T > LONG_TEXT_TICKS else 13), automargin=True)
+
+
+def _legend_under_title(fig: go.Figure) -> go.Figure:
+    """The title in its own band at the top and the legend in the band below it, above the plot: a
+    horizontal legend anchored at the plot's top grew up into the title when it had several entries."""
+    fig.update_layout(title=dict(y=0.985, yanchor="top", yref="container"), margin=dict(t=104),
+                      legend=dict(orientation="h", yref="container", y=0.985 - 38 / (fig.layout.height or 400),
+                                  yanchor="top", x=1, xanchor="right"))
+    return fig
 
 
 def next_words_data(result, t: int, k: int = 8):
@@ -203,12 +248,14 @@ def probe_bars(report) -> go.Figure:
                          marker_color="#bdbdbd", text=[f"{s.control_accuracy:.1%}" for s in report.scores],
                          textposition="outside"))
     maj = report.scores[0].majority if report.scores else 0
-    fig.add_hline(y=maj, line=dict(color="#d62728", dash="dash"),
-                  annotation_text=f"majority label {maj:.1%}", annotation_position="top left")
+    # the baseline is named in the legend: a label on the line was drawn over the first bar
+    fig.add_hline(y=maj, line=dict(color="#d62728", dash="dash"))
+    fig.add_trace(go.Scatter(x=[None], y=[maj], mode="lines", name=f"majority label {maj:.1%}",
+                             line=dict(color="#d62728", dash="dash"), hoverinfo="skip"))
     fig.update_yaxes(title="accuracy on the test books", range=[0, 1.08], tickformat=".0%")
-    return style_figure(fig, f"Probe for “{report.task}”: task against control (selectivity = the gap)", height=400,
-                   meta={"view": "probe_bars"}, barmode="group",
-                   legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+    fig = style_figure(fig, f"Probe for “{report.task}”: task against control (selectivity = the gap)", height=420,
+                       meta={"view": "probe_bars"}, barmode="group")
+    return _legend_under_title(fig)
 
 
 def probe_readout_lines(probs, tokens, label_names) -> go.Figure:

@@ -8,11 +8,13 @@ import plotly.graph_objects as go
 
 from . import scales
 from .figures import FONT, PALETTE, figure_layout, esc, token_axis
+from .views import visible
 
 CHIP_CSS = """
 <style>
-.cl-ctx{font-family:"Source Sans Pro",Helvetica,Arial,sans-serif;font-size:15px;line-height:2.0}
-.cl-ctx span.t{padding:2px 4px;margin:0 1px;border-radius:4px;white-space:pre}
+.cl-ctx{font-family:"Source Sans Pro",Helvetica,Arial,sans-serif;font-size:15px;line-height:2.0;max-width:100%;
+  overflow:hidden;overflow-wrap:anywhere}
+.cl-ctx span.t{display:inline-block;line-height:1.5;padding:2px 4px;margin:2px 1px;border-radius:4px;white-space:pre}
 .cl-ctx span.f{outline:2px solid #262730;outline-offset:0}
 .cl-ctx sub{font-size:10px;color:inherit;opacity:.65;margin-left:1px}
 .cl-ctx .meta{color:#6b6f76;font-size:12.5px;margin-right:8px}
@@ -40,7 +42,9 @@ def _ink(x: float, lo: float, hi: float) -> str:
 
 
 def _label(t: str) -> str:
-    return "¶" if t == "<eos>" else t
+    """A token as drawn: ¶ for the boundary, whitespace as glyphs (a space ␣, a line break ↵), as in
+    every other view (views.visible): a space chip must not look empty."""
+    return "¶" if t == "<eos>" else visible(t)
 
 
 def context_html(tokens, values, focus, vrange=(-1.0, 1.0), meta: str = "", title: str = "",
@@ -114,7 +118,7 @@ def histogram_figure(profile, height: int = 240) -> go.Figure:
 
 def words_figure(words, title: str, colour: str, height: int = 280) -> go.Figure:
     """Horizontal bars of (word, weight) pairs: the decoder's promoted or suppressed words."""
-    ws = [w for w, _ in words][::-1]
+    ws = [_label(w) for w, _ in words][::-1]
     xs = [x for _, x in words][::-1]
     return go.Figure(
         go.Bar(x=xs, y=list(range(len(ws))), orientation="h", marker_color=colour,
@@ -161,3 +165,21 @@ def trajectory_figure(projection, paths, height: int = 520) -> go.Figure:
         xaxis=dict(title="PC1", range=[xe[0], xe[-1]], showgrid=False, zeroline=False),
         yaxis=dict(title="PC2", range=[ye[0], ye[-1]], showgrid=False, zeroline=False),
         legend=dict(orientation="h", y=-0.15), font=FONT, meta=dict(view="trajectory")))
+
+
+def value_text(v: float) -> str:
+    """A unit's value as a label: three decimals, or two significant digits where three decimals would
+    read +0.000 for a value that is not 0."""
+    if v != 0 and abs(v) < 0.0005:
+        return f"{v:+.1e}"
+    return f"{v:+.3f}"
+
+
+def lowest_contexts(contexts) -> tuple[str, list]:
+    """(heading, contexts) for a unit's low end: "Most negative" and the contexts below 0; where the unit
+    never goes below 0 in them, says so over its lowest contexts instead (a list headed "most negative"
+    showed values of +0.000)."""
+    neg = [c for c in contexts if c.value < 0]
+    if neg:
+        return "Most negative", neg
+    return "Lowest (it never goes below 0 here)", list(contexts)

@@ -95,6 +95,20 @@ def figure_html(fig) -> bytes:
                        config={"displaylogo": False}).encode("utf-8")
 
 
+def image_problem() -> str | None:
+    """Why PNG/SVG export cannot work here (no kaleido, no Chromium), or None: checked before the app
+    offers it, so a person reads the reason instead of clicking a download that fails."""
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        return "PNG/SVG export needs kaleido (pip install -r requirements.txt); HTML export works without it"
+    browser = os.environ.get("BROWSER_PATH") or CHROMIUM
+    if not Path(browser).exists():
+        return (f"PNG/SVG export needs Chromium, and there is none at {browser} (set RNN_EXPLORER_CHROMIUM or "
+                "BROWSER_PATH); HTML export works without it")
+    return None
+
+
 def figure_image(fig, fmt: str, scale: float = 2.0) -> bytes:
     """PNG or SVG through Kaleido, which drives the system Chromium (offline; nothing downloaded)."""
     if fmt not in ("png", "svg"):
@@ -160,10 +174,68 @@ fig = export.build_figure({figure!r}, tr, model, layer={layer}, t={position})   
 '''
 
 
+def _plain(v):
+    """A label as a person reads it: Plotly's HTML (<b>, &lt;eos&gt;) taken out."""
+    import html
+    import re
+    if v is None:
+        return None
+    if isinstance(v, (list, tuple)):
+        v = " · ".join(str(x) for x in v)
+    return html.unescape(re.sub(r"<[^>]+>", "", str(v))).strip()
+
+
+def _axis(fig, tr, which: str):
+    """The layout axis a trace is drawn on (following `matches`: a shared axis keeps its ticks on one)."""
+    ref = getattr(tr, which + "axis", None) or which
+    seen = set()
+    while ref and ref not in seen:
+        seen.add(ref)
+        try:
+            ax = fig.layout[which + "axis" + ref[1:]]
+        except (KeyError, ValueError, AttributeError):
+            return None
+        if ax is None:
+            return None
+        if ax.tickvals is not None and ax.ticktext is not None:
+            return ax
+        ref = ax.matches
+    return None
+
+
+def _ticks(fig, tr, which: str) -> dict:
+    ax = _axis(fig, tr, which)
+    if ax is None:
+        return {}
+    out = {}
+    for v, t in zip(ax.tickvals, ax.ticktext):
+        try:
+            out[float(v)] = _plain(t)
+        except (TypeError, ValueError):
+            out[v] = _plain(t)
+    return out
+
+
+def _panel_title(fig, tr) -> str | None:
+    """The subplot title over a trace's panel (make_subplots' annotations), if any."""
+    try:
+        xd = fig.layout["xaxis" + ((getattr(tr, "xaxis", None) or "x")[1:])].domain or (0, 1)
+        yd = fig.layout["yaxis" + ((getattr(tr, "yaxis", None) or "y")[1:])].domain or (0, 1)
+    except (KeyError, ValueError, AttributeError):
+        return None
+    for a in fig.layout.annotations or ():
+        if (a.xref == "paper" and a.yref == "paper" and a.text and a.x is not None and a.y is not None
+                and xd[0] - 1e-6 <= a.x <= xd[1] + 1e-6 and abs(a.y - yd[1]) < 0.03):
+            return _plain(a.text)
+    return None
+
+
 def figure_frame(fig):
     """The numbers behind any Plotly figure as one tidy DataFrame: one row per plotted value, with the
-    trace's name and type, its x and y (category labels where the axis has tick text) and, for
-    heatmaps, the value z. So every analysis chart's data can be downloaded as CSV / Parquet / JSON."""
+    trace's name (or its panel's title) and type, its x and y, the labels a person reads on the chart
+    (x_label, y_label: the axis tick text at that value, e.g. the token; label: the point's own label,
+    e.g. the word of a bar, from its customdata; text: the text drawn on it) and, for heatmaps, the
+    value z. So every chart's data can be downloaded as CSV / Parquet / JSON with its labels."""
     import numpy as np
     import pandas as pd
 
@@ -179,30 +251,64 @@ def figure_frame(fig):
             return a
         return v
 
+    def tick(ticks: dict, v):
+        if not ticks:
+            return None
+        try:
+            return ticks.get(float(v))
+        except (TypeError, ValueError):
+            return ticks.get(v)
+
+    def per_point(v, shape):
+        """customdata / text as one label per point (None when it is a single value or absent)."""
+        v = arr(v)
+        if v is None or isinstance(v, str):
+            return None
+        a = np.asarray(v, dtype=object)
+        if len(shape) == 2 and a.ndim >= 2 and a.shape[:2] == shape:
+            return a
+        if len(shape) == 1 and a.ndim >= 1 and a.shape[0] == shape[0]:
+            return a
+        return None
+
     rows = []
     for k, tr in enumerate(fig.data):
-        name = getattr(tr, "name", None) or f"trace {k}"
+        name = getattr(tr, "name", None) or _panel_title(fig, tr) or f"trace {k}"
         kind = tr.type
+        xt, yt = _ticks(fig, tr, "x"), _ticks(fig, tr, "y")
         z = arr(getattr(tr, "z", None))
         if z is not None:
             z = np.asarray(z, dtype=object)
             if z.ndim != 2:
                 continue
+            cd = per_point(getattr(tr, "customdata", None), z.shape)
+            tx = per_point(getattr(tr, "text", None), z.shape)
             xs = list(arr(tr.x)) if getattr(tr, "x", None) is not None else list(range(z.shape[1]))
             ys = list(arr(tr.y)) if getattr(tr, "y", None) is not None else list(range(z.shape[0]))
             for i in range(z.shape[0]):
                 for j in range(z.shape[1]):
-                    rows.append({"trace": name, "type": kind, "x": xs[j] if j < len(xs) else j,
-                                 "y": ys[i] if i < len(ys) else i, "value": z[i, j]})
+                    x, y = xs[j] if j < len(xs) else j, ys[i] if i < len(ys) else i
+                    rows.append({"trace": name, "type": kind, "x": x, "y": y, "value": z[i, j],
+                                 "x_label": tick(xt, x), "y_label": tick(yt, y),
+                                 "label": None if cd is None else _plain(cd[i, j]),
+                                 "text": None if tx is None else _plain(tx[i, j])})
             continue
         x, y = arr(getattr(tr, "x", None)), arr(getattr(tr, "y", None))
         if x is None and y is None:
             continue
         n = len(x) if x is not None else len(y)
+        cd = per_point(getattr(tr, "customdata", None), (n,))
+        tx = per_point(getattr(tr, "text", None), (n,))
         for i in range(n):
-            rows.append({"trace": name, "type": kind, "x": x[i] if x is not None else i,
-                         "y": y[i] if y is not None and i < len(y) else None, "value": None})
-    df = pd.DataFrame(rows, columns=["trace", "type", "x", "y", "value"])
+            xv = x[i] if x is not None else i
+            yv = y[i] if y is not None and i < len(y) else None
+            rows.append({"trace": name, "type": kind, "x": xv, "y": yv, "value": None,
+                         "x_label": tick(xt, xv), "y_label": tick(yt, yv),
+                         "label": None if cd is None else _plain(cd[i]),
+                         "text": None if tx is None else _plain(tx[i])})
+    cols = ["trace", "type", "x", "y", "value", "x_label", "y_label", "label", "text"]
+    df = pd.DataFrame(rows, columns=cols)
+    df = df[[c for c in cols if c in cols[:5] or df[c].notna().any()]]   # label columns the chart has
     for c in ("x", "y", "value"):     # one type per column (Parquet needs it): numbers stay numbers
         num = pd.to_numeric(df[c], errors="coerce")
         df[c] = num if num.notna().sum() == df[c].notna().sum() else df[c].map(lambda v: None if v is None else str(v))

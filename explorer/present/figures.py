@@ -346,6 +346,12 @@ def step_frame(tr: Trace, layer: int, t: int) -> pd.DataFrame:
     return views.step_change(tr, layer, t)
 
 
+#: The narrowest plot width (px) the step view is drawn at in the app, and a label character's width
+#: (px, font size 10): the unit labels of the step view are kept this far apart.
+STEP_MIN_PX = 400
+LABEL_PX = 7
+
+
 def step_figure(tr: Trace, layer: int, t: int, height: int = 340, annotate: int = 3) -> go.Figure:
     """Δh (and Δc) per unit as filled steps: red up, blue down. The y axes are fixed over the whole
     sentence (views.delta_limits), so stepping never rescales them; the biggest changes are labelled
@@ -386,7 +392,9 @@ def step_figure(tr: Trace, layer: int, t: int, height: int = 340, annotate: int 
                                 xanchor="left", y=top, yref="paper", yanchor="bottom", showarrow=False,
                                 font=dict(size=12)))
         placed: list[tuple[int, bool]] = []
-        near = max(6, int(0.06 * len(d)))           # labels of nearby units on one side collided ("u324u339")
+        # labels of nearby units on one side collided ("u324u339"): keep them a label's width apart at the
+        # narrowest the step view is drawn (STEP_MIN_PX wide, LABEL_PX a character at font size 10)
+        near = max(6, -(-len(d) * LABEL_PX * len(f"u{len(d) - 1}") // STEP_MIN_PX))
         for u in np.argsort(-np.abs(d))[:4 * annotate]:
             up = bool(d[u] >= 0)
             if len(placed) == annotate or abs(d[u]) <= 1e-6:

@@ -718,7 +718,11 @@ def address_probs_ngram(ngram, tokenizer, text: str) -> dict[str, float]:
     return {w: (float(ngram.prob(hist, tokenizer.stoi[w])) if w in tokenizer.stoi else 0.0) for w in ADDRESS_WORDS}
 
 
-def books_vs_sentence(models: Mapping[str, object], ngram=None, ngram_name: str = "3-gram (Kneser-Ney)",
+#: The n-gram's name in the books-vs-sentence table.
+NGRAM_NAME = "3-gram (Kneser-Ney)"
+
+
+def books_vs_sentence(models: Mapping[str, object], ngram=None, ngram_name: str = NGRAM_NAME,
                       ngram_tokenizer=None) -> pd.DataFrame:
     """One row per (model, reading): the probabilities of the female forms of address (miss, ma'am,
     madam; summed) and of "sir" at the bartender's blank, and log(P(female) / P(sir)) in nats: > 0
@@ -755,6 +759,77 @@ def books_vs_sentence_summary(df: pd.DataFrame) -> list[str]:
                    f"(P(sir) = {prior['P(sir)']:.1%}, miss/ma'am/madam = {prior['P(female address)']:.1%}); "
                    f"girl/she instead of boy/he moves it by {moved:+.2f} nats toward the female forms.")
     return out
+
+
+#: A prior whose log(P(miss + ma'am + madam) / P(sir)) is within this many nats of 0 (a factor of
+#: 1.25 either way) is called "about even"; anything further is said to lean, with its factor.
+EVEN_NATS = math.log(1.25)
+
+
+def prior_phrase(row) -> str:
+    """How a model's prior (the no-one-named reading) stands, from its numbers: "is about even (…)",
+    "leans to the female forms (…, 2.4×)" or "leans to “sir” (…, 2.7×)"."""
+    fem, sir, lr = float(row["P(female address)"]), float(row["P(sir)"]), float(row["log ratio"])
+    nums = f"miss/ma'am/madam {fem:.1%} against sir {sir:.1%}"
+    if abs(lr) < EVEN_NATS:
+        return f"is about even ({nums})"
+    if lr > 0:
+        return f"leans to the female forms ({nums}, {math.exp(lr):.1f}×)"
+    return f"leans to “sir” ({nums}, {math.exp(-lr):.1f}× for sir)"
+
+
+def books_vs_sentence_story(df: pd.DataFrame, faithful: str, balanced: str | None = None,
+                            ngram: str | None = None) -> tuple[str | None, list[str]]:
+    """The lesson's explanation beside the books-vs-sentence bars, each claim read off `df`
+    (books_vs_sentence): (the opening, on the faithful model's prior; None without that model) and the
+    closing sentences: whether the balanced model's prior is even or leans (and which way), how far the
+    sentence moves each model, and whether the n-gram tells the girl from the boy. Plain text; the page
+    escapes it."""
+    rows = {(r["model"], r["key"]): r for _, r in df.iterrows()}
+    have = set(df["model"])
+
+    def moved(name):
+        return float(rows[(name, "girl")]["log ratio"] - rows[(name, "boy")]["log ratio"])
+
+    intro, out = None, []
+    if faithful in have:
+        p = rows[(faithful, "prior")]
+        says = ("so a model trained on them alone expects “sir” when nobody has been named"
+                if p["log ratio"] <= -EVEN_NATS else "yet a model trained on them alone does not expect “sir” "
+                "more when nobody has been named")
+        intro = ("Two forces decide the blank. The books: in Austen and Conan Doyle a bartender, a servant or a "
+                   f"clerk says “sir” far more often than “madam”, {says}: {faithful}'s prior {prior_phrase(p)}. "
+                   "The sentence: “girl” and “she”, twenty words back, should move it toward “miss”.")
+    if balanced in have:
+        p = rows[(balanced, "prior")]
+        lr = float(p["log ratio"])
+        f_lr = float(rows[(faithful, "prior")]["log ratio"]) if faithful in have else None
+        if abs(lr) < EVEN_NATS:
+            verdict = f"its prior {prior_phrase(p)}, so the sentence has to decide"
+        elif f_lr is not None and abs(f_lr) >= EVEN_NATS and (lr > 0) != (f_lr > 0):
+            verdict = (f"its prior {prior_phrase(p)}: the swap did not make it even, it moved it past even, "
+                       f"the other way from {faithful}'s")
+        elif f_lr is not None and abs(f_lr) >= EVEN_NATS:
+            verdict = (f"its prior still {prior_phrase(p)}: "
+                       + ("less" if abs(lr) < abs(f_lr) else "no less") + f" than {faithful}'s, and not even")
+        else:
+            verdict = f"its prior {prior_phrase(p)}: not even"
+        line = (f"{balanced} was fine-tuned on the same books plus a copy in which he/she, sir/madam, Mr/Mrs and "
+                f"the characters' first names are swapped. With no one named {verdict}. "
+                f"Girl/she instead of boy/he moves it by {moved(balanced):+.2f} nats")
+        if faithful in have:
+            line += f" ({faithful}: {moved(faithful):+.2f})"
+        if f_lr is not None:
+            line += (". Same network, same books: the prior moved because the counts moved" if abs(lr - f_lr) >= EVEN_NATS
+                     else ". Same network, same books, other counts: yet the prior barely moved")
+        out.append(line + ".")
+    out.append("This is where bias lives: not in a rule someone wrote, but in the counts of the training text.")
+    if ngram in have:
+        same = abs(moved(ngram)) < 1e-9
+        out.append(f"The {ngram} sees the last two words only (“Certainly ,”): "
+                   + ("it gives the girl and the boy the same numbers, whatever the counts say." if same else
+                      f"even so the girl and the boy differ by {moved(ngram):+.2f} nats for it."))
+    return intro, out
 
 
 def books_vs_sentence_figure(df: pd.DataFrame, height: int = 380) -> go.Figure:

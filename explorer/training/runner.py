@@ -6,6 +6,13 @@ with the run's TrainConfig and writes RUN_DIR/status.json (atomically) after eve
 epoch, progress, loss, tokens/s, elapsed and time left. Stop sends SIGTERM: train() saves a
 checkpoint (OUT.ckpt) and a later run of the same name resumes from it.
 
+A run uses its time budget: it trains with lr_schedule "budget" (the rate falls linearly to 0 over the
+budget; no early stop, which on a short text ended runs after a few seconds at near-unigram
+perplexity) and ends when the budget is spent, keeping the best epoch's model.
+
+Only its owner stops a run: start() takes an owner token (the app passes one per browser session and
+shows it to that session), and stop() refuses any other token. Other visitors see the run read-only.
+
     runs root (RNN_EXPLORER_RUNS, default ~/.cache/rnn-state-explorer/runs)
       current.json      the run that holds the one slot: {"run": RUN_DIR, "pid": ...}
       NAME/config.json  the TrainConfig, the size preset and the time budget
@@ -18,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -110,8 +118,9 @@ def checkpoint_of(out) -> Path:
 
 
 def start(name: str, corpus, models_dir, preset: str = "tiny", minutes: float = 10.0, dry_run: bool = False,
-          resume: bool = False, root: Path | None = None) -> Path:
-    """Start a background run; return its folder. Refused (ExplorerError) while another one runs."""
+          resume: bool = False, root: Path | None = None, owner: str | None = None) -> Path:
+    """Start a background run; return its folder. Refused (ExplorerError) while another one runs.
+    `owner`: the token that stop() must be given (None: anyone may stop it)."""
     root = root or runs_root()
     if not NAME_RE.match(name or ""):
         raise ExplorerError("the model name must be 1-64 letters, digits, '.', '_' or '-', starting with a "
@@ -142,8 +151,9 @@ def start(name: str, corpus, models_dir, preset: str = "tiny", minutes: float = 
         joined.write_text("\n\n".join(t.read_text(encoding="utf-8", errors="replace") for t in texts),
                           encoding="utf-8")
         corpus = joined
-    cfg = TrainConfig(corpus=str(corpus), out=str(out), epochs=200, patience=3, threads=1, dry_run=dry_run,
-                      max_minutes=float(minutes), checkpoint_minutes=1.0, resume=resume,
+    # epochs: no limit in practice; the budget ends the run (lr_schedule "budget")
+    cfg = TrainConfig(corpus=str(corpus), out=str(out), epochs=1_000_000, patience=3, threads=1, dry_run=dry_run,
+                      max_minutes=float(minutes), lr_schedule="budget", checkpoint_minutes=1.0, resume=resume,
                       command=f"app: train {name} ({preset}, {minutes:g} min{', dry run' if dry_run else ''})",
                       **PRESETS[preset])
     _write_json(run / "config.json", {"config": asdict(cfg), "preset": preset, "minutes": float(minutes),
@@ -160,15 +170,27 @@ def start(name: str, corpus, models_dir, preset: str = "tiny", minutes: float = 
     st = read_json(run / "status.json") or {}
     if st.get("pid") is None:
         _write_json(run / "status.json", dict(st, pid=proc.pid))
-    _write_json(root / "current.json", {"run": str(run), "pid": proc.pid, "started": time.time()})
+    _write_json(root / "current.json", {"run": str(run), "pid": proc.pid, "started": time.time(),
+                                        "owner": owner})
     return run
 
 
-def stop(root: Path | None = None) -> bool:
-    """Ask the current run to stop (SIGTERM: it saves a checkpoint first). False if none runs."""
+def owned_by(cur: dict | None, owner: str | None) -> bool:
+    """Whether `owner` may stop the run `cur` (current()): it started the run, or the run has no owner."""
+    if not cur:
+        return False
+    token = cur.get("owner")
+    return token is None or (owner is not None and secrets.compare_digest(str(token), str(owner)))
+
+
+def stop(root: Path | None = None, owner: str | None = None) -> bool:
+    """Ask the current run to stop (SIGTERM: it saves a checkpoint first). False if none runs;
+    ExplorerError when the run has an owner token and `owner` is not it."""
     cur = busy(root)
     if not cur:
         return False
+    if not owned_by(cur, owner):
+        raise ExplorerError("only the session that started this run (or one given its owner token) can stop it")
     st = cur["status"]
     _write_json(Path(cur["run"]) / "status.json", dict(st, state="stopping", updated=time.time()))
     try:
@@ -187,8 +209,9 @@ def _worker(run: Path) -> int:
     path = run / "status.json"
     base = {"pid": os.getpid(), "out": cfg.out, "name": Path(cfg.out).name, "budget_s": budget,
             "preset": meta["preset"], "dry_run": cfg.dry_run}
-    last = {"t": 0.0}
+    last = {"t": 0.0, "valid": None}
     stop_flag = {"term": False}
+    grace = max(60.0, 0.25 * budget)   # the run stops itself at the budget; this is a backstop
 
     def write(**kw):
         # the last batch's numbers (loss, tokens/s, epoch) stay in the final status
@@ -207,14 +230,26 @@ def _worker(run: Path) -> int:
         left = max(0.0, min(budget - elapsed, elapsed / max(done, 1) * (total - done)))
         if now - last["t"] > 0.5 or frac >= 1.0:
             last["t"] = now
-            write(state="running", epoch=info["epoch"], epochs=info["epochs"], batch=info["batch"],
+            msg = (f"training: epoch {info['epoch']}, batch {info['batch']} of {info['batches']}"
+                   + (f" · last valid perplexity {last['valid']}" if last["valid"] else ""))
+            write(state="running", message=msg, epoch=info["epoch"], epochs=info["epochs"], batch=info["batch"],
                   batches=info["batches"], loss=info["loss"], tokens_per_s=info["tokens_per_s"],
                   tokens_seen=info["tokens_seen"], elapsed_s=elapsed, eta_s=left, fraction=min(frac, 1.0))
         if stop_flag["term"]:
             raise KeyboardInterrupt
-        if elapsed > budget:            # the budget ends inside an epoch: stop as Stop would
+        if elapsed > budget + grace:    # train() did not stop at its budget: stop as Stop would
             stop_flag["budget"] = True
             raise KeyboardInterrupt
+
+    def log(m: str):
+        print(m, flush=True)
+        # the phases between batches, in the status the page shows
+        got = re.match(r"epoch (\d+): valid perplexity ([\d.]+)", m)
+        if got:
+            last["valid"] = got.group(2)
+            write(state="running", message=f"epoch {got.group(1)} done: valid perplexity {got.group(2)}")
+        elif m.startswith("stopping:"):
+            write(state="running", message="the budget is spent: measuring the best model's test perplexity")
 
     def on_term(signum, frame):
         stop_flag["term"] = True
@@ -228,7 +263,10 @@ def _worker(run: Path) -> int:
             tok = {"word": WordTokenizer, "char": CharTokenizer}[cfg.tokenizer](list(SPECIALS))
             distinct = {w for _, t in cfg.read_split()["train"] for w in tok.pieces(t)}
             cfg.vocab_size = max(len(SPECIALS) + 1, min(cfg.vocab_size, len(distinct - set(SPECIALS)) + len(SPECIALS)))
-        card = train(cfg, log=lambda m: print(m, flush=True), on_batch=on_batch)
+        write(state="running", message="building the model")
+        # the budget counts from this process's start: what reading the text took comes off it
+        cfg.max_minutes = max(budget - (time.time() - t0), 1.0) / 60
+        card = train(cfg, log=log, on_batch=on_batch)
     except Interrupted:
         why = "the time budget ran out" if stop_flag.get("budget") else "stopped"
         bundle = (Path(cfg.out) / "card.json").is_file()

@@ -64,9 +64,14 @@ def trajectory_section(ctx, layer: int, a: str, b: str, pair: lesson.Pair | None
         corpus_index.trajectory_chart(ctx, proj, [a, b], key="ct_traj_fig", labels=labels)
 
 
+#: What the address bar keeps on this page (session.url_state): both texts, the layer, the alignment,
+#: the words compared, the compared step and the quantity of the Δ heatmap.
+URL_KEYS = ("a=ct_a", "b=ct_b", "layer:layer", "align=ct_align", "words=ct_words", "step=ct_step:int", "q=ct_q")
+
+
 def page():
     ctx = session.require_model()
-    session.url_state("a=ct_a", "b=ct_b")   # the address bar keeps these (lecture links)
+    session.url_state(*URL_KEYS)   # the address bar keeps these (lecture links)
     layer = widgets.layer_picker(ctx)
     ss = st.session_state
     first = lesson.PAIRS["bartender"]
@@ -109,7 +114,8 @@ def page():
     com = [int(j) for j in c.common]
     if ss.get("_ct_sig") != sig or ss.get("ct_step") not in com:
         ss["_ct_sig"] = sig
-        ss["ct_step"] = lesson.compare_step(c, pair.at if pair else "last")
+        if not (session.linked("ct_step") and ss.get("ct_step") in com):     # a link's step, kept once
+            ss["ct_step"] = lesson.compare_step(c, pair.at if pair else "last")
     labels = {j: (c.tokens_a[j] if c.same_token[j] else f"{c.tokens_a[j]} | {c.tokens_b[j]}") for j in com}
     step = o3.select_slider("Compared step", com, key="ct_step", format_func=lambda j: f"{j} · {labels[j]}",
                             help="The step whose next-word predictions are compared (outlined in the strip).")

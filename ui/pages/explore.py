@@ -155,8 +155,10 @@ def probe_line(ctx, tr):
 
 
 # ----------------------------------------------------------------------------------------- page
-#: What the address bar keeps on this page (session.url_state): text, layer, selected token, tab.
-URL_KEYS = ("text", "layer:layer", "pos:int", "view", "ngram:bool")
+#: What the address bar keeps on this page (session.url_state): text, layer, selected token, tab, and the
+#: unit inspector's quantity, way of picking units, units and how many; the probe read out.
+URL_KEYS = ("text", "layer:layer", "pos:int", "view", "ngram:bool", "unit_q", "unit_how", "units=unit_ids:ints",
+            "unit_k:int", "probe=ex_probe:int")
 
 
 def page():

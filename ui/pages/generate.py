@@ -22,9 +22,15 @@ def _new_seed():
     st.session_state["gen_seed"] = int(st.session_state.get("gen_seed", 0)) + 1
 
 
+#: What the address bar keeps on this page (session.url_state): the prompt and every sampling setting (the
+#: same seed and settings sample the same words), the layer and the selected step.
+URL_KEYS = ("prompt=gen_prompt", "layer:layer", "temp=gen_temp:float", "topk=gen_topk:int", "seed=gen_seed:int",
+            "n=gen_n:int", "step=gen_pos:int")
+
+
 def page():
     ctx = session.require_model()
-    session.url_state("prompt=gen_prompt", "seed=gen_seed:int")   # the address bar keeps these (lecture links)
+    session.url_state(*URL_KEYS)   # the address bar keeps these (lecture links)
     layer = widgets.layer_picker(ctx)
     ss = st.session_state
     ss.setdefault("gen_prompt", DEFAULT_PROMPT)
@@ -68,7 +74,8 @@ def page():
     sig = (ctx.path, gen.prompt, gen.ids)
     if ss.get("_gen_sig") != sig or ss.get("gen_pos", len(tr)) >= len(tr):
         ss["_gen_sig"] = sig
-        ss["gen_pos"] = min(gen.n_prompt - 1, len(tr) - 1)
+        if not (session.linked("gen_pos") and ss.get("gen_pos") in rows):     # a link's step, kept once
+            ss["gen_pos"] = min(gen.n_prompt - 1, len(tr) - 1)
     widgets.keep("gen_pos")                     # kept across pages, and shown as kept (issue 14)
     pos = st.select_slider("Step", rows, key="gen_pos", persist_state="session",
                            format_func=lambda i: f"{i} · {labels[i]}" + (" (sampled)" if i >= gen.n_prompt else ""),

@@ -12,7 +12,7 @@ import html
 import streamlit as st
 
 from explorer.errors import InputError
-from explorer.analysis import intervene
+from explorer.analysis import examples, intervene
 from explorer.present import causal_figures, views
 from ui import cached, cached_causal, session, widgets
 
@@ -25,26 +25,63 @@ def _use_units(units):
 
 
 def _bartender():
-    st.session_state["iv_text"] = widgets.BARTENDER_CLEAN
-    st.session_state["iv_words"] = "miss, sir"
+    """The opening example again (the bartender pair on a word model): text, words, units and change."""
+    ss = st.session_state
+    for k, v in (ss.get("_iv_opening") or (None, {}))[1].items():
+        ss[k] = v
+
+
+def _opening(ctx) -> examples.CausalExample:
+    """This model's opening example (explorer.analysis.examples): its text and words, and the top layer's
+    units of h that push hardest toward the first word, computed from the model (issue 22: the fixed units
+    161 and 40 barely moved anything, and a character model got "miss, sir"). Set on the first visit, and
+    on a model change for every field that still holds the previous model's opening value."""
+    ss = st.session_state
+    ex = examples.causal_example(ctx.model)
+    prev = ss.get("_iv_opening")
+    if prev and prev[0] == ctx.path:
+        return ex
+    word, versus = ex.follow[0], ex.follow[1]
+    tr = cached.get_trace(ctx, ex.clean)
+    units = examples.direct_units(ctx.model, tr, word, versus) if tr is not None else ()
+    new = {"iv_text": ex.clean, "iv_words": ", ".join(ex.follow), "iv_layer": ctx.layers, "iv_quantity": "h",
+           "iv_units": ", ".join(map(str, units or (0,))), "iv_op": "set", "iv_value": 0.0,
+           "iv_target": word, "iv_versus": versus}
+    old = prev[1] if prev else {}
+    for k, v in new.items():
+        if k not in ss or (k in old and ss[k] == old[k]):
+            ss[k] = v
+    ss["_iv_opening"] = (ctx.path, new)
+    return ex
+
+
+#: What the address bar keeps on this page (session.url_state): the text and the whole intervention (layer,
+#: quantity, units, change, value, steps), the words followed, the step viewed and the unit search.
+URL_KEYS = ("text=iv_text", "layer=iv_layer:layer", "quantity=iv_quantity", "units=iv_units", "change=iv_op",
+            "value=iv_value:float", "steps=iv_steps:ints", "words=iv_words", "step=iv_step:int",
+            "word=iv_target", "versus=iv_versus", "rank=iv_rank:bool")
+
+
+def _steps_ok(v, T: int) -> bool:
+    return isinstance(v, (list, tuple)) and len(v) == 2 and 0 <= v[0] <= v[1] < T
 
 
 def page():
     ctx = session.require_model()
-    session.url_state("text=iv_text")   # the address bar keeps these (lecture links)
+    session.url_state(*URL_KEYS)   # the address bar keeps these (lecture links)
     ss = st.session_state
     H, L = ctx.model.config.hidden_size, ctx.layers
-    ss.setdefault("iv_text", widgets.BARTENDER_CLEAN)
-    ss.setdefault("iv_words", "miss, sir")
-    if "iv_units" not in ss:
-        ss["iv_units"] = "161, 40" if H > 161 else f"{min(3, H - 1)}, {min(7, H - 1)}"
+    ex = _opening(ctx)
+    kind = ex.unit_kind                     # "word", or "character" for a character model
     st.markdown("#### Intervene: change units and read on")
     st.caption("Set, add to or scale chosen units of one layer at chosen steps; the network reads the rest of the "
                "text from the changed state. The unchanged run is computed beside it with the same kernel calls, so "
-               "every difference below is the change's effect (a change to a unit's own value changes no bit).")
+               "every difference below is the change's effect (a change to a unit's own value changes no bit). "
+               f"It reads up to {intervene.MAX_TOKENS:,} tokens step by step.")
     c0, c1 = st.columns([5, 1.2], vertical_alignment="bottom")
     text = c0.text_area("Text", key="iv_text", height=80, persist_state="session")
-    c1.button("Bartender (girl)", key="iv_preset", on_click=_bartender, icon=":material/local_bar:")
+    c1.button("Bartender (girl)" if kind == "word" else "Opening example", key="iv_preset", on_click=_bartender,
+              icon=":material/local_bar:" if kind == "word" else ":material/restart_alt:")
     if not text.strip():
         st.info("Type a text to change the network while it reads.", icon=":material/edit:")
         return
@@ -76,14 +113,18 @@ def page():
     T = len(tr)
     labels = views.token_labels(tr)
     sig = (ctx.path, tr.text)
-    if ss.get("_iv_sig") != sig:          # a new text: change every step, view the last one
+    if ss.get("_iv_sig") != sig:          # a new text: change every step, view the last one (a link's: kept once)
         ss["_iv_sig"] = sig
-        ss.pop("iv_steps", None)
-        ss.pop("iv_step", None)
+        if session.linked("iv_steps") and _steps_ok(ss.get("iv_steps"), T):
+            ss["iv_steps"] = tuple(ss["iv_steps"])
+        else:
+            ss.pop("iv_steps", None)
+        if not (session.linked("iv_step") and ss.get("iv_step") in range(T)):
+            ss.pop("iv_step", None)
     s1, s2 = st.columns([4, 1.4], vertical_alignment="bottom")
     start, stop = s1.select_slider("Steps changed", list(range(T)), value=(0, T - 1), key="iv_steps",
                                    format_func=lambda i: f"{i} · {labels[i]}")
-    words = widgets.words_of(s2.text_input("Words to follow", key="iv_words", persist_state="session"))
+    words = widgets.words_of(s2.text_input(f"{kind.capitalize()}s to follow", key="iv_words", persist_state="session"))
     try:
         iv = intervene.Intervention(layer, quantity, units, op, value, start, stop)
         res = cached_causal.intervention(ctx, text, (iv,), words)
@@ -91,8 +132,11 @@ def page():
         st.warning(widgets.friendly(err) + ".", icon=":material/warning:")
         return
     summary = html.escape(causal_figures.intervention_summary(res))
+    null = causal_figures.intervention_effect_note(res)
+    if null:                                    # say so rather than show a change that changes nothing
+        summary += f' <b data-testid="iv-null">{html.escape(null)}</b>'
     st.html(f'<div data-testid="iv-readout" style="font-size:16px">{summary}</div>')
-    step = st.select_slider("Next-word view after step", list(range(T)), value=T - 1, key="iv_step",
+    step = st.select_slider(f"Next-{kind} view after step", list(range(T)), value=T - 1, key="iv_step",
                             format_func=lambda i: f"{i} · {labels[i]}")
     left, right = st.columns([1, 1.6])
     with left:
@@ -109,11 +153,11 @@ def _unit_search(ctx, text, layer, quantity, op, value, words):
     st.markdown("##### Which units matter most?")
     st.caption(f"Each unit of layer {layer} {quantity} is changed on its own ({op} {value:g}, over the whole text) "
                "and the change in log P(word) − log P(versus) after the last token is measured — all units at once, "
-               "as rows of one batch.")
+               f"as rows of one batch (texts of up to {intervene.UNIT_MAX_TOKENS:,} tokens).")
     ss.setdefault("iv_target", words[0] if words else "miss")
     ss.setdefault("iv_versus", words[1] if len(words) > 1 else "sir")
     a, b, c = st.columns([1, 1, 1.4], vertical_alignment="bottom")
-    target = a.text_input("Word", key="iv_target")
+    target = a.text_input(examples.token_kind(ctx.model).capitalize(), key="iv_target")
     versus = b.text_input("versus", key="iv_versus")
     run = c.toggle("Rank the units", key="iv_rank")
     if not run:

@@ -7,6 +7,7 @@ writes it. Text is short and plain; charts are big (explorer.present.lesson.proj
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 from pathlib import Path
 
@@ -41,7 +42,12 @@ def _load_query():
     if ss.get("_lesson_loaded"):
         return
     ss["_lesson_loaded"] = True
-    state = lesson.lesson_from_query(session.cold_query())
+    q = session.cold_query()                       # long texts come back from their short ids here
+    state = lesson.lesson_from_query(q)
+    for name in ("text", "text_b"):                # ... whole: lesson_from_query cuts a text at MAX_QUERY_TEXT
+        full = q.get(name)
+        if isinstance(full, str) and len(full) > lesson.MAX_QUERY_TEXT and full.strip():
+            state = dataclasses.replace(state, **{name: full[:session.STORE_TEXT_MAX]})
     ss["lesson_step"] = state.step
     ss[f"lesson_text_{state.step}"] = state.text
     if lesson.LESSON_TEXTS[state.step][1]:
@@ -65,9 +71,8 @@ def _state_now(step: str) -> lesson.LessonState:
 
 
 def _save_query(state: lesson.LessonState):
-    q = {**session.url_base(), **lesson.lesson_to_query(state)}     # model and presenter view kept too
-    if st.query_params.to_dict() != q:
-        st.query_params.from_dict(q)
+    session.url_set({**session.url_base(), **lesson.lesson_to_query(state)})   # model and presenter view kept too;
+                                                                               # a long text goes in as a short id
 
 
 def _texts(step: str, two: bool, height: int = 68, label: str = "Sentence") -> tuple[str, str]:
@@ -121,7 +126,7 @@ def step_reading(ctx) -> tuple[str, str, int | None]:
     bar.button("Next word", key="lesson_next", icon=":material/chevron_right:", type="primary",
                on_click=_move, args=("lesson_pos", 1, n))
     pos = st.select_slider("Word", list(range(n)), key="lesson_pos", format_func=lambda i: f"{i} · {labels[i]}",
-                           label_visibility="collapsed")
+                           label_visibility="collapsed", persist_state="session")      # kept across pages
     _nav("lesson_pos", list(range(n)))
     win = views.window(n, pos, views.CHART_WINDOW)        # a long text: the stretch around the word
     st.html(figures.token_strip_html(tr, pos, legend=False, window=win))
@@ -270,19 +275,14 @@ def _books_vs_sentence(ctx):
     with left:
         widgets.chart(lesson.projector(lesson.books_vs_sentence_figure(df), BIG, height=440), "lesson_fig_books")
     with right:
-        _say("Two forces decide the blank. <b>The books</b>: in Austen and Conan Doyle a bartender, a servant "
-             "or a clerk says “sir” far more often than “madam”, so a model trained on them expects “sir” "
-             "when nobody has been named (the right-hand bars). <b>The sentence</b>: “girl” and “she”, "
-             "twenty words back, should move it to “miss”.", size=17)
+        # every claim here is read off the numbers in the bars and the table (issue 22: a prior called
+        # "even" beside P(sir) 0.5% against 1.2% for the female forms)
+        intro, rest = lesson.books_vs_sentence_story(df, FAITHFUL, BALANCED, lesson.NGRAM_NAME if ng else None)
+        if intro:
+            _say(_e(intro), "books-story", size=17)
         for line in lesson.books_vs_sentence_summary(df):
             _say(_e(line), "books-readout", size=16)
-        balanced = (f" {BALANCED} was fine-tuned on the same books plus a copy in which he/she, sir/madam, "
-                    "Mr/Mrs and the characters' first names are swapped, so its prior is even and only memory can "
-                    "decide. Same network, same books: the bias moved because the counts moved."
-                    if BALANCED in names else "")
-        _say("This is where bias lives: not in a rule someone wrote, but in the counts of the training text."
-             + balanced + " The n-gram sees the last two words only (“Certainly ,”): it cannot tell the girl "
-             "from the boy, whatever the counts say.", size=16)
+        _say(_e(" ".join(rest)), "books-story-end", size=16)
     show = df[["model", "reading", "P(miss)", "P(ma'am)", "P(madam)", "P(sir)", "says"]].copy()
     for col in ("P(miss)", "P(ma'am)", "P(madam)", "P(sir)"):
         show[col] = show[col].map(lambda v: f"{v:.2%}")
@@ -303,7 +303,7 @@ def step_unrolled(ctx) -> tuple[str, str, int | None]:
     start = 0
     if n > 8:
         _pos("lesson_start", n - 7, 0)
-        start = st.slider("First step drawn", 0, n - 8, key="lesson_start")
+        start = st.slider("First step drawn", 0, n - 8, key="lesson_start", persist_state="session")
         _nav("lesson_start", list(range(n - 7)))
     else:
         st.session_state.pop("_lesson_pos_request", None)
@@ -529,6 +529,7 @@ def page():
     ss.setdefault("lesson_step", "reading")
     st.markdown("## How a recurrent network reads")
     step = st.segmented_control("Lesson step", list(lesson.STEPS), key="lesson_step", format_func=lesson.STEPS.get,
+                                persist_state="session",                               # kept across pages
                                 required=True, label_visibility="collapsed")
     step = step if step in lesson.STEPS else "reading"
     st.caption(f"Live on {ctx.name} ({sidebar.card_summary(ctx.model)}). The address bar keeps the step and the "

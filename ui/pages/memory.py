@@ -12,6 +12,7 @@ import streamlit as st
 
 from explorer.errors import InputError
 from explorer.analysis import attribution, cell_provenance, half_lives, memory_matrix
+from explorer.analysis.memory import MATRIX_WINDOW
 from explorer.present import analysis_figures, lesson, views
 from ui import cached, cached_analysis, session, sidebar, widgets
 
@@ -33,9 +34,17 @@ def _section(title: str, caption: str | None = None):
         st.caption(caption)
 
 
+#: What the address bar keeps on this page (session.url_state): the text, layer and step; the attribution's
+#: method, word and versus; the unit and views of the cell state; the fading comparison's settings.
+URL_KEYS = ("text=mem_text", "layer:layer", "step=mem_step:int", "method=mem_method", "word=mem_word",
+            "versus=mem_versus", "all=mem_all:bool", "unit=mem_unit:int", "mm=mem_mm", "hl=mem_hl",
+            "lstm=mem_fade_lstm:name", "rnn=mem_fade_rnn:name", "reps=mem_fade_reps:list",
+            "fade_text=mem_fade_text", "measure=mem_fade_metric")
+
+
 def page():
     ctx = session.require_model()
-    session.url_state("text=mem_text")   # the address bar keeps these (lecture links)
+    session.url_state(*URL_KEYS)   # the address bar keeps these (lecture links)
     layer = widgets.layer_picker(ctx)
     ss = st.session_state
     ss.setdefault("mem_text", DEFAULT_TEXT)
@@ -49,7 +58,8 @@ def page():
     sig = (ctx.path, tr.text)
     if ss.get("_mem_sig") != sig or ss.get("mem_step", len(tr)) >= len(tr):
         ss["_mem_sig"] = sig
-        ss["mem_step"] = len(tr) - 1
+        if not (session.linked("mem_step") and ss.get("mem_step") in range(len(tr))):   # a link's step, kept once
+            ss["mem_step"] = len(tr) - 1
     widgets.keep("mem_step", len(tr) - 1)      # kept across pages, and shown as kept (issue 14)
     step = st.select_slider("Step", list(range(len(tr))), key="mem_step", persist_state="session",
                             format_func=lambda i: f"{i} · {labels[i]}",
@@ -71,7 +81,9 @@ def page():
 def _attribution(ctx, tr, step):
     ss = st.session_state
     _section("Which earlier words made the model expect the next one?",
-             "Each word's share of log P(next word) after the selected step. " + METHOD_HELP)
+             "Each word's share of log P(next word) after the selected step. " + METHOD_HELP +
+             f" Scored: the last {cached_analysis.ATTRIBUTION_WINDOW} tokens up to the step; words before them are "
+             "read as their context and get no score.")
     c1, c2, c3, c4 = st.columns([3.2, 1.2, 1.2, 1.5], vertical_alignment="bottom")
     widgets.keep("mem_method", "occlusion")
     method = c1.radio("Method", list(attribution.METHODS), key="mem_method", horizontal=True, persist_state="session",
@@ -116,7 +128,8 @@ def _provenance(ctx, tr, layer, step):
     sig = (ctx.path, tr.text, layer, step)
     if ss.get("_mem_unit_sig") != sig or ss.get("mem_unit") not in range(U):
         ss["_mem_unit_sig"] = sig
-        ss["mem_unit"] = held
+        if not (session.linked("mem_unit") and ss.get("mem_unit") in range(U)):    # a link's unit, kept once
+            ss["mem_unit"] = held
     _section(f"Where the cell state came from (layer {layer}, after “{labels_at(tr, step)}”)",
              "The cell update c_t = f_t ⊙ c_t−1 + i_t ⊙ g_t unrolls exactly: each earlier token k wrote i_k ⊙ g_k, "
              "and every forget gate since then multiplied it. A bar is what survives of token k's write now.")
@@ -144,11 +157,12 @@ def _provenance(ctx, tr, layer, step):
     widgets.chart(fig, "mem_fig_prov")
 
     _section("Memory matrix", "Rows: when a token wrote to the cell; columns: now. Read a row left to right to "
-                              "watch one write fade.")
+                              f"watch one write fade. It shows the last {MATRIX_WINDOW} steps up to the selected "
+                              "step; what the cell held before them is carried on as the start state.")
     widgets.keep("mem_mm", "unit")            # a redraw after a new text never leaves it unselected
     how = st.radio("Show", ["unit", "layer"], key="mem_mm", horizontal=True, persist_state="session",
                    format_func=lambda s: {"unit": f"unit {unit} (signed)", "layer": "norm over all units"}[s])
-    mm = memory_matrix(tr, layer, unit if how == "unit" else None)
+    mm = memory_matrix(tr, layer, unit if how == "unit" else None, step=step)
     fig = analysis_figures.memory_matrix_heatmap(mm)
     fig.update_xaxes(tickangle=-45 if len(tr) > 12 else 0)
     fig.update_layout(title=dict(text=f"What each token wrote that is still in the cell state (layer {layer}, "
@@ -189,6 +203,8 @@ def _fading(ctx):
         st.info("This needs an LSTM bundle and a vanilla RNN bundle in the models folder (the shipped "
                 "fiction-lstm and fiction-rnn).", icon=":material/info:")
         return
+    session.link_paths("mem_fade_lstm", lstms)          # a link names the bundles by their folder names
+    session.link_paths("mem_fade_rnn", rnns)
     if ss.get("mem_fade_lstm") not in lstms:
         ss["mem_fade_lstm"] = lstms[0]
     if ss.get("mem_fade_rnn") not in rnns:

@@ -10,6 +10,7 @@ import html
 
 import streamlit as st
 
+from explorer.analysis import examples
 from explorer.errors import InputError
 from explorer.present import causal_figures
 from explorer.present.player import HEATMAP_TABS, build_player_data
@@ -23,34 +24,67 @@ def run_sig(ctx, *parts) -> str:
 
 
 def _bartender():
+    """The model's own pair again: the bartender pair on a word model, the speaker's name on a character model."""
     ss = st.session_state
-    ss["pt_clean"], ss["pt_corrupt"] = widgets.BARTENDER_CLEAN, widgets.BARTENDER_CORRUPT
-    ss["pt_target"], ss["pt_versus"] = "miss", "sir"
+    for k, v in (ss.get("_pt_opening") or (None, {}))[1].items():
+        ss[k] = v
+
+
+def _opening(ctx) -> examples.CausalExample:
+    """This model's pair (explorer.analysis.examples): the bartender pair and miss / sir on a word model, a
+    pair of the same length in characters and ":" / "," on a character model (issue 22: it got the
+    bartender pair, 99 against 97 characters). Set on the first visit, and on a model change for every
+    field that still holds the previous model's value."""
+    ss = st.session_state
+    ex = examples.causal_example(ctx.model)
+    prev = ss.get("_pt_opening")
+    if prev and prev[0] == ctx.path:
+        return ex
+    new = {"pt_clean": ex.clean, "pt_corrupt": ex.corrupt, "pt_target": ex.word, "pt_versus": ex.versus}
+    old = prev[1] if prev else {}
+    for k, v in new.items():
+        if k not in ss or (k in old and ss[k] == old[k]):
+            ss[k] = v
+    ss["_pt_opening"] = (ctx.path, new)
+    return ex
+
+
+#: What the address bar keeps on this page (session.url_state): both texts, the two words and the selected
+#: cell of the grid (quantity, layer, position).
+URL_KEYS = ("clean=pt_clean", "corrupt=pt_corrupt", "word=pt_target", "versus=pt_versus", "q=pt_q",
+            "layer=pt_layer:layer", "pos=pt_pos:int")
 
 
 def page():
     ctx = session.require_model()
-    session.url_state("clean=pt_clean", "corrupt=pt_corrupt")   # the address bar keeps these (lecture links)
+    session.url_state(*URL_KEYS)   # the address bar keeps these (lecture links)
     ss = st.session_state
-    ss.setdefault("pt_clean", widgets.BARTENDER_CLEAN)
-    ss.setdefault("pt_corrupt", widgets.BARTENDER_CORRUPT)
-    ss.setdefault("pt_target", "miss")
-    ss.setdefault("pt_versus", "sir")
+    ex = _opening(ctx)
     st.markdown("#### Patch: where does the information travel?")
     st.caption("The corrupted text is read again with one state — one layer, one position, h or c — copied from the "
                "clean run, and read on to the end. A cell's colour is the share of the clean − corrupted difference "
                "in log P(word) − log P(versus) after the last token that this one state restores (Meng et al. 2022). "
-               "The texts are aligned position by position, so they must read as the same number of tokens.")
-    st.button("Bartender pair: girl / she vs boy / he", key="pt_preset", on_click=_bartender,
-              icon=":material/local_bar:")
+               "The texts are aligned position by position, so they must read as the same number of tokens. "
+               f"Patching works on up to {cached_causal.PATCH_MAX_TOKENS:,} tokens (the grid's time grows with the "
+               "square of the length).")
+    if ex.unit_kind == "word":
+        st.button("Bartender pair: girl / she vs boy / he", key="pt_preset", on_click=_bartender,
+                  icon=":material/local_bar:")
+    else:
+        st.button("Character pair: a speaker's name, ROMEO vs Romeo", key="pt_preset", on_click=_bartender,
+                  icon=":material/theater_comedy:")
     a, b = st.columns(2)
     clean = a.text_area("Clean text", key="pt_clean", height=80, persist_state="session")
     corrupt = b.text_area("Corrupted text", key="pt_corrupt", height=80, persist_state="session")
     c1, c2, _ = st.columns([1, 1, 3])
-    target = c1.text_input("Word", key="pt_target", persist_state="session")
+    target = c1.text_input(ex.unit_kind.capitalize(), key="pt_target", persist_state="session")
     versus = c2.text_input("versus", key="pt_versus", persist_state="session")
     if not clean.strip() or not corrupt.strip() or not target.strip() or not versus.strip():
         st.info("Type both texts and the two words whose log-ratio is traced.", icon=":material/edit:")
+        return
+    _, too_long = cached_causal.patch_size(ctx, clean, corrupt)
+    if too_long:                          # refused before anything runs, with the limit and the length
+        st.warning(too_long + ".", icon=":material/straighten:")
         return
     try:
         g = cached_causal.grid(ctx, clean, corrupt, target.strip(), versus.strip())
@@ -67,9 +101,12 @@ def page():
     if ss.get("_pt_sig") != sig:
         ss["_pt_sig"] = sig
         first = top.iloc[0] if len(top) else None
-        ss["pt_q"] = str(first["quantity"]) if first is not None else g.quantities[0]
-        ss["pt_layer"] = int(first["layer"]) if first is not None else L
-        ss["pt_pos"] = int(first["position"]) if first is not None else T - 1
+        cell = {"pt_q": str(first["quantity"]) if first is not None else g.quantities[0],
+                "pt_layer": int(first["layer"]) if first is not None else L,
+                "pt_pos": int(first["position"]) if first is not None else T - 1}
+        for k, v in cell.items():            # a new pair opens on its strongest cell; a link's cell is kept once
+            if not session.linked(k):
+                ss[k] = v
     if ss.get("pt_q") not in g.quantities:
         ss["pt_q"] = g.quantities[0]
     if ss.get("pt_layer") not in range(1, L + 1):         # layers are numbered from 1, the bottom layer

@@ -12,7 +12,8 @@ from pathlib import Path
 import streamlit as st
 
 from explorer.errors import InputError
-from explorer.analysis import probe
+from explorer.analysis import probe, probe_records
+from explorer.corpus.index import model_hash
 from explorer.present import causal_figures, views
 from ui import SHARED, cached, cached_causal, session, widgets
 
@@ -31,9 +32,15 @@ def tasks_for(ctx) -> list[str]:
     return [t for t in probe.TASKS if not (t == "gender" and char) and not (t == "line" and not char)]
 
 
+#: What the address bar keeps on this page (session.url_state): task, corpus, size, whether the probes are
+#: fitted, the probe read out and its text.
+URL_KEYS = ("task=pr_task", "corpus=pr_corpus", "size=pr_size", "fit=pr_run:bool", "probe=pr_probe:int",
+            "text=pr_text")
+
+
 def page():
     ctx = session.require_model()
-    session.url_state("text=pr_text")   # the address bar keeps these (lecture links)
+    session.url_state(*URL_KEYS)   # the address bar keeps these (lecture links)
     ss = st.session_state
     st.markdown("#### Probe: what a layer encodes, against a control")
     st.caption("A linear classifier reads one layer's h or c after each token and predicts a label that comes from "
@@ -59,15 +66,27 @@ def page():
         st.info(f"The corpus {corpus} is not here (../shared is not part of the repository). Point the box at a "
                 "corpus folder or text file.", icon=":material/folder_off:")
         return
-    if not go_:
-        st.info("Switch on Fit to train the probes for this task.", icon=":material/play_arrow:")
-        return
     n_tr, n_te = SIZES[size]
-    try:
-        rep = cached_causal.fit_probes(ctx, corpus, task, n_tr, n_te)
-    except InputError as err:
-        st.warning(widgets.friendly(err) + ".", icon=":material/warning:")
-        return
+    if not go_:
+        # a shipped model's tables, recorded with the bundle (scripts/record_probes.py): shown at once
+        rec = probe_records.lookup(ctx.path, model_hash(ctx.model), corpus, task, n_tr, n_te)
+        if rec is not None and rec.stale:
+            st.warning(f"The probe tables stored in {rec.path} were recorded for other weights than this model's, "
+                       "so they are not shown. Switch on Fit to fit the probes for these weights.",
+                       icon=":material/warning:")
+        if rec is None or rec.stale:
+            st.info("Switch on Fit to train the probes for this task.", icon=":material/play_arrow:")
+            return
+        rep = rec.report
+        st.caption(f"Recorded, not fitted now: `{rec.command}` ({rec.recorded[:10]}), stored with the model in "
+                   f"`{rec.path.name}` and checked against its weights' SHA-256. Switch on Fit to fit the probes "
+                   "here and read a text word by word.", help=str(rec.path))
+    else:
+        try:
+            rep = cached_causal.fit_probes(ctx, corpus, task, n_tr, n_te)
+        except InputError as err:
+            st.warning(widgets.friendly(err) + ".", icon=":material/warning:")
+            return
     best = rep.best()
     st.html(f'<div data-testid="probe-verdict" style="font-size:16px"><b>{html.escape(probe.DESCRIPTIONS[task])}</b>: '
             f"the most selective probe reads layer {best.layer} {best.quantity}: {best.accuracy:.1%} on the test "
@@ -80,7 +99,8 @@ def page():
     st.dataframe(rep.frame(), hide_index=True, width="stretch",
                  column_config={k: st.column_config.NumberColumn(k, format="%.3f")
                                 for k in ("accuracy", "control", "selectivity", "majority")})
-    _readout(ctx, rep)
+    if rep.probes:                  # a recorded table has the scores, not the fitted probes
+        _readout(ctx, rep)
 
 
 def _labels_read(rep):

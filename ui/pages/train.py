@@ -8,6 +8,7 @@ so it appears in the sidebar's model picker with its card.
 from __future__ import annotations
 
 import re
+import secrets
 from pathlib import Path
 
 import streamlit as st
@@ -19,6 +20,16 @@ from ui import cached, sidebar, widgets
 PRESET_HELP = {"tiny": "1 layer × 64 units, up to 2,000 words: minutes on a laptop CPU",
                "small": "2 layers × 128 units, up to 5,000 words",
                "medium": "2 layers × 256 units, up to 10,000 words: wants a long text and time"}
+
+
+#: The form's values, kept apart from the widgets: the form is not drawn while a run goes on, and
+#: Streamlit forgets the state of widgets it does not draw, so after Stop the form came back reset.
+FORM_KEYS = ("train_name", "train_folder", "train_preset", "train_minutes", "train_dry")
+
+
+def owner_token() -> str:
+    """This browser session's owner token: the runs it starts can be stopped only with it."""
+    return st.session_state.setdefault("_train_owner", secrets.token_urlsafe(12))
 
 
 def _fmt_s(s) -> str:
@@ -52,13 +63,18 @@ def _start():
             raise E.ExplorerError("upload one or more .txt files, or name a folder of .txt files")
         runner.start(name, corpus, sidebar.models_root(), preset=ss.get("train_preset", "tiny"),
                 minutes=float(ss.get("train_minutes", 5)), dry_run=bool(ss.get("train_dry")),
-                resume=bool(ss.get("train_resume")))
+                resume=bool(ss.get("train_resume")), owner=owner_token())
+        ss["_train_form"] = {k: ss[k] for k in FORM_KEYS if k in ss} | {"train_folder": str(corpus)}
+        ss.pop("_train_resume_offered", None)          # after this run, Resume is offered ticked again
     except E.ExplorerError as e:
         ss["_train_error"] = str(e)
 
 
-def _stop():
-    runner.stop()
+def _stop(token: str | None = None):
+    try:
+        runner.stop(owner=token or owner_token())
+    except E.ExplorerError as e:
+        st.session_state["_train_error"] = str(e)
 
 
 def _open(path: str):
@@ -85,10 +101,23 @@ def progress_panel():
         c2.metric("Tokens/s", f"{s['tokens_per_s']:,.0f}" if s.get("tokens_per_s") else "–")
         c3.metric("Elapsed", _fmt_s(s.get("elapsed_s")))
         c4.metric("Time left", _fmt_s(s.get("eta_s")) if state not in runner.FINAL else "–")
-        if state in ("starting", "running"):
+        if state in ("starting", "running") and runner.owned_by(cur, owner_token()):
             st.button("Stop", key="train_stop", icon=":material/stop:", on_click=_stop,
                       help="Saves a checkpoint; start the same name again with 'resume' to continue.")
-        elif state == "stopping":
+            if cur.get("owner"):
+                st.caption(f"This session started the run. Its owner token, to stop it from another tab: "
+                           f"`{cur['owner']}`")
+        elif state in ("starting", "running"):
+            with st.container(key="train_readonly"):
+                st.caption("Another session started this run: it is shown read-only here. Only that session, or "
+                           "one given the run's owner token, can stop it.")
+                with st.popover("Stop with the owner token", icon=":material/key:"):
+                    tok = st.text_input("Owner token", key="train_token", type="password")
+                    st.button("Stop", key="train_stop_token", icon=":material/stop:", on_click=_stop, args=(tok,),
+                              disabled=not tok)
+        if st.session_state.get("_train_error") and state not in runner.FINAL:
+            st.error(st.session_state["_train_error"], icon=":material/error:")
+        if state == "stopping":
             st.caption("Stopping: saving a checkpoint…")
     if state in runner.FINAL and st.session_state.get("_train_seen") != (cur["run"], state):
         st.session_state["_train_seen"] = (cur["run"], state)
@@ -132,6 +161,9 @@ def page():
         finished(cur)
     if runner.busy():
         return
+    for k, v in (st.session_state.get("_train_form") or {}).items():
+        st.session_state.setdefault(k, v)                  # the form as it was when the last run started
+    st.session_state.setdefault("train_minutes", 5)
     with st.container(key="train_form", border=True):
         st.file_uploader("Text files (.txt)", type=["txt"], accept_multiple_files=True, key="train_files")
         st.text_input("…or a folder of .txt files on the server", key="train_folder",
@@ -141,11 +173,16 @@ def page():
         c1, c2 = st.columns(2)
         c1.radio("Size", list(runner.PRESETS), key="train_preset", horizontal=True,
                  captions=[PRESET_HELP[p] for p in runner.PRESETS])
-        c2.slider("Time budget (minutes)", 1, 120, 5, key="train_minutes")
+        c2.slider("Time budget (minutes)", 1, 120, key="train_minutes",
+                  help="The run trains until the budget is spent: the learning rate falls linearly to 0 over it, "
+                       "and the best epoch's model is kept.")
         name = st.session_state.get("train_name") or ""
         has_ckpt = bool(runner.NAME_RE.match(name)) and runner.checkpoint_of(sidebar.models_root() / name).is_dir()
         if has_ckpt:
-            st.checkbox(f"Resume from the checkpoint of {name}", key="train_resume", value=True)
+            if st.session_state.get("_train_resume_offered") != name:   # offered ticked, once per checkpoint
+                st.session_state["_train_resume_offered"] = name
+                st.session_state["train_resume"] = True
+            st.checkbox(f"Resume from the checkpoint of {name}", key="train_resume")
         else:
             st.session_state["train_resume"] = False
         st.checkbox("Smoke test: a few batches only (as --dry-run)", key="train_dry")

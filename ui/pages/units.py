@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explorer.analysis import examples
 from explorer.corpus import queries
 from explorer.present import corpus_figures, scales
 from ui import corpus_index, session, widgets
@@ -14,7 +15,7 @@ def _contexts_html(contexts, vr) -> str:
     """A unit's top contexts as chip strips, each with its value and place in the corpus."""
     return corpus_figures.CHIP_CSS + "".join(
         corpus_figures.context_html(list(c.tokens), list(c.values), c.focus, vr,
-                                    meta=f"{c.value:+.3f} · {c.file}:{c.position}")
+                                    meta=f"{corpus_figures.value_text(c.value)} · {c.file}:{c.position}")
         for c in contexts)
 
 
@@ -22,9 +23,13 @@ def _show(unit: int):
     st.session_state["units_unit"] = int(unit)
 
 
+#: What the address bar keeps on this page (session.url_state): the layer, unit, quantity and predicate.
+URL_KEYS = ("layer:layer", "unit=units_unit:int", "q=units_q", "pred=units_pred")
+
+
 def page():
+    session.url_state(*URL_KEYS)   # the address bar keeps these (lecture links); before the layer picker
     ctx, layer, idx = corpus_index.sidebar_and_index()
-    session.url_state("unit=units_unit:int")   # the address bar keeps these (lecture links)
     ss = st.session_state
     st.markdown("#### Units: what a unit responds to across the corpus")
     st.caption(corpus_index.index_caption(idx))
@@ -43,17 +48,19 @@ def page():
         with left:
             st.markdown("Most positive")
             st.html(_contexts_html(p.top, vr))
-            st.markdown("Most negative")
-            st.html(_contexts_html(p.bottom, vr))
+            heading, low = corpus_figures.lowest_contexts(p.bottom)
+            st.markdown(heading)
+            st.html(_contexts_html(low, vr))
         with right:
             widgets.chart(corpus_figures.histogram_figure(p), key="units_hist")
+            kinds = examples.token_kind(ctx.model, plural=True)      # "words", or "characters" for a char model
             if p.promotes:
-                widgets.chart(corpus_figures.words_figure(p.promotes, "Words it promotes (decoder)", "#b2182b"),
-                              key="units_prom")
-                widgets.chart(corpus_figures.words_figure(p.suppresses, "Words it suppresses", "#2166ac"),
-                              key="units_supp")
+                widgets.chart(corpus_figures.words_figure(p.promotes, f"{kinds.capitalize()} it promotes (decoder)",
+                                                          "#b2182b"), key="units_prom")
+                widgets.chart(corpus_figures.words_figure(p.suppresses, f"{kinds.capitalize()} it suppresses",
+                                                          "#2166ac"), key="units_supp")
             else:
-                st.caption("The decoder view (words promoted and suppressed) is for h of the top layer.")
+                st.caption(f"The decoder view ({kinds} promoted and suppressed) is for h of the top layer.")
     st.markdown("#### Search the units by a predicate")
     names = list(queries.PREDICATES)
     c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
