@@ -1,94 +1,169 @@
-"""Match-query speed on a corpus index: the index's query (reads only the hypothesis units' by-unit
-chunks) beside a straightforward full scan (reads the whole layer through the token-major array, then
-applies the same rule), in the same run, with the peak memory each allocates (tracemalloc: NumPy
-allocations are traced).
+"""Query speed on corpus indexes: match, units (a unit's dictionary entry) and neighbours (nearest states),
+at each index given (e.g. 171k and 1.3M tokens), with the growth between the first and the last.
 
-    python benchmarks/corpus_speed.py --index INDEX [--layer 1] [--quantity h] [--queries 15]
+    python benchmarks/corpus_speed.py --index SMALL_INDEX --index LARGE_INDEX [--layer 2] [--processes 3]
 
-Hypotheses are taken from the corpus itself so the benchmark needs no model: a random range of 1-4
-tokens and the units above the threshold at each of its tokens (LSTMVis's rule), as a selection in a
-typed text would give. Prints JSON: medians in seconds, their ratio, peak MB, and the index's size.
+For each index and query it reports:
+
+- ``fresh_s``: the query in a fresh process *beyond process start*: the child imports the project and
+  loads the model (process start, not timed), then times open_index + the query (select's trace of the
+  typed text included), as `python -m explorer match|units|neighbours` does; median of --processes
+  children;
+- ``warm_s``: the same query again in this process, index open (median of --queries hypotheses for
+  match, taken from the corpus: a random range of 1-4 tokens and the units on at each of its tokens);
+- a baseline measured side by side: match against ``match_full_scan`` (every unit of the layer read,
+  the same rule), neighbours against a plain NumPy cosine over the whole layer (rows() block by block);
+  with the same answers checked.
+
+Every figure is printed with /proc/loadavg at the time: the machine is shared.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from explorer.corpus.index import open_index  # noqa: E402
-from explorer.corpus.queries import match_full_scan, match_units  # noqa: E402
+from explorer.corpus import queries as Q  # noqa: E402
+from explorer.corpus.neighbours import top_cosine  # noqa: E402
+
+TEXT = 'Holmes looked at me and said, "You have been in Afghanistan, I perceive." She smiled.'
+#: the selection for match: the tokens ["You", "have"] (0 is the boundary token <eos>)
+SPAN = (9, 11)
+POSITION = 10
+
+CHILD = r"""
+import json, sys, time
+sys.path.insert(0, {root!r})
+from explorer.bundle import load_model
+from explorer.corpus.index import open_index
+from explorer.corpus import queries as Q
+model = load_model({model!r})
+import numpy as np
+t0 = time.perf_counter()
+idx = open_index({index!r})
+kind = {kind!r}
+if kind == "match":
+    r = Q.match(idx, model, {text!r}, {s}, {e}, {layer}, "h", 0.3)
+    n = r.total
+elif kind == "units":
+    r = Q.unit_profile(idx, {layer}, "h", {unit}, model=model)
+    n = len(r.top)
+else:
+    r = Q.neighbours(idx, model, {text!r}, {pos}, {layer}, "h", 20)
+    n = len(r.items)
+print(json.dumps({{"seconds": time.perf_counter() - t0, "n": n}}))
+"""
 
 
-def _timed(fn):
-    """(result, seconds, peak bytes): timed without tracing (tracemalloc slows Python allocations), then
-    run once more under tracemalloc for the peak."""
-    t0 = time.perf_counter()
-    out = fn()
-    dt = time.perf_counter() - t0
-    tracemalloc.start()
-    fn()
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return out, dt, peak
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--index", required=True)
-    ap.add_argument("--layer", type=int, default=None,
-                    help="1 = the bottom layer (default: the top layer in the index)")
-    ap.add_argument("--quantity", default="h")
-    ap.add_argument("--threshold", type=float, default=0.3)
-    ap.add_argument("--queries", type=int, default=15)
-    ap.add_argument("--full-scans", type=int, default=3, help="the full scan is slow: fewer repeats")
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
-    idx = open_index(a.index)
+def fresh(index, model, kind, layer, unit, processes):
+    secs = []
+    for _ in range(processes):
+        code = CHILD.format(root=str(ROOT), model=model, index=str(index), kind=kind, text=TEXT, s=SPAN[0],
+                            e=SPAN[1], layer=layer, unit=unit, pos=POSITION)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+        if out.returncode:
+            raise SystemExit(out.stderr)
+        secs.append(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
+    return round(statistics.median(secs), 4), [round(s, 4) for s in secs]
+
+
+def one_index(path, a):
+    from explorer.bundle import load_model
+    idx = open_index(path)
+    model_path = a.model or idx.card["model"]["path"]
+    model = load_model(model_path)
     layer = idx.layers[-1] if a.layer is None else a.layer
-    t0 = time.perf_counter()
-    idx.token_texts()                  # the token table is read once per open index (the app keeps it)
-    table_s = time.perf_counter() - t0
     rng = np.random.default_rng(a.seed)
+    res = {"index": str(path), "tokens": idx.n_tokens, "units": idx.n_units, "layer": layer,
+           "bytes_per_value": round(sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+                                    / (idx.n_tokens * idx.n_units * len(idx.layers) * len(idx.quantities)), 3)}
+    # match: fresh processes, then warm hypotheses from the corpus beside the full scan
+    res["match_fresh_s"], res["match_fresh_all"] = fresh(path, model_path, "match", layer, 0, a.processes)
+    res["match_fresh_loadavg"] = loadavg()
     hyps = []
     while len(hyps) < a.queries:
         r = int(rng.integers(0, idx.n_tokens - 4))
         n = int(rng.integers(1, 5))
-        v = idx.rows(layer, a.quantity, r, r + n)
-        units = np.flatnonzero((v > a.threshold).all(0)).tolist()
+        v = idx.rows(layer, "h", r, r + n)
+        units = np.flatnonzero((v > 0.3).all(0)).tolist()
         if units:
             hyps.append((units, n))
-    fast, full, peaks_fast, peaks_full, agree = [], [], [], [], True
+    warm, full, agree = [], [], True
     for k, (units, n) in enumerate(hyps):
-        (m1, t1), dt, pk = _timed(lambda: match_units(idx, layer, a.quantity, units, a.threshold, n, top=20))
-        fast.append(dt)
-        peaks_fast.append(pk)
+        t0 = time.perf_counter()
+        m1, t1 = Q.match_units(idx, layer, "h", units, 0.3, n, top=20)
+        warm.append(time.perf_counter() - t0)
         if k < a.full_scans:
-            (m2, t2), dt2, pk2 = _timed(lambda: match_full_scan(idx, layer, a.quantity, units, a.threshold, n, top=20))
-            full.append(dt2)
-            peaks_full.append(pk2)
+            t0 = time.perf_counter()
+            m2, t2 = Q.match_full_scan(idx, layer, "h", units, 0.3, n, top=20)
+            full.append(time.perf_counter() - t0)
             agree &= t1 == t2 and [(m.row, m.end) for m in m1] == [(m.row, m.end) for m in m2]
-    size = sum(p.stat().st_size for p in Path(a.index).rglob("*") if p.is_file())
-    layer_bytes = idx.n_tokens * idx.n_units * np.dtype(idx.card["dtype"][a.quantity]).itemsize
-    out = {"index": a.index, "tokens": idx.n_tokens, "units": idx.n_units, "layer": layer,
-           "quantity": a.quantity, "queries": len(hyps),
-           "hypothesis_units_median": statistics.median(len(u) for u, _ in hyps),
-           "match_median_s": round(statistics.median(fast), 4),
-           "full_scan_median_s": round(statistics.median(full), 4),
-           "speedup": round(statistics.median(full) / statistics.median(fast), 1),
-           "match_peak_mb": round(max(peaks_fast) / 2**20, 1),
-           "full_scan_peak_mb": round(max(peaks_full) / 2**20, 1),
-           "one_layer_quantity_mb": round(layer_bytes / 2**20, 1),
-           "index_on_disk_mb": round(size / 2**20, 1),
-           "token_table_load_s_once": round(table_s, 3),
-           "same_answers": bool(agree)}
+    res.update({"match_warm_median_s": round(statistics.median(warm), 4),
+                "hypothesis_units_median": statistics.median(len(u) for u, _ in hyps),
+                "match_full_scan_median_s": round(statistics.median(full), 4),
+                "match_speedup_vs_full_scan": round(statistics.median(full) / statistics.median(warm), 1),
+                "match_same_answers": bool(agree), "match_warm_loadavg": loadavg()})
+    # units: a unit's dictionary entry
+    unit = int(hyps[0][0][0])
+    res["units_fresh_s"], res["units_fresh_all"] = fresh(path, model_path, "units", layer, unit, a.processes)
+    res["units_fresh_loadavg"] = loadavg()
+    t0 = time.perf_counter()
+    Q.unit_profile(idx, layer, "h", unit, model=model)
+    res["units_warm_s"] = round(time.perf_counter() - t0, 4)
+    # neighbours: the exact scan beside a plain NumPy cosine over the layer's rows
+    res["neighbours_fresh_s"], res["neighbours_fresh_all"] = fresh(path, model_path, "neighbours", layer, 0,
+                                                                   a.processes)
+    res["neighbours_fresh_loadavg"] = loadavg()
+    t0 = time.perf_counter()
+    nb = Q.neighbours(idx, model, TEXT, POSITION, layer, "h", 20)
+    res["neighbours_warm_s"] = round(time.perf_counter() - t0, 4)
+    from explorer.corpus.neighbours import query_state
+    q, _, _ = query_state(model, TEXT, POSITION, layer, "h")
+    t0 = time.perf_counter()
+    rows, sims, _ = top_cosine(idx.blocks(layer, "h", 65536), q, 20)
+    res["neighbours_numpy_rows_s"] = round(time.perf_counter() - t0, 4)
+    res["neighbours_speedup_vs_numpy"] = round(res["neighbours_numpy_rows_s"] / nb.seconds, 1)
+    res["neighbours_same_answers"] = bool(np.allclose([n.similarity for n in nb.items], sims, atol=1e-5))
+    res["neighbours_loadavg"] = loadavg()
+    return res
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--index", action="append", required=True, help="an index (give two: small, then large)")
+    ap.add_argument("--model", default=None, help="default: the model named by each index's card")
+    ap.add_argument("--layer", type=int, default=None, help="1 = the bottom layer (default: the top one indexed)")
+    ap.add_argument("--queries", type=int, default=15)
+    ap.add_argument("--full-scans", type=int, default=2, help="the full scan is slow: fewer repeats")
+    ap.add_argument("--processes", type=int, default=3, help="fresh processes per query kind")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    results = [one_index(p, a) for p in a.index]
+    out = {"indexes": results}
+    if len(results) > 1:
+        s, l = results[0], results[-1]
+        out["growth"] = {"tokens": round(l["tokens"] / s["tokens"], 2),
+                         **{k: round(l[k] / s[k], 2) for k in ("match_fresh_s", "match_warm_median_s",
+                                                                "units_fresh_s", "units_warm_s",
+                                                                "neighbours_fresh_s", "neighbours_warm_s")}}
+    out["loadavg_end"] = loadavg()
     print(json.dumps(out, indent=1))
 
 

@@ -274,3 +274,31 @@ def test_short_texts_stay_readable_and_unknown_ids_are_a_message(env):
     assert not lost.exception and not lost.error
     assert any("saved-0123456789abcdef" in w.value and "does not hold" in w.value for w in lost.warning)
     assert lost.text_area(key="ct_a").value.startswith("A girl")         # the page's own text instead
+
+
+def test_compare_bookmark(env):
+    page = "ui/pages/compare.py"
+    at = open_page(None, None, page)
+    at.selectbox(key="cmp_b").set_value("tiny-lstm").run()             # the same shapes: units are compared
+    at.radio(key="cmp_layer").set_value(1).run()
+    tokens = at.select_slider(key="cmp_token").options
+    at.select_slider(key="cmp_token").set_value(int(str(tokens[2]).split(" ")[0])).run()
+    same_state(at, page, {"cmp_b": "tiny-lstm", "cmp_layer": 1})
+
+
+def test_lesson_method_and_seed_bookmark(env):
+    page = "ui/pages/lesson.py"
+    at = open_page(None, None, page, query={"step": "shapes", "shape": "one-to-many"})
+    at.number_input(key="lesson_seed").set_value(5).run()
+    cold, q = same_state(at, page, {"lesson_seed": 5, "lesson_step": "shapes", "lesson_shape": "one-to-many"})
+    assert q["seed"] == "5" and q["step"] == "shapes"
+    at = open_page(None, None, page, query={"step": "bartender"})
+    at.radio(key="lesson_method").set_value("grad_x_input").run()
+    cold, q = same_state(at, page, {"lesson_method": "grad_x_input", "lesson_step": "bartender"})
+    assert q["method"] == "grad_x_input"
+
+
+def test_a_slider_value_out_of_range_in_a_link_is_ignored(env):
+    at = open_page(None, None, "ui/pages/generate.py", query={"temp": "7", "n": "500", "topk": "12"})
+    assert at.slider(key="gen_temp").value == 0.8 and at.slider(key="gen_n").value == 30
+    assert at.number_input(key="gen_topk").value == 12

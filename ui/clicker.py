@@ -14,10 +14,11 @@ _component = st.components.v2.component(
 )
 
 
-def mount(key: str, *, keys: bool = False, collapse: int = 0, on_key=None):
+def mount(key: str, *, keys: bool = False, collapse: int = 0, scroll: int = 0, on_key=None):
     """Place the listener. keys: send clicker keys to `on_key` (a callback without arguments; it reads
-    direction(key)). collapse: a number that changes each time the presenter view is switched on."""
-    return _component(key=key, data=[{"keys": bool(keys), "collapse": int(collapse)}],
+    direction(key)). collapse: a number that changes each time the presenter view is switched on.
+    scroll: a number that changes when the page should scroll its anchor (lecture.anchor) to the top."""
+    return _component(key=key, data=[{"keys": bool(keys), "collapse": int(collapse), "scroll": int(scroll)}],
                       on_key_change=on_key or (lambda: None), height=0)
 
 

@@ -75,9 +75,10 @@ def image_buttons(cols, make, file_base: str, key: str, **kw):
         slot = f"_img_{key}_{fmt}"
         got = st.session_state.pop(slot, None)          # made on the click before this run: shown once
         if got and got[0] == "ok":
-            col.download_button(f"Save {fmt.upper()}", data=got[1], file_name=f"{file_base}.{fmt}",
-                                mime=export.MIME[fmt], key=f"{key}__save_{fmt}", on_click="ignore",
-                                type="primary", **kw)
+            kw_ = dict(kw, icon=":material/download:")
+            col.download_button(fmt.upper(), data=got[1], file_name=f"{file_base}.{fmt}", mime=export.MIME[fmt],
+                                key=f"{key}__save_{fmt}", on_click="ignore", type="primary",
+                                help=f"Save the {fmt.upper()}", **kw_)
         else:
             col.button(fmt.upper(), key=f"{key}__dl_{fmt}", on_click=_make_image,
                        args=(lambda f=fmt: make(f), fmt, slot), disabled=problem is not None,
@@ -107,7 +108,7 @@ def figure_menu(fig, key: str):
         image_buttons(cols[:2], lambda fmt: export.figure_bytes(fig, fmt), key, key, width="content")
         cols[2].download_button("HTML", data=_fig_file(fig, "html"), file_name=f"{key}.html", mime=export.MIME["html"],
                                 key=f"{key}__dl_html", on_click="ignore", width="content")
-        st.caption("Its data (tidy: trace, x, y, value)")
+        st.caption("Its data (tidy: trace, x, y, value, and the labels on the chart)")
         cols = st.columns(3)
         for col, fmt in zip(cols, export.DATA_FORMATS):
             col.download_button(fmt.upper(), data=_fig_data(fig, fmt), file_name=f"{key}.{fmt}", mime=export.MIME[fmt],

@@ -31,11 +31,51 @@ PRESENT_CSS = """<style>
 .st-key-text { display:none }
 .rsx { color:#000 !important }
 .rsx-step, .rsx-speed, .rsx-where { display:none !important }
-.rsx-readout { font-size:28px !important; font-weight:600 }
+.rsx-readout { font-size:24px !important; font-weight:600; padding:0 !important }
 .rsx-btn { font-size:22px !important; border:2px solid #000 !important; color:#000 !important }
 [data-testid="stMain"] .rsx-play { background:#000 !important; color:#fff !important }
 .rsx-tab { font-size:22px !important; border:2px solid #000 !important; color:#000 !important }
+/* 1024 x 768 (issue 22): what the lecturer points at fits on one screen. Headings and chrome tighter; a
+   text box as tall as its text (a fixed height cut the second line); on Explore the next-word bars
+   beside the heatmap, the tabs (one view) gone and the heatmap capped in height (player.js reads
+   --rsx-heat-h); on the Lesson the page scrolls to the step's content (the anchor) on a clicker key. */
+[data-testid="stMain"] .block-container { padding-top:2.2rem }
+[data-testid="stMain"] h1, [data-testid="stMain"] h2, [data-testid="stMain"] h3, [data-testid="stMain"] h4
+  { font-size:28px !important; padding:0 0 4px 0 !important; margin:0 !important; line-height:1.2 !important }
+[data-testid="stMain"] textarea { field-sizing:content; height:auto !important; min-height:0 !important;
+  max-height:5.8em; overflow-y:auto }
+[data-testid="stMain"] [data-baseweb="textarea"] { height:auto !important }
+.rsx { display:grid; grid-template-columns:minmax(0,1fr) minmax(0,19rem); column-gap:20px; align-items:start;
+  grid-auto-flow:row dense;
+  --rsx-heat-h:150 }
+.rsx > * { grid-column:1 / -1 }
+.rsx > .rsx-step { display:block !important; grid-column:2; margin:0 }
+.rsx > .rsx-step > .rsx-change, .rsx > .rsx-step > .rsx-gates { display:none }
+.rsx > .rsx-heat { grid-column:1; margin-top:0 }
+.rsx-tabs { display:none !important }
+.rsx-topk .rsx-title { font-size:20px !important; white-space:normal }
+.rsx-topk .rsx-row { font-size:18px !important }
+.rsx-topk .rsx-row:nth-child(n+7):not(.extra) { display:none }
+.rsx-topk .rsx-sub, .rsx-topk .rsx-p { font-size:15px !important; color:#000 !important }
+.tok-legend { display:none !important }
+[data-testid="stElementContainer"]:has([data-testid="present-anchor"]) { scroll-margin-top:3.9rem }
 </style>"""
+
+
+def anchor() -> None:
+    """Where a lesson step's content starts (its strip, readout and main chart): in the presenter view a
+    clicker key scrolls it to the top of the screen (clicker.js), so all of it shows at 1024 x 768."""
+    if presenting():
+        st.html('<div data-testid="present-anchor" style="height:1px"></div>')
+
+
+def scroll_token(key: str, bump: bool = False) -> int:
+    """A number for clicker.mount(scroll=...): it changes when `bump` is true (a clicker key, a new step)
+    and is 0 outside the presenter view, where nothing scrolls."""
+    ss = st.session_state
+    if bump:
+        ss[key] = int(ss.get(key, 0)) + 1
+    return int(ss.get(key, 0)) if presenting() else 0
 
 
 def presenting() -> bool:

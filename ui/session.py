@@ -149,6 +149,7 @@ def open_address(page=None):
         if q.get("model"):
             ss["_url_model"] = q["model"]
     ss["_url_run_specs"] = ()                  # url_state names this run's keys; url_flush writes them
+    ss["_url_run_extra"] = None
     if ss.get("_url_missing") and ss.get("_url_page") == ss.get("_url_page_now"):
         st.warning(MISSING_TEXT.format(ids=", ".join(ss["_url_missing"])), icon=":material/link_off:")
 
@@ -176,6 +177,8 @@ def _url_parse(raw: str, kind: str):
     raw = str(raw)
     if kind in ("str", "name"):
         return raw[:STORE_TEXT_MAX]
+    if kind == "auto":                         # a choice among numbers and words ("every", 1, 2)
+        return _url_parse(raw, "int") if raw.strip().isdigit() else raw[:URL_TEXT_MAX]
     if kind == "bool":
         return _flag(raw)
     if kind == "float":
@@ -205,6 +208,8 @@ def _url_format(v, kind: str) -> str | None:
         return v if isinstance(v, str) else None          # a long one: url_set puts its id in the address
     if kind == "name":
         return Path(str(v)).name
+    if kind == "auto":
+        return str(v)
     if kind == "bool":
         return "1" if v else "0"
     if kind == "float":
@@ -239,11 +244,15 @@ def url_base() -> dict:
 
 
 def url_write(*specs: str, extra: dict | None = None):
-    """Put the current values of these session keys (plus url_base()) in the address bar."""
+    """Put the current values of these session keys (plus url_base() and `extra`, parameters the page
+    writes itself: the Lesson's; remembered for url_flush) in the address bar."""
     ss = st.session_state
+    if extra is not None:
+        ss["_url_run_extra"] = dict(extra)
+    extra = ss.get("_url_run_extra")
     q = url_base()
     for url, key, kind in _url_fields(specs):
-        s = _url_format(ss.get(key), kind)
+        s = _url_format(ss.get(key), kind.partition(":")[0])
         if s is not None:
             q[url] = s
     url_set({**q, **(extra or {})})
@@ -294,7 +303,8 @@ def url_state(*specs: str):
     the current ones. Pages that change keys inside a fragment call url_write there too.
     More kinds: ':float', ':ints' (whole numbers, comma-separated: a range, a list of units), ':list'
     (words, comma-separated), ':name' and ':names' (a model path or a list of them, by their folder
-    names; see link_paths). A text longer than URL_TEXT_MAX goes into the
+    names; see link_paths), ':auto' (a choice among numbers and words: a number comes back as an int).
+    A number kind may carry a slider's range, ':float:0:2' (a value outside it is ignored). A text longer than URL_TEXT_MAX goes into the
     address as a short id of the text store, and comes back from it when the link is opened."""
     ss = st.session_state
     ss["_url_run_specs"] = specs
@@ -304,7 +314,11 @@ def url_state(*specs: str):
         q = cold_query()
         for url, key, kind in _url_fields(specs):
             if url in q:
+                kind, _, bounds = kind.partition(":")
                 v = _url_parse(q[url], kind)
+                if bounds and v is not None:       # 'float:0:2': a slider refuses a value outside its range
+                    lo, hi = (float(b) for b in bounds.split(":"))
+                    v = v if lo <= v <= hi else None
                 if v is not None and (kind != "str" or v.strip()):
                     ss[key] = v
                     ss.setdefault("_url_linked", set()).add(key)

@@ -43,6 +43,8 @@ def add_parsers(sub, positive_int, nonneg_float, layer) -> None:
     m.add_argument("--min-units", type=positive_int, default=None,
                    help="a match needs at least this many of the hypothesis units on (default: all)")
     m.add_argument("--model", default=None, help="the model (default: the one named in the index card)")
+    m.add_argument("--scheduler", default=None, help="read the index through dask.array on this Dask "
+                   "distributed scheduler (e.g. tcp://host:8786; its workers see the index's path)")
 
     u = sub.add_parser("units", help="the unit dictionary: top contexts, histogram, decoder effects; "
                                      "or rank units by a token predicate")
@@ -54,6 +56,8 @@ def add_parsers(sub, positive_int, nonneg_float, layer) -> None:
     u.add_argument("--predicate", default=None,
                    help="rank units by AUC for: inside_quotes, after_female, sentence_start, late_in_line")
     u.add_argument("--model", default=None, help="the model (default: the one named in the index card)")
+    u.add_argument("--scheduler", default=None, help="read the index through dask.array on this Dask "
+                   "distributed scheduler (e.g. tcp://host:8786; its workers see the index's path)")
 
     nb = sub.add_parser("neighbours", help="the corpus tokens whose state is nearest (cosine) to the state "
                                            "after one token of a text")
@@ -103,7 +107,7 @@ def cmd_match(args, command):
     from .queries import match
     idx, model = _model_for(args.index, args.model)
     r = match(idx, model, args.text, args.start, args.end, args.layer, args.quantity, args.threshold,
-              args.top, args.quiet_before, min_units=args.min_units)
+              args.top, args.quiet_before, min_units=args.min_units, scheduler=args.scheduler)
     out = r.to_json()
     if not r.selection.units:
         out["note"] = (f"no unit is above {args.threshold} at every token of the selection; "
@@ -123,7 +127,7 @@ def cmd_units(args, command):
         idx = open_index(args.index)
         with warnings.catch_warnings():         # they are in the JSON, and one line each on stderr below
             warnings.simplefilter("ignore", UserWarning)
-            df = rank_units(idx, args.layer, args.quantity, args.predicate, args.top)
+            df = rank_units(idx, args.layer, args.quantity, args.predicate, args.top, scheduler=args.scheduler)
         for w in df.attrs["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
         return {"predicate": args.predicate, "description": PREDICATES[args.predicate][0],
@@ -134,7 +138,8 @@ def cmd_units(args, command):
                 "n_neg": int(df["n_neg"].iloc[0]) if len(df) else 0,
                 "counts": df.attrs["counts"], "eos_means": df.attrs["eos_means"], "warnings": df.attrs["warnings"]}
     idx, model = _model_for(args.index, args.model)
-    return unit_profile(idx, args.layer, args.quantity, args.unit, args.top, model=model).to_json()
+    return unit_profile(idx, args.layer, args.quantity, args.unit, args.top, model=model,
+                        scheduler=args.scheduler).to_json()
 
 
 def cmd_neighbours(args, command):

@@ -326,7 +326,7 @@ class _Writer:
             mm.flush()
 
 
-def _schedule(lengths: dict[int, int], rows: int, steps: int):
+def schedule(lengths: dict[int, int], rows: int, steps: int):
     """The batched run of a group of files, block by block: yields (B, [(slot, file, start, n), ...]).
     Files go longest first to the first free row ("slot"); a row whose file ends takes the next file
     (from the zero state) at the next block. Deterministic: a resumed build replays it to its checkpoint."""
@@ -431,7 +431,7 @@ def index_group(model, plan: dict, k: int, out: str, on_block: Callable[[int], N
     last_ck = time.monotonic()
     computed = 0
     cache: dict = {}
-    blocks = list(_schedule(lengths, plan["batch"]["rows"], plan["batch"]["steps"]))
+    blocks = list(schedule(lengths, plan["batch"]["rows"], plan["batch"]["steps"]))
     for bi, (B, block) in enumerate(blocks):
         if bi <= done_block:
             continue

@@ -175,17 +175,56 @@ def match_units(index: CorpusIndex, layer: int, quantity: str, units, threshold:
     return tuple(out), total
 
 
+def dask_units(index: CorpusIndex, layer: int, quantity: str, units, scheduler) -> np.ndarray:
+    """Values of `units` over every token, float32 [N, k], read through dask.array from the index's zarr
+    arrays and computed on the Dask distributed cluster at `scheduler` (an address, or a
+    distributed.Client), whose workers see the index at the same path (or the same zarr store). The same
+    numbers as index.units: the same stored float16 values."""
+    import dask.array as da
+    number = index._check(layer, quantity)
+    units = [int(u) for u in units]
+    for u in units:
+        if not 0 <= u < index.n_units:
+            raise IndexProblem(f"unit {u} is out of range (0..{index.n_units - 1})")
+    arr = da.from_zarr(str(Path(index.path) / "states.zarr"), component=f"L{number}/{quantity}/values")
+    sel = arr[:, units].astype(np.float32) if units else da.zeros((index.n_tokens, 0), np.float32)
+    own = isinstance(scheduler, str)
+    if own:
+        from distributed import Client
+        try:
+            client = Client(scheduler, timeout="20s")
+        except OSError as e:
+            raise IndexProblem(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+    else:
+        client = scheduler
+    try:
+        return np.asarray(client.compute(sel).result(), np.float32)
+    finally:
+        if own:
+            client.close()
+
+
+def _units_of(index: CorpusIndex, scheduler):
+    """index.units, or the same read through dask.array on a cluster when `scheduler` is given."""
+    if scheduler is None:
+        return index.units
+    return lambda layer, quantity, units: dask_units(index, layer, quantity, units, scheduler)
+
+
 def match(index: CorpusIndex, model, text: str, start: int, end: int, layer: int, quantity: str = "h",
           threshold: float = 0.3, top: int = 20, quiet_before: bool = False, context: int = 3,
-          min_units: int | None = None) -> MatchResult:
-    """Select [start, end) of `text` and find where its units are on across the corpus."""
+          min_units: int | None = None, scheduler=None) -> MatchResult:
+    """Select [start, end) of `text` and find where its units are on across the corpus. `scheduler`: read
+    the hypothesis units through dask.array on that Dask distributed cluster (see dask_units)."""
     import time
     index.check_model(model)
     layer = index._check(layer, quantity)
     sel = select(model, text, start, end, layer, quantity, threshold, quiet_before)
     t0 = time.perf_counter()
+    values = None if scheduler is None or not sel.units else \
+        _units_of(index, scheduler)(layer, quantity, sel.units)
     matches, total = match_units(index, layer, quantity, sel.units, threshold, end - start,
-                                 quiet_before, top, context, min_units=min_units)
+                                 quiet_before, top, context, values=values, min_units=min_units)
     return MatchResult(sel, matches, total, time.perf_counter() - t0)
 
 
@@ -283,11 +322,11 @@ def decoder_effects(model, unit: int, k: int = 10):
 
 
 def unit_profile(index: CorpusIndex, layer: int, quantity: str, unit: int, top: int = 20,
-                 context: int = 6, bins: int = 60, model=None) -> UnitProfile:
+                 context: int = 6, bins: int = 60, model=None, scheduler=None) -> UnitProfile:
     """A unit's dictionary entry: top contexts either way, a histogram, and (top layer, h) decoder effects.
     `layer`: 1 = the bottom layer, -1 = the top."""
     layer = index._check(layer, quantity)
-    col = np.ascontiguousarray(index.units(layer, quantity, [unit])[:, 0])
+    col = np.ascontiguousarray(_units_of(index, scheduler)(layer, quantity, [unit])[:, 0])
     file_of = _FileOf(index)
 
     def ctx(rows):
@@ -471,7 +510,7 @@ def auc(values: np.ndarray, label: np.ndarray) -> float:
 
 
 def rank_units(index: CorpusIndex, layer: int, quantity: str, predicate: str | np.ndarray, top: int = 20,
-               group: int = 32):
+               group: int = 32, scheduler=None):
     """Units ranked by how well they separate the predicate's 1s from its 0s: AUC (0.5 = chance; far from
     0.5 either way separates). DataFrame unit, auc, separation = |auc - 0.5|, n_pos, n_neg; for a named
     predicate, df.attrs holds its label "counts", "eos_means" and "warnings" (predicate_labels)."""
@@ -490,7 +529,7 @@ def rank_units(index: CorpusIndex, layer: int, quantity: str, predicate: str | n
     H = index.n_units
     for g0 in range(0, H, group):
         us = list(range(g0, min(H, g0 + group)))
-        V = index.units(layer, quantity, us)[keep]
+        V = _units_of(index, scheduler)(layer, quantity, us)[keep]
         for k, u in enumerate(us):
             rows.append((u, auc(V[:, k], label)))
     df = pd.DataFrame(rows, columns=["unit", "auc"])

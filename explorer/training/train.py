@@ -440,7 +440,7 @@ def _over_budget(cfg, run: _Run, t_budget: float, log) -> bool:
     if cfg.lr_schedule == "budget":
         if not (run.budget_spent or _budget_fraction(cfg, run) >= 1.0):
             return False
-        log(f"stopping: the {cfg.max_minutes:g}-minute budget is spent")
+        log(f"stopping: the {cfg.max_minutes:.3g}-minute budget is spent")
         progress["stopped"] = "time budget"
         return True
     if not (cfg.max_minutes and progress["history"]):

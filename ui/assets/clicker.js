@@ -6,7 +6,8 @@
 // player is on the page this listener stays quiet. Keys typed into a text box are left alone.
 //
 // data: {keys: listen for clicker keys, collapse: a number that changes each time the presenter
-// view is switched on (0 when it is off): the sidebar is collapsed once per new number.}
+// view is switched on (0 when it is off): the sidebar is collapsed once per new number; scroll: a
+// number that changes when the page's anchor (lecture.anchor) should be scrolled to the top.}
 
 const NEXT = ["PageDown", "."], PREV = ["PageUp", "b", "B"];
 
@@ -54,6 +55,18 @@ export default function (component) {
   } else if (!data.keys && S.listener) {
     document.removeEventListener("keydown", S.listener);
     S.listener = null;
+  }
+  if (data.scroll && S.scrolled !== data.scroll) {
+    // the step's content (lecture.anchor) to the top of the screen, once the run that draws it is done
+    S.scrolled = data.scroll;
+    let tries = 0;
+    const go = () => {
+      const a = document.querySelector('[data-testid="present-anchor"]');
+      const busy = document.querySelector('[data-test-script-state]')?.getAttribute('data-test-script-state') === "running";
+      if (a && !busy) { a.closest('[data-testid="stElementContainer"]')?.scrollIntoView({ block: "start" }) || a.scrollIntoView({ block: "start" }); }
+      else if (++tries < 100) setTimeout(go, 150);
+    };
+    setTimeout(go, 100);
   }
   if (data.collapse && S.collapsed !== data.collapse) {
     // the sidebar is drawn after the page's first elements: try for a short while

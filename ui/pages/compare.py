@@ -18,8 +18,9 @@ from ui import cached_analysis, session, sidebar, widgets
 
 #: The units listed in the bar chart.
 UNITS_SHOWN = 12
-#: The session keys kept in the address bar (session.url_state): the text, model B and the token.
-URL = ("text=cmp_text", "b=cmp_b", "token=cmp_token:int")
+#: The session keys kept in the address bar (session.url_state): the text, model B, the token and the layer
+#: whose units are compared.
+URL = ("text=cmp_text", "b=cmp_b", "token=cmp_token:int", "units=cmp_layer:auto")
 
 
 def _default_b(names: list[str], a: str) -> str:

@@ -184,7 +184,7 @@ def trajectory_section(ctx, layer, idx, cut: list):
 
 #: What the address bar keeps on this page (session.url_state): the layer, the text and its selection, the
 #: match settings, and the two trajectory texts.
-URL_KEYS = ("layer:layer", "text=corpus_text", "sel=corpus_sel:ints", "thr=corpus_thr:float", "q=corpus_q",
+URL_KEYS = ("layer:layer", "text=corpus_text", "sel=corpus_sel:ints", "thr=corpus_thr:float:0:0.95", "q=corpus_q",
             "quiet=corpus_quiet:bool", "drop=corpus_drop:int", "traj_a", "traj_b")
 
 

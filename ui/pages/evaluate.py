@@ -43,10 +43,12 @@ def page():
         st.switch_page(goto)
     session.url_state(*URL_KEYS)   # the address bar keeps these (lecture links)
     st.markdown("#### Evaluate: targeted syntactic evaluation, model by model")
-    st.caption(f"A minimal pair is right when the model gives the good sentence a higher probability than the bad "
-               f"one. Marvin & Linzen (2018) suites: {PER_FILE} items sampled per suite file (seeded); the project's "
-               "balanced pairs: all (a model that ignores the context scores 50% on them). Items with a word "
-               "outside a model's vocabulary are left out. Results are computed once per model and kept on disk.")
+    st.caption("A minimal pair is right when the model gives the good sentence a higher probability than the bad "
+               "one. The project's balanced pairs: all (a model that ignores the context scores 50% on them). Items "
+               "with a word outside a model's vocabulary are left out. A model's card records its results (the "
+               "command is named under the table), shown at once; a model whose card records none, and the items a "
+               f"model gets wrong, are scored here when asked: {PER_FILE} Marvin & Linzen (2018) items sampled per "
+               "suite file (seeded), once per model, kept on disk.")
     if not SYNEVAL.is_dir():
         st.info(f"The Marvin & Linzen suites are not at {SYNEVAL}; only the project's pairs are shown.",
                 icon=":material/folder_off:")

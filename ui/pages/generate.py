@@ -24,8 +24,8 @@ def _new_seed():
 
 #: What the address bar keeps on this page (session.url_state): the prompt and every sampling setting (the
 #: same seed and settings sample the same words), the layer and the selected step.
-URL_KEYS = ("prompt=gen_prompt", "layer:layer", "temp=gen_temp:float", "topk=gen_topk:int", "seed=gen_seed:int",
-            "n=gen_n:int", "step=gen_pos:int")
+URL_KEYS = ("prompt=gen_prompt", "layer:layer", "temp=gen_temp:float:0:2", "topk=gen_topk:int", "seed=gen_seed:int",
+            "n=gen_n:int:1:100", "step=gen_pos:int")
 
 
 def page():

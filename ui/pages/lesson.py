@@ -35,6 +35,12 @@ def _e(s) -> str:
     return html.escape(str(s))
 
 
+def _h(px: int) -> int:
+    """A chart's height: lower in the presenter view, so that a step's strip, readout and main chart fit
+    on one 1024 x 768 screen below its anchor (lecture.anchor; issue 22)."""
+    return round(px * 0.75) if lecture.presenting() else px
+
+
 # -------------------------------------------------------------------------------- the URL state
 def _load_query():
     """Once per browser session: the URL's query string sets the step, its text(s), shape and position."""
@@ -70,9 +76,14 @@ def _state_now(step: str) -> lesson.LessonState:
                           shape=ss.get("lesson_shape", "one-to-one"), pos=pos)
 
 
+#: The session keys the address keeps besides the lesson state (session.url_state): the bartender step's
+#: attribution method and the one-to-many example's seed (a bookmark samples the same words).
+URL_KEYS = ("method=lesson_method", "seed=lesson_seed:int")
+
+
 def _save_query(state: lesson.LessonState):
-    session.url_set({**session.url_base(), **lesson.lesson_to_query(state)})   # model and presenter view kept too;
-                                                                               # a long text goes in as a short id
+    # model and presenter view kept too; a long text goes in as a short id (session.url_set)
+    session.url_write(*URL_KEYS, extra=lesson.lesson_to_query(state))
 
 
 def _texts(step: str, two: bool, height: int = 68, label: str = "Sentence") -> tuple[str, str]:
@@ -129,6 +140,7 @@ def step_reading(ctx) -> tuple[str, str, int | None]:
                            label_visibility="collapsed", persist_state="session")      # kept across pages
     _nav("lesson_pos", list(range(n)))
     win = views.window(n, pos, views.CHART_WINDOW)        # a long text: the stretch around the word
+    lecture.anchor()                                      # the presenter view scrolls here on a clicker key
     st.html(figures.token_strip_html(tr, pos, legend=False, window=win))
     ch = lesson.step_change(tr, -1, pos)
     w, p = tr.top_words(pos, 1)[0]
@@ -140,9 +152,9 @@ def step_reading(ctx) -> tuple[str, str, int | None]:
     top = len(tr.layers)                                  # the top layer (layers are numbered from 1)
     a, b = st.columns([1, 1.2])
     with a:
-        widgets.chart(lesson.projector(figures.topk_figure(tr, pos, k=8), BIG, height=430), "lesson_fig_topk")
+        widgets.chart(lesson.projector(figures.topk_figure(tr, pos, k=8), BIG, height=_h(430)), "lesson_fig_topk")
     with b:
-        widgets.chart(lesson.projector(figures.step_figure(tr, top, pos), BIG, height=430), "lesson_fig_step")
+        widgets.chart(lesson.projector(figures.step_figure(tr, top, pos), BIG, height=_h(430)), "lesson_fig_step")
     fig = figures.heatmap_figure(tr, top, "h", selected=pos, ranges=ctx.ranges, window=win,
                            title=f"The memory h after every word (top layer, {ch['units']} numbers per column; "
                                  "red +, blue −)")
@@ -162,6 +174,7 @@ def step_order(ctx) -> tuple[str, str, None]:
     bag = lambda cnt: " ".join(f"{w}×{k}" if k > 1 else w for w, k in sorted(cnt.items()))  # noqa: E731
     _say(f"Bag of words A: <code>{_e(bag(c.bag_a))}</code> &nbsp; B: <code>{_e(bag(c.bag_b))}</code> — "
          + ("<b>identical</b>." if c.same_bag else "<b>different</b>."), size=18)
+    lecture.anchor()                   # (the readout below says the bag is the same)
     m1, m2, m3 = st.columns(3)
     m1.metric("Order-blind model: distance between the two inputs", f"{bow:.3g}",
               help="‖sum of word embeddings of A − sum for B‖: what a bag-of-embeddings model sees.")
@@ -181,7 +194,7 @@ def step_order(ctx) -> tuple[str, str, None]:
         fig = analysis_figures.next_word_bars(df, top=8)
         fig.update_layout(title="What each sentence makes the model expect next",
                           legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom"))
-        widgets.chart(lesson.projector(fig, BIG, height=430), "lesson_fig_order_next")
+        widgets.chart(lesson.projector(fig, BIG, height=_h(430)), "lesson_fig_order_next")
     with right:
         last = lesson.compare_step(c, "last")
         win = views.window(c.n, last, views.CHART_WINDOW)
@@ -191,7 +204,7 @@ def step_order(ctx) -> tuple[str, str, None]:
                           margin=dict(t=90, b=90))
         fig.update_xaxes(title=None)            # the title says it; the axis title overlapped the legend
         fig.update_yaxes(title="‖A − B‖")
-        widgets.chart(lesson.projector(fig, BIG, height=430), "lesson_fig_order_lines")
+        widgets.chart(lesson.projector(fig, BIG, height=_h(430)), "lesson_fig_order_lines")
     return a, b, None
 
 
@@ -214,6 +227,7 @@ def step_bartender(ctx) -> tuple[str, str, None]:
         st.warning(widgets.friendly(e), icon=":material/warning:")
         return a, b, None
     chosen = df[df["kind"] == "chosen"]
+    lecture.anchor()
     left, right = st.columns([1, 1.1])
     with left:
         if chosen["in_vocab"].any():
@@ -221,7 +235,7 @@ def step_bartender(ctx) -> tuple[str, str, None]:
             fig.data[0].name, fig.data[1].name = "girl / she (A)", "boy / he (B)"
             fig.update_layout(title=f"P(next word) after “{c.tokens_a[step]}”",
                               legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom"))
-            widgets.chart(lesson.projector(fig, BIG, height=440), "lesson_fig_address")
+            widgets.chart(lesson.projector(fig, BIG, height=_h(440)), "lesson_fig_address")
     with right:
         _say(_e(lesson.address_sentence(df, "girl / she", "boy / he")), "bartender-readout", size=19)
         if not chosen["in_vocab"].all():
@@ -310,7 +324,8 @@ def step_unrolled(ctx) -> tuple[str, str, int | None]:
     fig = analysis_figures.unrolled_figure(tr, layer=-1, start=start, max_steps=8)
     fig.update_layout(title="The network unrolled: one box per word, the memory h<sub>t</sub> (top layer) inside, "
                             "the next-word guess above")
-    widgets.chart(lesson.projector(fig, BIG, height=460), "lesson_fig_unrolled")
+    lecture.anchor()
+    widgets.chart(lesson.projector(fig, BIG, height=_h(460)), "lesson_fig_unrolled")
     _say("Above each box: the model's most likely next word and its probability. The blue arrows carry the "
          "memory; that is the only way anything read earlier can affect a later guess.", size=18)
     return text, "", (start if n > 8 else None)
@@ -322,6 +337,7 @@ def step_shapes(ctx) -> tuple[str, str, None]:
     text, _ = _texts("shapes", False)
     ss = st.session_state
     ss.setdefault("lesson_shape", "one-to-one")
+    lecture.anchor()
     shape = st.segmented_control("Shape", list(lesson.SHAPES), key="lesson_shape", format_func=lesson.SHAPES.get,
                                  required=True)
     _nav("lesson_shape", list(lesson.SHAPES))
@@ -455,6 +471,7 @@ def step_cells(ctx) -> tuple[str, str, None]:
     layer, q, unit = int(best["layer"]), str(best["quantity"]), int(best["unit"])
     verdict = char_cells.verdict(float(best["r_position"]), float(best["auc_late"]))
     values = s.unit(layer, q, unit)
+    lecture.anchor()
     _say(_e(cells.cell_sentence(best, len(s.chars), s.n_quoted, verdict, Path(path).name)), "cells-readout", size=18)
     vmax = cells.colour_limit(values)
     st.html(cells.cell_text_html(s.chars, values, vmax, font_px=20))
@@ -491,6 +508,7 @@ def _clicked():
     if d is None:
         return
     ss = st.session_state
+    ss["_lesson_scroll_bump"] = True                # the presenter view: the step's content to the top
     nav = ss.get("_lesson_nav")
     if nav:
         key, values = nav
@@ -525,6 +543,7 @@ def _demo_list():
 def page():
     ctx = session.require_model()
     _load_query()
+    session.url_state(*URL_KEYS)
     ss = st.session_state
     ss.setdefault("lesson_step", "reading")
     st.markdown("## How a recurrent network reads")
@@ -538,7 +557,9 @@ def page():
     # The address first (issue 14): a step's charts and attributions take seconds, and an address written
     # only after them lagged one action behind the page (or never came, when a newer action cut the run).
     _save_query(_state_now(step))
-    clicker.mount("lesson_clicker", keys=True, on_key=_clicked)
+    bump = ss.pop("_lesson_scroll_bump", False) or ss.get("_lesson_scroll_step") != step
+    ss["_lesson_scroll_step"] = step                # a new step (a link opened) scrolls too
+    clicker.mount("lesson_clicker", keys=True, on_key=_clicked, scroll=lecture.scroll_token("_lesson_scroll", bump))
     ss["_lesson_nav"] = None
     text, text_b, pos = STEPS[step](ctx)
     if not lecture.presenting():

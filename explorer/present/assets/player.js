@@ -505,12 +505,15 @@ function drawHeat(S) {
   S.heat.dataset.labels = labels.join("|");
   if (!d.heat.length) return;
   const perRow = T <= 20 && d.heat.length > 1 ? 2 : 1;
-  const full = Math.max(320, S.box.clientWidth || 900);
+  // the heatmap's own width (the presenter view puts the next-word bars beside it), and a height cap a
+  // stylesheet may set (--rsx-heat-h: the presenter view at 1024 x 768)
+  const full = Math.max(320, S.heat.clientWidth || S.box.clientWidth || 900);
+  const cap = parseFloat(getComputedStyle(S.box).getPropertyValue("--rsx-heat-h")) || 340;
   const W = Math.floor((full - (perRow - 1) * 16) / perRow);
   const rot = T > 12, fs = T <= 25 ? 13 : T <= 45 ? 12 : T <= 80 ? 10 : 8;
   const longest = Math.max(...labels.map(l => short(l, 14).length));
   const L = 50, R = 70, TOP = 8, B = rot ? Math.ceil(0.55 * fs * longest * 0.77 + fs + 14) : fs + 16;
-  const ph = Math.round(Math.min(340, Math.max(180, 0.8 * U))), H = TOP + ph + B;
+  const ph = Math.round(Math.min(cap, Math.max(Math.min(180, cap), 0.8 * U))), H = TOP + ph + B;
   const grid = el("div", "rsx-heatgrid");
   grid.style.gridTemplateColumns = `repeat(${perRow}, minmax(0, 1fr))`;
   S.heat.appendChild(grid);
