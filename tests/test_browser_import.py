@@ -174,7 +174,7 @@ def test_04_every_chart_has_a_download_menu(pg, tmp_path, server):
     body.locator('button:has-text("SVG")').first.click()          # drawn first, then saved
     if not body.is_visible():
         menu.locator("button").click()
-    save = pg.locator('[data-testid="stPopoverBody"] [class*="__save_svg"] button')
+    save = pg.locator('[data-testid="stPopoverBody"] [class*="__save_svg"] button').first
     save.wait_for(timeout=90_000)
     with pg.expect_download(timeout=90_000) as d:
         save.click()

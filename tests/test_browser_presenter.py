@@ -23,6 +23,9 @@ LESSON = {
     "bartender": ['[data-testid="bartender-readout"]', ".st-key-lesson_fig_address"],
     "unrolled": [".st-key-lesson_fig_unrolled"],
     "shapes": ['[data-testid="shape-readout"]', ".st-key-lesson_fig_shape"],
+    "shapes&shape=one-to-many": ['[data-testid="shape-readout"]', ".st-key-lesson_fig_shape"],
+    "shapes&shape=many-to-one": ['[data-testid="shape-readout"]', ".st-key-lesson_fig_shape"],
+    "shapes&shape=encoder-decoder": ['[data-testid="shape-readout"]', ".st-key-lesson_fig_shape"],
     "cells": ['[data-testid="cells-readout"]', '[data-testid="cell-text"]'],
 }
 

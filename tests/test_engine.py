@@ -159,8 +159,8 @@ def test_torch_threads_sets_and_restores(monkeypatch):
 def test_an_index_build_runs_on_one_thread_by_default(tiny_lstm, tmp_path, monkeypatch):
     from explorer.corpus import index as IX
     seen = []
-    real = IX.index_file
-    monkeypatch.setattr(IX, "index_file", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    real = IX.index_group
+    monkeypatch.setattr(IX, "index_group", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "a.txt").write_text(TEXT + "\n\n" + TEXT, encoding="utf-8")
     torch.set_num_threads(2)

@@ -119,7 +119,8 @@ def scan(index: CorpusIndex, layer: int, quantity: str, q: np.ndarray, top: int,
     qu = torch.from_numpy(q / qn if qn > 0 else q)[None]                    # [1, H]
     N = index.n_tokens
     dots = torch.empty(N)
-    with warnings.catch_warnings():
+    from ..engine import torch_threads
+    with warnings.catch_warnings(), torch_threads(1):        # one thread: a memory-bound scan
         warnings.simplefilter("ignore", UserWarning)          # a read-only memory map: torch only reads it
         for s0, n, mm in index.shards(layer, quantity):
             tm = torch.from_numpy(mm)                         # [H, W] float16

@@ -1,8 +1,13 @@
-"""Corpus: select -> match (after LSTMVis), and state trajectories over the corpus.
+"""Corpus: select -> match (after LSTMVis), nearest states, and state trajectories over the corpus.
 
 Layout: your text and the range picked in its token strip -> the units on across the selection (the
 hypothesis) over your text -> every place in the corpus where those units are on, each with a small
-heatmap of what they do there -> trajectories of two texts through the corpus's principal plane.
+heatmap of what they do there -> a clicked token's nearest states in the corpus, each opening in Explore
+-> trajectories of two texts through the corpus's principal plane.
+
+Without an index yet, its build runs in the background (ui.jobs, once per server) with its progress at the
+top, and the page draws what needs no index (the text, the selection's units); the rest follows when the
+build ends. Texts over MAX_CHARS are read up to it, with one message for the page.
 """
 from __future__ import annotations
 

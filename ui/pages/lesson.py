@@ -337,10 +337,10 @@ def step_shapes(ctx) -> tuple[str, str, None]:
     text, _ = _texts("shapes", False)
     ss = st.session_state
     ss.setdefault("lesson_shape", "one-to-one")
-    lecture.anchor()
     shape = st.segmented_control("Shape", list(lesson.SHAPES), key="lesson_shape", format_func=lesson.SHAPES.get,
                                  required=True)
     _nav("lesson_shape", list(lesson.SHAPES))
+    lecture.anchor()                            # (each shape's readout names the shape)
     if not text.strip():
         st.info("Type a sentence.", icon=":material/edit:")
         return text, "", None
@@ -359,7 +359,7 @@ def _one_to_one(ctx, text):
          "(only the paragraph-start token &lt;eos&gt; came before).", "shape-readout")
     tr = cached.get_trace(ctx, w)
     if tr is not None:
-        widgets.chart(lesson.projector(figures.topk_figure(tr, len(tr) - 1, k=10), BIG, height=460), "lesson_fig_shape")
+        widgets.chart(lesson.projector(figures.topk_figure(tr, len(tr) - 1, k=10), BIG, height=_h(460)), "lesson_fig_shape")
 
 
 def _one_to_many(ctx, text):
@@ -378,7 +378,7 @@ def _one_to_many(ctx, text):
          f"<b style='color:#b2182b'>{_e(words)}</b>", "shape-readout")
     fig = analysis_figures.generation_bars(gen)
     fig.update_xaxes(tickangle=-45)
-    widgets.chart(lesson.projector(fig, BIG - 2, height=420), "lesson_fig_shape")
+    widgets.chart(lesson.projector(fig, BIG - 2, height=_h(420)), "lesson_fig_shape")
     st.caption("Sampled with temperature 0.8 among the 40 most probable words; change the seed for another draw. "
                "The Generate page has every setting.")
 
@@ -432,7 +432,7 @@ def _encoder_decoder(ctx, text):
     st.warning("Illustration only: this model was not trained to translate, and there is no separate decoder. "
                "Below is the real encoder side (the state after reading your sentence). As a stand-in for a "
                "decoder, the same language model continues from that state.", icon=":material/school:")
-    widgets.chart(lesson.projector(lesson.final_state_figure(tr), BIG - 2, height=360), "lesson_fig_shape")
+    widgets.chart(lesson.projector(lesson.final_state_figure(tr), BIG - 2, height=_h(360)), "lesson_fig_shape")
     gen = cached_analysis.generation(ctx, text, 12, 0.0, 0, 0)
     words = " ".join("¶" if x == "<eos>" else x for x in gen.words)
     _say(f"Continuing from that state (most probable word each time): <b style='color:#b2182b'>{_e(words)}</b>. "

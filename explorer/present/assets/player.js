@@ -425,14 +425,23 @@ function renderChange(S, i) {
     g.fillText(m.toFixed(2), L - 4, T + 4); g.fillText("0", L - 4, y0); g.fillText((-m).toFixed(2), L - 4, T + ph - 4);
     g.textAlign = "center"; g.textBaseline = "top";
     g.fillText(`unit (0–${U - 1})`, L + pw / 2, T + ph + 2);
-    const order = Array.from(delta.keys()).sort((a, b) => Math.abs(delta[b]) - Math.abs(delta[a])).slice(0, 3);
+    // the three largest changes labelled uN; a label that would overlap one already placed is skipped for
+    // the next largest (labels of nearby units collided: "u324u339"). The boxes are kept on the canvas.
+    const order = Array.from(delta.keys()).sort((a, b) => Math.abs(delta[b]) - Math.abs(delta[a])).slice(0, 24);
     g.fillStyle = "#222"; g.font = "10px sans-serif";
+    const placed = [];
     for (const u of order) {
-      if (Math.abs(delta[u]) < 1e-6) continue;
-      const hgt = Math.max(-1, Math.min(1, delta[u] / m)) * (ph / 2);
-      g.textBaseline = delta[u] >= 0 ? "bottom" : "top";
-      g.fillText("u" + u, L + (u + 0.5) * bw, delta[u] >= 0 ? Math.max(T + 8, y0 - hgt - 1) : Math.min(T + ph - 8, y0 - hgt + 1));
+      if (placed.length === 3 || Math.abs(delta[u]) < 1e-6) break;
+      const hgt = Math.max(-1, Math.min(1, delta[u] / m)) * (ph / 2), up = delta[u] >= 0;
+      const x = L + (u + 0.5) * bw, y = up ? Math.max(T + 8, y0 - hgt - 1) : Math.min(T + ph - 8, y0 - hgt + 1);
+      const w = g.measureText("u" + u).width + 2;
+      const box = { u, x0: x - w / 2, x1: x + w / 2, y0: up ? y - 11 : y, y1: up ? y : y + 11 };
+      if (placed.some(p => box.x0 < p.x1 && p.x0 < box.x1 && box.y0 < p.y1 && p.y0 < box.y1)) continue;
+      placed.push(box);
+      g.textBaseline = up ? "bottom" : "top";
+      g.fillText("u" + u, x, y);
     }
+    cv.dataset.labels = JSON.stringify(placed.map(p => [p.u, +p.x0.toFixed(1), +p.x1.toFixed(1), +p.y0.toFixed(1), +p.y1.toFixed(1)]));
     cv.addEventListener("mousemove", e => {
       const u = Math.floor((e.offsetX - L) / bw);
       if (u < 0 || u >= U) return hideTip(S);
