@@ -6,9 +6,10 @@ at each index given (e.g. 171k and 1.3M tokens), with the growth between the fir
 For each index and query it reports:
 
 - ``fresh_s``: the query in a fresh process *beyond process start*: the child imports the project and
-  loads the model (process start, not timed), then times open_index + the query (select's trace of the
-  typed text included), as `python -m explorer match|units|neighbours` does; median of --processes
-  children;
+  pyarrow and loads the model (process start, not timed), then times open_index + the query (select's
+  trace of the typed text and the model's first forward included), as `python -m explorer
+  match|units|neighbours` does; median of --processes children; ``fresh_cpu_s``: the CPU seconds of
+  the same (on a shared machine the wall time also counts the other jobs);
 - ``warm_s``: the same query again in this process, index open (median of --queries hypotheses for
   match, taken from the corpus: a random range of 1-4 tokens and the units on at each of its tokens);
 - a baseline measured side by side: match against ``match_full_scan`` (every unit of the layer read,
@@ -48,8 +49,8 @@ from explorer.bundle import load_model
 from explorer.corpus.index import open_index
 from explorer.corpus import queries as Q
 model = load_model({model!r})
-import numpy as np
-t0 = time.perf_counter()
+import numpy as np, pyarrow.ipc  # noqa: F401  (the command's imports are part of process start)
+t0, c0 = time.perf_counter(), time.process_time()
 idx = open_index({index!r})
 kind = {kind!r}
 if kind == "match":
@@ -61,7 +62,7 @@ elif kind == "units":
 else:
     r = Q.neighbours(idx, model, {text!r}, {pos}, {layer}, "h", 20)
     n = len(r.items)
-print(json.dumps({{"seconds": time.perf_counter() - t0, "n": n}}))
+print(json.dumps({{"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, "n": n}}))
 """
 
 
@@ -73,15 +74,18 @@ def loadavg() -> str:
 
 
 def fresh(index, model, kind, layer, unit, processes):
-    secs = []
+    """(median seconds, every run's seconds, median CPU seconds) of `kind` in fresh processes."""
+    secs, cpus = [], []
     for _ in range(processes):
         code = CHILD.format(root=str(ROOT), model=model, index=str(index), kind=kind, text=TEXT, s=SPAN[0],
                             e=SPAN[1], layer=layer, unit=unit, pos=POSITION)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
         if out.returncode:
             raise SystemExit(out.stderr)
-        secs.append(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
-    return round(statistics.median(secs), 4), [round(s, 4) for s in secs]
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        secs.append(got["seconds"])
+        cpus.append(got["cpu"])
+    return round(statistics.median(secs), 4), [round(s, 4) for s in secs], round(statistics.median(cpus), 4)
 
 
 def one_index(path, a):
@@ -95,7 +99,7 @@ def one_index(path, a):
            "bytes_per_value": round(sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
                                     / (idx.n_tokens * idx.n_units * len(idx.layers) * len(idx.quantities)), 3)}
     # match: fresh processes, then warm hypotheses from the corpus beside the full scan
-    res["match_fresh_s"], res["match_fresh_all"] = fresh(path, model_path, "match", layer, 0, a.processes)
+    res["match_fresh_s"], res["match_fresh_all"], res["match_fresh_cpu_s"] = fresh(path, model_path, "match", layer, 0, a.processes)
     res["match_fresh_loadavg"] = loadavg()
     hyps = []
     while len(hyps) < a.queries:
@@ -122,13 +126,13 @@ def one_index(path, a):
                 "match_same_answers": bool(agree), "match_warm_loadavg": loadavg()})
     # units: a unit's dictionary entry
     unit = int(hyps[0][0][0])
-    res["units_fresh_s"], res["units_fresh_all"] = fresh(path, model_path, "units", layer, unit, a.processes)
+    res["units_fresh_s"], res["units_fresh_all"], res["units_fresh_cpu_s"] = fresh(path, model_path, "units", layer, unit, a.processes)
     res["units_fresh_loadavg"] = loadavg()
     t0 = time.perf_counter()
     Q.unit_profile(idx, layer, "h", unit, model=model)
     res["units_warm_s"] = round(time.perf_counter() - t0, 4)
     # neighbours: the exact scan beside a plain NumPy cosine over the layer's rows
-    res["neighbours_fresh_s"], res["neighbours_fresh_all"] = fresh(path, model_path, "neighbours", layer, 0,
+    res["neighbours_fresh_s"], res["neighbours_fresh_all"], res["neighbours_fresh_cpu_s"] = fresh(path, model_path, "neighbours", layer, 0,
                                                                    a.processes)
     res["neighbours_fresh_loadavg"] = loadavg()
     t0 = time.perf_counter()
@@ -160,9 +164,11 @@ def main(argv=None):
     if len(results) > 1:
         s, l = results[0], results[-1]
         out["growth"] = {"tokens": round(l["tokens"] / s["tokens"], 2),
-                         **{k: round(l[k] / s[k], 2) for k in ("match_fresh_s", "match_warm_median_s",
-                                                                "units_fresh_s", "units_warm_s",
-                                                                "neighbours_fresh_s", "neighbours_warm_s")}}
+                         **{k: round(l[k] / s[k], 2) for k in ("match_fresh_s", "match_fresh_cpu_s",
+                                                                "match_warm_median_s", "units_fresh_s",
+                                                                "units_fresh_cpu_s", "units_warm_s",
+                                                                "neighbours_fresh_s", "neighbours_fresh_cpu_s",
+                                                                "neighbours_warm_s")}}
     out["loadavg_end"] = loadavg()
     print(json.dumps(out, indent=1))
 

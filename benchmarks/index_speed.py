@@ -9,7 +9,7 @@ The baseline runs the model's own `nn.LSTM` module over exactly the blocks the b
 rows that hold a file only), one torch thread, discarding the outputs. It runs once before and once after
 the build; the ratio is against their mean, so a change in the machine's load during the run is shared.
 `--load N` starts N busy processes (a pure-Python spin each) for that measurement. --max-tokens picks
-whole files in name order until that many tokens (0: the whole corpus).
+whole files in name order (--glob: only those matching) until that many tokens (0: the whole corpus).
 
 Prints JSON with /proc/loadavg at the start and end of each measurement.
 """
@@ -42,10 +42,12 @@ def loadavg() -> str:
         return "?"
 
 
-def pick(model, corpus, max_tokens):
+def pick(model, corpus, max_tokens, pattern):
     root, files = corpus_files(corpus)
     chosen, ids, total = [], {}, 0
     for p in files:
+        if not p.match(pattern):
+            continue
         text = read_text(p)
         if not text.strip():
             continue
@@ -95,6 +97,7 @@ def main(argv=None):
     ap.add_argument("--model", required=True)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--max-tokens", type=int, default=200_000)
+    ap.add_argument("--glob", default="*.txt", help="only the files whose name matches, e.g. 'holmes_*'")
     ap.add_argument("--load", type=int, action="append", default=None,
                     help="busy competing processes during a measurement (repeat: --load 0 --load 2)")
     ap.add_argument("--rows", type=int, default=16)
@@ -103,7 +106,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     model = load_model(a.model)
-    root, chosen, ids, total = pick(model, a.corpus, a.max_tokens)
+    root, chosen, ids, total = pick(model, a.corpus, a.max_tokens, a.glob)
     results = []
     with tempfile.TemporaryDirectory(prefix="index_speed_") as tmp:
         corpus = Path(tmp) / "corpus"

@@ -383,7 +383,8 @@ def test_page_restores_text_model_b_and_token_from_the_address(bundles, monkeypa
     assert not at.error, [e.value for e in at.error]
     assert at.text_area(key="cmp_text").value == "Mary loves John ."
     assert at.select_slider(key="cmp_token").value == 3
-    assert dict(at.query_params) == {"model": "tiny-a", "b": "tiny-b", "text": "Mary loves John .", "token": "3"}
+    assert dict(at.query_params) == {"model": "tiny-a", "b": "tiny-b", "text": "Mary loves John .", "token": "3",
+                                     "units": "every"}        # the layer of the units compared too (issue 22)
     # a token past the end of the text falls back to the largest change
     at = open_page(bundles, monkeypatch, {"model": "tiny-a", "b": "tiny-b", "text": "Mary loves John .",
                                           "token": "99"})

@@ -182,3 +182,15 @@ def test_a_change_that_moves_nothing_is_called_a_null_example(tiny_lstm):
     assert note and "null example" in note
     res = IV.intervene(tiny_lstm, text, (IV.Intervention(2, "h", tuple(range(16)), "set", 5.0),), ("miss", "sir"))
     assert CFG.intervention_effect_note(res) is None
+
+
+def test_character_models_are_said_to_predict_characters(char_models, models_dir):
+    import explorer as E
+    from explorer.present import figures, player
+    char = E.load_model(char_models / "tiny-char")
+    tr = E.trace(char, "said the girl")
+    assert player.player_data(tr, 1, pos=3)["token_kind"] == "character"
+    assert figures.topk_figure(tr, 3).layout.title.text.startswith("Next character after")
+    word = E.trace(E.load_model(models_dir / "tiny-lstm"), "said the girl")
+    assert player.player_data(word, 1, pos=2)["token_kind"] == "word"
+    assert figures.topk_figure(word, 2).layout.title.text.startswith("Next word after")

@@ -202,12 +202,13 @@ def test_patch_page_states_its_limit_and_refuses_a_long_pair(models_dir, monkeyp
     at.text_area(key="pt_corrupt").input(" ".join([BOY] * 12)).run()
     assert_clean(at)
     msgs = [w.value for w in at.warning]
-    assert any(m.startswith(f"patching works on up to {PA.MAX_TOKENS:,} tokens; your texts have ") for m in msgs), msgs
+    assert any(m.lower().startswith(f"patching works on up to {PA.MAX_TOKENS:,} tokens; your texts have ")
+               for m in msgs), msgs
     assert not at.get("plotly_chart")     # nothing was computed or drawn
 
 
 def test_memory_page_sends_a_window_of_the_matrix(models_dir, monkeypatch):
-    from apptest_support import array, assert_clean, open_page, specs
+    from apptest_support import array, assert_clean, html_with, open_page, specs
     at = open_page(models_dir, monkeypatch, "ui/pages/memory.py")
     text = " ".join([GIRL] * 12)
     at.text_area(key="mem_text").input(text).run()
@@ -217,3 +218,6 @@ def test_memory_page_sends_a_window_of_the_matrix(models_dir, monkeypatch):
     z = array(heat[0]["data"][0]["z"])
     assert z.shape == (ME.MATRIX_WINDOW, ME.MATRIX_WINDOW)
     assert any(f"last {ME.MATRIX_WINDOW} steps" in c.value for c in at.caption)
+    chips = html_with(at, 'data-testid="attr-strip"')
+    assert chips.count("lx-chip") <= AT.WINDOW + 1           # the scored window only, not the whole text
+    assert any("read as context and not scored" in c.value for c in at.caption)

@@ -238,7 +238,8 @@ def test_lesson_restores_step_and_sentence_from_the_url(models, monkeypatch):
     assert at.text_area(key="lesson_textb_bartender").value == b
     # <eos> A girl said " Certainly , : both attributions explain the prediction after the comma (row 6)
     assert len([h for h in at.get("html") if 'data-step="6"' in h.proto.body]) == 2
-    assert at.query_params == {"model": "tiny-lstm", "step": "bartender", "text": a, "text_b": b}
+    assert at.query_params == {"model": "tiny-lstm", "step": "bartender", "text": a, "text_b": b,
+                               "method": "occlusion"}           # the step's attribution method too (issue 22)
     # and back: editing the sentence writes it into the URL
     at.text_area(key="lesson_text_bartender").input('A girl said "Certainly, miss."').run()
     assert at.query_params["text"] == 'A girl said "Certainly, miss."'

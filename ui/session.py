@@ -3,7 +3,9 @@ address bar, so that a lecturer can prepare links before class.
 
 app.py calls open_address on every run, before the sidebar: the first run of a session reads the
 address it was opened with (?present=1, ?model=NAME). Each page keeps its own keys in the address with
-url_state (read once, on the page the session was opened on; written on every run).
+url_state (read once, on the page the session was opened on; written on every run, and once more by
+url_flush after the page ran). A long text goes into the address as a short id of a text kept under
+the cache folder (save_text / saved_text), so a link stays short.
 """
 from __future__ import annotations
 
@@ -304,8 +306,9 @@ def url_state(*specs: str):
     More kinds: ':float', ':ints' (whole numbers, comma-separated: a range, a list of units), ':list'
     (words, comma-separated), ':name' and ':names' (a model path or a list of them, by their folder
     names; see link_paths), ':auto' (a choice among numbers and words: a number comes back as an int).
-    A number kind may carry a slider's range, ':float:0:2' (a value outside it is ignored). A text longer than URL_TEXT_MAX goes into the
-    address as a short id of the text store, and comes back from it when the link is opened."""
+    A number kind may carry a slider's range, ':float:0:2' (a value outside it is ignored). A text longer
+    than URL_TEXT_MAX goes into the address as a short id of the text store, and comes back from it
+    when the link is opened."""
     ss = st.session_state
     ss["_url_run_specs"] = specs
     tag = "_url_loaded:" + "|".join(specs)

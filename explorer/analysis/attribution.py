@@ -22,7 +22,7 @@ parameter `.grad`, no hooks, no change to train/eval mode. Grad mode is thread-l
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Mapping, Sequence
 
@@ -88,10 +88,19 @@ class Attribution:
         """|completeness_error| / |f(x) − f(b)|: the share of the total IG did not account for."""
         return abs(self.completeness_error) / max(abs(self.logprob - self.baseline_logprob), 1e-3)
 
+    def window(self) -> "Attribution":
+        """Only the scored tokens (from window_start on), positions kept: what a chart of the scores shows."""
+        lo = self.window_start
+        if not lo or len(self.tokens) != self.step + 1:
+            return self
+        return replace(self, tokens=self.tokens[lo:], special=self.special[lo:],
+                       scores=MappingProxyType({m: v[lo:] for m, v in self.scores.items()}))
+
     def frame(self):
         """One row per token: position, token, and a column per method."""
         import pandas as pd
-        d = {"position": np.arange(self.step + 1), "token": list(self.tokens), "special": list(self.special)}
+        first = self.step + 1 - len(self.tokens)          # 0, or window_start for a window()
+        d = {"position": np.arange(first, self.step + 1), "token": list(self.tokens), "special": list(self.special)}
         d.update({m: v for m, v in self.scores.items()})
         return pd.DataFrame(d)
 

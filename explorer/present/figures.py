@@ -328,7 +328,7 @@ def topk_figure(tr: Trace, t: int, k: int = 10, height: int = 340) -> go.Figure:
                  customdata=[esc(views.visible(w)) for w in df["word"]],
                  hovertemplate="<b>%{customdata}</b><br>P = %{x:.2%}<extra></extra>")
     layout = figure_layout(
-        height, f"Next word after “{esc(_short(word, 18))}”<br><span style='font-size:12px;color:#555'>{nxt}</span>",
+        height, f"Next {views.token_kind(tr)} after “{esc(_short(word, 18))}”<br><span style='font-size:12px;color:#555'>{nxt}</span>",
         showlegend=False, bargap=0.25,
         margin=dict(l=int(12 + 7.2 * max((len(_short(w, 16)) + (0 if r else 9) for w, r in zip(df["word"], df["in_topk"])),
                                          default=4)), r=36, t=58, b=44),

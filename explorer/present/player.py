@@ -157,6 +157,7 @@ class PlayerData:
     gate_stops: list
     ngram: dict | None                # the n-gram's track (ngram_track) or None
     views: tuple[str, ...] = ()       # the tab labels the player offers (none: no tab bar)
+    token_kind: str = "word"          # "word" or "character": how the panels name what is predicted
 
     def with_views(self, views: Sequence[str]) -> "PlayerData":
         return replace(self, views=tuple(views))
@@ -221,6 +222,7 @@ def build_player_data(tr: Trace, layer: int, *, pos: int, window: tuple[int, int
         gate_stops=F.SEQUENTIAL,
         ngram=None if ngram is None else ngram_track(tr, ngram[1], lo, hi, ngram[0]),
         views=tuple(views),
+        token_kind=V.token_kind(tr),
     )
 
 

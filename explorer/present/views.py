@@ -55,6 +55,13 @@ def explained(attr) -> str:
     return q + (f" − log P(“{visible(attr.versus)}”)" if attr.versus is not None else "")
 
 
+def token_kind(tr: Trace) -> str:
+    """What the model behind `tr` predicts, for the wording of a view: "character" when every
+    vocabulary entry but the specials (<unk>, <eos>) is one character, else "word"."""
+    plain = [v for v in tr.vocab if not (v.startswith("<") and v.endswith(">") and len(v) > 2)]
+    return "character" if plain and all(len(v) == 1 for v in plain) else "word"
+
+
 def token_label(tok) -> str:
     """How a token is written on axes and chips: the surface text, '<eos>' for a boundary,
     whitespace as glyphs (`visible`)."""

@@ -107,6 +107,10 @@ def _attribution(ctx, tr, step):
     st.html(f'<div data-testid="attr-readout" style="font-size:16px">After “{after}” '
             f"(step {attr.step}): {html.escape(what)}. Explained: {html.escape(views.explained(attr))} = "
             f"{attr.logprob:.3f}.</div>")
+    if attr.window_start:                 # a long text: the scored window, after its unscored context
+        st.caption(f"The first {attr.window_start:,} tokens are read as context and not scored; the last "
+                   f"{len(attr.tokens) - attr.window_start} up to the step are.")
+        attr = attr.window()
     st.html(lesson.attribution_chips_html(attr, method))
     if "integrated_gradients" in attr.scores:
         st.caption(f"Integrated gradients: {attr.ig_steps} quadrature nodes; the scores add up to the total change "

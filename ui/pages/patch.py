@@ -84,7 +84,7 @@ def page():
         return
     _, too_long = cached_causal.patch_size(ctx, clean, corrupt)
     if too_long:                          # refused before anything runs, with the limit and the length
-        st.warning(too_long + ".", icon=":material/straighten:")
+        st.warning(widgets.friendly(too_long) + ".", icon=":material/straighten:")
         return
     try:
         g = cached_causal.grid(ctx, clean, corrupt, target.strip(), versus.strip())

@@ -365,7 +365,7 @@ function renderTopk(S, i) {
   const sub = el("div", "rsx-sub");
   if (nx.actual) { sub.append("actually next: "); sub.appendChild(el("b", null, short(nx.actual.label, 18))); }
   else sub.append("end of the text");
-  panelTitle(S.topk, `Next word after “${short(label, 18)}”`, sub);
+  panelTitle(S.topk, `Next ${d.token_kind || "word"} after “${short(label, 18)}”`, sub);
   S.topk.dataset.position = String(S.pos);
   const rows = nx.top.map(([w, p], r) => ({ w, p, rank: r + 1, actual: !!nx.actual && nx.actual.in_top && w === nx.actual.word }));
   if (nx.actual && !nx.actual.in_top) rows.push({ w: nx.actual.word, p: nx.actual.prob, rank: nx.actual.rank, actual: true, extra: true });
