@@ -123,12 +123,12 @@ def test_03_downloads_open_with_their_readers(pg, tmp_path):
 
     pg.get_by_text("Download · copy as Python").click()
     got = {}
-    pg.locator(".st-key-dl_fig__dl_png button").click()          # PNG/SVG are drawn first, then saved
-    pg.locator(".st-key-dl_fig__save_png button").wait_for(timeout=90_000)
+    pg.locator(".st-key-dl_fig__dl_png button").first.click()    # PNG/SVG are drawn first, then saved
+    pg.locator(".st-key-dl_fig__save_png button").first.wait_for(timeout=90_000)
     for key, name in (("dl_states_parquet", "states.parquet"), ("dl_fig__save_png", "fig.png"),
                       ("dl_fig_html", "fig.html")):
         with pg.expect_download(timeout=90_000) as d:
-            pg.locator(f".st-key-{key} button").click()
+            pg.locator(f".st-key-{key} button").first.click()
         got[name] = tmp_path / name
         d.value.save_as(got[name])
     t = pq.read_table(got["states.parquet"])

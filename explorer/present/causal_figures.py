@@ -146,7 +146,9 @@ def intervention_effect(result) -> go.Figure:
     for j, w in enumerate(result.words):
         fig.add_trace(go.Scatter(x=list(range(T)), y=result.delta_words[:, j], mode="lines+markers",
                                  name=f"“{w}”", line=dict(color=COLOURS[j % len(COLOURS)]),
-                                 hovertemplate=f"after position %{{x}}: Δ log P({w}) = %{{y:.3f}}<extra></extra>"))
+                                 customdata=[axis_label(t) for t in result.tokens],     # the token: hover and data
+                                 hovertemplate=f"after “%{{customdata}}” (position %{{x}}): Δ log P({w}) = "
+                                               "%{y:.3f}<extra></extra>"))
     fig.add_hline(y=0, line=dict(color="#888", width=1))
     fig.update_xaxes(**_long_text_ticks(result.tokens))
     fig.update_yaxes(title="Δ log P (changed − unchanged)")
@@ -164,7 +166,8 @@ def state_change_lines(result) -> go.Figure:
         d = result.state_change(q)
         for l in range(d.shape[0]):
             fig.add_trace(go.Scatter(x=list(range(T)), y=d[l], mode="lines+markers", name=f"‖Δ{q}‖ layer {l + 1}",
-                                     line=dict(color=COLOURS[l % len(COLOURS)], dash="solid" if q == "h" else "dot")))
+                                     line=dict(color=COLOURS[l % len(COLOURS)], dash="solid" if q == "h" else "dot"),
+                                     customdata=[axis_label(t) for t in result.tokens]))   # the token, in the data
     fig.update_xaxes(**_long_text_ticks(result.tokens))
     fig.update_yaxes(title="distance from the unchanged run")
     fig = style_figure(fig, "What the change does to the later states", height=360, meta={"view": "state_change"})
