@@ -12,6 +12,7 @@ import pytest
 from explorer.present import export as X
 
 from apptest_support import open_page, specs
+from conftest import TEXT
 
 #: The pages with charts that open on a default text (the tiny test models).
 PAGES = ["ui/pages/contrast.py", "ui/pages/compare.py", "ui/pages/memory.py", "ui/pages/generate.py",
@@ -137,3 +138,29 @@ def test_no_chromium_turns_image_export_off_with_the_reason(models_dir, monkeypa
     pngs = [b for b in at.button if b.key and b.key.endswith("__dl_png")]
     assert pngs and all(b.disabled for b in pngs)
     assert any("needs Chromium" in c.value for c in at.caption)
+
+
+#: Long texts, where a token axis shows only every k-th label: the data must still name every token.
+LONG = " ".join((TEXT.split() * 3)[:90])
+LONG_STATE = {"ui/pages/contrast.py": {"ct_a": LONG, "ct_b": LONG.replace(" she ", " he ", 1) + " again"},
+              "ui/pages/memory.py": {"mem_text": LONG},
+              "ui/pages/generate.py": {"gen_prompt": LONG}}
+
+
+@pytest.mark.parametrize("page", list(LONG_STATE))
+def test_long_text_chart_downloads_name_every_token(models_dir, monkeypatch, tmp_path, page):
+    from apptest_support import assert_clean, new_app
+    monkeypatch.setenv("RNN_EXPLORER_CACHE", str(tmp_path / "cache"))
+    at = new_app(models_dir, monkeypatch)
+    at.switch_page(page)
+    for k, v in LONG_STATE[page].items():
+        at.session_state[k] = v
+    at.run()
+    assert_clean(at)
+    charts = specs(at)
+    thinned = [s for s in charts for k, ax in s["layout"].items() if k.startswith(("xaxis", "yaxis"))
+               and isinstance(ax, dict) and ax.get("tickvals") and len(ax["tickvals"]) >= 2
+               and ax["tickvals"][1] - ax["tickvals"][0] > 1]
+    assert thinned, "no chart thinned its token labels: the text is not long enough for this check"
+    bad = {(s["layout"].get("meta") or {}).get("view", "?"): check_labels(s) for s in charts if check_labels(s)}
+    assert not bad, bad

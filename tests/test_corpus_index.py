@@ -355,3 +355,12 @@ def test_killed_process_resumes_to_the_same_index(tmp_path, bundle_dir):
     assert main(["index", *args, "--out", str(out)]) == 0
     assert main(["index", *args, "--out", str(tmp_path / "plain")]) == 0
     _same_index(out, tmp_path / "plain")
+
+
+def test_cell_state_beyond_float16_is_refused(tmp_path, corpus, tiny_lstm, monkeypatch):
+    """c is stored as float16: a value beyond its range stops the build with a message (here the range
+    is made tiny so that the tiny model's c passes it)."""
+    monkeypatch.setattr(IX, "FLOAT16_MAX", 0.01)
+    with pytest.raises(IndexProblem, match="exceeds float16's range.*--quantities h"):
+        build_index(tiny_lstm, corpus, tmp_path / "i", **FAST)
+    build_index(tiny_lstm, corpus, tmp_path / "h", **FAST, quantities="h")      # h alone is bounded

@@ -128,6 +128,8 @@ def test_intervene_on_the_character_model_follows_characters(char_only, monkeypa
     assert "iv-null" not in readout                          # the opening change moves something
     labels = [t.label for t in at.text_input] + [s.label for s in at.select_slider]
     assert "Characters to follow" in labels and not any("word" in l.lower() for l in labels), labels
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert any(t.startswith("Next character after") for t in titles), titles
 
 
 def test_patch_on_the_character_model_offers_a_character_pair(char_only, monkeypatch):

@@ -54,6 +54,10 @@ TRAIN_FLAGS = [
      "gender-swap-names-spread turns it into madam, ma'am and miss in turn"),
     ("--lr-decay", 4.0, "decay", None, None,
      "divide the learning rate by this after an epoch without a validation gain (1: keep it)"),
+    ("--lr-schedule", "plateau", None, ["plateau", "budget"], None,
+     "plateau: divide the rate by --lr-decay after an epoch without a validation gain and stop after --patience "
+     "such epochs; budget (with --max-minutes): the rate falls linearly to 0 over the time budget, no early stop, "
+     "the run ends when the budget is spent (mid-epoch) and keeps the best epoch's model"),
     ("--focus", None, None, None, "WORDS",
      "'gender' or comma-separated words whose targets weigh --focus-weight in the loss"),
     ("--focus-weight", 1.0, "nonneg_float", None, None, None),

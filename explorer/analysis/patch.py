@@ -19,7 +19,9 @@ t+1 (the h of step t stays the corrupted one).
 Speed: the patched runs share everything before their patch point, so only their continuations run,
 all of one layer's patch points as one batch through the fused kernel (right-padded: a row's padding
 comes after its last real step and changes nothing before it). Layer by layer, the rows patched
-below continue in the same batch. Exactness: every batch has at least two rows, so each row's numbers
+below continue in the same batch. Size: the patch points go in blocks of rows ordered by position
+(BLOCK_BYTES each), and pairs longer than MAX_TOKENS are refused before anything runs, so a request's
+memory is bounded whatever the text. Exactness: every batch has at least two rows, so each row's numbers
 are those of the same run alone (see `explorer.engine`); the grid equals the one-patch-at-a-time loop exactly,
 a patch that copies a state equal in both runs (the boundary at position 0) restores exactly 0 (for a
 plain RNN within float rounding: on some CPUs its kernel rounds a many-step call and single steps

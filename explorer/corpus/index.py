@@ -459,8 +459,13 @@ def index_group(model, plan: dict, k: int, out: str, on_block: Callable[[int], N
         for t, v in zip(state if lstm else (state,), final if lstm else (final,)):
             t[:, rows] = v
         for (li, q), v in vals.items():
+            if q == "c":
+                lo, hi = torch.aminmax(v)
+                too_big = max(-float(lo), float(hi)) >= FLOAT16_MAX
+            else:
+                too_big = False
             v16 = v.to(torch.float16)
-            if q == "c" and not bool(torch.isfinite(v16).all()):
+            if too_big:
                 raise IndexProblem(f"the cell state c of layer {li + 1} exceeds float16's range ({FLOAT16_MAX:g}) "
                                    "in this corpus; index it without c (--quantities h)")
             norms = torch.linalg.vector_norm(v16.float(), dim=-1).numpy()       # [rows, T]

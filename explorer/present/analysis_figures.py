@@ -32,10 +32,12 @@ def style_figure(fig: go.Figure, title: str | None = None, height: int | None = 
 def token_ticks(tokens: Sequence[str], start: int = 0, text: Sequence[str] | None = None,
            keep: int | None = None, most: int | None = None) -> dict:
     """A token axis at integer positions start, start+1, ...; `text` replaces the labels; thinned (to
-    `most` labels, default views.MAX_TICKS)."""
+    `most` labels, default views.MAX_TICKS). Every label is also kept as the axis's categoryarray, which
+    Plotly ignores on a linear axis: export.figure_frame reads it, so a chart's data download names
+    every token, not only the ones with a tick."""
     text = [axis_label(t) for t in tokens] if text is None else list(text)
     vals = thin_ticks(len(text), start, keep) if most is None else thin_ticks(len(text), start, keep, most)
-    return dict(tickmode="array", tickvals=vals, ticktext=[text[v - start] for v in vals])
+    return dict(tickmode="array", tickvals=vals, ticktext=[text[v - start] for v in vals], categoryarray=text)
 
 
 def axis_label(t: str) -> str:

@@ -212,8 +212,9 @@ def next_words_data(result, t: int, k: int = 8):
     return pd.DataFrame(rows)
 
 
-def next_words_bars(result, t: int, k: int = 8) -> go.Figure:
-    """The next-word distribution after step t, unchanged against changed."""
+def next_words_bars(result, t: int, k: int = 8, kind: str = "word") -> go.Figure:
+    """The next-word distribution after step t, unchanged against changed (`kind`: "character" for a
+    character model's title)."""
     df = next_words_data(result, t, k)
     fig = go.Figure()
     fig.add_trace(go.Bar(y=df["word"].map(axis_label), x=df["p_before"], orientation="h", name="unchanged",
@@ -222,7 +223,7 @@ def next_words_bars(result, t: int, k: int = 8) -> go.Figure:
                          marker_color="#e6550d"))
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title="probability", tickformat=".0%")
-    fig = style_figure(fig, f"Next word after “{axis_label(result.tokens[t])}” (step {t})", height=190 + 26 * len(df),
+    fig = style_figure(fig, f"Next {kind} after “{axis_label(result.tokens[t])}” (step {t})", height=190 + 26 * len(df),
                   meta={"view": "intervention_next_words"}, barmode="group",
                   legend=dict(orientation="h", y=-0.3, x=1, xanchor="right", yanchor="top"))
     fig.update_layout(margin=dict(b=110))

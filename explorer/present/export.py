@@ -213,6 +213,16 @@ def _ticks(fig, tr, which: str) -> dict:
             out[float(v)] = _plain(t)
         except (TypeError, ValueError):
             out[v] = _plain(t)
+    # a token axis (analysis_figures.token_ticks, figures.token_axis) keeps every label as its
+    # categoryarray, positions from the first tick on: the labels of thinned-out ticks too
+    every = ax.categoryarray
+    if every is not None and ax.type in (None, "-", "linear") and len(ax.tickvals):
+        try:
+            start = int(ax.tickvals[0])
+        except (TypeError, ValueError):
+            return out
+        for i, t in enumerate(every):
+            out.setdefault(float(start + i), _plain(t))
     return out
 
 

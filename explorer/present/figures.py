@@ -115,6 +115,7 @@ def token_axis(labels: list[str], selected: int | None = None, title: str | None
         text[selected - start] = f"<b>{text[selected - start]}</b>"
     vals = views.thin_ticks(len(labels), start, selected)        # past MAX_TICKS labels: every k-th, and the selected
     ax = dict(tickmode="array", tickvals=vals, ticktext=[text[v - start] for v in vals],
+              categoryarray=text,       # every label: ignored by Plotly on a linear axis, read by export.figure_frame
               tickangle=_tick_angle(len(labels)), tickfont=dict(size=_tick_font_size(len(labels))),
               range=[start - 0.5, start + len(labels) - 0.5], showgrid=False, zeroline=False)
     if title:

@@ -188,9 +188,9 @@ def trajectory_section(ctx, layer, idx, cut: list):
 
 
 #: What the address bar keeps on this page (session.url_state): the layer, the text and its selection, the
-#: match settings, and the two trajectory texts.
+#: match settings, the token whose nearest states are listed, and the two trajectory texts.
 URL_KEYS = ("layer:layer", "text=corpus_text", "sel=corpus_sel:ints", "thr=corpus_thr:float:0:0.95", "q=corpus_q",
-            "quiet=corpus_quiet:bool", "drop=corpus_drop:int", "traj_a", "traj_b")
+            "quiet=corpus_quiet:bool", "drop=corpus_drop:int", "nb=corpus_nb_pos:int", "traj_a", "traj_b")
 
 
 def page():

@@ -140,7 +140,7 @@ def page():
                             format_func=lambda i: f"{i} · {labels[i]}")
     left, right = st.columns([1, 1.6])
     with left:
-        widgets.chart(causal_figures.next_words_bars(res, step), "iv_fig_next")
+        widgets.chart(causal_figures.next_words_bars(res, step, kind=kind), "iv_fig_next")
     with right:
         widgets.chart(causal_figures.intervention_effect(res), "iv_fig_effect")
     widgets.chart(causal_figures.state_change_lines(res), "iv_fig_states")
