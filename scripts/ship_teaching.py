@@ -61,8 +61,9 @@ def main(argv=None) -> int:
         stages, tr = stages + 1, tr["init"].get("its_training")
     card["description"] = ("2-layer LSTM, 384 units, 10,000 words: fiction-lstm fine-tuned"
                            + (f" in {stages} stages" if stages > 1 else "") + " on the same books plus a "
-                           "copy with gendered words and names swapped, so that its prior for he/she and sir/madam is "
-                           "even and the sentence decides (the teaching model)")
+                           "copy with gendered words and names swapped, to move its prior for he/she and sir/madam "
+                           "toward even so that the sentence decides (the teaching model; the Lesson's step 3 shows "
+                           "where the prior ended up)")
     card["training"]["log"] = f"pretrained/training-logs/{out.name}.log"
     if stages > 1:   # the earlier stages' logs, kept beside it (their recipes are in init.its_training)
         card["training"]["earlier_stage_logs"] = [f"pretrained/training-logs/{out.name}-stage{k}.log"
