@@ -183,8 +183,9 @@ def test_corpus_bookmark(indexed):
     at.checkbox(key="corpus_quiet").check().run()
     at.number_input(key="corpus_drop").set_value(1).run()
     at.text_input(key="traj_b").input("Mary loves John .").run()
+    at.pills(key="corpus_nb_pos").set_value(4).run()            # the token whose nearest states are listed
     same_state(at, page, {"corpus_sel": [3, 6], "corpus_thr": 0.3, "corpus_quiet": True,
-                          "corpus_drop": 1, "traj_b": "Mary loves John ."})
+                          "corpus_drop": 1, "traj_b": "Mary loves John .", "corpus_nb_pos": 4})
 
 
 def test_probe_bookmark(env, models_dir):

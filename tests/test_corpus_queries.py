@@ -219,3 +219,15 @@ def test_single_file_corpus(tmp_path, setup):
     f.write_text("Mary loves John. John loves Mary.", encoding="utf-8")
     card = build_index(m, f, tmp_path / "i", progress=False)
     assert [x["path"] for x in card["files"]] == ["one.txt"] and card["tokens"] == len(trace(m, f.read_text()))
+
+
+@pytest.mark.parametrize("thr", [0.3, 0.2, 0.0, -0.0, -0.25, 0.30004883, 0.2998, 1.0, -1.0])
+def test_count_above_on_the_stored_bits_equals_the_values(setup, thr):
+    """match counts the units on by comparing float16 bit patterns (no conversion); the same as v > θ on
+    the values, at representable, unrepresentable, zero and negative thresholds."""
+    _, idx, _ = setup
+    us = list(range(idx.n_units))
+    V = idx.units(LAYER, QTY, us)
+    assert np.array_equal(idx.count_above(LAYER, QTY, us, thr), (V > thr).sum(1))
+    r0 = int(np.argmax((V > thr).sum(1)))
+    assert np.array_equal(idx.units_at(LAYER, QTY, [3, 1], [r0, 0, r0]), V[[r0, 0, r0]][:, [3, 1]].T)

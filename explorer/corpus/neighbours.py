@@ -17,7 +17,7 @@ from ..trace import significant
 from .index import CorpusIndex, IndexProblem
 
 #: rows per block of the search: a float32 block [H, rows] of a few MB, in the cache while it is used
-BLOCK_ROWS = 8192
+BLOCK_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,14 @@ def query_state(model, text: str, position: int, layer: int, quantity: str = "h"
     """(state float32 [H], tokens of the trace, layer number) of `quantity` in `layer` after token
     `position` of trace(model, text). InputError for a position out of range, an unknown layer or
     a quantity the model lacks."""
-    from ..engine import layer_index
+    from ..engine import layer_index, torch_threads
     from ..trace import trace
     try:
         number = layer_index(layer, model.config.layers) + 1
     except (TypeError, ValueError) as e:
         raise InputError(f"layer {layer!r}: {e}") from None
-    tr = trace(model, text)
+    with torch_threads(1):        # a short batch-1 run: a second thread only spins (25x slower under load)
+        tr = trace(model, text)
     T = len(tr)
     if isinstance(position, bool) or not isinstance(position, (int, np.integer)) or not 0 <= position < T:
         raise InputError(f"position {position!r} is outside the text's {T} tokens (0..{T - 1}; 0 is the "
@@ -119,6 +120,7 @@ def scan(index: CorpusIndex, layer: int, quantity: str, q: np.ndarray, top: int,
     qu = torch.from_numpy(q / qn if qn > 0 else q)[None]                    # [1, H]
     N = index.n_tokens
     dots = torch.empty(N)
+    index.populate(layer, quantity)
     from ..engine import torch_threads
     with warnings.catch_warnings(), torch_threads(1):        # one thread: a memory-bound scan
         warnings.simplefilter("ignore", UserWarning)          # a read-only memory map: torch only reads it

@@ -93,10 +93,11 @@ def select(model, text: str, start: int, end: int, layer: int, quantity: str = "
            threshold: float = 0.3, quiet_before: bool = False) -> Selection:
     """The hypothesis of a selection: the units on across tokens [start, end) of trace(model, text), in
     `layer` (1 = the bottom layer, -1 = the top)."""
-    from ..engine import layer_index
+    from ..engine import layer_index, torch_threads
     from ..trace import trace
     index = layer_index(layer, model.config.layers)
-    tr = trace(model, text)
+    with torch_threads(1):        # a short batch-1 run: a second thread only spins (25x slower under load)
+        tr = trace(model, text)
     T = len(tr)
     if not 0 <= start < end <= T:
         raise IndexProblem(f"the selection [{start}, {end}) must lie within the text's {T} tokens "
@@ -137,11 +138,20 @@ def match_units(index: CorpusIndex, layer: int, quantity: str, units, threshold:
     units = [int(u) for u in units]
     if not units:
         return (), 0
-    # unit-major [k, N]: each unit's values are one contiguous row (as the index stores them)
-    Vt = index.units(layer, quantity, units).T if values is None else np.asarray(values, np.float32).T
     k = len(units)
     k_min = k if min_units is None else max(1, min(int(min_units), k))
-    count = (Vt > threshold).sum(0, dtype=np.int32) if k > 1 else (Vt[0] > threshold).astype(np.int32)
+    if values is None:
+        # counted on the stored float16 rows; float32 values only where the answer needs them
+        count = index.count_above(layer, quantity, units, threshold)
+
+        def at(rows):
+            return index.units_at(layer, quantity, units, rows)
+    else:
+        Vt = np.asarray(values, np.float32).T                                 # unit-major [k, N]
+        count = (Vt > threshold).sum(0, dtype=np.int32)
+
+        def at(rows):
+            return Vt[:, rows]
     all_on = count >= k_min
     starts_rows = np.array([f["row_start"] for f in index.files], np.int64)
     a, b = _runs(all_on, starts_rows)
@@ -150,7 +160,7 @@ def match_units(index: CorpusIndex, layer: int, quantity: str, units, threshold:
         first = np.isin(a, starts_rows)
         quiet = np.ones(len(a), bool)
         ok = ~first
-        quiet[ok] = ~(Vt[:, prev[ok]] > threshold).any(0)
+        quiet[ok] = ~(at(prev[ok]) > threshold).any(0)
         a, b = a[quiet], b[quiet]
     total = int(len(a))
     if not total:
@@ -159,7 +169,7 @@ def match_units(index: CorpusIndex, layer: int, quantity: str, units, threshold:
     # score and share from the rows inside the runs only (the runs are disjoint and sorted)
     lens = b - a
     rows = np.repeat(a - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
-    margin = (Vt[:, rows] - threshold).mean(0, dtype=np.float64)          # mean over the units, per row
+    margin = (at(rows) - threshold).mean(0, dtype=np.float64)              # mean over the units, per row
     seg = np.concatenate([[0], np.cumsum(lens)[:-1]])
     score = np.add.reduceat(margin, seg) / lens
     share = np.add.reduceat(count[rows] / k, seg) / lens
@@ -174,7 +184,7 @@ def match_units(index: CorpusIndex, layer: int, quantity: str, units, threshold:
         c0, c1 = max(f0, r0 - context), min(f1, r1 + context)
         out.append(Match(f["path"], r0 - f0, r1 - f0, r0, float(score[o]), int(gap[o]), float(share[o]),
                          tuple(index.texts(c0, c1)), (r0 - c0, r1 - c0),
-                         np.ascontiguousarray(Vt[:, c0:c1])))
+                         np.ascontiguousarray(at(np.arange(c0, c1)))))
     return tuple(out), total
 
 
