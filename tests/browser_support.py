@@ -115,6 +115,21 @@ def fresh_page(browser, width: int, height: int = 1000, timeout: float = 90_000)
         page.close()
 
 
+@contextlib.contextmanager
+def cold_page(browser, width: int, height: int, timeout: float = 90_000):
+    """A page in a fresh context (no cookies, no session storage) with that viewport; `page.errors`
+    collects uncaught script errors. Closed after the block."""
+    ctx = browser.new_context(viewport={"width": width, "height": height})
+    page = ctx.new_page()
+    page.set_default_timeout(timeout)
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    try:
+        yield page
+    finally:
+        ctx.close()
+
+
 class OnTinyCharServer:
     """A base for test classes whose tests run on conftest.py's char_server (the tiny LSTM and a tiny
     character model) rather than on their module's `server`: it overrides `server` and `pg`."""

@@ -104,6 +104,19 @@ def needs_fiction():
                               "(../shared is not part of the repository)")
 
 
+def write_split_corpus(d: Path) -> Path:
+    """A small corpus folder at `d`: five files of random words from TEXT, split by SPLITS.json."""
+    import json
+    import random
+    d.mkdir()
+    rng = random.Random(0)
+    words = TEXT.split()
+    for name in ("a.txt", "b.txt", "c.txt", "v.txt", "t.txt"):
+        paras = [" ".join(rng.choice(words) for _ in range(60)) for _ in range(12)]
+        (d / name).write_text("\n\n".join(paras), encoding="utf-8")
+    (d / "SPLITS.json").write_text(json.dumps({"valid": ["v.txt"], "test": ["t.txt"], "train": "every other"}))
+    return d
+
 def run_cli(argv, capsys):
     """The CLI in-process: (status, stdout, stderr). An uncaught exception (a traceback) fails the test."""
     from explorer.cli import main

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from browser_support import BROWSER_MARKS, ROOT, SHOTS, no_exceptions, running_server
+from browser_support import BROWSER_MARKS, ROOT, SHOTS, cold_page, no_exceptions, running_server
 from explorer.present import lesson as LS
 from explorer.present.demos import CERTAINLY_COMMA, DEMOS
 
@@ -43,13 +43,8 @@ def server(lecture_models, tmp_path_factory):
 @pytest.fixture
 def cold(browser):
     """A fresh context per test: no cookies, no session storage; collects uncaught script errors."""
-    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
-    pg = ctx.new_page()
-    pg.set_default_timeout(T)
-    pg.errors = []
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    yield pg
-    ctx.close()
+    with cold_page(browser, 1440, 1000, T) as pg:
+        yield pg
 
 
 def clean(pg):

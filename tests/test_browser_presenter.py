@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import BROWSER_MARKS, ROOT, no_exceptions, running_server
+from browser_support import BROWSER_MARKS, ROOT, cold_page, no_exceptions, running_server
 
 pytestmark = BROWSER_MARKS
 PRETRAINED = ROOT / "pretrained"
@@ -40,13 +40,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def projector(browser):
-    ctx = browser.new_context(viewport={"width": W, "height": H})
-    pg = ctx.new_page()
-    pg.set_default_timeout(T)
-    pg.errors = []
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    yield pg
-    ctx.close()
+    with cold_page(browser, W, H, T) as pg:
+        yield pg
 
 
 def settle(pg, ms: int = 1500):

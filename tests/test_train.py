@@ -11,22 +11,12 @@ from explorer import CorpusError, load_model
 from explorer.training.data import batchify, bptt_windows, read_corpus
 from explorer.training.train import Interrupted, TrainConfig, train
 
-from conftest import FICTION, ROOT, TEXT, needs_fiction
-
-WORDS = TEXT.split()
+from conftest import FICTION, ROOT, needs_fiction, write_split_corpus
 
 
 @pytest.fixture
 def corpus(tmp_path):
-    d = tmp_path / "corpus"
-    d.mkdir()
-    import random
-    rng = random.Random(0)
-    for name in ("a.txt", "b.txt", "c.txt", "v.txt", "t.txt"):
-        paras = [" ".join(rng.choice(WORDS) for _ in range(60)) for _ in range(12)]
-        (d / name).write_text("\n\n".join(paras), encoding="utf-8")
-    (d / "SPLITS.json").write_text(json.dumps({"valid": ["v.txt"], "test": ["t.txt"], "train": "every other"}))
-    return d
+    return write_split_corpus(tmp_path / "corpus")
 
 
 def cfg(corpus, out, **kw):

@@ -4,7 +4,6 @@ Stop the form comes back as it was with Resume ticked."""
 from __future__ import annotations
 
 import json
-import random
 import signal
 import subprocess
 import sys
@@ -19,21 +18,12 @@ from explorer.training import runner
 from explorer.training.train import TrainConfig, train
 
 from apptest_support import assert_clean, new_app
-from conftest import TEXT
-
-WORDS = TEXT.split()
+from conftest import write_split_corpus
 
 
 @pytest.fixture
 def corpus(tmp_path):
-    d = tmp_path / "corpus"
-    d.mkdir()
-    rng = random.Random(0)
-    for name in ("a.txt", "b.txt", "c.txt", "v.txt", "t.txt"):
-        paras = [" ".join(rng.choice(WORDS) for _ in range(60)) for _ in range(12)]
-        (d / name).write_text("\n\n".join(paras), encoding="utf-8")
-    (d / "SPLITS.json").write_text(json.dumps({"valid": ["v.txt"], "test": ["t.txt"], "train": "every other"}))
-    return d
+    return write_split_corpus(tmp_path / "corpus")
 
 
 class _Clock:

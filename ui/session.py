@@ -57,6 +57,23 @@ class ModelContext:
         return self.model.config.layers
 
 
+def model_defaults(key: str, model_path, values: dict) -> bool:
+    """Set a page's opening values for the model at `model_path`: on the first visit, and on a model change
+    for every field that still holds the previous model's opening value (what the person edited stays).
+    `key` names where the page keeps them (also what its "opening example again" button reads).
+    Returns False when they were set for this model already."""
+    ss = st.session_state
+    prev = ss.get(key)
+    if prev and prev[0] == model_path:
+        return False
+    old = prev[1] if prev else {}
+    for k, v in values.items():
+        if k not in ss or (k in old and ss[k] == old[k]):
+            ss[k] = v
+    ss[key] = (model_path, values)
+    return True
+
+
 def require_model() -> ModelContext:
     """The model chosen in the sidebar; stops the page with a message when there is none."""
     ctx = st.session_state.get("_ctx")

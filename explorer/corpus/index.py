@@ -50,7 +50,7 @@ INDEX/
   states.zarr/     A zarr v3 group. For each layer l of the card (L1 = the bottom layer) and quantity q:
                    L{l}/{q}/values  [N, H] float16, sharded (codec sharding_indexed): shards of S rows x
                                     all H units (S = min(N, 4,194,304) rounded up to R), inner chunks
-                                    of R rows x 1 unit (R = min(N, 65,536)), uncompressed. Every value
+                                    of R rows x 1 unit (R = min(N, 16,384)), uncompressed. Every value
                                     is stored once. Inside a shard file (c/<shard>/0) the inner
                                     chunks lie unit by unit, so a shard is a plain float16 matrix
                                     [H, W] (W = the shard's rows rounded up to R; unit u's column is
@@ -92,7 +92,7 @@ VERSION = 3
 READABLE_VERSIONS = (3,)
 FORMAT_NAME = "rnn-explorer-corpus-index"
 #: rows of an inner chunk (one unit) and at most rows of a shard (all units)
-CHUNK_ROWS = 65536
+CHUNK_ROWS = 16384
 SHARD_ROWS = 1 << 22
 #: steps per block of the batched build, and rows (files side by side) per batch
 SEGMENT_TOKENS = 512

@@ -47,11 +47,7 @@ def _opening(ctx) -> examples.CausalExample:
     new = {"iv_text": ex.clean, "iv_words": ", ".join(ex.follow), "iv_layer": ctx.layers, "iv_quantity": "h",
            "iv_units": ", ".join(map(str, units or (0,))), "iv_op": "set", "iv_value": 0.0,
            "iv_target": word, "iv_versus": versus}
-    old = prev[1] if prev else {}
-    for k, v in new.items():
-        if k not in ss or (k in old and ss[k] == old[k]):
-            ss[k] = v
-    ss["_iv_opening"] = (ctx.path, new)
+    session.model_defaults("_iv_opening", ctx.path, new)
     return ex
 
 

@@ -35,17 +35,9 @@ def _opening(ctx) -> examples.CausalExample:
     pair of the same length in characters and ":" / "," on a character model (issue 22: it got the
     bartender pair, 99 against 97 characters). Set on the first visit, and on a model change for every
     field that still holds the previous model's value."""
-    ss = st.session_state
     ex = examples.causal_example(ctx.model)
-    prev = ss.get("_pt_opening")
-    if prev and prev[0] == ctx.path:
-        return ex
-    new = {"pt_clean": ex.clean, "pt_corrupt": ex.corrupt, "pt_target": ex.word, "pt_versus": ex.versus}
-    old = prev[1] if prev else {}
-    for k, v in new.items():
-        if k not in ss or (k in old and ss[k] == old[k]):
-            ss[k] = v
-    ss["_pt_opening"] = (ctx.path, new)
+    session.model_defaults("_pt_opening", ctx.path, {"pt_clean": ex.clean, "pt_corrupt": ex.corrupt,
+                                                     "pt_target": ex.word, "pt_versus": ex.versus})
     return ex
 
 
