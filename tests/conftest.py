@@ -117,6 +117,29 @@ def write_split_corpus(d: Path) -> Path:
     (d / "SPLITS.json").write_text(json.dumps({"valid": ["v.txt"], "test": ["t.txt"], "train": "every other"}))
     return d
 
+def small_index(tmp_path_factory, models_dir, name: str, segment_tokens: int = 50):
+    """The tiny LSTM, a two-file corpus (TEXT and a quotes paragraph three times) and its index: (model,
+    corpus folder, index folder), for the corpus query tests."""
+    from explorer.bundle import load_model
+    from explorer.corpus.index import build_index
+    m = load_model(models_dir / "tiny-lstm")
+    d = tmp_path_factory.mktemp(f"{name}corpus")
+    (d / "a.txt").write_text(TEXT, encoding="utf-8")
+    (d / "b.txt").write_text('He said "no." She said "yes, sir." The girl and the boy.\n\n' * 3, encoding="utf-8")
+    out = tmp_path_factory.mktemp(f"{name}idx") / "i"
+    build_index(m, d, out, segment_tokens=segment_tokens, progress=False)
+    return m, d, out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for the module: on tiny models more threads only spin-wait on a busy machine."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 def run_cli(argv, capsys):
     """The CLI in-process: (status, stdout, stderr). An uncaught exception (a traceback) fails the test."""
     from explorer.cli import main

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from conftest import TEXT
+from conftest import small_index
 from explorer.cli import main
 from explorer.corpus import queries as Q
-from explorer.corpus.index import build_index, open_index
+from explorer.corpus.index import open_index
 
 distributed = pytest.importorskip("distributed")
 
@@ -18,14 +18,8 @@ distributed = pytest.importorskip("distributed")
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, models_dir):
     import torch
-    from explorer.bundle import load_model
     torch.set_num_threads(1)
-    m = load_model(models_dir / "tiny-lstm")
-    d = tmp_path_factory.mktemp("dcorpus")
-    (d / "a.txt").write_text(TEXT, encoding="utf-8")
-    (d / "b.txt").write_text('He said "no." She said "yes, sir." The girl and the boy.\n\n' * 3, encoding="utf-8")
-    out = tmp_path_factory.mktemp("didx") / "i"
-    build_index(m, d, out, segment_tokens=50, progress=False)
+    m, d, out = small_index(tmp_path_factory, models_dir, "d", 50)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=50) as cluster:
         yield m, open_index(out, m), out, cluster.scheduler_address

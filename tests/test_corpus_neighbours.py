@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from conftest import TEXT
+from conftest import TEXT, small_index
 from explorer.cli import main
 from explorer.corpus import queries as Q
-from explorer.corpus.index import build_index, open_index
+from explorer.corpus.index import open_index
 from explorer.errors import InputError
 from explorer.trace import trace
 
@@ -18,23 +18,13 @@ QUERY = 'She said "yes." He walked into a bar.'
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, models_dir):
-    from explorer.bundle import load_model
-    m = load_model(models_dir / "tiny-lstm")
-    d = tmp_path_factory.mktemp("ncorpus")
-    (d / "a.txt").write_text(TEXT, encoding="utf-8")
-    (d / "b.txt").write_text('He said "no." She said "yes, sir." The girl and the boy.\n\n' * 3, encoding="utf-8")
-    out = tmp_path_factory.mktemp("nidx") / "i"
-    build_index(m, d, out, segment_tokens=50, progress=False)
+    m, d, out = small_index(tmp_path_factory, models_dir, "n", 50)
     idx = open_index(out, m)
     ref = []          # (file, position, word, {layer: {q: values}}) for every corpus token, in row order
     for f in idx.files:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import TEXT
+from conftest import TEXT, small_index
 from explorer.cli import main
 from explorer.corpus import queries as Q
 from explorer.corpus.index import IndexProblem, build_index, open_index
@@ -17,23 +17,13 @@ LAYER, QTY, THR = 2, "h", 0.2          # layer 2: the top layer of the tiny mode
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)       # tiny models: threads only spin-wait on a busy machine
+def one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, models_dir):
-    from explorer.bundle import load_model
-    m = load_model(models_dir / "tiny-lstm")
-    d = tmp_path_factory.mktemp("qcorpus")
-    (d / "a.txt").write_text(TEXT, encoding="utf-8")
-    (d / "b.txt").write_text('He said "no." She said "yes, sir." The girl and the boy.\n\n' * 3, encoding="utf-8")
-    out = tmp_path_factory.mktemp("qidx") / "i"
-    build_index(m, d, out, segment_tokens=64, progress=False)
+    m, d, out = small_index(tmp_path_factory, models_dir, "q", 64)
     idx = open_index(out, m)
     # the brute force reference: each file traced whole, values rounded as the index stores them
     ref = {}
