@@ -63,7 +63,7 @@ def test_intervene_page(pg, server):
     wait_idle(pg)
     no_exceptions(pg)
     before = readout.inner_text()
-    assert re.search(r"c\[[\d, ]+\] set to 0", before) and "P(miss)" in before
+    assert re.search(r"[hc]\[[\d, ]+\] set to 0", before) and "P(miss)" in before
     titles = chart_titles(pg)
     for start in ("What the change does to the next-word predictions", "What the change does to the later states",
                   "Next word after"):
@@ -98,9 +98,14 @@ def test_probe_page(pg, server):
 
 def test_evaluate_page(pg, server):
     pg.goto(server + "/evaluate")
-    pg.get_by_text("The items a model gets wrong").wait_for(timeout=600_000)
+    pg.get_by_text("The items a model gets wrong", exact=True).wait_for(timeout=600_000)
     wait_idle(pg)
     no_exceptions(pg)
+    find = pg.get_by_role("button", name=re.compile("^Find the items"))
+    if find.count():                          # the items are scored when asked for (recorded results show at once)
+        find.click()
+    pg.get_by_role("button", name="Open in Contrast").wait_for(timeout=600_000)
+    wait_idle(pg)
     assert pg.locator('[data-testid="stDataFrame"]').count() >= 2
     pg.get_by_role("button", name="Open in Contrast").wait_for()
     shoot(pg, "evaluate.png")
