@@ -59,11 +59,21 @@ export default function (component) {
   if (data.scroll && S.scrolled !== data.scroll) {
     // the step's content (lecture.anchor) to the top of the screen, once the run that draws it is done
     S.scrolled = data.scroll;
-    let tries = 0;
+    // Charts drawn after the run, and the sidebar folding away, move the layout: the anchor is scrolled
+    // to again a few times over the next 2 s, unless the person scrolls by hand meanwhile.
+    let tries = 0, moved = false;
+    const mine = data.scroll;
+    const byHand = () => { moved = true; };
+    ["wheel", "touchmove", "mousedown"].forEach((e) => document.addEventListener(e, byHand, { once: true, passive: true }));
+    const to = () => {
+      const a = document.querySelector('[data-testid="present-anchor"]');
+      if (!a || moved || S.scrolled !== mine) return;
+      (a.closest('[data-testid="stElementContainer"]') || a).scrollIntoView({ block: "start" });
+    };
     const go = () => {
       const a = document.querySelector('[data-testid="present-anchor"]');
       const busy = document.querySelector('[data-test-script-state]')?.getAttribute('data-test-script-state') === "running";
-      if (a && !busy) { a.closest('[data-testid="stElementContainer"]')?.scrollIntoView({ block: "start" }) || a.scrollIntoView({ block: "start" }); }
+      if (a && !busy) { to(); [300, 800, 1500, 2200].forEach((ms) => setTimeout(to, ms)); }
       else if (++tries < 100) setTimeout(go, 150);
     };
     setTimeout(go, 100);
